@@ -1,0 +1,82 @@
+"""DescribeClusterTaskResult, and the test-only task used by the test suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import select
+
+from openccs.api.context import RequestContext
+from openccs.api.errors import not_found
+from openccs.api.params import Params
+from openccs.api.registry import action
+from openccs.store.models import Task
+from openccs.tasks.runner import StepContext, TaskFailed, create_task, describe, task_type
+
+
+class DescribeClusterTaskResultParams(Params):
+    requestId: int = Field(ge=1)
+
+
+@action("DescribeClusterTaskResult", DescribeClusterTaskResultParams)
+def describe_cluster_task_result(
+    ctx: RequestContext, p: DescribeClusterTaskResultParams
+) -> dict[str, Any]:
+    task = ctx.db.scalars(
+        select(Task).where(Task.id == p.requestId, Task.account_id == ctx.account_id)
+    ).first()
+    if task is None:
+        raise not_found("Task (requestId)", p.requestId)
+    return describe(task)
+
+
+# A task type for the test suite only: five steps that each sleep, count their runs, and may fail.
+def _test_step(index: int) -> Any:
+    def step(ctx: StepContext) -> None:
+        ctx.sleep(float(ctx.params.get("stepSeconds", 0.1)))
+        runs = ctx.state.setdefault("runs", {})
+        runs[str(index)] = runs.get(str(index), 0) + 1
+        if ctx.params.get("failAt") == index:
+            raise TaskFailed(f"step {index} failed as the test asked")
+
+    return step
+
+
+def _test_rollback(ctx: StepContext) -> None:
+    ctx.state["rolledBack"] = True
+
+
+TEST_STEPS = 5
+TEST_TASK = task_type(
+    "test.sleep",
+    [(f"step{i}", _test_step(i)) for i in range(TEST_STEPS)],
+    rollback=_test_rollback,
+)
+
+
+class RunTestTaskParams(Params):
+    stepSeconds: float = Field(default=0.1, ge=0, le=30)
+    failAt: int | None = Field(default=None, ge=0, lt=TEST_STEPS)
+    clusterId: str | None = None
+
+
+@action(
+    "OpenccsRunTestTask",
+    RunTestTaskParams,
+    host="ccs.api.qcloud.com",
+    resources=("clusterId",),
+    test_only=True,
+)
+def run_test_task(ctx: RequestContext, p: RunTestTaskParams) -> dict[str, Any]:
+    task = create_task(
+        ctx.db,
+        ctx.account_id,
+        TEST_TASK.name,
+        {"stepSeconds": p.stepSeconds, "failAt": p.failAt},
+        resource_id=p.clusterId,
+    )
+    runner = ctx.services.tasks
+    task_id = task.id
+    ctx.on_commit(lambda: runner.submit(task_id))
+    return {"requestId": task_id}

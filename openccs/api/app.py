@@ -1,0 +1,236 @@
+"""The HTTP side: `/v2/index.php` (GET and POST) for every host, and an unsigned health check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import fnmatch
+import functools
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from openccs.domain.accounts import Caller, lookup_caller
+from openccs.log import get_logger, log_event, request_id_var
+
+from . import errors
+from .context import RequestContext
+from .errors import ApiError
+from .params import decode_params, validate_params
+from .registry import Action
+from .signature import verify
+
+if TYPE_CHECKING:
+    from openccs.server import Services
+
+log = get_logger("openccs.api")
+
+T = TypeVar("T")
+
+_REQUIRED = ("Action", "SecretId", "Signature", "Timestamp", "Nonce")
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    return {"code": 0, "message": "", "codeDesc": "Success", "data": data}
+
+
+def error_envelope(err: ApiError) -> dict[str, Any]:
+    return {"code": err.code, "message": err.message, "codeDesc": err.code_desc}
+
+
+def _positive_int(params: Mapping[str, str], name: str) -> int:
+    value = params[name]
+    if not value.isdigit() or int(value) <= 0:
+        raise errors.invalid_parameter(name, f"must be a positive integer (got {value!r})")
+    return int(value)
+
+
+def _values_at(data: Any, path: list[str]) -> list[str]:
+    """Every value found at a dotted path, descending into arrays."""
+    if isinstance(data, list):
+        return [v for item in data for v in _values_at(item, path)]
+    if not path:
+        return [] if data is None else [str(data)]
+    if isinstance(data, dict):
+        return _values_at(data.get(path[0]), path[1:])
+    return []
+
+
+def _allowed(patterns: list[str], value: str) -> bool:
+    return any(p == "*" or fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+class Gateway:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.registry = services.registry
+        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="api")
+
+    async def _read(self, request: Request) -> tuple[dict[str, str], str]:
+        method = request.method.upper()
+        if method == "GET":
+            query = request.scope.get("query_string", b"")
+            if len(query) > self.settings.max_get_bytes:
+                raise ApiError(
+                    4000,
+                    "RequestTooLarge",
+                    f"GET query string is {len(query)} bytes; the limit is"
+                    f" {self.settings.max_get_bytes}: send large requests with POST",
+                )
+            raw = query.decode("utf-8", errors="replace")
+        else:
+            limit = self.settings.max_post_bytes
+            declared = request.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise ApiError(
+                    4000, "RequestTooLarge", f"POST body exceeds the limit of {limit} bytes"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        4000, "RequestTooLarge", f"POST body exceeds the limit of {limit} bytes"
+                    )
+                chunks.append(chunk)
+            raw = b"".join(chunks).decode("utf-8", errors="replace")
+        params: dict[str, str] = {}
+        for name, value in parse_qsl(raw, keep_blank_values=True):
+            if name in params:
+                raise errors.invalid_parameter(name, "given more than once")
+            params[name] = value
+        return params, method
+
+    def _authenticate(self, params: dict[str, str], method: str, host: str) -> Caller:
+        """Runs in a worker thread: key lookup, signature, replay memory."""
+        for name in _REQUIRED:
+            if not params.get(name):
+                raise errors.missing_parameter(name)
+        timestamp = _positive_int(params, "Timestamp")
+        _positive_int(params, "Nonce")
+        secret_id = params["SecretId"]
+        with self.services.store.session() as s:
+            caller = lookup_caller(s, self.services.box, secret_id)
+        if caller is None or not caller.key_enabled:
+            raise errors.secret_id_not_found(secret_id)
+        if not verify(caller.secret_key, method, host, params, params["Signature"]):
+            raise errors.signature_failure()
+        if not caller.account_enabled:
+            raise errors.account_disabled()
+        self.services.replay.check(secret_id, params["Nonce"], timestamp)
+        return caller
+
+    def _authorize(self, caller: Caller, action: Action) -> None:
+        if not caller.is_subuser:
+            return
+        if action.owner_only:
+            raise errors.owner_only(action.name)
+        if not _allowed(caller.allowed_actions, action.name):
+            raise errors.action_not_allowed(action.name)
+
+    def _execute(
+        self, request_id: str, caller: Caller, action: Action, params: dict[str, str]
+    ) -> Any:
+        """Runs in a worker thread: validation, authorization, the handler in one transaction."""
+        region = params.get("Region", "")
+        if region and region not in self.settings.region_names():
+            known = ", ".join(sorted(self.settings.region_names()))
+            raise errors.invalid_parameter("Region", f"unknown region {region!r} (known: {known})")
+        self._authorize(caller, action)
+        nested = decode_params(params)
+        parsed = validate_params(action.params, nested)
+        if caller.is_subuser:
+            dumped = parsed.model_dump(by_alias=True)
+            for path in action.resources:
+                for value in _values_at(dumped, path.split(".")):
+                    if not _allowed(caller.allowed_resources, value):
+                        raise errors.resource_not_allowed(value)
+        assert action.handler is not None
+        with self.services.store.session() as s:
+            ctx = RequestContext(
+                request_id=request_id,
+                action=action.name,
+                region=region,
+                caller=caller,
+                db=s,
+                services=self.services,
+            )
+            result = action.handler(ctx, parsed)
+        for fn in ctx.after_commit:
+            fn()
+        return result
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        # Copy the context so the request id follows the work into the thread's log lines.
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, functools.partial(ctx.run, fn, *args)
+        )
+
+    async def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        action_name = "-"
+        account = "-"
+        try:
+            params, method = await self._read(request)
+            action_name = params.get("Action", "-")
+            host = request.headers.get("host", "")
+            caller = await self._in_thread(self._authenticate, params, method, host)
+            account = caller.uin
+            await self.services.replay.persisted()
+            action = self.registry.lookup(
+                params["Action"], include_test=self.settings.enable_test_actions
+            )
+            action_name = action.name
+            data = await self._in_thread(self._execute, request_id, caller, action, params)
+            body = envelope(data if data is not None else {})
+            code = 0
+        except ApiError as err:
+            body = error_envelope(err)
+            code = err.code
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"action": action_name}})
+            internal = errors.internal_error(request_id)
+            body = error_envelope(internal)
+            code = internal.code
+        log_event(
+            log,
+            "request",
+            action=action_name,
+            account=account,
+            code=code,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        request_id_var.reset(token)
+        return Response(
+            json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+            media_type="application/json",
+            headers={"X-Request-Id": request_id},
+        )
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def build_app(services: Services) -> Starlette:
+    gateway = Gateway(services)
+    return Starlette(
+        routes=[
+            Route("/v2/index.php", gateway.handle, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,36 @@
+"""What a handler gets: the caller, the request's transaction, and the server's services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from openccs.domain.accounts import Caller
+
+if TYPE_CHECKING:
+    from openccs.server import Services
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    action: str
+    region: str
+    caller: Caller
+    db: Session
+    services: Services
+    # Run after the request's transaction commits (e.g. hand a new task to the runner).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def account_id(self) -> int:
+        return self.caller.account_id
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self.after_commit.append(fn)
+
+    def extra(self, key: str) -> Any:
+        return self.services.extra[key]

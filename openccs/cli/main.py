@@ -1,0 +1,359 @@
+"""`openccs`: serve, administer accounts and keys, call the API, check the machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from openccs.config import Settings, default_data_dir
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("OPENCCS_DATA_DIR") or default_data_dir())
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        data_dir=_data_dir(args),
+        database_url=getattr(args, "database_url", None) or os.environ.get("OPENCCS_DATABASE_URL"),
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from openccs.log import setup_logging
+    from openccs.server import serve
+
+    setup_logging(args.log_level)
+    settings = _settings(args)
+    settings.http = args.http or None
+    settings.https = args.https or None
+    settings.enable_test_actions = args.enable_test_actions
+    settings.allow_public_plain_http = args.allow_public_http
+    settings.timestamp_window = args.timestamp_window
+    settings.timezone = args.timezone
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
+            return 2
+        settings.tls_cert, settings.tls_key = Path(args.tls_cert), Path(args.tls_key)
+    serve(settings)
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from openccs.server import open_store
+
+    return open_store(_settings(args))
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cols = columns or list(rows[0])
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from openccs.domain import accounts as acc
+    from openccs.store.models import Account
+
+    store, box = _open(args)
+    with store.session() as s:
+        if args.op == "create":
+            a = acc.create_account(s, name=args.name or "")
+            out: dict[str, Any] = {"appId": a.app_id, "uin": a.uin, "name": a.name}
+            if not args.no_key:
+                k = acc.create_key(s, box, a)
+                out.update(secretId=k.secret_id, secretKey=k.secret_key)
+            print(json.dumps(out, indent=2))
+        elif args.op == "ls":
+            rows = [
+                {"appId": a.app_id, "uin": a.uin, "name": a.name, "enabled": a.enabled}
+                for a in s.scalars(select(Account).order_by(Account.id))
+            ]
+            _print_table(rows)
+        elif args.op in ("disable", "enable"):
+            acc.get_account(s, args.account).enabled = args.op == "enable"
+        elif args.op == "quota":
+            a = acc.get_account(s, args.account)
+            if args.name_value:
+                if len(args.name_value) != 2 or not args.name_value[1].lstrip("-").isdigit():
+                    raise acc.AccountError("usage: account quota ACCOUNT [NAME VALUE]")
+                acc.set_quota(s, a.id, args.name_value[0], int(args.name_value[1]))
+            _print_table([{"quota": k, "value": v} for k, v in acc.all_quotas(s, a.id).items()])
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from openccs.domain import accounts as acc
+    from openccs.store.models import ApiKey, SubUser
+
+    store, box = _open(args)
+    with store.session() as s:
+        if args.op == "create":
+            a = acc.get_account(s, args.ref)
+            sub = acc.get_subuser(s, args.subuser) if args.subuser else None
+            if sub is not None and sub.account_id != a.id:
+                raise acc.AccountError(f"sub-account {args.subuser} is not {a.uin}'s")
+            k = acc.create_key(s, box, a, sub)
+            print(json.dumps({"secretId": k.secret_id, "secretKey": k.secret_key}, indent=2))
+        elif args.op == "ls":
+            q = select(ApiKey, SubUser.uin).outerjoin(SubUser, SubUser.id == ApiKey.subuser_id)
+            if args.ref:
+                q = q.where(ApiKey.account_id == acc.get_account(s, args.ref).id)
+            _print_table(
+                [
+                    {
+                        "secretId": k.secret_id,
+                        "account": k.account_id,
+                        "subuser": sub_uin or "",
+                        "enabled": k.enabled,
+                    }
+                    for k, sub_uin in s.execute(q)
+                ]
+            )
+        elif args.op in ("disable", "enable"):
+            acc.set_key_enabled(s, args.ref, args.op == "enable")
+        elif args.op == "delete":
+            acc.delete_key(s, args.ref)
+    return 0
+
+
+def cmd_subuser(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from openccs.domain import accounts as acc
+    from openccs.store.models import SubUser
+
+    store, box = _open(args)
+    with store.session() as s:
+        if args.op == "create":
+            a = acc.get_account(s, args.ref)
+            sub = acc.create_subuser(s, a, args.name or "", args.action, args.resource)
+            out: dict[str, Any] = {"uin": sub.uin, "name": sub.name}
+            if not args.no_key:
+                k = acc.create_key(s, box, a, sub)
+                out.update(secretId=k.secret_id, secretKey=k.secret_key)
+            print(json.dumps(out, indent=2))
+        elif args.op == "ls":
+            q = select(SubUser)
+            if args.ref:
+                q = q.where(SubUser.account_id == acc.get_account(s, args.ref).id)
+            _print_table(
+                [
+                    {
+                        "uin": u.uin,
+                        "name": u.name,
+                        "actions": u.allowed_actions,
+                        "resources": u.allowed_resources,
+                    }
+                    for u in s.scalars(q)
+                ]
+            )
+        elif args.op in ("allow", "revoke"):
+            sub = acc.get_subuser(s, args.ref)
+            actions, resources = list(sub.allowed_actions), list(sub.allowed_resources)
+            for lst, new in ((actions, args.action or []), (resources, args.resource or [])):
+                for item in new:
+                    if args.op == "allow" and item not in lst:
+                        lst.append(item)
+                    elif args.op == "revoke" and item in lst:
+                        lst.remove(item)
+            sub.allowed_actions, sub.allowed_resources = actions, resources
+    return 0
+
+
+def _parse_kv(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"openccs call: expected name=value, got {pair!r}")
+        params[name] = value
+    return params
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from openccs.client import Client
+    from openccs.server import read_endpoints
+
+    data_dir = _data_dir(args)
+    creds: dict[str, Any] = {}
+    cred_path = data_dir / "credentials.json"
+    if cred_path.exists():
+        creds = json.loads(cred_path.read_text())
+    secret_id = args.secret_id or os.environ.get("OPENCCS_SECRET_ID") or creds.get("secretId")
+    secret_key = args.secret_key or os.environ.get("OPENCCS_SECRET_KEY") or creds.get("secretKey")
+    if not secret_id or not secret_key:
+        print("openccs call: no credentials (give --secret-id/--secret-key)", file=sys.stderr)
+        return 2
+    endpoints = read_endpoints(data_dir)
+    endpoint = args.endpoint or endpoints.get("https") or endpoints.get("http")
+    if not endpoint:
+        print(
+            "openccs call: no endpoint (give --endpoint, or start openccs serve)", file=sys.stderr
+        )
+        return 2
+    ca = args.ca or (str(data_dir / "tls" / "ca.pem") if endpoint.startswith("https") else None)
+    client = Client(
+        endpoint,
+        secret_id,
+        secret_key,
+        ca=ca,
+        region=args.region,
+        method=args.method,
+        signature_method=args.signature_method,
+    )
+    result = client.call(args.action, _parse_kv(args.params))
+    if args.wait and result.get("code") == 0:
+        request_id = (result.get("data") or {}).get("requestId")
+        if request_id:
+            return _wait(client, int(request_id))
+    if args.table and result.get("code") == 0:
+        _print_result_table(result.get("data"))
+    else:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0 if result.get("code") == 0 else 1
+
+
+def _wait(client: Any, request_id: int) -> int:
+    """Follow a task until it ends, showing each step as it completes."""
+    shown: set[str] = set()
+    while True:
+        res = client.call("DescribeClusterTaskResult", {"requestId": request_id})
+        if res.get("code") != 0:
+            print(json.dumps(res, indent=2, ensure_ascii=False))
+            return 1
+        data = res["data"]
+        for step in data.get("steps", []):
+            if step["status"] == "done" and step["name"] not in shown:
+                shown.add(step["name"])
+                print(f"  done  {step['name']}", flush=True)
+        if data["status"] != "running":
+            print(f"task {request_id}: {data['status']} {data.get('reason') or ''}".rstrip())
+            return 0 if data["status"] == "succ" else 1
+        time.sleep(0.5)
+
+
+def _print_result_table(data: Any) -> None:
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if lists and all(isinstance(x, dict) for x in lists[0]):
+            _print_table(lists[0])
+            return
+        _print_table([{"field": k, "value": v} for k, v in data.items()])
+    elif isinstance(data, list):
+        _print_table(data)
+    else:
+        print(data)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from openccs.coverage import coverage_markdown
+
+    print(coverage_markdown(), end="")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from openccs.cli.doctor import run_doctor
+
+    return run_doctor()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openccs", description=__doc__)
+    p.add_argument("--data-dir", help="state directory (default: the user's data directory)")
+    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data directory)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the API server")
+    s.add_argument("--http", default="127.0.0.1:7080", help="HOST:PORT, or '' to disable")
+    s.add_argument("--https", default="127.0.0.1:7443", help="HOST:PORT, or '' to disable")
+    s.add_argument("--tls-cert", help="operator's certificate (default: generated from local CA)")
+    s.add_argument("--tls-key", help="operator's private key")
+    s.add_argument("--allow-public-http", action="store_true")
+    s.add_argument("--enable-test-actions", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
+    s.add_argument("--timezone", default="Asia/Shanghai")
+    s.add_argument("--log-level", default="INFO")
+    s.set_defaults(fn=cmd_serve)
+
+    a = sub.add_parser("account", help="accounts and quotas")
+    a.add_argument("op", choices=["create", "ls", "disable", "enable", "quota"])
+    a.add_argument("account", nargs="?", help="appId, uin or name")
+    a.add_argument("name_value", nargs="*", help="with quota: NAME VALUE")
+    a.add_argument("--name")
+    a.add_argument("--no-key", action="store_true", help="create without a key")
+    a.set_defaults(fn=cmd_account)
+
+    k = sub.add_parser("key", help="SecretId/SecretKey pairs")
+    k.add_argument("op", choices=["create", "ls", "disable", "enable", "delete"])
+    k.add_argument("ref", nargs="?", help="account (create, ls) or SecretId")
+    k.add_argument("--subuser", help="with create: the key is this sub-account's")
+    k.set_defaults(fn=cmd_key)
+
+    u = sub.add_parser("subuser", help="sub-accounts and their allow-lists")
+    u.add_argument("op", choices=["create", "ls", "allow", "revoke"])
+    u.add_argument("ref", nargs="?", help="account (create, ls) or sub-account uin/name")
+    u.add_argument("--name")
+    u.add_argument("--action", action="append", help="allowed action (repeat; * for all)")
+    u.add_argument("--resource", action="append", help="allowed resource id or pattern (cls-*)")
+    u.add_argument("--no-key", action="store_true")
+    u.set_defaults(fn=cmd_subuser)
+
+    c = sub.add_parser("call", help="call an action: openccs call ACTION name=value ...")
+    c.add_argument("action")
+    c.add_argument("params", nargs="*")
+    c.add_argument("--endpoint", help="default: the running server of the data directory")
+    c.add_argument("--secret-id")
+    c.add_argument("--secret-key")
+    c.add_argument("--ca", help="CA bundle (default: the data directory's CA)")
+    c.add_argument("--region", default="gz")
+    c.add_argument("--method", default="POST", choices=["GET", "POST"])
+    c.add_argument("--signature-method", default="HmacSHA256", choices=["HmacSHA1", "HmacSHA256"])
+    c.add_argument("--table", action="store_true", help="print data as a table")
+    c.add_argument("--wait", action="store_true", help="follow the returned requestId")
+    c.set_defaults(fn=cmd_call)
+
+    d = sub.add_parser("doctor", help="check this machine for what openccs needs")
+    d.set_defaults(fn=cmd_doctor)
+
+    v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
+    v.set_defaults(fn=cmd_coverage)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from openccs.domain.accounts import AccountError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except AccountError as exc:
+        print(f"openccs: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Server settings: where state lives, what it listens on, and the limits it enforces."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """The user's data directory: /var/lib/openccs for root, XDG data home otherwise."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/openccs")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "openccs"
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    alias: str
+    region_id: int
+
+
+# Quotas with the API document's defaults; an operator can change them per account.
+DEFAULT_QUOTAS: dict[str, int] = {
+    "clusters": 5,
+    "nodesPerCluster": 20,
+    "goodsNum": 100,
+    "ccrNamespaces": 10,
+    "ccrRepositories": 100,
+    "ccrTagsPerRepository": 100,
+    "ccrTriggers": 10,
+}
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    http: str | None = "127.0.0.1:7080"
+    https: str | None = "127.0.0.1:7443"
+    database_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    # The document: "Timestamp must not differ from the server's clock by more than 2 hours".
+    timestamp_window: int = 7200
+    # Nonces remembered per SecretId before the oldest are folded into a timestamp floor.
+    nonce_memory_per_key: int = 500_000
+    max_get_bytes: int = 32 * 1024
+    max_post_bytes: int = 1024 * 1024
+    enable_test_actions: bool = False
+    task_workers: int = 8
+    regions: tuple[Region, ...] = (Region("ap-guangzhou", "gz", 1),)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_public_plain_http: bool = False
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'openccs.db'}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    def region_names(self) -> set[str]:
+        names: set[str] = set()
+        for r in self.regions:
+            names.update({r.name, r.alias})
+        return names
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)

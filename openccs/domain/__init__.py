@@ -1,0 +1,1 @@
+"""Models and rules per concept: no HTTP, no docker."""

@@ -1,0 +1,55 @@
+"""Structured logging: one event per line as key=value pairs, with the request id attached."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def _fmt_value(value: Any) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' ="\n'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+class KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        parts = [
+            f"ts={_fmt_value(ts)}",
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"request_id={getattr(record, 'request_id', None) or request_id_var.get()}",
+            f"event={_fmt_value(record.getMessage())}",
+        ]
+        fields = getattr(record, "fields", None)
+        if fields:
+            parts.extend(f"{k}={_fmt_value(v)}" for k, v in fields.items())
+        if record.exc_info:
+            parts.append(f"exc={_fmt_value(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(event, extra={"fields": fields})

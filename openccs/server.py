@@ -1,0 +1,200 @@
+"""`openccs serve`: state, tasks and the API listeners in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlalchemy import select
+
+from openccs import timeutil
+from openccs.api.app import build_app
+from openccs.api.registry import Registry, finalize
+from openccs.api.replay import ReplayGuard
+from openccs.config import Settings, parse_hostport
+from openccs.crypto import SecretBox
+from openccs.domain import accounts
+from openccs.log import get_logger, log_event
+from openccs.store.db import Store
+from openccs.store.models import Account
+from openccs.tasks.runner import TaskRunner
+from openccs.tls import ensure_server_certificate
+
+log = get_logger("openccs.server")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    box: SecretBox
+    registry: Registry
+    replay: ReplayGuard
+    tasks: TaskRunner
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_store(settings: Settings) -> tuple[Store, SecretBox]:
+    """The database (migrated) and the secret box of a data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    store = Store(settings.db_url)
+    store.migrate()
+    return store, SecretBox.from_data_dir(settings.data_dir)
+
+
+def ensure_default_account(settings: Settings, store: Store, box: SecretBox) -> dict[str, Any]:
+    """First start: create the default account and a key, and write them to credentials.json."""
+    path = settings.data_dir / "credentials.json"
+    with store.session() as s:
+        existing = s.scalars(select(Account).order_by(Account.id)).first()
+        if existing is not None and path.exists():
+            creds: dict[str, Any] = json.loads(path.read_text())
+            return creds
+        account = existing or accounts.create_account(s, name="default")
+        key = accounts.create_key(s, box, account)
+        creds = {
+            "appId": account.app_id,
+            "uin": account.uin,
+            "secretId": key.secret_id,
+            "secretKey": key.secret_key,
+        }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(creds, f, indent=2)
+    print(
+        f"openccs: default account appId={creds['appId']} uin={creds['uin']}\n"
+        f"openccs:   SecretId  {creds['secretId']}\n"
+        f"openccs:   SecretKey {creds['secretKey']}\n"
+        f"openccs:   (kept in {path}, readable by root only)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return creds
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(uvicorn.Server):
+    # Signals are handled once for both listeners by `serve`.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def build_services(settings: Settings) -> Services:
+    timeutil.set_timezone(settings.timezone)
+    store, box = open_store(settings)
+    registry = finalize()
+    replay = ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key)
+    replay.load()
+    runner = TaskRunner(store, workers=settings.task_workers)
+    services = Services(settings, store, box, registry, replay, runner)
+    runner.services["services"] = services
+    return services
+
+
+async def _serve(settings: Settings) -> None:
+    if settings.http:
+        host, _ = parse_hostport(settings.http)
+        if not _is_loopback(host) and not settings.allow_public_plain_http:
+            raise SystemExit(
+                f"openccs: refusing plain HTTP on non-loopback address {host}:"
+                " use --https, or --allow-public-http if you really mean it"
+            )
+    services = build_services(settings)
+    ensure_default_account(settings, services.store, services.box)
+    app = build_app(services)
+    servers: list[uvicorn.Server] = []
+    endpoints: dict[str, str] = {}
+    if settings.https:
+        host, port = parse_hostport(settings.https)
+        if settings.tls_cert and settings.tls_key:
+            cert, key = settings.tls_cert, settings.tls_key
+        else:
+            cert, key = ensure_server_certificate(settings.tls_dir, [host])
+        cfg = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        servers.append(_Server(cfg))
+        endpoints["https"] = f"https://{settings.https}"
+        print(f"openccs: CA certificate {settings.tls_dir / 'ca.pem'}", file=sys.stderr)
+    if settings.http:
+        host, port = parse_hostport(settings.http)
+        cfg = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        servers.append(_Server(cfg))
+        endpoints["http"] = f"http://{settings.http}"
+    if not servers:
+        raise SystemExit("openccs: give at least one of --http and --https")
+
+    loop = asyncio.get_running_loop()
+
+    def stop(*_: object) -> None:
+        for srv in servers:
+            srv.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+    writer = asyncio.create_task(services.replay.run_writer())
+    services.tasks.resume()
+    (settings.data_dir / "server.json").write_text(json.dumps(endpoints))
+    log_event(log, "serving", data_dir=str(settings.data_dir), **endpoints)
+    try:
+        await asyncio.gather(*(srv.serve() for srv in servers))
+    finally:
+        log_event(log, "shutting down")
+        await asyncio.to_thread(services.tasks.stop)
+        await services.replay.persisted()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        services.store.dispose()
+        log_event(log, "stopped")
+
+
+def serve(settings: Settings) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(_serve(settings))
+    except ImportError:
+        asyncio.run(_serve(settings))
+
+
+def read_endpoints(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "server.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,1 @@
+"""The state store: SQLAlchemy tables, engine set-up and Alembic migrations."""

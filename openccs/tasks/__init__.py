@@ -1,0 +1,1 @@
+"""Durable tasks: long operations as rows with steps, resumed after a restart."""

@@ -1,0 +1,26 @@
+"""Times as the API shows them: `YYYY-MM-DD HH:MM:SS` in the configured time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+_zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
+
+
+def set_timezone(name: str) -> None:
+    global _zone
+    _zone = ZoneInfo(name)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def fmt_time(value: datetime | None) -> str:
+    """Format a naive-UTC database time for the API."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(_zone).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,131 @@
+"""TLS material: a local CA and a server certificate generated into the data directory."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+API_HOSTS = (
+    "ccs.api.qcloud.com",
+    "ccr.api.qcloud.com",
+    "monitor.api.qcloud.com",
+    "vpc.api.qcloud.com",
+)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_pem, ca_key = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
+    if ca_pem.exists() and ca_key.exists():
+        return ca_pem, ca_key
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openccs local CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(ca_key, _key_pem(key))
+    ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return ca_pem, ca_key
+
+
+def issue_certificate(
+    tls_dir: Path, name: str, dns_names: list[str], ips: list[str]
+) -> tuple[Path, Path]:
+    """A server certificate signed by the local CA, for the given names and addresses."""
+    ca_pem, ca_key_path = ensure_ca(tls_dir)
+    ca_cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = tls_dir / f"{name}.pem", tls_dir / f"{name}-key.pem"
+    _write_private(key_path, _key_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_pem.read_bytes())
+    return cert_path, key_path
+
+
+def ensure_server_certificate(tls_dir: Path, extra_hosts: list[str]) -> tuple[Path, Path]:
+    """The API's certificate: loopback, the API host names, and any listen address given."""
+    dns = ["localhost", *API_HOSTS]
+    ips = ["127.0.0.1", "::1"]
+    for h in extra_hosts:
+        try:
+            ipaddress.ip_address(h)
+        except ValueError:
+            if h not in dns:
+                dns.append(h)
+        else:
+            if h not in ips and h not in ("0.0.0.0", "::"):
+                ips.append(h)
+    wanted = ",".join(sorted(dns + ips))
+    marker = tls_dir / "server.names"
+    cert, key = tls_dir / "server.pem", tls_dir / "server-key.pem"
+    if cert.exists() and key.exists() and marker.exists() and marker.read_text() == wanted:
+        return cert, key
+    cert, key = issue_certificate(tls_dir, "server", dns, ips)
+    marker.write_text(wanted)
+    return cert, key

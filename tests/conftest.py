@@ -1,0 +1,244 @@
+"""Shared fixtures: real openccs servers (SQLite and PostgreSQL) started as child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from openccs.client import Client, signed_params
+from openccs.store.db import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENCCS = [sys.executable, "-m", "openccs.cli.main"]
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_url_or_skip() -> str:
+    url = os.environ.get("OPENCCS_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("OPENCCS_TEST_PG_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("no PostgreSQL (set OPENCCS_TEST_PG_URL; scripts/dev test does)")
+    return url
+
+
+def new_pg_database() -> str:
+    """A fresh, empty database on the test PostgreSQL server."""
+    base = pg_url_or_skip()
+    name = "openccs_t_" + uuid.uuid4().hex[:12]
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def database_url(backend: str, data_dir: Path) -> str | None:
+    return new_pg_database() if backend == "postgresql" else None
+
+
+@dataclass
+class Account:
+    app_id: int
+    uin: str
+    secret_id: str
+    secret_key: str
+
+
+@dataclass
+class Server:
+    """A real `openccs serve` process with its own data directory."""
+
+    data_dir: Path
+    db_url: str | None
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.db_url else "sqlite"
+
+    def _base_args(self) -> list[str]:
+        args = [*OPENCCS, "--data-dir", str(self.data_dir)]
+        if self.db_url:
+            args += ["--database-url", self.db_url]
+        return args
+
+    def start(self, timeout: float = 30) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open by the child)
+        self.proc = subprocess.Popen(
+            [
+                *self._base_args(),
+                "serve",
+                "--http",
+                f"127.0.0.1:{self.http_port}",
+                "--https",
+                f"127.0.0.1:{self.https_port}",
+                "--enable-test-actions",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"openccs exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"openccs did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def default(self) -> Account:
+        c = json.loads((self.data_dir / "credentials.json").read_text())
+        return Account(c["appId"], c["uin"], c["secretId"], c["secretKey"])
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [*self._base_args(), *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        )
+        if check and r.returncode != 0:
+            raise AssertionError(f"openccs {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def new_account(self) -> Account:
+        out = json.loads(self.cli("account", "create").stdout)
+        return Account(out["appId"], out["uin"], out["secretId"], out["secretKey"])
+
+    def client(self, account: Account | None = None, **kw: Any) -> Client:
+        a = account or self.default
+        return Client(self.http_url, a.secret_id, a.secret_key, **kw)
+
+    def raw(
+        self,
+        params: dict[str, str],
+        method: str = "POST",
+        host: str | None = None,
+    ) -> dict[str, Any]:
+        """Send already-built parameters (signed or not) and return the JSON answer."""
+        url = f"{self.http_url}/v2/index.php"
+        headers = {"Host": host} if host else {}
+        if method == "GET":
+            r = httpx.get(url, params=params, headers=headers, timeout=30)
+        else:
+            r = httpx.post(url, data=params, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    def signed(
+        self,
+        action: str,
+        params: dict[str, Any] | None = None,
+        account: Account | None = None,
+        **kw: Any,
+    ) -> dict[str, str]:
+        a = account or self.default
+        return signed_params(
+            action, params or {}, a.secret_id, a.secret_key, f"127.0.0.1:{self.http_port}", **kw
+        )
+
+    def wait_task(self, request_id: int, account: Account | None = None, timeout: float = 60):
+        c = self.client(account)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            res = c.call("DescribeClusterTaskResult", {"requestId": request_id})
+            assert res["code"] == 0, res
+            if res["data"]["status"] != "running":
+                return res["data"]
+            time.sleep(0.2)
+        raise AssertionError(f"task {request_id} still running after {timeout} s")
+
+
+def _make_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Server:
+    base = tmp_path_factory.mktemp("openccs")
+    data_dir = base / "data"
+    return Server(data_dir=data_dir, db_url=database_url(backend, data_dir))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One running server per backend, shared by the tests that do not restart it."""
+    srv = _make_server(tmp_path_factory, request.param)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def own_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server of the test's own, for tests that stop, kill or restart it."""
+    srv = _make_server(tmp_path_factory, request.param)
+    srv.start()
+    yield srv
+    if srv.proc is not None and srv.proc.poll() is None:
+        srv.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty state store on each backend."""
+    url = new_pg_database() if request.param == "postgresql" else f"sqlite:///{tmp_path}/t.db"
+    st = Store(url)
+    st.migrate()
+    yield st
+    st.dispose()
