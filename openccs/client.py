@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -74,7 +75,8 @@ class Client:
         self.region = region
         self.method = method.upper()
         self.signature_method = signature_method
-        self.http = httpx.Client(verify=ca if ca else True, timeout=timeout)
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.http = httpx.Client(verify=verify, timeout=timeout)
 
     def call(self, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         p = signed_params(

@@ -1,0 +1,667 @@
+"""Gateway benchmark: signed API requests against the unsigned health endpoint.
+
+What it measures, in one invocation against one `openccs serve` child process (plain HTTP on
+loopback, SQLite in a temporary data directory, default INFO logging to a file):
+
+* `DescribeClusterTaskResult` (a cheap read of a task created first with `OpenccsRunTestTask`)
+  sent as signed GET requests (HmacSHA256, every request with its own Nonce), and
+* `GET /healthz` (unsigned, no database) as the baseline,
+
+at 1, 8 and 32 concurrent keep-alive connections, each after a short warm-up, for a fixed
+duration. The load generator is `wrk` (installed with apt-get when missing) driven by
+`bench/wrk_paths.lua`, which replays pre-signed request paths (no path is sent twice) and
+counts answers that are not HTTP 200 with `{"code":0` (or `{"status":"ok"` for the health
+check). A few separately signed requests are checked with httpx before each measured run.
+
+It reports requests per second, p50 and p99 latency, errors, the server's CPU use, the ratio
+signed/baseline throughput at each concurrency, and PASS/FAIL for the targets (at 32
+clients: >= 1,000 signed req/s with p99 < 50 ms, and signed >= 0.7 x baseline). The exit
+code does not depend on the figures. Unless `--no-write` is given it replaces its own section
+of `bench/RESULTS.md` (other sections are kept).
+
+Run: `.venv/bin/python bench/gateway.py` (see `--help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+from openccs.client import signed_params
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+LUA_SCRIPT = BENCH_DIR / "wrk_paths.lua"
+RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+SECTION_TITLE = "## Gateway: signed requests vs unsigned health endpoint"
+OPENCCS = REPO / ".venv" / "bin" / "openccs"
+
+API_PATH = "/v2/index.php"
+HEALTH_PATH = "/healthz"
+SIGNED_ACTION = "DescribeClusterTaskResult"
+SIGNED_OK = '{"code":0'
+HEALTH_OK = '{"status":"ok"'
+
+# Targets, at the highest concurrency.
+TARGET_CLIENTS = 32
+TARGET_RPS = 1000.0
+TARGET_P99_MS = 50.0
+TARGET_RATIO = 0.7
+
+# The server remembers this many nonces per SecretId; past it, the oldest timestamps become a
+# floor that would refuse the benchmark's own pre-signed requests.
+SERVER_NONCE_MEMORY = 500_000
+
+
+@dataclass
+class RunResult:
+    endpoint: str  # "signed" or "baseline"
+    clients: int
+    threads: int
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    socket_errors: int
+    status_errors: int
+    bad_answers: int
+    exhausted: int
+    precheck_failures: int
+    server_cpu: float  # cores used by the server process on average
+    wrk_cpu: float  # cores used by wrk on average
+    first_bad: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        return (
+            self.socket_errors
+            + self.status_errors
+            + self.bad_answers
+            + self.exhausted
+            + self.precheck_failures
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+
+
+def ensure_wrk() -> str:
+    """The wrk binary, installed from Debian's packages when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("bench: wrk not found, installing it with apt-get", file=sys.stderr)
+    install = ["apt-get", "install", "-y", "wrk"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("bench: wrk is still missing after apt-get install")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def machine_info(wrk: str) -> dict[str, str]:
+    cpuinfo = _read_text("/proc/cpuinfo")
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    meminfo = _read_text("/proc/meminfo")
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.M)
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    version_line = (wrk_version.stdout or wrk_version.stderr).strip().splitlines()
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu model": model.group(1).strip() if model else "unknown",
+        "memory": f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "unknown",
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "wrk": version_line[0].split(" [")[0] if version_line else "unknown",
+    }
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout
+        return out.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--", "openccs"):
+        commit += " (with uncommitted changes in openccs/)"
+    return commit
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+class Server:
+    """`openccs serve` as a child process on a free loopback port, in a temporary data dir."""
+
+    def __init__(self, workdir: Path, log_level: str) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.host}"
+        self.log_path = workdir / "server.log"
+        self.command = [
+            str(OPENCCS),
+            "--data-dir",
+            str(self.data_dir),
+            "serve",
+            "--http",
+            self.host,
+            "--https",
+            "",
+            "--enable-test-actions",
+            "--log-level",
+            log_level,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.credentials: dict[str, str] = {}
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + HEALTH_PATH, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not healthy after {timeout} s: {self.log_tail()}")
+            time.sleep(0.1)
+        creds = json.loads((self.data_dir / "credentials.json").read_text())
+        self.credentials = {k: str(v) for k, v in creds.items()}
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process (all its threads)."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print("bench: server ignored SIGTERM for 30 s, killing it", file=sys.stderr)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def running_server(log_level: str) -> Iterator[Server]:
+    workdir = Path(tempfile.mkdtemp(prefix="openccs-bench-"))
+    server = Server(workdir, log_level)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed requests
+
+
+class Signer:
+    """Pre-signed GET paths; nonces come from one counter, so no two paths share one."""
+
+    def __init__(self, server: Server) -> None:
+        self.secret_id = server.credentials["secretId"]
+        self.secret_key = server.credentials["secretKey"]
+        self.host = server.host
+        self.params: dict[str, str] = {}
+        self.next_nonce = int.from_bytes(os.urandom(4)) + 1
+        self.issued = 0
+
+    def path(self, action: str = SIGNED_ACTION, params: dict[str, str] | None = None) -> str:
+        signed = signed_params(
+            action,
+            self.params if params is None else params,
+            self.secret_id,
+            self.secret_key,
+            self.host,
+            method="GET",
+            region="gz",
+            signature_method="HmacSHA256",
+            nonce=self.next_nonce,
+        )
+        self.next_nonce += 1
+        self.issued += 1
+        return API_PATH + "?" + urlencode(signed)
+
+    def paths(self, count: int) -> list[str]:
+        return [self.path() for _ in range(count)]
+
+
+def create_task(server: Server, signer: Signer) -> int:
+    """The task DescribeClusterTaskResult will read."""
+    url = server.base_url + signer.path("OpenccsRunTestTask", {"stepSeconds": "0"})
+    answer = httpx.get(url, timeout=30).json()
+    if answer.get("code") != 0:
+        raise RuntimeError(f"OpenccsRunTestTask failed: {answer}")
+    return int(answer["data"]["requestId"])
+
+
+def precheck(client: httpx.Client, server: Server, paths: Sequence[str], expect: str) -> int:
+    """Send a few requests like the run's own; the number that did not answer as expected."""
+    failures = 0
+    for path in paths:
+        resp = client.get(server.base_url + path)
+        if resp.status_code != 200 or not resp.text.startswith(expect):
+            failures += 1
+            print(f"bench: precheck failed: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
+    return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+
+
+def write_path_files(prefix: Path, paths: Sequence[str], threads: int) -> None:
+    """Thread i of wrk reads PREFIX.i: every thread gets its own disjoint slice."""
+    for i in range(threads):
+        chunk = paths[i::threads]
+        if not chunk:
+            raise ValueError(f"{len(paths)} paths cannot feed {threads} wrk threads")
+        prefix.with_name(f"{prefix.name}.{i}").write_text("\n".join(chunk) + "\n")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(
+    wrk: str,
+    server: Server,
+    prefix: Path,
+    expect: str,
+    cycle: bool,
+    clients: int,
+    duration: float,
+    timeout: float,
+) -> tuple[dict[str, float], str, float, float]:
+    """One wrk run: its figures, the first bad answer, server and wrk CPU (cores)."""
+    threads = min(2, clients)
+    cmd = [
+        wrk,
+        f"--threads={threads}",
+        f"--connections={clients}",
+        f"--duration={max(1, round(duration))}s",
+        f"--timeout={max(1, round(timeout))}s",
+        f"--script={LUA_SCRIPT}",
+        server.base_url + "/",
+        "--",
+        str(prefix),
+        expect,
+        "1" if cycle else "0",
+    ]
+    server_cpu0, wrk_cpu0, t0 = server.cpu_seconds(), _children_cpu(), time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=duration + 120)
+    elapsed = time.monotonic() - t0
+    server_cpu = (server.cpu_seconds() - server_cpu0) / elapsed
+    wrk_cpu = (_children_cpu() - wrk_cpu0) / elapsed
+    result: dict[str, float] | None = None
+    first_bad = ""
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            result = json.loads(line.removeprefix("BENCH_RESULT "))
+        elif line.startswith("BENCH_FIRST_BAD "):
+            first_bad = line.removeprefix("BENCH_FIRST_BAD ")
+    if proc.returncode != 0 or result is None:
+        raise RuntimeError(
+            f"wrk failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return result, first_bad, server_cpu, wrk_cpu
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+
+
+@dataclass
+class Options:
+    clients: list[int]
+    duration: float
+    warmup: float
+    timeout: float
+    log_level: str
+    write: bool
+
+
+class Bench:
+    def __init__(self, wrk: str, server: Server, signer: Signer, opts: Options) -> None:
+        self.wrk = wrk
+        self.server = server
+        self.signer = signer
+        self.opts = opts
+        self.files = server.workdir / "paths"
+        self.files.mkdir()
+        self.http = httpx.Client(timeout=opts.timeout)
+        # Signed requests the next warm-up may need: a generous guess, then measured rates.
+        self.signed_rate_guess = 5000.0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _wrk(
+        self, name: str, paths: list[str], expect: str, cycle: bool, clients: int, secs: float
+    ) -> tuple[dict[str, float], str, float, float]:
+        prefix = self.files / name
+        threads = min(2, clients)
+        write_path_files(prefix, paths, threads)
+        try:
+            return run_wrk(
+                self.wrk, self.server, prefix, expect, cycle, clients, secs, self.opts.timeout
+            )
+        finally:
+            for i in range(threads):
+                prefix.with_name(f"{prefix.name}.{i}").unlink(missing_ok=True)
+
+    def _signed_count(self, rate: float, secs: float) -> int:
+        return math.ceil(rate * secs * 1.5) + 2000
+
+    def measure(self, endpoint: str, clients: int) -> RunResult:
+        signed = endpoint == "signed"
+        expect = SIGNED_OK if signed else HEALTH_OK
+        tag = f"{endpoint}-c{clients}"
+
+        # Warm-up (its figures are discarded, except the signed rate, to size the next list).
+        if signed:
+            warm_paths = self.signer.paths(
+                self._signed_count(self.signed_rate_guess, self.opts.warmup)
+            )
+        else:
+            warm_paths = [HEALTH_PATH] * min(2, clients)
+        warm, _, _, _ = self._wrk(
+            tag + "-warmup", warm_paths, expect, not signed, clients, self.opts.warmup
+        )
+        warm_rate = warm["requests"] / (warm["duration_us"] / 1e6)
+
+        if signed:
+            paths = self.signer.paths(self._signed_count(warm_rate, self.opts.duration))
+            check = [self.signer.path() for _ in range(3)]
+        else:
+            paths = [HEALTH_PATH] * min(2, clients)
+            check = [HEALTH_PATH] * 3
+        failures = precheck(self.http, self.server, check, expect)
+        res, first_bad, server_cpu, wrk_cpu = self._wrk(
+            tag, paths, expect, not signed, clients, self.opts.duration
+        )
+        result = RunResult(
+            endpoint=endpoint,
+            clients=clients,
+            threads=min(2, clients),
+            requests=int(res["requests"]),
+            duration_s=res["duration_us"] / 1e6,
+            p50_ms=res["p50_us"] / 1000,
+            p90_ms=res["p90_us"] / 1000,
+            p99_ms=res["p99_us"] / 1000,
+            max_ms=res["max_us"] / 1000,
+            socket_errors=int(res["connect"] + res["read"] + res["write"] + res["timeout"]),
+            status_errors=int(res["status"]),
+            bad_answers=int(res["bad"]),
+            exhausted=int(res["exhausted"]),
+            precheck_failures=failures,
+            server_cpu=server_cpu,
+            wrk_cpu=wrk_cpu,
+            first_bad=first_bad,
+        )
+        if signed:
+            self.signed_rate_guess = max(result.rps, warm_rate) * 2
+        print(
+            f"bench: {endpoint:8} clients={clients:<3} {result.rps:9.1f} req/s"
+            f"  p50={result.p50_ms:7.2f} ms  p99={result.p99_ms:7.2f} ms"
+            f"  errors={result.errors}  server cpu={result.server_cpu:.2f}"
+            f"  wrk cpu={result.wrk_cpu:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if first_bad:
+            print(f"bench:   first bad answer: {first_bad}", file=sys.stderr)
+        return result
+
+    def run(self) -> list[RunResult]:
+        results: list[RunResult] = []
+        for clients in self.opts.clients:
+            results.append(self.measure("baseline", clients))
+            results.append(self.measure("signed", clients))
+        return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _find(results: Sequence[RunResult], endpoint: str, clients: int) -> RunResult | None:
+    return next((r for r in results if r.endpoint == endpoint and r.clients == clients), None)
+
+
+def targets(results: Sequence[RunResult]) -> list[tuple[str, bool | None, str]]:
+    """(target, passed or None when not measured, the figures)."""
+    signed = _find(results, "signed", TARGET_CLIENTS)
+    base = _find(results, "baseline", TARGET_CLIENTS)
+    out: list[tuple[str, bool | None, str]] = []
+    name = f">= {TARGET_RPS:,.0f} signed req/s at {TARGET_CLIENTS} clients"
+    if signed:
+        out.append((name, signed.rps >= TARGET_RPS, f"{signed.rps:,.0f} req/s"))
+    else:
+        out.append((name, None, "not measured"))
+    name = f"signed p99 < {TARGET_P99_MS:.0f} ms at {TARGET_CLIENTS} clients"
+    if signed:
+        out.append((name, signed.p99_ms < TARGET_P99_MS, f"p99 {signed.p99_ms:.1f} ms"))
+    else:
+        out.append((name, None, "not measured"))
+    name = f"signed >= {TARGET_RATIO} x baseline throughput at {TARGET_CLIENTS} clients"
+    if signed and base and base.rps > 0:
+        ratio = signed.rps / base.rps
+        out.append((name, ratio >= TARGET_RATIO, f"ratio {ratio:.2f}"))
+    else:
+        out.append((name, None, "not measured"))
+    return out
+
+
+def _verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def section_title(log_level: str) -> str:
+    if log_level.upper() == "INFO":
+        return SECTION_TITLE
+    return f"{SECTION_TITLE} (server log level {log_level.upper()})"
+
+
+def render(
+    results: Sequence[RunResult],
+    opts: Options,
+    machine: dict[str, str],
+    commit: str,
+    server: Server,
+    started: datetime.datetime,
+    nonces: int,
+) -> str:
+    invalid = [r for r in results if r.errors]
+    server_cmd = shlex.join(
+        [".venv/bin/openccs", "--data-dir", "TMPDIR", *server.command[3:]]
+    ).replace(server.host, "127.0.0.1:PORT")
+    lines = [
+        section_title(opts.log_level),
+        "",
+        "Written by `bench/gateway.py`, which replaces this section on every run and keeps the"
+        " other sections of this file.",
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- openccs commit: {commit}",
+        f"- machine: {machine['cpus']} CPUs ({machine['cpu model']}), {machine['memory']} RAM,"
+        f" {machine['kernel']}, Python {machine['python']}, {machine['wrk']}",
+        f"- command: `{shlex.join(['.venv/bin/python', 'bench/gateway.py', *sys.argv[1:]])}`",
+        f"- server: `{server_cmd}` (one process for the whole run; SQLite; logs to a file)",
+        f"- load: wrk with keep-alive, threads = min(2, clients), {opts.warmup:g} s warm-up then"
+        f" {opts.duration:g} s measured per row; every signed request a distinct pre-signed GET"
+        f" ({nonces:,} signed in all, HmacSHA256)",
+        f"- signed: `{SIGNED_ACTION}` of a finished `OpenccsRunTestTask`;"
+        " baseline: unsigned `GET /healthz`",
+        "",
+        "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | server CPU | wrk CPU |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.clients} | {r.endpoint} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f}"
+            f" | {r.max_ms:.1f} | {r.errors} | {r.server_cpu:.2f} | {r.wrk_cpu:.2f} |"
+        )
+    lines += [
+        "",
+        "CPU columns are cores in use on average (the machine has"
+        f" {machine['cpus']}). Errors count socket errors, non-200 statuses, answers without"
+        f" `{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline), and failed pre-checks.",
+        "",
+        "| clients | signed req/s | baseline req/s | signed / baseline |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for clients in opts.clients:
+        s, b = _find(results, "signed", clients), _find(results, "baseline", clients)
+        if s and b and b.rps > 0:
+            lines.append(f"| {clients} | {s.rps:,.0f} | {b.rps:,.0f} | {s.rps / b.rps:.2f} |")
+    lines += ["", "| target | result | figure |", "| --- | --- | --- |"]
+    for name, passed, figure in targets(results):
+        lines.append(f"| {name} | {_verdict(passed)} | {figure} |")
+    lines.append("")
+    if invalid:
+        rows = ", ".join(f"{r.endpoint} at {r.clients}" for r in invalid)
+        lines.append(f"**This run is invalid: requests failed ({rows}).**")
+        firsts = {r.first_bad for r in invalid if r.first_bad}
+        lines.extend(f"First bad answer: `{text}`" for text in sorted(firsts))
+    else:
+        lines.append("Valid run: every answer was HTTP 200 with the expected body.")
+    return "\n".join(lines) + "\n"
+
+
+def update_results(path: Path, title: str, section: str) -> None:
+    """Replace the section starting with `title` (up to the next `## `), or append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument(
+        "--clients", default="1,8,32", help="concurrent connections, comma-separated (1,8,32)"
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per row (10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per row (2)")
+    p.add_argument("--timeout", type=float, default=10.0, help="request timeout in seconds (10)")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        help="the server's log level (INFO, as users run it; another level gets its own section)",
+    )
+    p.add_argument(
+        "--no-write", action="store_true", help="print the Markdown, do not update RESULTS.md"
+    )
+    a = p.parse_args(argv)
+    clients = [int(c) for c in a.clients.split(",") if c.strip()]
+    return Options(clients, a.duration, a.warmup, a.timeout, a.log_level.upper(), not a.no_write)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    wrk = ensure_wrk()
+    machine = machine_info(wrk)
+    commit = git_commit()
+    started = datetime.datetime.now().astimezone()
+    with running_server(opts.log_level) as server:
+        signer = Signer(server)
+        signer.params = {"requestId": str(create_task(server, signer))}
+        bench = Bench(wrk, server, signer, opts)
+        try:
+            results = bench.run()
+        finally:
+            bench.close()
+        if signer.issued > SERVER_NONCE_MEMORY:
+            print(
+                f"bench: warning: {signer.issued} nonces exceed the server's memory of"
+                f" {SERVER_NONCE_MEMORY} per key; late requests may be refused",
+                file=sys.stderr,
+            )
+        section = render(results, opts, machine, commit, server, started, signer.issued)
+    print(section)
+    for name, passed, figure in targets(results):
+        print(f"{_verdict(passed)}: {name} ({figure})")
+    if any(r.errors for r in results):
+        print("INVALID: some requests failed; see the errors column")
+    if opts.write:
+        update_results(RESULTS_FILE, section_title(opts.log_level), section)
+        print(f"bench: updated {RESULTS_FILE.relative_to(REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

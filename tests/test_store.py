@@ -1,0 +1,119 @@
+"""The state store on SQLite and PostgreSQL: accounts, keys, quotas, replay memory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from openccs.api.errors import ApiError
+from openccs.api.replay import ReplayGuard
+from openccs.crypto import SecretBox
+from openccs.domain import accounts as acc
+from openccs.store.db import Store
+from openccs.store.models import ApiKey
+
+
+def test_keys_are_encrypted_at_rest_and_at_most_two(store: Store, tmp_path: Path) -> None:
+    box = SecretBox.from_data_dir(tmp_path)
+    assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"
+    with store.session() as s:
+        a = acc.create_account(s)
+        k1 = acc.create_key(s, box, a)
+        acc.create_key(s, box, a)
+        with pytest.raises(acc.AccountError):
+            acc.create_key(s, box, a)
+    with store.session() as s:
+        row = s.get(ApiKey, k1.secret_id)
+        assert row is not None and k1.secret_key not in row.secret_key_enc
+        caller = acc.lookup_caller(s, box, k1.secret_id)
+        assert caller is not None and caller.secret_key == k1.secret_key
+        assert not caller.is_subuser
+
+
+def test_accounts_get_distinct_app_ids_and_uins(store: Store) -> None:
+    with store.session() as s:
+        a, b = acc.create_account(s), acc.create_account(s)
+        assert a.app_id != b.app_id and a.uin != b.uin
+        assert acc.get_account(s, b.uin).id == b.id
+        assert acc.get_account(s, str(a.app_id)).id == a.id
+
+
+def test_quotas_default_to_the_document_and_can_be_changed(store: Store) -> None:
+    with store.session() as s:
+        a = acc.create_account(s)
+        assert acc.quota(s, a.id, "clusters") == 5
+        assert acc.quota(s, a.id, "nodesPerCluster") == 20
+        assert acc.quota(s, a.id, "goodsNum") == 100
+        acc.set_quota(s, a.id, "clusters", 7)
+    with store.session() as s:
+        assert acc.quota(s, a.id, "clusters") == 7
+        with pytest.raises(acc.AccountError):
+            acc.set_quota(s, a.id, "nonsense", 1)
+
+
+def test_subuser_keys_carry_their_allow_lists(store: Store, tmp_path: Path) -> None:
+    box = SecretBox.from_data_dir(tmp_path)
+    with store.session() as s:
+        a = acc.create_account(s)
+        sub = acc.create_subuser(s, a, "ops", ["DescribeCluster"], ["cls-*"])
+        k = acc.create_key(s, box, a, sub)
+    with store.session() as s:
+        caller = acc.lookup_caller(s, box, k.secret_id)
+    assert caller is not None and caller.is_subuser and caller.account_id == a.id
+    assert caller.allowed_actions == ["DescribeCluster"]
+    assert caller.allowed_resources == ["cls-*"]
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.session() as s:
+        acc.create_account(s, name="half")
+        raise RuntimeError("boom")
+    with store.session() as s, pytest.raises(acc.AccountError):
+        acc.get_account(s, "half")
+
+
+def test_replay_memory_persists_and_stays_bounded(store: Store) -> None:
+    now = int(time.time())
+    guard = ReplayGuard(store, window=7200, per_key=3)
+    for n in range(5):
+        guard.check("AKID1", str(n), now - 10 + n)
+    guard._flush_now()
+    with pytest.raises(ApiError) as e:
+        guard.check("AKID1", "4", now)
+    assert e.value.code == 4500
+    # Forgotten nonces (0, 1) cannot be replayed: their timestamps are below the floor.
+    with pytest.raises(ApiError):
+        guard.check("AKID1", "0", now - 10)
+    # A new nonce with a current timestamp is fine; another SecretId is independent.
+    guard.check("AKID1", "99", now)
+    guard.check("AKID2", "0", now)
+    guard._flush_now()
+
+    again = ReplayGuard(store, window=7200, per_key=3)
+    again.load()
+    for nonce, ts in (("99", now), ("0", now - 10), ("3", now - 7)):
+        with pytest.raises(ApiError):
+            again.check("AKID1", nonce, ts)
+    with pytest.raises(ApiError):
+        again.check("AKID2", "0", now)
+    again.check("AKID2", "1", now)
+
+
+def test_replay_prune_forgets_only_what_the_window_refuses(store: Store) -> None:
+    now = int(time.time())
+    guard = ReplayGuard(store, window=100, per_key=1000)
+    guard.check("K", "old", now - 90)
+    guard.check("K", "new", now)
+    guard._flush_now()
+    with store.session() as s:
+        from openccs.store.models import Nonce
+
+        s.execute(Nonce.__table__.update().where(Nonce.nonce == "old").values(ts=now - 500))
+    guard.prune()
+    with store.session() as s:
+        from openccs.store.models import Nonce
+
+        assert list(s.scalars(select(Nonce.nonce))) == ["new"]
