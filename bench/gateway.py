@@ -73,6 +73,9 @@ TARGET_RATIO = 0.7
 # floor that would refuse the benchmark's own pre-signed requests.
 SERVER_NONCE_MEMORY = 500_000
 
+# Cores used on average by processes other than the server and wrk that mark a run disturbed.
+DISTURBED_CPU = 0.15
+
 
 @dataclass
 class RunResult:
@@ -90,8 +93,7 @@ class RunResult:
     bad_answers: int
     exhausted: int
     precheck_failures: int
-    server_cpu: float  # cores used by the server process on average
-    wrk_cpu: float  # cores used by wrk on average
+    cpu: CpuUse
     first_bad: str = ""
 
     @property
@@ -330,6 +332,23 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _machine_busy_cpu() -> float:
+    """CPU seconds all processors spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(v) for v in _read_text("/proc/stat").splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    # guest time is already counted in user time
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuUse:
+    """Cores in use on average during a run: the server, wrk, and everything else."""
+
+    server: float
+    wrk: float
+    other: float
+
+
 def run_wrk(
     wrk: str,
     server: Server,
@@ -339,8 +358,8 @@ def run_wrk(
     clients: int,
     duration: float,
     timeout: float,
-) -> tuple[dict[str, float], str, float, float]:
-    """One wrk run: its figures, the first bad answer, server and wrk CPU (cores)."""
+) -> tuple[dict[str, float], str, CpuUse]:
+    """One wrk run: its figures, the first bad answer, and the CPU used meanwhile."""
     threads = min(2, clients)
     cmd = [
         wrk,
@@ -355,11 +374,14 @@ def run_wrk(
         expect,
         "1" if cycle else "0",
     ]
-    server_cpu0, wrk_cpu0, t0 = server.cpu_seconds(), _children_cpu(), time.monotonic()
+    server0, wrk0, busy0 = server.cpu_seconds(), _children_cpu(), _machine_busy_cpu()
+    t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=duration + 120)
     elapsed = time.monotonic() - t0
-    server_cpu = (server.cpu_seconds() - server_cpu0) / elapsed
-    wrk_cpu = (_children_cpu() - wrk_cpu0) / elapsed
+    server_cpu = (server.cpu_seconds() - server0) / elapsed
+    wrk_cpu = (_children_cpu() - wrk0) / elapsed
+    busy = (_machine_busy_cpu() - busy0) / elapsed
+    cpu = CpuUse(server_cpu, wrk_cpu, max(0.0, busy - server_cpu - wrk_cpu))
     result: dict[str, float] | None = None
     first_bad = ""
     for line in proc.stdout.splitlines():
@@ -371,7 +393,7 @@ def run_wrk(
         raise RuntimeError(
             f"wrk failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
         )
-    return result, first_bad, server_cpu, wrk_cpu
+    return result, first_bad, cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +427,7 @@ class Bench:
 
     def _wrk(
         self, name: str, paths: list[str], expect: str, cycle: bool, clients: int, secs: float
-    ) -> tuple[dict[str, float], str, float, float]:
+    ) -> tuple[dict[str, float], str, CpuUse]:
         prefix = self.files / name
         threads = min(2, clients)
         write_path_files(prefix, paths, threads)
@@ -432,7 +454,7 @@ class Bench:
             )
         else:
             warm_paths = [HEALTH_PATH] * min(2, clients)
-        warm, _, _, _ = self._wrk(
+        warm, _, _ = self._wrk(
             tag + "-warmup", warm_paths, expect, not signed, clients, self.opts.warmup
         )
         warm_rate = warm["requests"] / (warm["duration_us"] / 1e6)
@@ -444,9 +466,7 @@ class Bench:
             paths = [HEALTH_PATH] * min(2, clients)
             check = [HEALTH_PATH] * 3
         failures = precheck(self.http, self.server, check, expect)
-        res, first_bad, server_cpu, wrk_cpu = self._wrk(
-            tag, paths, expect, not signed, clients, self.opts.duration
-        )
+        res, first_bad, cpu = self._wrk(tag, paths, expect, not signed, clients, self.opts.duration)
         result = RunResult(
             endpoint=endpoint,
             clients=clients,
@@ -462,8 +482,7 @@ class Bench:
             bad_answers=int(res["bad"]),
             exhausted=int(res["exhausted"]),
             precheck_failures=failures,
-            server_cpu=server_cpu,
-            wrk_cpu=wrk_cpu,
+            cpu=cpu,
             first_bad=first_bad,
         )
         if signed:
@@ -471,8 +490,8 @@ class Bench:
         print(
             f"bench: {endpoint:8} clients={clients:<3} {result.rps:9.1f} req/s"
             f"  p50={result.p50_ms:7.2f} ms  p99={result.p99_ms:7.2f} ms"
-            f"  errors={result.errors}  server cpu={result.server_cpu:.2f}"
-            f"  wrk cpu={result.wrk_cpu:.2f}",
+            f"  errors={result.errors}  cpu: server={cpu.server:.2f}"
+            f" wrk={cpu.wrk:.2f} other={cpu.other:.2f}",
             file=sys.stderr,
             flush=True,
         )
@@ -561,19 +580,22 @@ def render(
         f"- signed: `{SIGNED_ACTION}` of a finished `OpenccsRunTestTask`;"
         " baseline: unsigned `GET /healthz`",
         "",
-        "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | server CPU | wrk CPU |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | CPU server"
+        " | CPU wrk | CPU other |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.clients} | {r.endpoint} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f}"
-            f" | {r.max_ms:.1f} | {r.errors} | {r.server_cpu:.2f} | {r.wrk_cpu:.2f} |"
+            f" | {r.max_ms:.1f} | {r.errors} | {r.cpu.server:.2f} | {r.cpu.wrk:.2f}"
+            f" | {r.cpu.other:.2f} |"
         )
     lines += [
         "",
-        "CPU columns are cores in use on average (the machine has"
-        f" {machine['cpus']}). Errors count socket errors, non-200 statuses, answers without"
-        f" `{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline), and failed pre-checks.",
+        f"CPU columns are cores in use on average (the machine has {machine['cpus']}): the"
+        " server process, wrk, and everything else on the machine (other processes: a"
+        " disturbed measurement). Errors count socket errors, non-200 statuses, answers"
+        f" without `{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline), and failed pre-checks.",
         "",
         "| clients | signed req/s | baseline req/s | signed / baseline |",
         "| ---: | ---: | ---: | ---: |",
@@ -586,6 +608,15 @@ def render(
     for name, passed, figure in targets(results):
         lines.append(f"| {name} | {_verdict(passed)} | {figure} |")
     lines.append("")
+    disturbed = [r for r in results if r.cpu.other > DISTURBED_CPU]
+    if disturbed:
+        worst = max(r.cpu.other for r in disturbed)
+        lines += [
+            f"**Disturbed: other processes used up to {worst:.2f} cores during"
+            f" {len(disturbed)} of {len(results)} rows; the figures are lower than on an idle"
+            " machine.**",
+            "",
+        ]
     if invalid:
         rows = ", ".join(f"{r.endpoint} at {r.clients}" for r in invalid)
         lines.append(f"**This run is invalid: requests failed ({rows}).**")
@@ -635,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     wrk = ensure_wrk()
     machine = machine_info(wrk)
-    commit = git_commit()
+    commit_start = git_commit()
     started = datetime.datetime.now().astimezone()
     with running_server(opts.log_level) as server:
         signer = Signer(server)
@@ -651,6 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" {SERVER_NONCE_MEMORY} per key; late requests may be refused",
                 file=sys.stderr,
             )
+        commit_end = git_commit()
+        commit = commit_start
+        if commit_end != commit_start:
+            commit = f"{commit_start} at the start, {commit_end} at the end"
         section = render(results, opts, machine, commit, server, started, signer.issued)
     print(section)
     for name, passed, figure in targets(results):
