@@ -21,6 +21,7 @@ from openccs import timeutil
 from openccs.api.app import build_app
 from openccs.api.registry import Registry, finalize
 from openccs.api.replay import ReplayGuard
+from openccs.components import Component, load_components
 from openccs.config import Settings, parse_hostport
 from openccs.crypto import SecretBox
 from openccs.domain import accounts
@@ -42,6 +43,7 @@ class Services:
     replay: ReplayGuard
     tasks: TaskRunner
     extra: dict[str, Any] = field(default_factory=dict)
+    components: list[Component] = field(default_factory=list)
 
 
 def open_store(settings: Settings) -> tuple[Store, SecretBox]:
@@ -108,6 +110,7 @@ def build_services(settings: Settings) -> Services:
     runner = TaskRunner(store, workers=settings.task_workers)
     services = Services(settings, store, box, registry, replay, runner)
     runner.services["services"] = services
+    services.components = load_components(services)
     return services
 
 
@@ -170,14 +173,24 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop)
 
     writer = asyncio.create_task(services.replay.run_writer())
-    services.tasks.resume()
-    (settings.data_dir / "server.json").write_text(json.dumps(endpoints))
-    log_event(log, "serving", data_dir=str(settings.data_dir), **endpoints)
+    started: list[Component] = []
     try:
+        for comp in services.components:
+            await comp.start()
+            started.append(comp)
+            log_event(log, "component started", component=comp.name)
+        services.tasks.resume()
+        (settings.data_dir / "server.json").write_text(json.dumps(endpoints))
+        log_event(log, "serving", data_dir=str(settings.data_dir), **endpoints)
         await asyncio.gather(*(srv.serve() for srv in servers))
     finally:
         log_event(log, "shutting down")
         await asyncio.to_thread(services.tasks.stop)
+        for comp in reversed(started):
+            try:
+                await comp.stop()
+            except Exception:
+                log.exception("component stop failed", extra={"fields": {"component": comp.name}})
         await services.replay.persisted()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -274,3 +274,12 @@ def test_https_listener_serves_the_same_api(server: Server) -> None:
     assert c.call("DescribeClusterTaskResult", {"requestId": MISSING})["code"] == 5000
     with pytest.raises(httpx.ConnectError):
         Client(server.https_url, a.secret_id, a.secret_key).call("DescribeClusterTaskResult")
+
+
+def test_owner_only_action_is_4103_for_a_subaccount(server: Server) -> None:
+    owner = server.new_account()
+    sub = _subuser(server, owner.uin, "--action", "*")
+    res = server.client(sub).call("OpenccsWhoAmI", {})
+    assert res["code"] == 4103 and "OpenccsWhoAmI" in res["message"]
+    res = server.client(owner).call("OpenccsWhoAmI", {})
+    assert res["code"] == 0 and res["data"]["uin"] == owner.uin

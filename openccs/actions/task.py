@@ -80,3 +80,9 @@ def run_test_task(ctx: RequestContext, p: RunTestTaskParams) -> dict[str, Any]:
     task_id = task.id
     ctx.on_commit(lambda: runner.submit(task_id))
     return {"requestId": task_id}
+
+
+@action("OpenccsWhoAmI", host="ccs.api.qcloud.com", owner_only=True, test_only=True)
+def who_am_i(ctx: RequestContext, p: Params) -> dict[str, Any]:
+    """An owner-only action for the tests of 4103."""
+    return {"appId": ctx.caller.app_id, "uin": ctx.caller.uin}

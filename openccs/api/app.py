@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from openccs.domain.accounts import Caller, lookup_caller
 from openccs.log import get_logger, log_event, request_id_var
@@ -228,9 +228,10 @@ async def health(_: Request) -> Response:
 
 def build_app(services: Services) -> Starlette:
     gateway = Gateway(services)
-    return Starlette(
-        routes=[
-            Route("/v2/index.php", gateway.handle, methods=["GET", "POST"]),
-            Route("/healthz", health, methods=["GET"]),
-        ]
-    )
+    routes: list[BaseRoute] = [
+        Route("/v2/index.php", gateway.handle, methods=["GET", "POST"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    for comp in services.components:
+        routes.extend(comp.routes())
+    return Starlette(routes=routes)

@@ -35,12 +35,18 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent, safe at every start)."""
+    """Bring the schema to the newest revisions (idempotent, safe at every start).
+
+    Subsystems may add migration branches from a common revision: every head is applied.
+    """
+    from openccs.components import load_models
+
+    load_models()
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 class Store:

@@ -3,7 +3,10 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from openccs.components import load_models
 from openccs.store.models import Base
+
+load_models()
 
 config = context.config
 target_metadata = Base.metadata
