@@ -15,10 +15,17 @@ from starlette.routing import BaseRoute
 if TYPE_CHECKING:
     from openccs.server import Services
 
-COMPONENT_MODULES: list[str] = []
+COMPONENT_MODULES: list[str] = [
+    # "openccs.cloud.component",
+    # "openccs.registry.component",
+]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
-MODEL_MODULES: list[str] = ["openccs.store.models"]
+MODEL_MODULES: list[str] = [
+    "openccs.store.models",
+    # "openccs.cloud.models",
+    # "openccs.registry.models",
+]
 
 
 class Component(Protocol):
