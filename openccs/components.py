@@ -16,15 +16,14 @@ if TYPE_CHECKING:
     from openccs.server import Services
 
 COMPONENT_MODULES: list[str] = [
-    # "openccs.cloud.component",
-    # "openccs.registry.component",
+    "openccs.cloud.component",
+    "openccs.registry.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
 MODEL_MODULES: list[str] = [
     "openccs.store.models",
-    # "openccs.cloud.models",
-    # "openccs.registry.models",
+    "openccs.registry.models",
 ]
 
 

@@ -22,6 +22,40 @@ class Region:
     region_id: int
 
 
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    zone_id: int
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    cpu: int  # cores
+    mem: int  # GiB
+
+
+def _family(prefix: str, sizes: list[tuple[str, int, int]]) -> list[InstanceType]:
+    return [InstanceType(f"{prefix}.{size}", cpu, mem) for size, cpu, mem in sizes]
+
+
+_SIZES = [
+    ("SMALL1", 1, 1),
+    ("SMALL2", 1, 2),
+    ("SMALL4", 1, 4),
+    ("MEDIUM2", 2, 2),
+    ("MEDIUM4", 2, 4),
+    ("MEDIUM8", 2, 8),
+    ("LARGE8", 4, 8),
+    ("LARGE16", 4, 16),
+]
+
+# The catalogue of machine types: cpu/mem of a request must match one of them.
+INSTANCE_TYPES: tuple[InstanceType, ...] = tuple(
+    _family("S1", _SIZES) + _family("S2", _SIZES) + _family("S3", _SIZES)
+)
+
+
 # Quotas with the API document's defaults; an operator can change them per account.
 DEFAULT_QUOTAS: dict[str, int] = {
     "clusters": 5,
@@ -50,6 +84,11 @@ class Settings:
     enable_test_actions: bool = False
     task_workers: int = 8
     regions: tuple[Region, ...] = (Region("ap-guangzhou", "gz", 1),)
+    zones: tuple[Zone, ...] = (Zone("ap-guangzhou-3", 100003), Zone("ap-guangzhou-4", 100004))
+    # The default VPC made at first start; its subnets are the first /24 per zone.
+    default_vpc_cidr: str = "10.0.0.0/16"
+    # Seconds between machine health checks.
+    health_interval: float = 5.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -25,6 +26,26 @@ from openccs.store.db import Store
 ROOT = Path(__file__).resolve().parent.parent
 OPENCCS = [sys.executable, "-m", "openccs.cli.main"]
 BACKENDS = ["sqlite", "postgresql"]
+
+
+_counter = iter(range(10**6))
+
+
+def _worker() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+def unique_vpc_cidr() -> str:
+    """A /20 for one VPC of a test, unique among this run's parallel workers."""
+    index = (_worker() % 4) * 256 + next(_counter) % 256
+    return f"10.{100 + index // 16}.{index % 16 * 16}.0/20"
+
+
+def unique_cluster_cidr(prefix: int = 20) -> str:
+    """A cluster CIDR inside 172.16.0.0/12 that no other worker of this run uses."""
+    index = (_worker() % 4) * 64 + next(_counter) % 64
+    return str(list(ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=20))[index])
 
 
 def free_port() -> int:
@@ -72,6 +93,7 @@ class Server:
     data_dir: Path
     db_url: str | None
     http_port: int = field(default_factory=free_port)
+    vpc_cidr: str = field(default_factory=unique_vpc_cidr)
     https_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
@@ -100,6 +122,8 @@ class Server:
                 "--https",
                 f"127.0.0.1:{self.https_port}",
                 "--enable-test-actions",
+                "--default-vpc-cidr",
+                self.vpc_cidr,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -130,6 +154,10 @@ class Server:
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def sweep(self) -> None:
+        """Remove every host object of this server's site (machines, bridges, rules)."""
+        self.cli("sweep", check=False)
 
     @property
     def http_url(self) -> str:
@@ -217,9 +245,13 @@ def server(
 ) -> Iterator[Server]:
     """One running server per backend, shared by the tests that do not restart it."""
     srv = _make_server(tmp_path_factory, request.param)
-    srv.start()
-    yield srv
-    srv.stop()
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -228,10 +260,13 @@ def own_server(
 ) -> Iterator[Server]:
     """A server of the test's own, for tests that stop, kill or restart it."""
     srv = _make_server(tmp_path_factory, request.param)
-    srv.start()
-    yield srv
-    if srv.proc is not None and srv.proc.poll() is None:
-        srv.stop()
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
+        srv.sweep()
 
 
 @pytest.fixture(params=BACKENDS)

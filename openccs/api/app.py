@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import fnmatch
 import functools
 import json
 import time
@@ -24,6 +23,7 @@ from openccs.log import get_logger, log_event, request_id_var
 
 from . import errors
 from .context import RequestContext
+from .envelope import envelope, error_envelope
 from .errors import ApiError
 from .params import decode_params, validate_params
 from .registry import Action
@@ -37,14 +37,6 @@ log = get_logger("openccs.api")
 T = TypeVar("T")
 
 _REQUIRED = ("Action", "SecretId", "Signature", "Timestamp", "Nonce")
-
-
-def envelope(data: Any) -> dict[str, Any]:
-    return {"code": 0, "message": "", "codeDesc": "Success", "data": data}
-
-
-def error_envelope(err: ApiError) -> dict[str, Any]:
-    return {"code": err.code, "message": err.message, "codeDesc": err.code_desc}
 
 
 def _positive_int(params: Mapping[str, str], name: str) -> int:
@@ -63,10 +55,6 @@ def _values_at(data: Any, path: list[str]) -> list[str]:
     if isinstance(data, dict):
         return _values_at(data.get(path[0]), path[1:])
     return []
-
-
-def _allowed(patterns: list[str], value: str) -> bool:
-    return any(p == "*" or fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
 class Gateway:
@@ -136,7 +124,7 @@ class Gateway:
             return
         if action.owner_only:
             raise errors.owner_only(action.name)
-        if not _allowed(caller.allowed_actions, action.name):
+        if not caller.may_call(action.name):
             raise errors.action_not_allowed(action.name)
 
     def _execute(
@@ -154,7 +142,7 @@ class Gateway:
             dumped = parsed.model_dump(by_alias=True)
             for path in action.resources:
                 for value in _values_at(dumped, path.split(".")):
-                    if not _allowed(caller.allowed_resources, value):
+                    if not caller.may_use(value):
                         raise errors.resource_not_allowed(value)
         assert action.handler is not None
         with self.services.store.session() as s:

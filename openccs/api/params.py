@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import invalid_parameter, missing_parameter
 
@@ -92,6 +92,8 @@ def _as_map(value: Any) -> Any:
 
 T = TypeVar("T")
 Array = Annotated[list[T], BeforeValidator(_as_list)]
+# The document's 0/1 switches (wire values are strings, so Literal[0, 1] would refuse "1").
+Flag = Annotated[int, Field(ge=0, le=1)]
 StrMap = Annotated[dict[str, str], BeforeValidator(_as_map)]
 
 P = TypeVar("P", bound=BaseModel)

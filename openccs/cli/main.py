@@ -36,6 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.allow_public_plain_http = args.allow_public_http
     settings.timestamp_window = args.timestamp_window
     settings.timezone = args.timezone
+    settings.default_vpc_cidr = args.default_vpc_cidr
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -268,6 +269,89 @@ def _print_result_table(data: Any) -> None:
         print(data)
 
 
+def cmd_vpc(args: argparse.Namespace) -> int:
+    """VPCs and subnets: rows in the database, bridges and gateway addresses on the host."""
+    from sqlalchemy import select
+
+    from openccs.api.errors import ApiError
+    from openccs.cloud import vpc as hostvpc
+    from openccs.cloud.component import site_id
+    from openccs.domain import accounts as acc
+    from openccs.domain import cloud
+    from openccs.store.models import Subnet, Vpc
+
+    settings = _settings(args)
+    store, _ = _open(args)
+    try:
+        with store.session() as s:
+            if args.op == "ls":
+                rows = []
+                for v in s.scalars(select(Vpc).order_by(Vpc.num_id)):
+                    for sub in s.scalars(select(Subnet).where(Subnet.vpc_id == v.id)):
+                        rows.append(
+                            {
+                                "vpc": v.id,
+                                "vpcCidr": v.cidr,
+                                "account": v.account_id,
+                                "subnet": sub.id,
+                                "subnetCidr": sub.cidr,
+                                "zone": sub.zone,
+                            }
+                        )
+                    if not any(r["vpc"] == v.id for r in rows):
+                        rows.append({"vpc": v.id, "vpcCidr": v.cidr, "account": v.account_id})
+                _print_table(rows)
+                return 0
+            site = site_id(settings.data_dir)
+            if args.op == "create":
+                if not args.cidr:
+                    raise acc.AccountError("give --cidr")
+                account = acc.get_account(s, args.ref)
+                v = cloud.create_vpc(s, account.id, args.cidr, args.name or "")
+                created = [cloud.create_subnet(s, settings, v, c, z) for z, c in _zones(args)]
+                hostvpc.ensure_vpc(site, v.id, v.cidr)
+                for sub in created:
+                    hostvpc.ensure_subnet(site, v.id, str(cloud.gateway_of(sub.cidr)))
+                print(json.dumps({"vpcId": v.id, "subnets": [x.id for x in created]}, indent=2))
+            elif args.op == "subnet":
+                v = s.get(Vpc, args.ref)
+                if v is None:
+                    raise acc.AccountError(f"no VPC {args.ref!r}")
+                created = [cloud.create_subnet(s, settings, v, c, z) for z, c in _zones(args)]
+                for sub in created:
+                    hostvpc.ensure_subnet(site, v.id, str(cloud.gateway_of(sub.cidr)))
+                print(json.dumps({"subnets": [x.id for x in created]}, indent=2))
+    except ApiError as exc:
+        raise acc.AccountError(exc.message) from None
+    return 0
+
+
+def _zones(args: argparse.Namespace) -> list[tuple[str, str]]:
+    pairs = []
+    for item in args.subnet or []:
+        zone, sep, cidr = item.partition("=")
+        if not sep:
+            raise SystemExit(f"openccs vpc: --subnet takes ZONE=CIDR, got {item!r}")
+        pairs.append((zone, cidr))
+    return pairs
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
+    from openccs.cloud.sweep import sweep
+
+    site: str | None = None
+    if not args.all:
+        path = _data_dir(args) / "site-id"
+        if not path.exists():
+            print("openccs sweep: this data directory has no site (nothing was created)")
+            return 0
+        site = path.read_text().strip()
+    removed = sweep(site)
+    print(json.dumps(removed, indent=2, default=str))
+    return 0
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
     from openccs.coverage import coverage_markdown
 
@@ -279,6 +363,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from openccs.cli.doctor import run_doctor
 
     return run_doctor()
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from openccs.registry.domain import namespace_by_name
+
+    store, _box = _open(args)
+    with store.session() as s:
+        ns = namespace_by_name(s, args.namespace)
+        if ns is None:
+            print(f"openccs: no registry namespace {args.namespace!r}", file=sys.stderr)
+            return 1
+        ns.official = args.op == "official"
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,7 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
     s.add_argument("--timezone", default="Asia/Shanghai")
     s.add_argument("--log-level", default="INFO")
+    s.add_argument(
+        "--default-vpc-cidr", default="10.0.0.0/16", help="the default VPC made at first start"
+    )
     s.set_defaults(fn=cmd_serve)
+
+    n = sub.add_parser("vpc", help="VPCs and their subnets")
+    n.add_argument("op", choices=["create", "ls", "subnet"])
+    n.add_argument("ref", nargs="?", help="account (create) or VPC id (subnet)")
+    n.add_argument("--cidr", help="with create: the VPC's network, e.g. 10.1.0.0/16")
+    n.add_argument("--name")
+    n.add_argument("--subnet", action="append", help="ZONE=CIDR, e.g. ap-guangzhou-3=10.1.1.0/24")
+    n.set_defaults(fn=cmd_vpc)
+
+    w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
+    w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")
+    w.set_defaults(fn=cmd_sweep)
 
     a = sub.add_parser("account", help="accounts and quotas")
     a.add_argument("op", choices=["create", "ls", "disable", "enable", "quota"])
@@ -338,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="check this machine for what openccs needs")
     d.set_defaults(fn=cmd_doctor)
+
+    r = sub.add_parser("registry", help="image registry: mark namespaces official")
+    r.add_argument("op", choices=["official", "unofficial"])
+    r.add_argument("namespace")
+    r.set_defaults(fn=cmd_registry)
 
     v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
     v.set_defaults(fn=cmd_coverage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import string
 from dataclasses import dataclass, field
 
@@ -48,6 +49,16 @@ class Caller:
     @property
     def is_subuser(self) -> bool:
         return self.subuser_id is not None
+
+    def may_call(self, action: str) -> bool:
+        return not self.is_subuser or _matches(self.allowed_actions, action)
+
+    def may_use(self, resource: str) -> bool:
+        return not self.is_subuser or _matches(self.allowed_resources, resource)
+
+
+def _matches(patterns: list[str], value: str) -> bool:
+    return any(p == "*" or fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
 def create_account(s: Session, name: str = "") -> Account:

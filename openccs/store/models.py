@@ -95,3 +95,102 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     __table_args__ = (Index("ix_tasks_status", "status"),)
+
+
+# The local cloud: VPCs, subnets, machines (CVMs) and clusters.
+
+
+class Vpc(Base):
+    __tablename__ = "vpcs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # vpc-xxxxxxxx (unVpcId)
+    num_id: Mapped[int] = mapped_column(Integer, unique=True)  # the legacy numeric vpcId
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    cidr: Mapped[str] = mapped_column(String(32))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Subnet(Base):
+    __tablename__ = "subnets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # subnet-xxxxxxxx
+    num_id: Mapped[int] = mapped_column(Integer, unique=True)
+    vpc_id: Mapped[str] = mapped_column(ForeignKey("vpcs.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    cidr: Mapped[str] = mapped_column(String(32))
+    zone: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # cls-xxxxxxxx
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    vpc_id: Mapped[str] = mapped_column(ForeignKey("vpcs.id"))
+    cidr: Mapped[str] = mapped_column(String(32))
+    service_cidr: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="Creating")
+    os_name: Mapped[str] = mapped_column(String(64), default="")
+    k8s_version: Mapped[str] = mapped_column(String(32), default="")
+    project_id: Mapped[int] = mapped_column(Integer, default=0)
+    master_subnet_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Node settings kept from creation, used for nodes added later (instance type, disks...).
+    node_defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Instance(Base):
+    """A machine (CVM). In a cluster it is a node; with no cluster it is an existing CVM."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # ins-xxxxxxxx
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    vpc_id: Mapped[str] = mapped_column(ForeignKey("vpcs.id"))
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id"))
+    zone: Mapped[str] = mapped_column(String(32))
+    lan_ip: Mapped[str] = mapped_column(String(45), unique=True)
+    cluster_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clusters.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(128), default="")
+    instance_type: Mapped[str] = mapped_column(String(32))
+    cpu: Mapped[int] = mapped_column(Integer)  # cores
+    mem: Mapped[int] = mapped_column(Integer)  # GiB
+    os_name: Mapped[str] = mapped_column(String(64), default="")
+    password_hash: Mapped[str] = mapped_column(Text, default="")
+    key_id: Mapped[str] = mapped_column(String(64), default="")
+    user_script: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Lifecycle: Creating, Running, Failed, Stopped, Deleting.
+    state: Mapped[str] = mapped_column(String(16), default="Creating")
+    pod_cidr: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    unschedulable: Mapped[bool] = mapped_column(Boolean, default=False)
+    drain_status: Mapped[str] = mapped_column(String(32), default="")
+    is_normal: Mapped[bool] = mapped_column(Boolean, default=False)
+    abnormal_reason: Mapped[str] = mapped_column(Text, default="")
+    kernel_version: Mapped[str] = mapped_column(String(64), default="")
+    autoscaling_group_id: Mapped[str] = mapped_column(String(32), default="")
+    project_id: Mapped[int] = mapped_column(Integer, default=0)
+    # The task that created it (rolled back with that task on failure).
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    joined_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class HubInfo(Base):
+    """A third-party registry's credentials for a cluster (AddHubInfo)."""
+
+    __tablename__ = "hub_infos"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # hub-xxxxxxxx
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(255))
+    password_enc: Mapped[str] = mapped_column(Text)
+    namespaces: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

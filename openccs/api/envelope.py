@@ -1,0 +1,22 @@
+"""Answer shapes: the flat envelope, and the few actions whose fields stand at top level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ApiError
+
+
+class TopLevel(dict[str, Any]):
+    """A handler's answer whose fields go beside `code` instead of under `data`
+    (the VPC module's list actions, GetMonitorData)."""
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    if isinstance(data, TopLevel):
+        return {"code": 0, "message": "", "codeDesc": "Success", **data}
+    return {"code": 0, "message": "", "codeDesc": "Success", "data": data}
+
+
+def error_envelope(err: ApiError) -> dict[str, Any]:
+    return {"code": err.code, "message": err.message, "codeDesc": err.code_desc}

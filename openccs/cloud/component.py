@@ -1,0 +1,217 @@
+"""The local cloud as a server component: the bridge between cluster state in the database
+and the host engines (`vpc`, `machine`, `routes`), plus the machine health monitor.
+
+`Cloud` is what cluster tasks call; its methods are idempotent like the engines below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import string
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
+
+from openccs.cloud import host, naming, routes, vpc
+from openccs.cloud.host import CloudError
+from openccs.cloud.machine import MachineEngine, MachineSpec, remove_containers
+from openccs.domain import cloud as rules
+from openccs.log import get_logger, log_event
+from openccs.store.models import Account, Cluster, Instance, Subnet, Vpc
+
+if TYPE_CHECKING:
+    from openccs.server import Services
+
+log = get_logger("openccs.cloud")
+
+
+def site_id(data_dir: Path) -> str:
+    """The data directory's 4-character site id, part of every host object's name."""
+    path = data_dir / "site-id"
+    if path.exists():
+        return path.read_text().strip()
+    site = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
+    path.write_text(site + "\n")
+    return site
+
+
+@dataclass
+class Outcome:
+    error: str = ""
+    script_error: str = ""
+    kernel_version: str = ""
+
+
+class Cloud:
+    name = "cloud"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
+        self.site = site_id(self.settings.data_dir)
+        self.engine = MachineEngine(self.site)
+        self.machines_dir = self.settings.data_dir / "machines"
+        self._stop = threading.Event()
+        self._monitor: asyncio.Task[None] | None = None
+
+    # -- the component -----------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._start)
+        self._monitor = asyncio.create_task(self._monitor_loop())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.cancel()
+        # Machines keep running: they are the cloud, not part of the control plane.
+
+    def _start(self) -> None:
+        with self.store.session() as s:
+            owner = s.scalars(select(Account).order_by(Account.id)).first()
+            if owner is not None:
+                rules.ensure_default_vpc(s, self.settings, owner.id)
+        with self.store.session() as s:
+            for v in s.scalars(select(Vpc)):
+                self.ensure_vpc(s, v)
+        running = self.engine.find_running()
+        log_event(log, "cloud started", site=self.site, machines_running=len(running))
+
+    def ensure_vpc(self, s: Session, v: Vpc) -> None:
+        vpc.ensure_vpc(self.site, v.id, v.cidr)
+        for sub in s.scalars(select(Subnet).where(Subnet.vpc_id == v.id)):
+            vpc.ensure_subnet(self.site, v.id, str(rules.gateway_of(sub.cidr)))
+
+    # -- machines ----------------------------------------------------------------------
+    def root_dir(self, instance_id: str) -> Path:
+        return self.machines_dir / instance_id
+
+    def spec_for(self, s: Session, ins: Instance) -> MachineSpec:
+        sub = s.get(Subnet, ins.subnet_id)
+        assert sub is not None
+        gw = rules.gateway_of(sub.cidr)
+        return MachineSpec(
+            instance_id=ins.id,
+            site=self.site,
+            vpc_id=ins.vpc_id,
+            lan_ip=ins.lan_ip,
+            prefix_len=gw.network.prefixlen,
+            gateway=str(gw.ip),
+            pod_cidr=ins.pod_cidr or _idle_pod_cidr(ins.lan_ip),
+            cpu=float(ins.cpu),
+            mem_mib=ins.mem * 1024,
+            root_dir=self.root_dir(ins.id),
+            user_script=ins.user_script or None,
+        )
+
+    def bring_up(
+        self, specs: list[MachineSpec], reinstall: set[str] | None = None
+    ) -> dict[str, Outcome]:
+        """Create (or, for `reinstall`, restart with the new settings) machines in parallel."""
+        reinstall = reinstall or set()
+
+        def one(spec: MachineSpec) -> Outcome:
+            try:
+                if spec.instance_id in reinstall:
+                    self.engine.stop(spec.instance_id)
+                result = self.engine.create(spec)
+            except CloudError as exc:
+                return Outcome(error=exc.message)
+            except Exception as exc:  # a machine must fail alone, not the whole batch
+                log.exception("machine creation failed")
+                return Outcome(error=str(exc))
+            script = result.user_script
+            return Outcome(
+                script_error="" if script is None or script.ok else script.reason,
+                kernel_version=self.engine.kernel_version(),
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
+            outcomes = list(pool.map(one, specs))
+        return {spec.instance_id: o for spec, o in zip(specs, outcomes, strict=True)}
+
+    def destroy(self, instance_id: str) -> None:
+        self.engine.destroy(instance_id, self.root_dir(instance_id))
+
+    def reset(self, instance_id: str) -> None:
+        """A machine leaving its cluster keeps running, without the cluster's containers."""
+        if self.engine.dockerd_pid(instance_id) is not None:
+            remove_containers(self.engine.docker_socket(instance_id))
+        ns = naming.netns(self.site, instance_id)
+        if host.netns_exists(ns):
+            host.run(["ip", "-n", ns, "route", "flush", "proto", naming.ROUTE_PROTO])
+
+    # -- pod network -------------------------------------------------------------------
+    def sync_routes(self, s: Session, cluster_id: str) -> None:
+        nodes = list(
+            s.scalars(
+                select(Instance).where(
+                    Instance.cluster_id == cluster_id, Instance.state == "Running"
+                )
+            )
+        )
+        table = {n.pod_cidr: n.lan_ip for n in nodes if n.pod_cidr}
+        routes.sync_pod_routes(self.site, cluster_id, table, [self.spec_for(s, n) for n in nodes])
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is not None:
+            routes.ensure_cluster_masquerade(self.site, cluster_id, cluster.vpc_id, cluster.cidr)
+
+    def delete_routes(self, cluster_id: str) -> None:
+        routes.delete_cluster_routes(self.site, cluster_id)
+        vpc.delete_rules_matching("nat", naming.nat_chain(self.site), {cluster_id})
+
+    # -- health ------------------------------------------------------------------------
+    async def _monitor_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.check_health)
+            except Exception:
+                log.exception("health check failed")
+            await asyncio.sleep(self.settings.health_interval)
+
+    def check_health(self) -> None:
+        """Mark machines whose dockerd stopped answering as failed, and back when it answers."""
+        with self.store.session() as s:
+            machines = [
+                (i.id, i.state)
+                for i in s.scalars(
+                    select(Instance).where(Instance.state.in_(("Running", "Failed")))
+                )
+            ]
+        results = {iid: self.engine.health(iid) for iid, _ in machines}
+        with self.store.session() as s:
+            for iid, state in machines:
+                ok, why = results[iid]
+                ins = s.get(Instance, iid)
+                if ins is None or ins.state not in ("Running", "Failed"):
+                    continue
+                if ok and state == "Failed":
+                    ins.state, ins.is_normal, ins.abnormal_reason = "Running", True, ""
+                    log_event(log, "machine recovered", instance=iid)
+                elif not ok and state == "Running":
+                    ins.state, ins.is_normal = "Failed", False
+                    ins.abnormal_reason = f"Unknown (node not ready: {why})"
+                    log_event(log, "machine failed", instance=iid, reason=why)
+
+
+def _idle_pod_cidr(lan_ip: str) -> str:
+    """docker0's network for a machine in no cluster: a link-local /24 that routes nowhere."""
+    last = int(ipaddress.ip_address(lan_ip)) & 0xFF
+    return f"169.254.{last}.0/24"
+
+
+def component(services: Services) -> Cloud:
+    cloud = Cloud(services)
+    services.extra["cloud"] = cloud
+    return cloud

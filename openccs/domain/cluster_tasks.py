@@ -1,0 +1,212 @@
+"""The long halves of the cluster actions, as durable tasks.
+
+Every step is idempotent: it looks at the database and at the host and does what is
+missing, so a task killed half way resumes where it was. A task that fails rolls back
+what it made (machines it created are destroyed; a cluster being created is removed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from openccs.log import get_logger, log_event
+from openccs.store.models import Cluster, HubInfo, Instance
+from openccs.tasks.runner import StepContext, TaskFailed, task_type
+from openccs.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from openccs.cloud.component import Cloud
+
+log = get_logger("openccs.clusters")
+
+
+def _cloud(ctx: StepContext) -> Cloud:
+    cloud: Cloud = ctx.services["services"].extra["cloud"]
+    return cloud
+
+
+def _store(ctx: StepContext) -> Any:
+    return ctx.services["services"].store
+
+
+def bring_up_machines(ctx: StepContext) -> None:
+    """Start every machine this task is making (state Creating), all at once."""
+    cloud = _cloud(ctx)
+    with _store(ctx).session() as s:
+        pending = list(
+            s.scalars(
+                select(Instance).where(
+                    Instance.task_id == ctx.task_id, Instance.state == "Creating"
+                )
+            )
+        )
+        specs = [cloud.spec_for(s, ins) for ins in pending]
+        reinstall = {ins.id for ins in pending if ins.settings.get("reinstall")}
+    if not specs:
+        return
+    results = cloud.bring_up(specs, reinstall)
+    failures = []
+    with _store(ctx).session() as s:
+        for spec in specs:
+            ins = s.get(Instance, spec.instance_id)
+            if ins is None:
+                continue
+            outcome = results[spec.instance_id]
+            if outcome.error:
+                failures.append(f"{ins.id}: {outcome.error}")
+                ins.state = "Failed"
+                ins.is_normal = False
+                ins.abnormal_reason = f"Unknown (machine did not start: {outcome.error})"
+                continue
+            ins.state = "Running"
+            ins.kernel_version = outcome.kernel_version
+            ins.joined_at = ins.joined_at or utcnow()
+            if outcome.script_error:
+                ins.is_normal = False
+                ins.abnormal_reason = f"Unknown (userScript failed: {outcome.script_error})"
+            else:
+                ins.is_normal = True
+                ins.abnormal_reason = ""
+    if failures:
+        raise TaskFailed("machines did not start: " + "; ".join(failures))
+
+
+def sync_network(ctx: StepContext) -> None:
+    cluster_id = ctx.params["clusterId"]
+    with _store(ctx).session() as s:
+        _cloud(ctx).sync_routes(s, cluster_id)
+
+
+def mark_running(ctx: StepContext) -> None:
+    with _store(ctx).session() as s:
+        cluster = s.get(Cluster, ctx.params["clusterId"])
+        if cluster is not None:
+            cluster.status = "Running"
+            cluster.updated_at = utcnow()
+        for ins in s.scalars(select(Instance).where(Instance.task_id == ctx.task_id)):
+            ins.task_id = None
+            ins.settings = {
+                k: v for k, v in ins.settings.items() if k not in ("adopted", "reinstall")
+            }
+
+
+def _destroy_task_machines(ctx: StepContext, delete_rows: bool) -> None:
+    cloud = _cloud(ctx)
+    with _store(ctx).session() as s:
+        made = list(s.scalars(select(Instance).where(Instance.task_id == ctx.task_id)))
+        new = [i.id for i in made if not i.settings.get("adopted")]
+        adopted = [i.id for i in made if i.settings.get("adopted")]
+    for iid in new:
+        cloud.destroy(iid)
+    with _store(ctx).session() as s:
+        for iid in new:
+            ins = s.get(Instance, iid)
+            if ins is not None and delete_rows:
+                s.delete(ins)
+        for iid in adopted:
+            ins = s.get(Instance, iid)
+            if ins is not None:
+                ins.cluster_id = None
+                ins.pod_cidr = None
+                ins.task_id = None
+                ins.state = "Running"
+                ins.settings = {k: v for k, v in ins.settings.items() if k != "adopted"}
+
+
+def rollback_create(ctx: StepContext) -> None:
+    _destroy_task_machines(ctx, delete_rows=True)
+    with _store(ctx).session() as s:
+        _cloud(ctx).delete_routes(ctx.params["clusterId"])
+        cluster = s.get(Cluster, ctx.params["clusterId"])
+        if cluster is not None:
+            s.delete(cluster)
+    log_event(log, "cluster creation rolled back", cluster=ctx.params["clusterId"])
+
+
+def rollback_scale_out(ctx: StepContext) -> None:
+    _destroy_task_machines(ctx, delete_rows=True)
+    with _store(ctx).session() as s:
+        _cloud(ctx).sync_routes(s, ctx.params["clusterId"])
+        cluster = s.get(Cluster, ctx.params["clusterId"])
+        if cluster is not None:
+            cluster.status = "Running"
+            cluster.updated_at = utcnow()
+
+
+def remove_nodes(ctx: StepContext) -> None:
+    """Return destroys a node's machine; RemoveOnly keeps it as an existing CVM."""
+    cloud = _cloud(ctx)
+    mode = ctx.params.get("mode", "Return")
+    with _store(ctx).session() as s:
+        q = select(Instance.id).where(Instance.cluster_id == ctx.params["clusterId"])
+        ids = ctx.params.get("instanceIds")
+        if ids is not None:
+            q = q.where(Instance.id.in_(ids))
+        targets = list(s.scalars(q))
+    for iid in targets:
+        if mode == "RemoveOnly":
+            cloud.reset(iid)
+            with _store(ctx).session() as s:
+                ins = s.get(Instance, iid)
+                if ins is not None:
+                    ins.cluster_id = None
+                    ins.pod_cidr = None
+                    ins.labels = {}
+                    ins.unschedulable = False
+                    ins.drain_status = ""
+                    ins.joined_at = None
+                    ins.name = f"cvm_{ins.id}"
+        else:
+            cloud.destroy(iid)
+            with _store(ctx).session() as s:
+                ins = s.get(Instance, iid)
+                if ins is not None:
+                    s.delete(ins)
+        log_event(log, "node removed", cluster=ctx.params["clusterId"], instance=iid, mode=mode)
+
+
+def finish_scale_in(ctx: StepContext) -> None:
+    mark_running(ctx)
+
+
+def delete_cluster_row(ctx: StepContext) -> None:
+    cluster_id = ctx.params["clusterId"]
+    _cloud(ctx).delete_routes(cluster_id)
+    with _store(ctx).session() as s:
+        for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == cluster_id)):
+            s.delete(hub)
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is not None:
+            s.delete(cluster)
+
+
+def mark_abnormal(ctx: StepContext) -> None:
+    with _store(ctx).session() as s:
+        cluster = s.get(Cluster, ctx.params["clusterId"])
+        if cluster is not None:
+            cluster.status = "Abnormal"
+            cluster.updated_at = utcnow()
+
+
+CREATE = task_type(
+    "cluster.create",
+    [("machines", bring_up_machines), ("network", sync_network), ("ready", mark_running)],
+    rollback=rollback_create,
+)
+SCALE_OUT = task_type(
+    "cluster.scale_out",
+    [("machines", bring_up_machines), ("network", sync_network), ("ready", mark_running)],
+    rollback=rollback_scale_out,
+)
+SCALE_IN = task_type(
+    "cluster.scale_in",
+    [("remove", remove_nodes), ("network", sync_network), ("ready", finish_scale_in)],
+    rollback=mark_abnormal,
+)
+DELETE = task_type(
+    "cluster.delete",
+    [("remove", remove_nodes), ("cleanup", delete_cluster_row)],
+    rollback=mark_abnormal,
+)
