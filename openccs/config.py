@@ -85,8 +85,9 @@ class Settings:
     task_workers: int = 8
     regions: tuple[Region, ...] = (Region("ap-guangzhou", "gz", 1),)
     zones: tuple[Zone, ...] = (Zone("ap-guangzhou-3", 100003), Zone("ap-guangzhou-4", 100004))
-    # The default VPC made at first start; its subnets are the first /24 per zone.
-    default_vpc_cidr: str = "10.0.0.0/16"
+    # The default VPC made at first start (its subnets are the first /24s per zone);
+    # None picks 10.0.0.0/16, or the first 10.x.0.0/16 this host does not route yet.
+    default_vpc_cidr: str | None = None
     # Seconds between machine health checks.
     health_interval: float = 5.0
     tls_cert: Path | None = None

@@ -28,24 +28,48 @@ OPENCCS = [sys.executable, "-m", "openccs.cli.main"]
 BACKENDS = ["sqlite", "postgresql"]
 
 
-_counter = iter(range(10**6))
+CLAIMS = Path("/tmp/openccs-test-networks.json")
 
 
-def _worker() -> int:
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(name[2:]) if name[2:].isdigit() else 0
+def _host_networks() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        dest = line.split()[0]
+        if dest != "default":
+            nets.append(ipaddress.IPv4Network(dest if "/" in dest else dest + "/32", strict=False))
+    return nets
+
+
+def _claim(candidates: Iterator[ipaddress.IPv4Network]) -> str:
+    """The first candidate network that no route on this host and no live test process uses.
+
+    Test runs (parallel workers, or several runs at once) share the host's routing table,
+    so networks are claimed in a file under a lock; claims of dead processes lapse.
+    """
+    import fcntl
+
+    with open(str(CLAIMS) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        claims: dict[str, int] = json.loads(CLAIMS.read_text()) if CLAIMS.exists() else {}
+        claims = {net: pid for net, pid in claims.items() if Path(f"/proc/{pid}").exists()}
+        taken = _host_networks() + [ipaddress.IPv4Network(n) for n in claims]
+        for net in candidates:
+            if not any(net.overlaps(t) for t in taken):
+                claims[str(net)] = os.getpid()
+                CLAIMS.write_text(json.dumps(claims))
+                return str(net)
+    raise RuntimeError("no free test network left")
 
 
 def unique_vpc_cidr() -> str:
-    """A /20 for one VPC of a test, unique among this run's parallel workers."""
-    index = (_worker() % 4) * 256 + next(_counter) % 256
-    return f"10.{100 + index // 16}.{index % 16 * 16}.0/20"
+    """A /20 for one VPC of a test, used by nothing else on this host."""
+    return _claim(ipaddress.IPv4Network("10.96.0.0/11").subnets(new_prefix=20))
 
 
 def unique_cluster_cidr(prefix: int = 20) -> str:
-    """A cluster CIDR inside 172.16.0.0/12 that no other worker of this run uses."""
-    index = (_worker() % 4) * 64 + next(_counter) % 64
-    return str(list(ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=20))[index])
+    """A cluster CIDR inside 172.16.0.0/12 used by nothing else on this host."""
+    return _claim(ipaddress.IPv4Network("172.16.0.0/12").subnets(new_prefix=prefix))
 
 
 def free_port() -> int:

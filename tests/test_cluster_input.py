@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from openccs.client import Client
 
-from .conftest import Server, unique_cluster_cidr, unique_vpc_cidr
+from .conftest import Account, Server, unique_cluster_cidr, unique_vpc_cidr
 
 
 def network(c: Client) -> tuple[str, str, str]:
@@ -45,7 +45,7 @@ def count(c: Client) -> tuple[int, int]:
     return clusters, machines
 
 
-def account_with_vpc(server: Server) -> Client:
+def account_with_vpc(server: Server) -> tuple[Account, Client]:
     """A fresh account with a VPC of its own (made through the operator's CLI)."""
     acct = server.new_account()
     cidr = unique_vpc_cidr()
@@ -53,12 +53,17 @@ def account_with_vpc(server: Server) -> Client:
     server.cli("vpc", "create", acct.uin, "--cidr", cidr,
                "--subnet", f"ap-guangzhou-3={blocks[1]}",
                "--subnet", f"ap-guangzhou-4={blocks[2]}")  # fmt: skip
-    return server.client(acct)
+    return acct, server.client(acct)
 
 
 @pytest.fixture(scope="module")
-def own(server: Server) -> Client:
+def owner(server: Server) -> tuple[Account, Client]:
     return account_with_vpc(server)
+
+
+@pytest.fixture
+def own(owner: tuple[Account, Client]) -> Client:
+    return owner[1]
 
 
 @pytest.mark.parametrize(
@@ -119,7 +124,7 @@ def test_cidr_checks(own: Client) -> None:
     res = own.call("CreateEmptyCluster", {"clusterName": "b", "clusterCIDR": cidr, "vpcId": vpc})
     assert res["codeDesc"] == "ConflictWithOtherClusterCIDR"
     # Told to ignore the conflict, an overlapping cluster gets node networks of its own.
-    wider = cidr.split("/")[0] + "/19"
+    wider = str(ipaddress.ip_network(cidr).supernet(new_prefix=19))
     res = own.call("CreateEmptyCluster", {"clusterName": "c", "clusterCIDR": wider, "vpcId": vpc,
                    "ignoreClusterCIDRConflict": 1})  # fmt: skip
     assert res["code"] in (0, 4000), res
@@ -128,8 +133,8 @@ def test_cidr_checks(own: Client) -> None:
 
 
 def test_cluster_quota_and_node_quota(server: Server) -> None:
-    own = account_with_vpc(server)
-    uin = server_uin(server, own)
+    acct, own = account_with_vpc(server)
+    uin = acct.uin
     server.cli("account", "quota", uin, "clusters", "1")
     vpc, sub3, _ = network(own)
     first = own.call("CreateEmptyCluster", {"clusterName": "q1",
@@ -146,16 +151,8 @@ def test_cluster_quota_and_node_quota(server: Server) -> None:
     assert count(own) == (1, 0)
 
 
-def server_uin(server: Server, c: Client) -> str:
-    keys = server.cli("key", "ls").stdout
-    line = next(ln for ln in keys.splitlines() if c.secret_id in ln)
-    account_id = line.split()[1]
-    accounts = server.cli("account", "ls").stdout.splitlines()[1:]
-    rows = [ln.split() for ln in accounts]
-    return next(r[1] for r in rows if str(rows.index(r) + 1) == account_id)
-
-
-def test_attributes_hubs_and_tenancy(server: Server, own: Client) -> None:
+def test_attributes_hubs_and_tenancy(server: Server, owner: tuple[Account, Client]) -> None:
+    acct, own = owner
     vpc, _, _ = network(own)
     made = own.call("CreateEmptyCluster", {"clusterName": "attrs", "vpcId": vpc,
                     "clusterCIDR": unique_cluster_cidr(), "clusterDesc": "d1"})  # fmt: skip
@@ -200,10 +197,4 @@ def test_attributes_hubs_and_tenancy(server: Server, own: Client) -> None:
 
     done = own.call("DeleteCluster", {"clusterId": cid})
     assert done["code"] == 0
-    assert server.wait_task(done["data"]["requestId"], account_of(server, own))["status"] == "succ"
-
-
-def account_of(server: Server, c: Client) -> Any:
-    from .conftest import Account
-
-    return Account(0, "", c.secret_id, c.secret_key)
+    assert server.wait_task(done["data"]["requestId"], acct)["status"] == "succ"

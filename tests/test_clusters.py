@@ -3,6 +3,7 @@ cordon, scale out and in, re-add, fail, delete; and bad input that creates nothi
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -161,7 +162,8 @@ def test_cluster_lifecycle_with_real_machines(
     assert info["nodeNum"] == 2 and info["totalCpu"] == 2000 and info["totalMem"] == 2048
     nodes = api.nodes(cluster_id)
     assert {n["isNormal"] for n in nodes} == {1}
-    assert all(n["lanIp"].startswith(server.vpc_cidr.split(".0.0")[0]) for n in nodes)
+    vpc_net = ipaddress.ip_network(server.vpc_cidr)
+    assert all(ipaddress.ip_address(n["lanIp"]) in vpc_net for n in nodes)
     pods = {n["podCidr"] for n in nodes}
     assert len(pods) == 2 and all(p.endswith("/24") for p in pods)
     assert nodes[0]["labels"]["beta.kubernetes.io/instance-type"] == "S1.SMALL1"
@@ -200,6 +202,11 @@ def test_cluster_lifecycle_with_real_machines(
     # Scale out by one machine.
     added = api.ok("AddClusterInstances", {"clusterId": cluster_id, **machine_params(subnet_id)})
     assert api.cluster(cluster_id)["status"] == "Scaling"
+    # While it scales, the document's preconditions hold other changes back.
+    busy = api.call("AddClusterInstances", {"clusterId": cluster_id, **machine_params(subnet_id)})
+    assert busy["code"] == 5100 and "Scaling" in busy["message"], busy
+    busy = api.call("DeleteCluster", {"clusterId": cluster_id})
+    assert busy["code"] == 5100 and "Scaling" in busy["message"], busy
     assert api.wait(added["requestId"])["status"] == "succ"
     (c,) = added["instanceIds"]
     assert {n["instanceId"] for n in api.nodes(cluster_id)} == {a, b, c}

@@ -42,7 +42,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
             return 2
         settings.tls_cert, settings.tls_key = Path(args.tls_cert), Path(args.tls_key)
-    serve(settings)
+    from openccs.api.errors import ApiError
+    from openccs.cloud.host import CloudError
+
+    try:
+        serve(settings)
+    except (ApiError, CloudError) as exc:
+        print(f"openccs: cannot start: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -275,7 +282,8 @@ def cmd_vpc(args: argparse.Namespace) -> int:
 
     from openccs.api.errors import ApiError
     from openccs.cloud import vpc as hostvpc
-    from openccs.cloud.component import site_id
+    from openccs.cloud.component import check_unrouted, site_id
+    from openccs.cloud.host import CloudError
     from openccs.domain import accounts as acc
     from openccs.domain import cloud
     from openccs.store.models import Subnet, Vpc
@@ -307,6 +315,7 @@ def cmd_vpc(args: argparse.Namespace) -> int:
                 if not args.cidr:
                     raise acc.AccountError("give --cidr")
                 account = acc.get_account(s, args.ref)
+                check_unrouted(args.cidr, "--cidr")
                 v = cloud.create_vpc(s, account.id, args.cidr, args.name or "")
                 created = [cloud.create_subnet(s, settings, v, c, z) for z, c in _zones(args)]
                 hostvpc.ensure_vpc(site, v.id, v.cidr)
@@ -321,7 +330,7 @@ def cmd_vpc(args: argparse.Namespace) -> int:
                 for sub in created:
                     hostvpc.ensure_subnet(site, v.id, str(cloud.gateway_of(sub.cidr)))
                 print(json.dumps({"subnets": [x.id for x in created]}, indent=2))
-    except ApiError as exc:
+    except (ApiError, CloudError) as exc:
         raise acc.AccountError(exc.message) from None
     return 0
 
@@ -395,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timezone", default="Asia/Shanghai")
     s.add_argument("--log-level", default="INFO")
     s.add_argument(
-        "--default-vpc-cidr", default="10.0.0.0/16", help="the default VPC made at first start"
+        "--default-vpc-cidr",
+        help="the default VPC made at first start (default: 10.0.0.0/16, or the first free"
+        " 10.x.0.0/16)",
     )
     s.set_defaults(fn=cmd_serve)
 

@@ -80,8 +80,12 @@ class Cloud:
     def _start(self) -> None:
         with self.store.session() as s:
             owner = s.scalars(select(Account).order_by(Account.id)).first()
-            if owner is not None:
-                rules.ensure_default_vpc(s, self.settings, owner.id)
+            if owner is not None and not rules.has_default_vpc(s):
+                cidr = self.settings.default_vpc_cidr
+                if cidr is None:
+                    cidr = first_unrouted("10.0.0.0/8", 16)
+                check_unrouted(cidr, "--default-vpc-cidr")
+                rules.ensure_default_vpc(s, self.settings, owner.id, cidr)
         with self.store.session() as s:
             for v in s.scalars(select(Vpc)):
                 self.ensure_vpc(s, v)
@@ -203,6 +207,44 @@ class Cloud:
                     ins.state, ins.is_normal = "Failed", False
                     ins.abnormal_reason = f"Unknown (node not ready: {why})"
                     log_event(log, "machine failed", instance=iid, reason=why)
+
+
+def routed_overlaps(cidr: str) -> list[str]:
+    """Routes of this host that overlap `cidr` (another network already lives there)."""
+    net = ipaddress.ip_network(cidr)
+    out = host.run(["ip", "-4", "route", "show", "table", "all"], quiet=True).stdout
+    found = []
+    for line in out.splitlines():
+        words = line.split()
+        dest = words[0] if words and words[0] not in ("local", "broadcast") else None
+        if dest is None and len(words) > 1 and words[0] == "local":
+            continue
+        if not dest or dest in ("default", "unreachable", "multicast"):
+            continue
+        try:
+            other = ipaddress.ip_network(dest, strict=False)
+        except ValueError:
+            continue
+        if other.prefixlen > 0 and net.overlaps(other):
+            found.append(line.strip())
+    return found
+
+
+def first_unrouted(space: str, prefix: int) -> str:
+    for candidate in ipaddress.ip_network(space).subnets(new_prefix=prefix):
+        if not routed_overlaps(str(candidate)):
+            return str(candidate)
+    raise CloudError(f"every /{prefix} of {space} is routed on this host: give --default-vpc-cidr")
+
+
+def check_unrouted(cidr: str, option: str) -> None:
+    """Refuse a VPC network that the host already routes elsewhere (it would be unreachable)."""
+    overlaps = routed_overlaps(cidr)
+    if overlaps:
+        raise CloudError(
+            f"{cidr} overlaps networks this host already routes ({'; '.join(overlaps[:3])}):"
+            f" choose another with {option}"
+        )
 
 
 def _idle_pod_cidr(lan_ip: str) -> str:

@@ -204,11 +204,15 @@ def create_subnet(
     return sub
 
 
-def ensure_default_vpc(s: Session, settings: Settings, account_id: int) -> Vpc | None:
+def has_default_vpc(s: Session) -> bool:
+    return s.scalars(select(Vpc).where(Vpc.is_default.is_(True))).first() is not None
+
+
+def ensure_default_vpc(s: Session, settings: Settings, account_id: int, cidr: str) -> Vpc | None:
     """The default VPC with a subnet per zone, made once (at first start)."""
-    if s.scalars(select(Vpc).where(Vpc.is_default.is_(True))).first() is not None:
+    if has_default_vpc(s):
         return None
-    vpc = create_vpc(s, account_id, settings.default_vpc_cidr, is_default=True)
+    vpc = create_vpc(s, account_id, cidr, is_default=True)
     net = ipaddress.ip_network(vpc.cidr)
     subnets = net.subnets(new_prefix=max(24, net.prefixlen + 2))
     next(subnets)  # keep the first block free (x.x.0.0/24)
