@@ -247,12 +247,17 @@ def cmd_call(args: argparse.Namespace) -> int:
 def _wait(client: Any, request_id: int) -> int:
     """Follow a task until it ends, showing each step as it completes."""
     shown: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     while True:
         res = client.call("DescribeClusterTaskResult", {"requestId": request_id})
         if res.get("code") != 0:
             print(json.dumps(res, indent=2, ensure_ascii=False))
             return 1
         data = res["data"]
+        for item, status in data.get("progress", {}).items():
+            if (item, status) not in seen:
+                seen.add((item, status))
+                print(f"  {item}  {status}", flush=True)
         for step in data.get("steps", []):
             if step["status"] == "done" and step["name"] not in shown:
                 shown.add(step["name"])

@@ -11,6 +11,7 @@ import ipaddress
 import secrets
 import string
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +121,21 @@ class Cloud:
         )
 
     def bring_up(
-        self, specs: list[MachineSpec], reinstall: set[str] | None = None
+        self,
+        specs: list[MachineSpec],
+        reinstall: set[str] | None = None,
+        on_done: Callable[[str, Outcome], None] | None = None,
     ) -> dict[str, Outcome]:
         """Create (or, for `reinstall`, restart with the new settings) machines in parallel."""
         reinstall = reinstall or set()
 
         def one(spec: MachineSpec) -> Outcome:
+            outcome = made(spec)
+            if on_done is not None:
+                on_done(spec.instance_id, outcome)
+            return outcome
+
+        def made(spec: MachineSpec) -> Outcome:
             try:
                 if spec.instance_id in reinstall:
                     self.engine.stop(spec.instance_id)

@@ -7,6 +7,7 @@ what it made (machines it created are destroyed; a cluster being created is remo
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -46,7 +47,15 @@ def bring_up_machines(ctx: StepContext) -> None:
         reinstall = {ins.id for ins in pending if ins.settings.get("reinstall")}
     if not specs:
         return
-    results = cloud.bring_up(specs, reinstall)
+    progress = ctx.state.setdefault("progress", {})
+    lock = threading.Lock()
+
+    def report(instance_id: str, outcome: Any) -> None:
+        with lock:
+            progress[instance_id] = f"failed: {outcome.error}" if outcome.error else "running"
+            ctx.save()
+
+    results = cloud.bring_up(specs, reinstall, report)
     failures = []
     with _store(ctx).session() as s:
         for spec in specs:

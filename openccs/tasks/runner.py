@@ -229,6 +229,8 @@ def describe(task: Task) -> dict[str, Any]:
         "status": task.status,
         "reason": task.reason,
         "taskType": task.type,
+        # What steps report as they go (e.g. machine by machine).
+        "progress": dict(task.state.get("progress", {})),
         "steps": [
             {
                 "name": n,
