@@ -3,6 +3,7 @@ cordon, scale out and in, re-add, fail, delete; and bad input that creates nothi
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -199,18 +200,31 @@ def test_cluster_lifecycle_with_real_machines(
     node_a = next(n for n in api.nodes(cluster_id) if n["instanceId"] == a)
     assert node_a["labels"]["team"] == "blue" and node_a["unschedulable"] is True
 
-    # Scale out by one machine.
-    added = api.ok("AddClusterInstances", {"clusterId": cluster_id, **machine_params(subnet_id)})
-    assert api.cluster(cluster_id)["status"] == "Scaling"
+    # Scale out by one machine, with the CLI following the task machine by machine.
+    # Its userScript takes a few seconds: the window in which the cluster is Scaling.
+    script = base64.b64encode(b"sleep 3; echo joined").decode()
+    args = [f"{k}={v}" for k, v in machine_params(subnet_id, userScript=script).items()]
+    before = {n["instanceId"] for n in api.nodes(cluster_id)}
+    follow = subprocess.Popen(
+        [*server._base_args(), "call", "AddClusterInstances", f"clusterId={cluster_id}", *args,
+         "--wait"], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     # While it scales, the document's preconditions hold other changes back.
+    deadline = time.monotonic() + 10
+    while api.cluster(cluster_id)["status"] != "Scaling" and time.monotonic() < deadline:
+        time.sleep(0.05)
     busy = api.call("AddClusterInstances", {"clusterId": cluster_id, **machine_params(subnet_id)})
     assert busy["code"] == 5100 and "Scaling" in busy["message"], busy
     busy = api.call("DeleteCluster", {"clusterId": cluster_id})
     assert busy["code"] == 5100 and "Scaling" in busy["message"], busy
-    assert api.wait(added["requestId"])["status"] == "succ"
-    (c,) = added["instanceIds"]
-    assert {n["instanceId"] for n in api.nodes(cluster_id)} == {a, b, c}
+    out, _ = follow.communicate(timeout=120)
+    assert follow.returncode == 0, out
+    (c,) = {n["instanceId"] for n in api.nodes(cluster_id)} - before
+    assert f"{c}  running" in out and "done  machines" in out and out.strip().endswith("succ")
     assert api.cluster(cluster_id)["status"] == "Running"
+    assert c in server.cli("node", "ls", cluster_id).stdout
+    assert (server.data_dir / "machines" / c / "userscript.log").exists()
+    assert cluster_id in server.cli("cluster", "ls").stdout
 
     # RemoveOnly keeps the machine as an existing CVM; it can be added back.
     removed = api.ok("DeleteClusterInstances", {"clusterId": cluster_id, "instanceIds": [b],

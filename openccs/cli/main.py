@@ -350,6 +350,39 @@ def _zones(args: argparse.Namespace) -> list[tuple[str, str]]:
     return pairs
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """Readable tables of clusters and their nodes, straight from the state store."""
+    from sqlalchemy import select
+
+    from openccs.domain import clusters as dom
+    from openccs.store.models import Cluster
+
+    settings = _settings(args)
+    store, _ = _open(args)
+    with store.session() as s:
+        if args.what == "cluster":
+            rows = []
+            for c in s.scalars(select(Cluster).order_by(Cluster.created_at)):
+                d = dom.describe_cluster(s, settings, c)
+                rows.append({k: d[k] for k in ("clusterId", "clusterName", "status", "nodeNum",
+                             "nodeStatus", "clusterCIDR", "unVpcId", "createdAt")})  # fmt: skip
+                rows[-1]["account"] = c.account_id
+            _print_table(rows)
+        else:
+            cluster = s.get(Cluster, args.cluster)
+            if cluster is None:
+                print(f"openccs: no cluster {args.cluster!r}", file=sys.stderr)
+                return 1
+            rows = []
+            for n in dom.cluster_nodes(s, cluster.id):
+                d = dom.describe_node(settings, n)
+                rows.append({k: d[k] for k in ("instanceId", "lanIp", "podCidr", "instanceType",
+                             "isNormal", "unschedulable", "zone", "abnormalReason")})  # fmt: skip
+                rows[-1]["state"] = n.state
+            _print_table(rows)
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
     from openccs.cloud.sweep import sweep
@@ -422,6 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--name")
     n.add_argument("--subnet", action="append", help="ZONE=CIDR, e.g. ap-guangzhou-3=10.1.1.0/24")
     n.set_defaults(fn=cmd_vpc)
+
+    cl = sub.add_parser("cluster", help="clusters: openccs cluster ls")
+    cl.add_argument("op", choices=["ls"])
+    cl.set_defaults(fn=cmd_cluster, what="cluster")
+    no = sub.add_parser("node", help="a cluster's nodes: openccs node ls CLUSTER")
+    no.add_argument("op", choices=["ls"])
+    no.add_argument("cluster")
+    no.set_defaults(fn=cmd_cluster, what="node")
 
     w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
     w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")
