@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import random
-import re
 import shutil
 import string
 import subprocess
@@ -35,6 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openccs.cloud import procs, sweep, vpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import git_commit, machine_facts, update_results
+
 from openccs.cloud.machine import MachineEngine, MachineSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,36 +130,6 @@ def run_batch(
     return Batch(size, create_s, max(r.ms for r in results) / 1000, destroy_s, rss, pss)
 
 
-def machine_facts() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-    mem_kb = int(mem[1]) if mem else 0
-    dockerd = subprocess.run(
-        ["dockerd", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    cgroup = "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu model": model[1].strip() if model else platform.processor() or "unknown",
-        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "kernel": f"Linux {platform.release()}",
-        "dockerd": dockerd,
-        "cgroup": cgroup,
-    }
-
-
-def commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "openccs/cloud")
-    return head + (" (with uncommitted changes in openccs/cloud/)" if dirty else "")
-
-
 def render(
     batches: list[Batch],
     facts: dict[str, str],
@@ -172,7 +144,7 @@ def render(
         " other sections of this file.",
         "",
         f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {commit()}",
+        f"- openccs commit: {git_commit('openccs/cloud')}",
         f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
         f" {facts['kernel']}, cgroup {facts['cgroup']}, {facts['dockerd']}",
         f"- command: `{' '.join(['.venv/bin/python', 'bench/cloud.py', *argv])}`",
@@ -216,17 +188,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def update_results(path: Path, title: str, section: str) -> None:
-    """Replace the section starting with `title` (up to the next `## `), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--sizes", default="1,3,5", help="batch sizes, comma-separated (1,3,5)")
@@ -265,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = render(batches, machine_facts(), args, started, opts.idle)
     print(section)
     if not opts.no_write:
-        update_results(RESULTS_FILE, SECTION_TITLE, section)
+        update_results(SECTION_TITLE, section, RESULTS_FILE)
         print(f"bench: updated {RESULTS_FILE.relative_to(REPO)}", file=sys.stderr)
     return 0
 

@@ -8,6 +8,7 @@ what it made (machines it created are destroyed; a cluster being created is remo
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -154,7 +155,8 @@ def remove_nodes(ctx: StepContext) -> None:
         if ids is not None:
             q = q.where(Instance.id.in_(ids))
         targets = list(s.scalars(q))
-    for iid in targets:
+
+    def remove(iid: str) -> None:
         if mode == "RemoveOnly":
             cloud.reset(iid)
             with _store(ctx).session() as s:
@@ -174,6 +176,11 @@ def remove_nodes(ctx: StepContext) -> None:
                 if ins is not None:
                     s.delete(ins)
         log_event(log, "node removed", cluster=ctx.params["clusterId"], instance=iid, mode=mode)
+
+    # Machines go away in parallel, as they came; each is recorded as soon as it is gone.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+        for future in [pool.submit(remove, iid) for iid in targets]:
+            future.result()
 
 
 def finish_scale_in(ctx: StepContext) -> None:
