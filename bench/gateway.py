@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -47,8 +48,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-
-from openccs.client import signed_params
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -163,17 +162,35 @@ def machine_info(wrk: str) -> dict[str, str]:
     }
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        out = subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout
-        return out.strip()
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    return out.stdout.strip()
 
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--", "openccs"):
+
+def git_commit(ref: str | None) -> str:
+    """The commit measured: REF's, or HEAD's plus a note when the working tree differs."""
+    if ref is not None:
+        return (_git("rev-parse", "--short", ref) or ref) + " (exported with git archive)"
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--", "openccs"):
         commit += " (with uncommitted changes in openccs/)"
     return commit
+
+
+def export_source(ref: str, dest: Path) -> Path:
+    """The `openccs` package as of REF, unpacked into DEST (immune to concurrent edits)."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "openccs"], cwd=REPO, capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"bench: git archive {ref} failed: {archive.stderr.decode().strip()}")
+    dest.mkdir(parents=True)
+    tmp = dest / "openccs.tar"
+    tmp.write_bytes(archive.stdout)
+    with tarfile.open(tmp) as tar:
+        tar.extractall(dest, filter="data")
+    tmp.unlink()
+    return dest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,8 +200,10 @@ def git_commit() -> str:
 class Server:
     """`openccs serve` as a child process on a free loopback port, in a temporary data dir."""
 
-    def __init__(self, workdir: Path, log_level: str) -> None:
+    def __init__(self, workdir: Path, log_level: str, source: Path | None = None) -> None:
         self.workdir = workdir
+        # Where the server imports openccs from: an exported commit, or the working tree.
+        self.source = source
         self.data_dir = workdir / "data"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -207,9 +226,17 @@ class Server:
         self.credentials: dict[str, str] = {}
 
     def start(self, timeout: float = 60.0) -> None:
+        env = dict(os.environ)
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -248,9 +275,18 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(log_level: str) -> Iterator[Server]:
+def running_server(log_level: str, ref: str | None = None) -> Iterator[Server]:
+    """A started server (of the working tree, or of REF), stopped and cleaned up at exit."""
     workdir = Path(tempfile.mkdtemp(prefix="openccs-bench-"))
-    server = Server(workdir, log_level)
+    try:
+        source = export_source(ref, workdir / "src") if ref is not None else None
+        if source is not None:
+            # Sign with that commit's client code too.
+            sys.path.insert(0, str(source))
+        server = Server(workdir, log_level, source)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     try:
         server.start()
         yield server
@@ -267,6 +303,10 @@ class Signer:
     """Pre-signed GET paths; nonces come from one counter, so no two paths share one."""
 
     def __init__(self, server: Server) -> None:
+        # Imported here so that `--ref` can put an exported commit first on sys.path.
+        from openccs.client import signed_params
+
+        self._signed_params = signed_params
         self.secret_id = server.credentials["secretId"]
         self.secret_key = server.credentials["secretKey"]
         self.host = server.host
@@ -275,7 +315,7 @@ class Signer:
         self.issued = 0
 
     def path(self, action: str = SIGNED_ACTION, params: dict[str, str] | None = None) -> str:
-        signed = signed_params(
+        signed = self._signed_params(
             action,
             self.params if params is None else params,
             self.secret_id,
@@ -340,6 +380,26 @@ def _machine_busy_cpu() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_quiet(max_wait: float, window: float = 3.0) -> float:
+    """Wait (up to MAX_WAIT s) until other processes leave the machine idle; cores they used."""
+    deadline = time.monotonic() + max_wait
+    announced = False
+    while True:
+        busy0 = _machine_busy_cpu()
+        time.sleep(window)
+        busy = (_machine_busy_cpu() - busy0) / window
+        if busy < DISTURBED_CPU or time.monotonic() >= deadline:
+            return busy
+        if not announced:
+            print(
+                f"bench: other processes use {busy:.2f} cores; waiting up to"
+                f" {max_wait:g} s for a quiet machine",
+                file=sys.stderr,
+                flush=True,
+            )
+            announced = True
+
+
 @dataclass
 class CpuUse:
     """Cores in use on average during a run: the server, wrk, and everything else."""
@@ -397,6 +457,38 @@ def run_wrk(
 
 
 # ---------------------------------------------------------------------------------------------
+# Profiling (optional)
+
+PY_SPY_FORMATS = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
+
+
+def start_py_spy(
+    py_spy: str, server: Server, out: Path | None, secs: float
+) -> subprocess.Popen[bytes]:
+    """py-spy on the server for one measured run: samples of the thread holding the GIL."""
+    assert server.proc is not None and out is not None
+    fmt = PY_SPY_FORMATS.get(out.suffix, "flamegraph")
+    cmd = [py_spy, "record", "--pid", str(server.proc.pid), "--duration", str(round(secs))]
+    cmd += ["--rate", "200", "--gil", "--threads", "--nonblocking", "--format", fmt]
+    cmd += ["--output", str(out)]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # let it attach
+    return spy
+
+
+def finish_py_spy(spy: subprocess.Popen[bytes], out: Path | None) -> None:
+    try:
+        _, err = spy.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        _, err = spy.communicate()
+    if spy.returncode != 0:
+        print(f"bench: py-spy failed: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
+    else:
+        print(f"bench: profile written to {out}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
 # The benchmark
 
 
@@ -408,6 +500,10 @@ class Options:
     timeout: float
     log_level: str
     write: bool
+    ref: str | None
+    profile: Path | None
+    py_spy: str
+    quiet_wait: float
 
 
 class Bench:
@@ -446,6 +542,8 @@ class Bench:
         signed = endpoint == "signed"
         expect = SIGNED_OK if signed else HEALTH_OK
         tag = f"{endpoint}-c{clients}"
+        if self.opts.quiet_wait > 0:
+            wait_for_quiet(self.opts.quiet_wait)
 
         # Warm-up (its figures are discarded, except the signed rate, to size the next list).
         if signed:
@@ -466,7 +564,12 @@ class Bench:
             paths = [HEALTH_PATH] * min(2, clients)
             check = [HEALTH_PATH] * 3
         failures = precheck(self.http, self.server, check, expect)
+        spy = None
+        if signed and self.opts.profile is not None and clients == max(self.opts.clients):
+            spy = start_py_spy(self.opts.py_spy, self.server, self.opts.profile, self.opts.duration)
         res, first_bad, cpu = self._wrk(tag, paths, expect, not signed, clients, self.opts.duration)
+        if spy is not None:
+            finish_py_spy(spy, self.opts.profile)
         result = RunResult(
             endpoint=endpoint,
             clients=clients,
@@ -573,10 +676,12 @@ def render(
         f"- machine: {machine['cpus']} CPUs ({machine['cpu model']}), {machine['memory']} RAM,"
         f" {machine['kernel']}, Python {machine['python']}, {machine['wrk']}",
         f"- command: `{shlex.join(['.venv/bin/python', 'bench/gateway.py', *sys.argv[1:]])}`",
-        f"- server: `{server_cmd}` (one process for the whole run; SQLite; logs to a file)",
+        f"- server: `{server_cmd}` (one process for the whole run; SQLite; logs to a file"
+        + (f"; openccs imported from `git archive {opts.ref}`)" if opts.ref else ")"),
         f"- load: wrk with keep-alive, threads = min(2, clients), {opts.warmup:g} s warm-up then"
         f" {opts.duration:g} s measured per row; every signed request a distinct pre-signed GET"
-        f" ({nonces:,} signed in all, HmacSHA256)",
+        f" ({nonces:,} signed in all, HmacSHA256); before each row it waited up to"
+        f" {opts.quiet_wait:g} s for other processes to leave the machine idle",
         f"- signed: `{SIGNED_ACTION}` of a finished `OpenccsRunTestTask`;"
         " baseline: unsigned `GET /healthz`",
         "",
@@ -657,18 +762,49 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--no-write", action="store_true", help="print the Markdown, do not update RESULTS.md"
     )
+    p.add_argument(
+        "--ref",
+        help="benchmark this commit (exported with git archive) instead of the working tree",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="record the server with py-spy during the signed run at the most clients into this"
+        " file (.svg flame graph, .txt collapsed stacks, .json speedscope); implies --no-write",
+    )
+    p.add_argument("--py-spy", default="py-spy", help="the py-spy binary (default: on PATH)")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each row, wait up to this many seconds for other processes to leave the"
+        " machine idle (60; 0 to not wait)",
+    )
     a = p.parse_args(argv)
     clients = [int(c) for c in a.clients.split(",") if c.strip()]
-    return Options(clients, a.duration, a.warmup, a.timeout, a.log_level.upper(), not a.no_write)
+    if a.profile is not None and not shutil.which(a.py_spy):
+        p.error(f"--profile needs py-spy ({a.py_spy!r} not found; pip install py-spy)")
+    return Options(
+        clients=clients,
+        duration=a.duration,
+        warmup=a.warmup,
+        timeout=a.timeout,
+        log_level=a.log_level.upper(),
+        write=not a.no_write and a.profile is None,
+        ref=a.ref,
+        profile=a.profile.resolve() if a.profile is not None else None,
+        py_spy=a.py_spy,
+        quiet_wait=a.quiet_wait,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     wrk = ensure_wrk()
     machine = machine_info(wrk)
-    commit_start = git_commit()
+    commit_start = git_commit(opts.ref)
     started = datetime.datetime.now().astimezone()
-    with running_server(opts.log_level) as server:
+    with running_server(opts.log_level, opts.ref) as server:
         signer = Signer(server)
         signer.params = {"requestId": str(create_task(server, signer))}
         bench = Bench(wrk, server, signer, opts)
@@ -682,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" {SERVER_NONCE_MEMORY} per key; late requests may be refused",
                 file=sys.stderr,
             )
-        commit_end = git_commit()
+        commit_end = git_commit(opts.ref)
         commit = commit_start
         if commit_end != commit_start:
             commit = f"{commit_start} at the start, {commit_end} at the end"

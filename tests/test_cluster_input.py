@@ -115,7 +115,9 @@ def test_cidr_checks(own: Client) -> None:
     vpc_cidr = own.call("DescribeVpcEx")["data"][0]["cidrBlock"]
     res = own.call("CheckClusterCIDR", {"vpcId": vpc, "clusterCIDR": vpc_cidr})
     assert res["code"] == 4000 and res["codeDesc"] == "CIDRConflictWithVPCCIDR"
-    cidr = unique_cluster_cidr()
+    # A /19 of our own: the cluster takes its first /20, the overlapping one all of it.
+    wider = unique_cluster_cidr(prefix=19)
+    cidr = str(next(ipaddress.ip_network(wider).subnets(new_prefix=20)))
     assert own.call("CheckClusterCIDR", {"vpcId": vpc, "clusterCIDR": cidr})["code"] == 0
     made = own.call("CreateEmptyCluster", {"clusterName": "a", "clusterCIDR": cidr, "vpcId": vpc})
     assert made["code"] == 0
@@ -124,7 +126,6 @@ def test_cidr_checks(own: Client) -> None:
     res = own.call("CreateEmptyCluster", {"clusterName": "b", "clusterCIDR": cidr, "vpcId": vpc})
     assert res["codeDesc"] == "ConflictWithOtherClusterCIDR"
     # Told to ignore the conflict, an overlapping cluster gets node networks of its own.
-    wider = str(ipaddress.ip_network(cidr).supernet(new_prefix=19))
     res = own.call("CreateEmptyCluster", {"clusterName": "c", "clusterCIDR": wider, "vpcId": vpc,
                    "ignoreClusterCIDRConflict": 1})  # fmt: skip
     assert res["code"] in (0, 4000), res
@@ -156,6 +157,7 @@ def test_attributes_hubs_and_tenancy(server: Server, owner: tuple[Account, Clien
     vpc, _, _ = network(own)
     made = own.call("CreateEmptyCluster", {"clusterName": "attrs", "vpcId": vpc,
                     "clusterCIDR": unique_cluster_cidr(), "clusterDesc": "d1"})  # fmt: skip
+    assert made["code"] == 0, made
     cid = made["data"]["clusterId"]
     assert own.call("ModifyClusterAttributes", {"clusterId": cid, "clusterName": "renamed",
                     "clusterDesc": "d2"})["code"] == 0  # fmt: skip

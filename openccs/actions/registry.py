@@ -1,0 +1,928 @@
+"""The image registry's actions (`ccr.api.qcloud.com`): accounts, namespaces, repositories,
+tags, retention, triggers and favourites.
+
+Repository lists answer the document's `repotype` and also `reptype` (the two spellings
+the document's tables and examples use).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openccs.api.context import RequestContext
+from openccs.api.errors import ApiError, invalid_parameter, not_found
+from openccs.api.params import Array, Params
+from openccs.api.registry import action
+from openccs.domain.accounts import quota
+from openccs.registry import domain, index, triggers
+from openccs.registry.client import RegistryClient, RegistryError
+from openccs.registry.models import (
+    CcrFavor,
+    CcrNamespace,
+    CcrRepository,
+    CcrRetention,
+    CcrTag,
+    CcrTrigger,
+    CcrTriggerLog,
+    CcrUser,
+)
+from openccs.registry.runtime import RegistryRuntime
+from openccs.registry.token import hash_password
+from openccs.timeutil import fmt_time, utcnow
+
+HOST = "ccr.api.qcloud.com"
+REPOTYPES = Literal["QCLOUD HUB", "DOCKER HUB"]
+
+Offset = Field(default=0, ge=0)
+Limit = Field(default=20, ge=1, le=100)
+Password = Field(min_length=8, max_length=16)
+RepoName = Field(min_length=1, max_length=domain.REPOSITORY_MAX)
+K8sName = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _rt(ctx: RequestContext) -> RegistryRuntime:
+    rt: RegistryRuntime = ctx.extra("registry")
+    return rt
+
+
+def _client(ctx: RequestContext) -> RegistryClient:
+    return _rt(ctx).need_client()
+
+
+def _registry_call(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except RegistryError as exc:
+        raise ApiError(5100, "RegistryUnavailable", f"The image registry failed: {exc}") from None
+
+
+def _page(q: Any, offset: int, limit: int) -> Any:
+    return q.offset(offset).limit(limit)
+
+
+def _count(s: Session, q: Any) -> int:
+    return s.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
+
+
+def _registry_user(ctx: RequestContext) -> str:
+    return ctx.caller.subuser_uin or ctx.caller.uin
+
+
+# --- accounts ------------------------------------------------------------------------------
+class PasswordParams(Params):
+    password: str = Password
+
+
+@action("RegisterRepositoryAccountNew", PasswordParams)
+def register_account(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
+    uin = _registry_user(ctx)
+    if ctx.db.get(CcrUser, uin) is not None:
+        raise ApiError(
+            5100,
+            "AccountAlreadyRegistered",
+            f"Registry user {uin} is already registered: use ChangePassword",
+        )
+    now = utcnow()
+    ctx.db.add(
+        CcrUser(
+            uin=uin,
+            account_id=ctx.account_id,
+            subuser_id=ctx.caller.subuser_id,
+            password_hash=hash_password(p.password),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return {}
+
+
+@action("ChangePassword", PasswordParams)
+def change_password(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
+    user = ctx.db.get(CcrUser, _registry_user(ctx))
+    if user is None:
+        raise not_found(
+            "Registry user", f"{_registry_user(ctx)} (call RegisterRepositoryAccountNew)"
+        )
+    user.password_hash = hash_password(p.password)
+    user.updated_at = utcnow()
+    return {}
+
+
+LIMIT_TYPES = (
+    ("namespace", domain.QUOTA_NAMESPACES),
+    ("repo", domain.QUOTA_REPOSITORIES),
+    ("tag", domain.QUOTA_TAGS),
+    ("triggers", domain.QUOTA_TRIGGERS),
+)
+
+
+@action("GetLimit")
+def get_limit(ctx: RequestContext, p: Params) -> dict[str, Any]:
+    return {
+        "limitInfo": [
+            {"username": ctx.caller.uin, "type": kind, "value": quota(ctx.db, ctx.account_id, q)}
+            for kind, q in LIMIT_TYPES
+        ]
+    }
+
+
+# --- namespaces ----------------------------------------------------------------------------
+class NamespaceParams(Params):
+    # The document marks it optional; without it there is nothing to act on.
+    namespace: str = Field(min_length=1, max_length=64)
+
+
+@action("CreateCCRNamespace", NamespaceParams, resources=("namespace",))
+def create_namespace(ctx: RequestContext, p: NamespaceParams) -> dict[str, Any]:
+    domain.create_namespace(ctx.db, ctx.account_id, p.namespace)
+    return {}
+
+
+class GetNamespaceInfoParams(Params):
+    namespace: str | None = Field(default=None, max_length=64)
+    offset: int = Offset
+    limit: int = Limit
+
+
+@action("GetNamespaceInfo", GetNamespaceInfoParams)
+def get_namespace_info(ctx: RequestContext, p: GetNamespaceInfoParams) -> dict[str, Any]:
+    q = select(CcrNamespace).where(CcrNamespace.account_id == ctx.account_id)
+    if p.namespace:
+        q = q.where(CcrNamespace.name.contains(p.namespace, autoescape=True))
+    total = _count(ctx.db, q)
+    rows = list(ctx.db.scalars(_page(q.order_by(CcrNamespace.name), p.offset, p.limit)))
+    counts = dict(
+        ctx.db.execute(
+            select(CcrRepository.namespace_id, func.count())
+            .where(CcrRepository.namespace_id.in_([n.id for n in rows]))
+            .group_by(CcrRepository.namespace_id)
+        ).all()
+    )
+    return {
+        "namespaceCount": total,
+        "namespaceInfo": [
+            {
+                "namespace": n.name,
+                "creationTime": fmt_time(n.created_at),
+                "repoCount": counts.get(n.id, 0),
+            }
+            for n in rows
+        ],
+    }
+
+
+@action("NamespaceIsExists", NamespaceParams)
+def namespace_is_exists(ctx: RequestContext, p: NamespaceParams) -> dict[str, Any]:
+    # Namespaces are unique across accounts: "exists" tells whether the name is taken.
+    return {
+        "isExist": domain.namespace_by_name(ctx.db, p.namespace) is not None,
+        "isPreserved": p.namespace in domain.RESERVED_NAMESPACES,
+    }
+
+
+@action("DeleteUserNamespace", NamespaceParams, resources=("namespace",))
+def delete_namespace(ctx: RequestContext, p: NamespaceParams) -> dict[str, Any]:
+    ns = domain.own_namespace(ctx.db, ctx.account_id, p.namespace)
+    repos = ctx.db.scalar(select(func.count()).where(CcrRepository.namespace_id == ns.id)) or 0
+    if repos:
+        raise ApiError(
+            5100,
+            "NamespaceNotEmpty",
+            f"Namespace {ns.name} still holds {repos} repositories: delete them first",
+        )
+    ctx.db.delete(ns)
+    return {}
+
+
+# --- repositories --------------------------------------------------------------------------
+def _check_repo(name: str, param: str = "reponame") -> str:
+    domain.check_repository_name(name, param)
+    return name
+
+
+class CreateRepositoryParams(Params):
+    reponame: str = RepoName
+    public: int = Field(ge=0, le=1)
+    description: str = Field(default="", max_length=1000)
+
+
+@action("CreateRepository", CreateRepositoryParams, resources=("reponame",))
+def create_repository(ctx: RequestContext, p: CreateRepositoryParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    ns = domain.own_namespace(ctx.db, ctx.account_id, p.reponame.split("/", 1)[0])
+    domain.create_repository(ctx.db, ns, p.reponame, bool(p.public), p.description)
+    return {}
+
+
+class RepoNamesParams(Params):
+    reponames: Array[str] = Field(min_length=1, max_length=100)
+
+
+@action("BatchDeleteRepository", RepoNamesParams, resources=("reponames",))
+def batch_delete_repository(ctx: RequestContext, p: RepoNamesParams) -> dict[str, Any]:
+    repos = []
+    for i, name in enumerate(p.reponames):
+        _check_repo(name, f"reponames.{i}")
+        repos.append(domain.own_repository(ctx.db, ctx.account_id, name))
+    rt = _rt(ctx)
+    rt.need_client()
+    for repo in {r.id: r for r in repos}.values():
+        _registry_call(index.remove_repository, rt, ctx.db, repo)
+    return {}
+
+
+class RepoParams(Params):
+    reponame: str = RepoName
+
+
+def _repo_infos(
+    ctx: RequestContext, repos: list[CcrRepository], full: bool = True
+) -> list[dict[str, Any]]:
+    s = ctx.db
+    names = [r.name for r in repos]
+    tags = domain.tag_counts(s, [r.id for r in repos])
+    favors = domain.favor_counts(s, names)
+    mine = domain.user_favors(s, ctx.account_id, names)
+    official = domain.official_namespaces(s, list({r.namespace_id for r in repos}))
+    out = []
+    for r in repos:
+        info: dict[str, Any] = {
+            "reponame": r.name,
+            "repotype": domain.REPOTYPE,
+            "reptype": domain.REPOTYPE,
+            "tagCount": tags.get(r.id, 0),
+            "public": int(r.public),
+            "isQcloudOfficial": r.namespace_id in official,
+            "favorCount": favors.get(r.name, 0),
+        }
+        if full:
+            info.update(
+                isUserFavor=r.name in mine,
+                pullCount=r.pull_count,
+                description=r.description,
+                creationTime=fmt_time(r.created_at),
+                updateTime=fmt_time(r.updated_at),
+            )
+        out.append(info)
+    return out
+
+
+@action("GetRepositoryInfo", RepoParams, resources=("reponame",))
+def get_repository_info(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.visible_repository(ctx.db, ctx.account_id, p.reponame)
+    info = _repo_infos(ctx, [repo])[0]
+    del info["tagCount"], info["updateTime"]
+    return info
+
+
+@action("RepositoryIsExists", RepoParams, resources=("reponame",))
+def repository_is_exists(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    try:
+        domain.visible_repository(ctx.db, ctx.account_id, p.reponame)
+    except ApiError:
+        return {"isExist": False}
+    return {"isExist": True}
+
+
+class GetRepositoryListParams(Params):
+    offset: int = Offset
+    limit: int = Limit
+    reponame: str | None = Field(default=None, max_length=domain.REPOSITORY_MAX)
+    orderby: Literal["official", "pullCount"] | None = None
+    order: Literal["desc", "asc"] = "desc"
+
+
+@action("GetRepositoryList", GetRepositoryListParams)
+def get_repository_list(ctx: RequestContext, p: GetRepositoryListParams) -> dict[str, Any]:
+    q = (
+        select(CcrRepository)
+        .join(CcrNamespace, CcrNamespace.id == CcrRepository.namespace_id)
+        .where(CcrRepository.public)
+    )
+    if p.reponame:
+        q = q.where(CcrRepository.name == p.reponame)
+    total = _count(ctx.db, q)
+    key: Any = {"official": CcrNamespace.official, "pullCount": CcrRepository.pull_count}.get(
+        p.orderby or "", CcrRepository.id
+    )
+    q = q.order_by(key.desc() if p.order == "desc" else key.asc(), CcrRepository.id)
+    repos = list(ctx.db.scalars(_page(q, p.offset, p.limit)))
+    return {"totalCount": total, "privilegeFiltered": False, "repoInfo": _repo_infos(ctx, repos)}
+
+
+class SearchUserRepositoryParams(Params):
+    offset: int = Offset
+    limit: int = Limit
+    reponame: str | None = Field(default=None, max_length=domain.REPOSITORY_MAX)
+    public: Literal["0", "1"] | None = None
+    namespace: str | None = Field(default=None, max_length=64)
+
+
+def _subuser_may_see(ctx: RequestContext, name: str) -> bool:
+    pats = ctx.caller.allowed_resources
+    return any(x == "*" or fnmatch.fnmatchcase(name, x) for x in pats)
+
+
+@action("SearchUserRepository", SearchUserRepositoryParams)
+def search_user_repository(ctx: RequestContext, p: SearchUserRepositoryParams) -> dict[str, Any]:
+    q = select(CcrRepository).where(CcrRepository.account_id == ctx.account_id)
+    if p.reponame:
+        q = q.where(CcrRepository.name == p.reponame)
+    if p.public is not None:
+        q = q.where(CcrRepository.public == (p.public == "1"))
+    if p.namespace:
+        q = q.join(CcrNamespace, CcrNamespace.id == CcrRepository.namespace_id).where(
+            CcrNamespace.name == p.namespace
+        )
+    q = q.order_by(CcrRepository.name)
+    filtered = False
+    if ctx.caller.is_subuser:
+        # A sub-account sees the repositories its resource allow-list names.
+        visible = [r for r in ctx.db.scalars(q) if _subuser_may_see(ctx, r.name)]
+        filtered = len(visible) != _count(ctx.db, q)
+        total, repos = len(visible), visible[p.offset : p.offset + p.limit]
+    else:
+        total, repos = _count(ctx.db, q), list(ctx.db.scalars(_page(q, p.offset, p.limit)))
+    return {"totalCount": total, "privilegeFiltered": filtered, "repoInfo": _repo_infos(ctx, repos)}
+
+
+class UpdateDescParams(Params):
+    reponame: str = RepoName
+    description: str = Field(max_length=1000)
+
+
+@action("UpdateRepositoryDesc", UpdateDescParams, resources=("reponame",))
+def update_repository_desc(ctx: RequestContext, p: UpdateDescParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    repo.description = p.description
+    repo.updated_at = utcnow()
+    return {}
+
+
+class UpdatePublicParams(Params):
+    reponame: str = RepoName
+    public: int = Field(ge=0, le=1)
+
+
+@action("UpdateRepositoryPublic", UpdatePublicParams, resources=("reponame",))
+def update_repository_public(ctx: RequestContext, p: UpdatePublicParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    repo.public = bool(p.public)
+    repo.updated_at = utcnow()
+    return {}
+
+
+# --- tags ----------------------------------------------------------------------------------
+def human_size(n: int) -> str:
+    """Decimal units as the document shows them (`59 MB` for 59229024 bytes)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            text = f"{value:.0f}" if value >= 10 or unit == "B" else f"{value:.1f}"
+            return f"{text} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def tag_time(value: datetime | None, zone: ZoneInfo) -> str:
+    """GetTagList's time format: `2017-09-12 15:30:23 +0800 CST`."""
+    if value is None:
+        return ""
+    return value.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z %Z")
+
+
+class GetTagListParams(Params):
+    reponame: str = RepoName
+    offset: int = Offset
+    limit: int = Limit
+    tag: str | None = Field(default=None, max_length=128)
+
+
+@action("GetTagList", GetTagListParams, resources=("reponame",))
+def get_tag_list(ctx: RequestContext, p: GetTagListParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.visible_repository(ctx.db, ctx.account_id, p.reponame)
+    q = select(CcrTag).where(CcrTag.repository_id == repo.id)
+    if p.tag:
+        q = q.where(CcrTag.name.contains(p.tag, autoescape=True))
+    total = _count(ctx.db, q)
+    q = q.order_by(CcrTag.push_time.desc(), CcrTag.id.desc())
+    zone = ZoneInfo(ctx.services.settings.timezone)
+    short = repo.name.split("/", 1)[1]
+    return {
+        "reponame": repo.name,
+        "server": _rt(ctx).host,
+        "tagCount": total,
+        "tagInfo": [
+            {
+                "repo_name": short,
+                "tagName": t.name,
+                "tagId": t.digest,
+                "imageId": t.image_id,
+                "size": human_size(t.size_bytes),
+                "creationTime": tag_time(t.created, zone),
+                "updateTime": tag_time(t.updated_at, zone),
+                "author": t.author,
+                "architecture": t.architecture,
+                "dockerVersion": t.docker_version,
+                "os": t.os,
+                "pushTime": tag_time(t.push_time, zone),
+                "sizeByte": t.size_bytes,
+            }
+            for t in ctx.db.scalars(_page(q, p.offset, p.limit))
+        ],
+    }
+
+
+class BatchDeleteTagParams(Params):
+    reponame: str = RepoName
+    tags: Array[str] = Field(min_length=1, max_length=100)
+
+
+@action("BatchDeleteTag", BatchDeleteTagParams, resources=("reponame",))
+def batch_delete_tag(ctx: RequestContext, p: BatchDeleteTagParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    rows = []
+    for i, name in enumerate(p.tags):
+        domain.check_tag_name(name, f"tags.{i}")
+        row = ctx.db.scalars(
+            select(CcrTag).where(CcrTag.repository_id == repo.id, CcrTag.name == name)
+        ).first()
+        if row is None:
+            raise not_found("Tag", f"{repo.name}:{name}")
+        rows.append(row)
+    _registry_call(
+        index.remove_tags, _rt(ctx), ctx.db, repo, list({r.id: r for r in rows}.values())
+    )
+    return {}
+
+
+class DuplicateImageParams(Params):
+    src_image: str = Field(min_length=1, max_length=300)
+    dest_image: str = Field(min_length=1, max_length=300)
+
+
+def _copy_manifest(client: RegistryClient, src: str, dest: str, digest: str) -> Any:
+    """Mount a manifest's blobs (and an index's manifests) from `src` into `dest`."""
+    manifest = client.get_manifest(src, digest)
+    if manifest is None:
+        raise not_found("Image", f"{src}@{digest}")
+    body = manifest.json()
+    if src != dest:
+        for child in body.get("manifests", []):
+            client.put_manifest(
+                dest, child["digest"], _copy_manifest(client, src, dest, child["digest"])
+            )
+        blobs = [body["config"]] if "config" in body else []
+        for blob in blobs + list(body.get("layers", [])):
+            client.mount_blob(dest, blob["digest"], src)
+    return manifest
+
+
+@action("DuplicateImage", DuplicateImageParams, resources=("src_image", "dest_image"))
+def duplicate_image(ctx: RequestContext, p: DuplicateImageParams) -> dict[str, Any]:
+    src = domain.parse_image(p.src_image, "src_image")
+    dest = domain.parse_image(p.dest_image, "dest_image")
+    s = ctx.db
+    src_repo = domain.visible_repository(s, ctx.account_id, src.repository)
+    src_tag = s.scalars(
+        select(CcrTag).where(CcrTag.repository_id == src_repo.id, CcrTag.name == src.tag)
+    ).first()
+    if src_tag is None:
+        raise not_found("Image", p.src_image)
+    ns = domain.own_namespace(s, ctx.account_id, dest.repository.split("/", 1)[0])
+    dest_repo = domain.repository_by_name(s, dest.repository)
+    if dest_repo is None:
+        dest_repo = domain.create_repository(s, ns, dest.repository)
+    exists = s.scalars(
+        select(CcrTag.id).where(CcrTag.repository_id == dest_repo.id, CcrTag.name == dest.tag)
+    ).first()
+    limit = quota(s, ctx.account_id, domain.QUOTA_TAGS)
+    count = domain.tag_count(s, dest_repo.id)
+    if exists is None and count >= limit and not domain.has_strategy(s, dest_repo.id):
+        raise domain.quota_refused(
+            domain.QUOTA_TAGS, limit, f"repository {dest_repo.name} has {count} tags"
+        )
+    client = _client(ctx)
+    manifest = _registry_call(
+        _copy_manifest, client, src.repository, dest.repository, src_tag.digest
+    )
+    _registry_call(client.put_manifest, dest.repository, dest.tag, manifest)
+    details = domain.TagDetails(
+        digest=src_tag.digest,
+        media_type=src_tag.media_type,
+        image_id=src_tag.image_id,
+        architecture=src_tag.architecture,
+        os=src_tag.os,
+        author=src_tag.author,
+        docker_version=src_tag.docker_version,
+        created=src_tag.created,
+        size_bytes=src_tag.size_bytes,
+    )
+    # The push notification will say the same; recording it now makes it visible at once.
+    domain.record_tag(s, dest_repo, dest.tag, details, utcnow())
+    return {}
+
+
+# --- retention -----------------------------------------------------------------------------
+class SetAutoDelParams(Params):
+    reponame: str = RepoName
+    type: Literal["keep_last_days", "keep_last_nums"]
+    val: int = Field(ge=1, le=100000)
+
+
+@action("SetAutoDelStrategy", SetAutoDelParams, resources=("reponame",))
+def set_auto_del_strategy(ctx: RequestContext, p: SetAutoDelParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    row = ctx.db.get(CcrRetention, repo.id)
+    if row is None:
+        row = CcrRetention(repository_id=repo.id)
+        ctx.db.add(row)
+    row.type, row.value, row.valid, row.created_at = p.type, p.val, True, utcnow()
+    return {}
+
+
+@action("GetAutoDelStrategy", RepoParams, resources=("reponame",))
+def get_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    row = ctx.db.get(CcrRetention, repo.id)
+    infos = []
+    if row is not None:
+        zone = ZoneInfo(ctx.services.settings.timezone)
+        created = row.created_at.replace(tzinfo=UTC).astimezone(zone)
+        infos.append(
+            {
+                "username": ctx.caller.uin,
+                "reponame": repo.name,
+                "repo_name": repo.name,
+                "type": row.type,
+                "value": row.value,
+                "valid": int(row.valid),
+                "creation_time": created.isoformat(timespec="seconds"),
+            }
+        )
+    return {"totalCount": len(infos), "strategyInfo": infos}
+
+
+@action("CloseAutoDelStrategy", RepoParams, resources=("reponame",))
+def close_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    row = ctx.db.get(CcrRetention, repo.id)
+    if row is None:
+        raise not_found("Retention strategy of repository", repo.name)
+    ctx.db.delete(row)
+    return {}
+
+
+# --- triggers ------------------------------------------------------------------------------
+TriggerName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class TriggerTarget(Params):
+    serviceName: str = Field(max_length=63, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    clusterId: str = Field(pattern=r"^cls-[a-z0-9]{8}$")
+    namespace: str = Field(max_length=63, pattern=K8sName)
+    containerName: str = Field(max_length=63, pattern=K8sName)
+    clusterRegion: int
+
+
+class AddTriggerParams(TriggerTarget):
+    triggerName: str = TriggerName
+    reponame: str = RepoName
+    invokeMethod: Literal["all", "taglist", "regex"]
+    invokeExpr: str = Field(default="", max_length=1024)
+
+
+def _check_trigger(ctx: RequestContext, method: str, expr: str, region: int | None) -> str:
+    if method in ("taglist", "regex") and not expr.strip():
+        raise invalid_parameter("invokeExpr", f"required when invokeMethod is {method}")
+    if method == "taglist":
+        for t in triggers.taglist(expr):
+            domain.check_tag_name(t, "invokeExpr")
+    if method == "regex":
+        try:
+            re.compile(expr)
+        except re.error as exc:
+            raise invalid_parameter("invokeExpr", f"not a regular expression: {exc}") from None
+    if region is not None:
+        known = {r.region_id for r in ctx.services.settings.regions}
+        if region not in known:
+            raise invalid_parameter(
+                "clusterRegion", f"unknown region {region} (known: {sorted(known)})"
+            )
+    return "" if method == "all" else expr
+
+
+def _own_trigger(ctx: RequestContext, name: str) -> CcrTrigger:
+    row = ctx.db.scalars(
+        select(CcrTrigger).where(CcrTrigger.account_id == ctx.account_id, CcrTrigger.name == name)
+    ).first()
+    if row is None:
+        raise not_found("Trigger", name)
+    return row
+
+
+def _trigger_name_free(ctx: RequestContext, name: str) -> None:
+    taken = ctx.db.scalars(
+        select(CcrTrigger.id).where(
+            CcrTrigger.account_id == ctx.account_id, CcrTrigger.name == name
+        )
+    ).first()
+    if taken is not None:
+        raise domain.already_exists("Trigger", name)
+
+
+@action("AddUpdateServiceTrigger", AddTriggerParams, resources=("reponame", "clusterId"))
+def add_trigger(ctx: RequestContext, p: AddTriggerParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    expr = _check_trigger(ctx, p.invokeMethod, p.invokeExpr, p.clusterRegion)
+    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    _trigger_name_free(ctx, p.triggerName)
+    limit = quota(ctx.db, ctx.account_id, domain.QUOTA_TRIGGERS)
+    count = ctx.db.scalar(select(func.count()).where(CcrTrigger.account_id == ctx.account_id))
+    if (count or 0) >= limit:
+        raise domain.quota_refused(
+            domain.QUOTA_TRIGGERS, limit, f"this account has {count} triggers"
+        )
+    now = utcnow()
+    ctx.db.add(
+        CcrTrigger(
+            account_id=ctx.account_id,
+            name=p.triggerName,
+            repository_id=repo.id,
+            invoke_method=p.invokeMethod,
+            invoke_expr=expr,
+            cluster_id=p.clusterId,
+            namespace=p.namespace,
+            service_name=p.serviceName,
+            container_name=p.containerName,
+            cluster_region=p.clusterRegion,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return {}
+
+
+class ModifyTriggerParams(Params):
+    triggerName: str = TriggerName
+    reponame: str | None = Field(default=None, max_length=domain.REPOSITORY_MAX)
+    newTriggerName: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    invokeMethod: Literal["all", "taglist", "regex"] | None = None
+    invokeExpr: str | None = Field(default=None, max_length=1024)
+    serviceName: str | None = Field(
+        default=None, max_length=63, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+    )
+    clusterId: str | None = Field(default=None, pattern=r"^cls-[a-z0-9]{8}$")
+    namespace: str | None = Field(default=None, max_length=63, pattern=K8sName)
+    containerName: str | None = Field(default=None, max_length=63, pattern=K8sName)
+    clusterRegion: int | None = None
+
+
+@action("ModifyUpdateServiceTrigger", ModifyTriggerParams, resources=("reponame", "clusterId"))
+def modify_trigger(ctx: RequestContext, p: ModifyTriggerParams) -> dict[str, Any]:
+    row = _own_trigger(ctx, p.triggerName)
+    method = p.invokeMethod or row.invoke_method
+    expr = p.invokeExpr if p.invokeExpr is not None else row.invoke_expr
+    if p.invokeMethod is not None and p.invokeExpr is None and method != row.invoke_method:
+        expr = ""
+    expr = _check_trigger(ctx, method, expr, p.clusterRegion)
+    if p.reponame:
+        _check_repo(p.reponame)
+        row.repository_id = domain.own_repository(ctx.db, ctx.account_id, p.reponame).id
+    if p.newTriggerName and p.newTriggerName != row.name:
+        _trigger_name_free(ctx, p.newTriggerName)
+        row.name = p.newTriggerName
+    row.invoke_method, row.invoke_expr = method, expr
+    for attr, value in (
+        ("service_name", p.serviceName),
+        ("cluster_id", p.clusterId),
+        ("namespace", p.namespace),
+        ("container_name", p.containerName),
+        ("cluster_region", p.clusterRegion),
+    ):
+        if value is not None:
+            setattr(row, attr, value)
+    row.updated_at = utcnow()
+    return {}
+
+
+class TriggerNameParams(Params):
+    triggerName: str = TriggerName
+
+
+@action("DeleteUpdateServiceTrigger", TriggerNameParams)
+def delete_trigger(ctx: RequestContext, p: TriggerNameParams) -> dict[str, Any]:
+    ctx.db.delete(_own_trigger(ctx, p.triggerName))
+    return {}
+
+
+class ListTriggerParams(Params):
+    triggerName: str | None = Field(default=None, max_length=64)
+    offset: int = Offset
+    limit: int = Limit
+    reponame: str | None = Field(default=None, max_length=domain.REPOSITORY_MAX)
+
+
+@action("ListTrigger", ListTriggerParams)
+def list_trigger(ctx: RequestContext, p: ListTriggerParams) -> dict[str, Any]:
+    q = (
+        select(CcrTrigger, CcrRepository.name)
+        .join(CcrRepository, CcrRepository.id == CcrTrigger.repository_id)
+        .where(CcrTrigger.account_id == ctx.account_id)
+    )
+    if p.triggerName:
+        q = q.where(CcrTrigger.name == p.triggerName)
+    if p.reponame:
+        q = q.where(CcrRepository.name == p.reponame)
+    total = _count(ctx.db, q)
+    rows = ctx.db.execute(_page(q.order_by(CcrTrigger.id), p.offset, p.limit)).all()
+    return {
+        "totalCount": total,
+        "triggerInfo": [
+            {
+                "triggerName": t.name,
+                "repoName": repo_name,
+                "invokeSource": "IMAGE_PUSH",
+                "invokeAction": "SERVICE_UPDATE",
+                "createTime": fmt_time(t.created_at),
+                "updateTime": fmt_time(t.updated_at),
+                "invokeCondition": {"invokeMethod": t.invoke_method, "invokeExpr": t.invoke_expr},
+                "invokePara": triggers.invoke_para(t, ctx.caller.app_id),
+            }
+            for t, repo_name in rows
+        ],
+    }
+
+
+class ListTriggerLogParams(Params):
+    reponame: str = RepoName
+    offset: int = Offset
+    limit: int = Limit
+    order: Literal["desc", "asc"] = "desc"
+    orderby: Literal["invoke_time", "trigger_name", "repo_name"] = "invoke_time"
+
+
+@action("ListTriggerLog", ListTriggerLogParams, resources=("reponame",))
+def list_trigger_log(ctx: RequestContext, p: ListTriggerLogParams) -> dict[str, Any]:
+    _check_repo(p.reponame)
+    domain.own_repository(ctx.db, ctx.account_id, p.reponame)
+    q = select(CcrTriggerLog).where(
+        CcrTriggerLog.account_id == ctx.account_id, CcrTriggerLog.repo_name == p.reponame
+    )
+    total = _count(ctx.db, q)
+    col: Any = {
+        "invoke_time": CcrTriggerLog.invoke_time,
+        "trigger_name": CcrTriggerLog.trigger_name,
+        "repo_name": CcrTriggerLog.repo_name,
+    }[p.orderby]
+    tie = CcrTriggerLog.id.desc() if p.order == "desc" else CcrTriggerLog.id.asc()
+    q = q.order_by(col.desc() if p.order == "desc" else col.asc(), tie)
+    return {
+        "totalCount": total,
+        "logInfo": [
+            {
+                "triggerName": r.trigger_name,
+                "repoName": r.repo_name,
+                "tagName": r.tag_name,
+                "invokeSource": "IMAGE_PUSH",
+                "invokeAction": "SERVICE_UPDATE",
+                "invokeTime": fmt_time(r.invoke_time),
+                "invokeCondition": {"invokeMethod": r.invoke_method, "invokeExpr": r.invoke_expr},
+                "invokePara": r.invoke_para,
+                "invokeResult": {"returnCode": r.return_code, "returnMsg": r.return_msg},
+            }
+            for r in ctx.db.scalars(_page(q, p.offset, p.limit))
+        ],
+    }
+
+
+# --- favourites ----------------------------------------------------------------------------
+class FavorParams(Params):
+    reponame: str = RepoName
+    repotype: REPOTYPES
+
+
+def _check_favor(ctx: RequestContext, reponame: str, repotype: str, param: str) -> None:
+    if repotype == domain.REPOTYPE:
+        _check_repo(reponame, param)
+        domain.visible_repository(ctx.db, ctx.account_id, reponame)
+    elif not re.match(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$", reponame):
+        raise invalid_parameter(param, f"{reponame!r} is not a Docker Hub repository name")
+
+
+@action("AddFavor", FavorParams, resources=("reponame",))
+def add_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
+    _check_favor(ctx, p.reponame, p.repotype, "reponame")
+    if ctx.db.get(CcrFavor, (ctx.account_id, p.repotype, p.reponame)) is None:
+        ctx.db.add(
+            CcrFavor(
+                account_id=ctx.account_id,
+                repotype=p.repotype,
+                reponame=p.reponame,
+                created_at=utcnow(),
+            )
+        )
+    return {}
+
+
+@action("DeleteFavor", FavorParams, resources=("reponame",))
+def delete_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
+    row = ctx.db.get(CcrFavor, (ctx.account_id, p.repotype, p.reponame))
+    if row is None:
+        raise not_found("Favourite", p.reponame)
+    ctx.db.delete(row)
+    return {}
+
+
+class FavorItem(BaseModel):
+    reponame: str = RepoName
+    repotype: REPOTYPES
+    regionId: int | None = None
+
+
+class BatchDeleteFavorParams(Params):
+    favors: Array[FavorItem] = Field(min_length=1, max_length=100)
+
+
+@action("BatchDeleteFavor", BatchDeleteFavorParams, resources=("favors.reponame",))
+def batch_delete_favor(ctx: RequestContext, p: BatchDeleteFavorParams) -> dict[str, Any]:
+    rows = []
+    for i, f in enumerate(p.favors):
+        row = ctx.db.get(CcrFavor, (ctx.account_id, f.repotype, f.reponame))
+        if row is None:
+            raise not_found(f"Favourite (favors.{i})", f.reponame)
+        rows.append(row)
+    for row in {id(r): r for r in rows}.values():
+        ctx.db.delete(row)
+    return {}
+
+
+class GetFavorParams(Params):
+    offset: int = Offset
+    limit: int = Limit
+
+
+@action("GetFavor", GetFavorParams)
+def get_favor(ctx: RequestContext, p: GetFavorParams) -> dict[str, Any]:
+    q = select(CcrFavor).where(CcrFavor.account_id == ctx.account_id)
+    total = _count(ctx.db, q)
+    favs = list(
+        ctx.db.scalars(_page(q.order_by(CcrFavor.created_at, CcrFavor.reponame), p.offset, p.limit))
+    )
+    names = [f.reponame for f in favs if f.repotype == domain.REPOTYPE]
+    repos = {
+        r.name: r
+        for r in ctx.db.scalars(select(CcrRepository).where(CcrRepository.name.in_(names)))
+    }
+    infos = {i["reponame"]: i for i in _repo_infos(ctx, list(repos.values()), full=False)}
+    hub_counts = domain.favor_counts(
+        ctx.db, [f.reponame for f in favs if f.repotype != domain.REPOTYPE], "DOCKER HUB"
+    )
+    out = []
+    for f in favs:
+        if f.repotype == domain.REPOTYPE and f.reponame in infos:
+            out.append(infos[f.reponame])
+        elif f.repotype != domain.REPOTYPE:
+            out.append(
+                {
+                    "reponame": f.reponame,
+                    "repotype": f.repotype,
+                    "reptype": f.repotype,
+                    "tagCount": 0,
+                    "public": 1,
+                    "isQcloudOfficial": False,
+                    "favorCount": hub_counts.get(f.reponame, 0),
+                }
+            )
+    return {"totalCount": total, "repoInfo": out}
+
+
+# --- test-only -----------------------------------------------------------------------------
+class MaintainParams(Params):
+    gc: bool = False
+
+
+@action("OpenccsRegistryMaintain", MaintainParams, host=HOST, test_only=True)
+def maintain(ctx: RequestContext, p: MaintainParams) -> dict[str, Any]:
+    """Run the periodic registry pass now (reconcile, retention, garbage collection)."""
+    result: dict[str, int] = ctx.extra("registry.component").maintain(force_gc=p.gc)
+    return result
