@@ -19,6 +19,11 @@ clients: >= 1,000 signed req/s with p99 < 50 ms, and signed >= 0.7 x baseline). 
 code does not depend on the figures. Unless `--no-write` is given it replaces its own section
 of `bench/RESULTS.md` (other sections are kept).
 
+The machine may be shared: before each row it waits (`--quiet-wait`) for other processes to
+go idle, and it reports the CPU they used meanwhile. `--ref REV` benchmarks a commit exported
+with `git archive` instead of the working tree; `--profile FILE` records the server with
+py-spy during the signed run at the most clients.
+
 Run: `.venv/bin/python bench/gateway.py` (see `--help`).
 """
 
