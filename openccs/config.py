@@ -99,6 +99,11 @@ class Settings:
         return self.database_url or f"sqlite:///{self.data_dir / 'openccs.db'}"
 
     @property
+    def auth_epoch(self) -> Path:
+        """Replaced whenever accounts, keys or sub-accounts change (see CallerCache)."""
+        return self.data_dir / "auth-epoch"
+
+    @property
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
 

@@ -80,7 +80,7 @@ def test_replay_memory_persists_and_stays_bounded(store: Store) -> None:
     guard = ReplayGuard(store, window=7200, per_key=3)
     for n in range(5):
         guard.check("AKID1", str(n), now - 10 + n)
-    guard._flush_now()
+    guard.flush()
     with pytest.raises(ApiError) as e:
         guard.check("AKID1", "4", now)
     assert e.value.code == 4500
@@ -90,7 +90,7 @@ def test_replay_memory_persists_and_stays_bounded(store: Store) -> None:
     # A new nonce with a current timestamp is fine; another SecretId is independent.
     guard.check("AKID1", "99", now)
     guard.check("AKID2", "0", now)
-    guard._flush_now()
+    guard.flush()
 
     again = ReplayGuard(store, window=7200, per_key=3)
     again.load()
@@ -107,7 +107,7 @@ def test_replay_prune_forgets_only_what_the_window_refuses(store: Store) -> None
     guard = ReplayGuard(store, window=100, per_key=1000)
     guard.check("K", "old", now - 90)
     guard.check("K", "new", now)
-    guard._flush_now()
+    guard.flush()
     with store.session() as s:
         from openccs.store.models import Nonce
 

@@ -194,7 +194,7 @@ class CheckClusterCIDRParams(Params):
     clusterCIDR: str
 
 
-@action("CheckClusterCIDR", CheckClusterCIDRParams)
+@action("CheckClusterCIDR", CheckClusterCIDRParams, inline=True)
 def check_cluster_cidr(ctx: RequestContext, p: CheckClusterCIDRParams) -> None:
     vpc = cloud.get_vpc(ctx.db, ctx.account_id, p.vpcId)
     net = cloud.check_cluster_cidr(ctx.db, ctx.account_id, vpc, p.clusterCIDR, False)
@@ -338,7 +338,7 @@ _ORDER = {
 }
 
 
-@action("DescribeCluster", DescribeClusterParams, resources=("clusterIds",))
+@action("DescribeCluster", DescribeClusterParams, resources=("clusterIds",), inline=True)
 def describe_cluster(ctx: RequestContext, p: DescribeClusterParams) -> dict[str, Any]:
     s = ctx.db
     q = select(Cluster).where(Cluster.account_id == ctx.account_id)
@@ -366,7 +366,12 @@ class DescribeClusterInstancesParams(Params):
     )
 
 
-@action("DescribeClusterInstances", DescribeClusterInstancesParams, resources=("clusterId",))
+@action(
+    "DescribeClusterInstances",
+    DescribeClusterInstancesParams,
+    resources=("clusterId",),
+    inline=True,
+)
 def describe_cluster_instances(
     ctx: RequestContext, p: DescribeClusterInstancesParams
 ) -> dict[str, Any]:
@@ -501,7 +506,7 @@ class DescribeHubInfoParams(Params):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-@action("DescribeHubInfo", DescribeHubInfoParams, resources=("clusterId",))
+@action("DescribeHubInfo", DescribeHubInfoParams, resources=("clusterId",), inline=True)
 def describe_hub_info(ctx: RequestContext, p: DescribeHubInfoParams) -> dict[str, Any]:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     q = select(HubInfo).where(HubInfo.cluster_id == cluster.id)
@@ -584,7 +589,13 @@ class DescribeVpcExParams(Params):
     orderDirection: Literal["asc", "desc"] = "desc"
 
 
-@action("DescribeVpcEx", DescribeVpcExParams, host="vpc.api.qcloud.com", resources=("vpcId",))
+@action(
+    "DescribeVpcEx",
+    DescribeVpcExParams,
+    host="vpc.api.qcloud.com",
+    resources=("vpcId",),
+    inline=True,
+)
 def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
     s = ctx.db
     q = select(Vpc).where(Vpc.account_id == ctx.account_id)
@@ -633,7 +644,13 @@ class DescribeSubnetExParams(Params):
     orderDirection: Literal["asc", "desc"] = "desc"
 
 
-@action("DescribeSubnetEx", DescribeSubnetExParams, host="vpc.api.qcloud.com", resources=("vpcId",))
+@action(
+    "DescribeSubnetEx",
+    DescribeSubnetExParams,
+    host="vpc.api.qcloud.com",
+    resources=("vpcId",),
+    inline=True,
+)
 def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLevel:
     s, settings = ctx.db, ctx.services.settings
     q = (

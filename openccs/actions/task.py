@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select
 
 from openccs.api.context import RequestContext
 from openccs.api.errors import not_found
@@ -19,14 +18,12 @@ class DescribeClusterTaskResultParams(Params):
     requestId: int = Field(ge=1)
 
 
-@action("DescribeClusterTaskResult", DescribeClusterTaskResultParams)
+@action("DescribeClusterTaskResult", DescribeClusterTaskResultParams, inline=True)
 def describe_cluster_task_result(
     ctx: RequestContext, p: DescribeClusterTaskResultParams
 ) -> dict[str, Any]:
-    task = ctx.db.scalars(
-        select(Task).where(Task.id == p.requestId, Task.account_id == ctx.account_id)
-    ).first()
-    if task is None:
+    task = ctx.db.get(Task, p.requestId)
+    if task is None or task.account_id != ctx.account_id:
         raise not_found("Task (requestId)", p.requestId)
     return describe(task)
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from openccs.domain.accounts import Caller, lookup_caller
+from openccs.domain.accounts import Caller, CallerCache
 from openccs.log import get_logger, log_event, request_id_var
 
 from . import errors
@@ -62,7 +62,9 @@ class Gateway:
         self.services = services
         self.settings = services.settings
         self.registry = services.registry
-        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="api")
+        # Few threads: Python runs one at a time, more only add switching (measured).
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api")
+        self.callers = CallerCache(services.store, services.box, services.settings.auth_epoch)
 
     async def _read(self, request: Request) -> tuple[dict[str, str], str]:
         method = request.method.upper()
@@ -100,24 +102,43 @@ class Gateway:
             params[name] = value
         return params, method
 
-    def _authenticate(self, params: dict[str, str], method: str, host: str) -> Caller:
-        """Runs in a worker thread: key lookup, signature, replay memory."""
+    async def _authenticate(
+        self, params: dict[str, str], method: str, host: str
+    ) -> tuple[Caller, int]:
+        """Key lookup, signature, replay memory; the nonce's batch in the replay store."""
         for name in _REQUIRED:
             if not params.get(name):
                 raise errors.missing_parameter(name)
         timestamp = _positive_int(params, "Timestamp")
         _positive_int(params, "Nonce")
         secret_id = params["SecretId"]
-        with self.services.store.session() as s:
-            caller = lookup_caller(s, self.services.box, secret_id)
+        found, caller = self.callers.peek(secret_id)
+        if not found:
+            caller = await self._in_thread(self.callers.get, secret_id)
         if caller is None or not caller.key_enabled:
             raise errors.secret_id_not_found(secret_id)
         if not verify(caller.secret_key, method, host, params, params["Signature"]):
             raise errors.signature_failure()
         if not caller.account_enabled:
             raise errors.account_disabled()
-        self.services.replay.check(secret_id, params["Nonce"], timestamp)
-        return caller
+        batch = self.services.replay.check(secret_id, params["Nonce"], timestamp)
+        return caller, batch
+
+    async def _process(
+        self, request_id: str, params: dict[str, str], method: str, host: str, seen: dict[str, str]
+    ) -> Any:
+        """The whole request after its body was read."""
+        caller, batch = await self._authenticate(params, method, host)
+        seen["account"] = caller.uin
+        action = self.registry.lookup(
+            params["Action"], include_test=self.settings.enable_test_actions
+        )
+        seen["action"] = action.name
+        # The nonce is durable before the request can take effect.
+        await self.services.replay.persisted(batch)
+        if action.inline:
+            return self._execute(request_id, caller, action, params)
+        return await self._in_thread(self._execute, request_id, caller, action, params)
 
     def _authorize(self, caller: Caller, action: Action) -> None:
         if not caller.is_subuser:
@@ -130,7 +151,7 @@ class Gateway:
     def _execute(
         self, request_id: str, caller: Caller, action: Action, params: dict[str, str]
     ) -> Any:
-        """Runs in a worker thread: validation, authorization, the handler in one transaction."""
+        """Validation, authorization, then the handler in one transaction."""
         region = params.get("Region", "")
         if region and region not in self.settings.region_names():
             known = ", ".join(sorted(self.settings.region_names()))
@@ -170,35 +191,27 @@ class Gateway:
         request_id = str(uuid.uuid4())
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        action_name = "-"
-        account = "-"
+        seen = {"action": "-", "account": "-"}
         try:
             params, method = await self._read(request)
-            action_name = params.get("Action", "-")
+            seen["action"] = params.get("Action", "-")
             host = request.headers.get("host", "")
-            caller = await self._in_thread(self._authenticate, params, method, host)
-            account = caller.uin
-            await self.services.replay.persisted()
-            action = self.registry.lookup(
-                params["Action"], include_test=self.settings.enable_test_actions
-            )
-            action_name = action.name
-            data = await self._in_thread(self._execute, request_id, caller, action, params)
+            data = await self._process(request_id, params, method, host, seen)
             body = envelope(data if data is not None else {})
             code = 0
         except ApiError as err:
             body = error_envelope(err)
             code = err.code
         except Exception:
-            log.exception("unhandled error", extra={"fields": {"action": action_name}})
+            log.exception("unhandled error", extra={"fields": {"action": seen["action"]}})
             internal = errors.internal_error(request_id)
             body = error_envelope(internal)
             code = internal.code
         log_event(
             log,
             "request",
-            action=action_name,
-            account=account,
+            action=seen["action"],
+            account=seen["account"],
             code=code,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )

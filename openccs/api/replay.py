@@ -1,11 +1,11 @@
 """Replay guard: a Timestamp window and per-SecretId Nonce memory (code 4500).
 
-Checks happen in memory under a lock (check-and-add is atomic); every accepted nonce
-is written to the database before the request is answered, in batches ("group commit"),
-so nonce memory survives a restart without a write per request. Memory is bounded: when
-a SecretId has more nonces than the cap, the oldest are forgotten and their timestamp
-becomes a floor below which that SecretId's requests are refused, so nothing forgotten can
-be replayed.
+Checks happen in memory under a lock (check-and-add is atomic). Every accepted nonce is
+in the database before its request takes effect: a writer thread commits the nonces of
+all requests waiting at that moment in one transaction ("group commit"), so nonce memory
+survives a restart without a commit per request. Memory is bounded: when a SecretId has
+more nonces than the cap, the oldest are forgotten and their timestamp becomes a floor
+below which that SecretId's requests are refused, so nothing forgotten can be replayed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +27,7 @@ from openccs.store.models import Nonce
 from .errors import replay
 
 log = get_logger("openccs.replay")
+PRUNE_EVERY = 60.0
 
 
 @dataclass
@@ -40,11 +42,23 @@ class ReplayGuard:
         self.window = window
         self.per_key = per_key
         self._keys: dict[str, _KeyMemory] = {}
-        self._pending: list[tuple[str, str, int]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
+        # Group commit: `_pending` waits for the writer; batches are numbered, and a
+        # request waits until the batch holding its nonce is committed (or failed).
+        self._cond = threading.Condition(self._lock)
+        self._pending: list[tuple[str, str, int]] = []
+        self._batch = 0  # the batch that `_pending` will become
+        self._done = -1  # the last batch committed or failed
+        self._failed: dict[int, Exception] = {}
+        self._async_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        dialect: Any = sqlite if store.is_sqlite else postgresql
+        stmt = dialect.insert(Nonce.__table__)
+        # A row may remain from a nonce forgotten in memory (cap) but not yet pruned.
+        self._insert = stmt.on_conflict_do_update(
+            index_elements=["secret_id", "nonce"], set_={"ts": stmt.excluded.ts}
+        )
 
     def load(self) -> None:
         """Read remembered nonces still inside the window (at start)."""
@@ -55,8 +69,9 @@ class ReplayGuard:
                 .where(Nonce.ts >= cutoff)
                 .order_by(Nonce.ts)
             ).all()
-        for secret_id, nonce, ts in rows:
-            self._remember(secret_id, nonce, ts)
+        with self._lock:
+            for secret_id, nonce, ts in rows:
+                self._remember(secret_id, nonce, ts)
         log_event(log, "nonces loaded", count=len(rows))
 
     def _remember(self, secret_id: str, nonce: str, ts: int) -> None:
@@ -68,8 +83,9 @@ class ReplayGuard:
             _, old_ts = mem.nonces.popitem(last=False)
             mem.floor = max(mem.floor, old_ts)
 
-    def check(self, secret_id: str, nonce: str, timestamp: int, now: float | None = None) -> None:
-        """Raise 4500 for a stale timestamp or a reused nonce; otherwise remember the nonce."""
+    def check(self, secret_id: str, nonce: str, timestamp: int, now: float | None = None) -> int:
+        """Raise 4500 for a stale timestamp or a reused nonce; otherwise remember the nonce
+        and return the batch that will persist it (for `persisted`)."""
         now = time.time() if now is None else now
         if abs(now - timestamp) > self.window:
             raise replay(
@@ -90,65 +106,107 @@ class ReplayGuard:
                     )
             self._remember(secret_id, nonce, timestamp)
             self._pending.append((secret_id, nonce, timestamp))
+            self._cond.notify_all()
+            return self._batch
 
-    async def persisted(self) -> None:
-        """Wait until every nonce accepted so far is in the database."""
-        if self._writer is None:
-            await asyncio.to_thread(self._flush_now)
+    async def persisted(self, batch: int) -> None:
+        """Wait on the event loop until `batch` is committed; raise if writing it failed."""
+        if self._thread is None:
+            await asyncio.to_thread(self.flush)
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        assert self._wakeup is not None
-        self._wakeup.set()
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if self._done >= batch:
+                err = self._failed.get(batch)
+                if err is not None:
+                    raise err
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._async_waiters.append((batch, loop, fut))
         await fut
 
-    def _take(self) -> list[tuple[str, str, int]]:
+    def _wake_async(self) -> None:
+        """Resolve the event-loop waiters whose batch is done (called with the lock held)."""
+        keep = []
+        for batch, loop, fut in self._async_waiters:
+            if batch > self._done:
+                keep.append((batch, loop, fut))
+                continue
+            err = self._failed.get(batch)
+            if err is not None:
+                loop.call_soon_threadsafe(_resolve, fut, err)
+            else:
+                loop.call_soon_threadsafe(_resolve, fut, None)
+        self._async_waiters = keep
+
+    def flush(self) -> None:
+        """Write what is pending, in the calling thread."""
         with self._lock:
-            batch, self._pending = self._pending, []
-        return batch
-
-    def _flush_now(self) -> None:
-        self._write(self._take())
-
-    def _write(self, batch: list[tuple[str, str, int]]) -> None:
-        if not batch:
-            return
-        rows = [{"secret_id": a, "nonce": b, "ts": c} for a, b, c in batch]
-        # A row may remain from a nonce forgotten in memory (cap) but not yet pruned.
-        dialect = sqlite if self.store.is_sqlite else postgresql
-        stmt = dialect.insert(Nonce)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Nonce.secret_id, Nonce.nonce], set_={"ts": stmt.excluded.ts}
-        )
-        with self.store.session() as s:
-            s.execute(stmt, rows)
-
-    async def run_writer(self) -> None:
-        """Group commit: one transaction for every nonce that arrived meanwhile."""
-        self._wakeup = asyncio.Event()
-        self._writer = asyncio.current_task()
-        last_prune = time.monotonic()
+            rows, self._pending = self._pending, []
+            batch = self._batch
+            self._batch += 1
         try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                waiters, self._waiters = self._waiters, []
-                batch = self._take()
-                try:
-                    await asyncio.to_thread(self._write, batch)
-                except Exception as exc:  # the requests waiting on it answer 6000
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc)
-                    continue
-                for w in waiters:
-                    if not w.done():
-                        w.set_result(None)
-                if time.monotonic() - last_prune > 60:
-                    last_prune = time.monotonic()
-                    await asyncio.to_thread(self.prune)
+            self._write(rows)
         finally:
-            self._writer = None
+            with self._cond:
+                self._done = max(self._done, batch)
+                self._wake_async()
+                self._cond.notify_all()
+
+    def _write(self, rows: list[tuple[str, str, int]]) -> None:
+        if not rows:
+            return
+        params = [{"secret_id": a, "nonce": b, "ts": c} for a, b, c in rows]
+        with self.store.engine.begin() as conn:
+            conn.execute(self._insert, params)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="nonce-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        last_prune = time.monotonic()
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait(PRUNE_EVERY)
+                    if time.monotonic() - last_prune > PRUNE_EVERY:
+                        break
+                if self._stopping and not self._pending:
+                    return
+                rows, self._pending = self._pending, []
+                batch = self._batch
+                self._batch += 1
+            error: Exception | None = None
+            try:
+                self._write(rows)
+            except Exception as exc:  # the requests of this batch answer 6000
+                log.exception("writing nonces failed")
+                error = exc
+            with self._cond:
+                if error is not None:
+                    self._failed[batch] = error
+                    # Keep only recent failures: waiters read theirs right away.
+                    for old in [b for b in self._failed if b < batch - 1000]:
+                        del self._failed[old]
+                self._done = batch
+                self._wake_async()
+                self._cond.notify_all()
+            if time.monotonic() - last_prune > PRUNE_EVERY:
+                last_prune = time.monotonic()
+                try:
+                    self.prune()
+                except Exception:
+                    log.exception("pruning nonces failed")
 
     def prune(self) -> None:
         """Forget what the window already refuses, in memory and in the database."""
@@ -160,5 +218,14 @@ class ReplayGuard:
                     if ts >= cutoff:
                         break
                     mem.nonces.popitem(last=False)
-        with self.store.session() as s:
-            s.execute(delete(Nonce).where(Nonce.ts < cutoff))
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(Nonce).where(Nonce.ts < cutoff))
+
+
+def _resolve(fut: asyncio.Future[None], err: Exception | None) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(err)

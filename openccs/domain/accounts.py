@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import string
+import threading
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from openccs.config import DEFAULT_QUOTAS
@@ -218,3 +223,80 @@ def lookup_caller(s: Session, box: SecretBox, secret_id: str) -> Caller | None:
         allowed_actions=list(row[8] or []),
         allowed_resources=list(row[9] or []),
     )
+
+
+# Credentials change rarely and are read on every request: the server keeps callers in
+# memory, and every committed change of an account, key or sub-account replaces a small
+# file in the data directory, which the cache checks (one stat) before each lookup. The
+# CLI changes credentials in its own process, so the file is the signal that crosses over.
+_AUTH_TYPES = (Account, ApiKey, SubUser)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_auth_change(session: Session, _ctx: Any, _instances: Any) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(obj, _AUTH_TYPES) for obj in changed):
+        session.info["auth_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_auth_change(session: Session) -> None:
+    if session.info.pop("auth_changed", False) and session.info.get("auth_epoch"):
+        bump_auth_epoch(Path(session.info["auth_epoch"]))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_auth_change(session: Session) -> None:
+    session.info.pop("auth_changed", None)
+
+
+def bump_auth_epoch(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(uuid.uuid4().hex)
+    os.replace(tmp, path)  # a new inode: the stamp changes even within one clock tick
+
+
+class CallerCache:
+    """Callers by SecretId, dropped whenever the auth epoch file is replaced."""
+
+    MAX = 10_000
+
+    def __init__(self, store: Any, box: SecretBox, epoch: Path) -> None:
+        self.store = store
+        self.box = box
+        self.epoch = epoch
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._callers: dict[str, Caller | None] = {}
+
+    def _current_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.epoch)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def peek(self, secret_id: str) -> tuple[bool, Caller | None]:
+        """(found, caller) from memory only: found is False when the store must be asked."""
+        stamp = self._current_stamp()
+        with self._lock:
+            if stamp != self._stamp or len(self._callers) > self.MAX:
+                return False, None
+            if secret_id in self._callers:
+                return True, self._callers[secret_id]
+        return False, None
+
+    def get(self, secret_id: str) -> Caller | None:
+        stamp = self._current_stamp()
+        with self._lock:
+            if stamp != self._stamp or len(self._callers) > self.MAX:
+                self._callers.clear()
+                self._stamp = stamp
+            if secret_id in self._callers:
+                return self._callers[secret_id]
+        with self.store.session() as s:
+            caller = lookup_caller(s, self.box, secret_id)
+        with self._lock:
+            if self._stamp == stamp:
+                self._callers[secret_id] = caller
+        return caller

@@ -50,10 +50,12 @@ def migrate(engine: Engine) -> None:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth_epoch: Path | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions carry where to announce changes of credentials (openccs.domain.accounts).
+        info = {"auth_epoch": str(auth_epoch)} if auth_epoch else {}
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
 
     @property
     def is_sqlite(self) -> bool:
