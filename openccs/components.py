@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 COMPONENT_MODULES: list[str] = [
     "openccs.cloud.component",
+    "openccs.engine.component",
     "openccs.registry.component",
 ]
 

@@ -90,6 +90,8 @@ class Settings:
     default_vpc_cidr: str | None = None
     # Seconds between machine health checks.
     health_interval: float = 5.0
+    # Seconds a machine may be not ready before its pods are replaced on other machines.
+    node_grace: float = 60.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False

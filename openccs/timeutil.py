@@ -24,3 +24,7 @@ def fmt_time(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(_zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def zone() -> ZoneInfo:
+    return _zone

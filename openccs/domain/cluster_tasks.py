@@ -11,10 +11,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, HubInfo, Instance
+from openccs.store.models import Cluster, HubInfo, Instance, Pod
 from openccs.tasks.runner import StepContext, TaskFailed, task_type
 from openccs.timeutil import utcnow
 
@@ -157,6 +157,9 @@ def remove_nodes(ctx: StepContext) -> None:
         targets = list(s.scalars(q))
 
     def remove(iid: str) -> None:
+        # The node's pods go with it; their services make new ones elsewhere.
+        with _store(ctx).session() as s:
+            s.execute(delete(Pod).where(Pod.node_id == iid))
         if mode == "RemoveOnly":
             cloud.reset(iid)
             with _store(ctx).session() as s:

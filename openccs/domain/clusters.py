@@ -18,6 +18,7 @@ from openccs.config import Settings
 from openccs.crypto import SecretBox
 from openccs.domain import cloud
 from openccs.domain.accounts import quota
+from openccs.domain.workloads import ensure_default_namespaces
 from openccs.ids import new_id
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
 from openccs.timeutil import fmt_time, utcnow
@@ -129,6 +130,7 @@ def create_cluster(
     )
     s.add(cluster)
     s.flush()
+    ensure_default_namespaces(s, cluster)
     return cluster
 
 

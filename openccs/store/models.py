@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -194,3 +195,108 @@ class HubInfo(Base):
     password_enc: Mapped[str] = mapped_column(Text)
     namespaces: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# Workloads: namespaces, services (Deployments), their revisions (ReplicaSets), pods, events.
+
+
+class K8sNamespace(Base):
+    __tablename__ = "k8s_namespaces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="Active")  # Active, Terminating
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+
+
+class Service(Base):
+    """A service of the API: a Kubernetes Deployment (and its Service object)."""
+
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Everything that makes the pod template and the access: containers, volumes,
+    # portMappings, accessType, subnetId, nodeAffinity, podAffinity, strategy, minReadySeconds.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "" while nothing special happens; "RollingBack" while returning to a revision.
+    operation: Mapped[str] = mapped_column(String(16), default="")
+    # Bumped by RedeployClusterService: part of the template, so every pod is replaced.
+    restarted_at: Mapped[str] = mapped_column(String(32), default="")
+    cluster_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("cluster_id", "namespace", "name"),)
+
+
+class ReplicaSet(Base):
+    """One revision of a service's pod template."""
+
+    __tablename__ = "replicasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    template_hash: Mapped[str] = mapped_column(String(16))
+    template: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    replicas: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("service_id", "revision"),)
+
+
+class Pod(Base):
+    __tablename__ = "pods"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(253))
+    service_id: Mapped[int | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    replicaset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("replicasets.id", ondelete="SET NULL"), nullable=True
+    )
+    template: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    node_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # What the node agent last saw: ip, ready, reason, containers [{name, containerId,
+    # status, reason, restartCount, ready, image, startedAt}].
+    status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ready_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("cluster_id", "namespace", "name"),)
+
+
+class Event(Base):
+    """Kubernetes-style events, de-duplicated by (object, reason, message)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    service: Mapped[str] = mapped_column(String(63), default="")
+    obj_type: Mapped[str] = mapped_column(String(32))
+    obj_name: Mapped[str] = mapped_column(String(253))
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[str] = mapped_column(String(16), default="Normal")
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_events_lookup", "cluster_id", "namespace", "service"),)

@@ -1,0 +1,110 @@
+"""Namespace actions: DescribeClusterNameSpaces, CreateClusterNamespace,
+DeleteClusterNamespace, ModifyNamespaceDescription."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import select
+
+from openccs.api.context import RequestContext
+from openccs.api.errors import ApiError, invalid_parameter
+from openccs.api.params import Array, Params
+from openccs.api.registry import action
+from openccs.domain import cloud
+from openccs.domain import workloads as wl
+from openccs.engine.component import wake
+from openccs.store.models import K8sNamespace, Service
+from openccs.timeutil import fmt_time
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ClusterParams(Params):
+    clusterId: str
+
+
+@action("DescribeClusterNameSpaces", ClusterParams, resources=("clusterId",), inline=True)
+def describe_namespaces(ctx: RequestContext, p: ClusterParams) -> dict[str, Any]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    rows = list(
+        ctx.db.scalars(
+            select(K8sNamespace)
+            .where(K8sNamespace.cluster_id == cluster.id)
+            .order_by(K8sNamespace.created_at, K8sNamespace.name)
+        )
+    )
+    return {
+        "totalCount": len(rows),
+        "namespaces": [
+            {
+                "name": n.name,
+                "status": n.status,
+                "description": n.description,
+                "createdAt": fmt_time(n.created_at),
+            }
+            for n in rows
+        ],
+    }
+
+
+class CreateNamespaceParams(Params):
+    clusterId: str
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    description: str = Field(default="", max_length=1024)
+
+
+@action("CreateClusterNamespace", CreateNamespaceParams, resources=("clusterId",))
+def create_namespace(ctx: RequestContext, p: CreateNamespaceParams) -> None:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    exists = ctx.db.scalars(
+        select(K8sNamespace).where(
+            K8sNamespace.cluster_id == cluster.id, K8sNamespace.name == p.name
+        )
+    ).first()
+    if exists is not None:
+        raise ApiError(
+            4000, "NamespaceExists", f"namespace {p.name} already exists in {cluster.id}"
+        )
+    ctx.db.add(
+        K8sNamespace(
+            account_id=ctx.account_id, cluster_id=cluster.id, name=p.name, description=p.description
+        )
+    )
+
+
+class DeleteNamespaceParams(Params):
+    clusterId: str
+    names: Array[str] = Field(min_length=1)
+
+
+@action("DeleteClusterNamespace", DeleteNamespaceParams, resources=("clusterId",))
+def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    targets = []
+    for i, name in enumerate(p.names):
+        if name in wl.DEFAULT_NAMESPACES:
+            raise invalid_parameter(f"names.{i}", f"namespace {name} cannot be deleted")
+        targets.append(wl.get_namespace(ctx.db, cluster, name))
+    for ns in targets:
+        # Terminating while its services go; the engine removes it once they are gone.
+        ns.status = "Terminating"
+        for svc in ctx.db.scalars(
+            select(Service).where(Service.cluster_id == cluster.id, Service.namespace == ns.name)
+        ):
+            svc.deleting = True
+    services = ctx.services
+    ctx.on_commit(lambda: wake(services))
+
+
+class ModifyNamespaceDescriptionParams(Params):
+    clusterId: str
+    name: str
+    description: str = Field(default="", max_length=1024)
+
+
+@action("ModifyNamespaceDescription", ModifyNamespaceDescriptionParams, resources=("clusterId",))
+def modify_namespace_description(ctx: RequestContext, p: ModifyNamespaceDescriptionParams) -> None:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    wl.get_namespace(ctx.db, cluster, p.name).description = p.description

@@ -1,0 +1,483 @@
+"""Service and instance actions: a service is a Deployment whose pods run on the cluster's
+machines; its instances are the pods."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from sqlalchemy import select
+
+from openccs.api.context import RequestContext
+from openccs.api.errors import ApiError, invalid_parameter, not_found
+from openccs.api.params import Array, Params
+from openccs.api.registry import action
+from openccs.domain import cloud
+from openccs.domain import workloads as wl
+from openccs.engine import docker
+from openccs.engine.component import wake
+from openccs.store.models import Event, Instance, Pod, Service
+from openccs.timeutil import fmt_time, utcnow
+
+SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Env(Params):
+    name: str = Field(min_length=1, max_length=253, pattern=ENV_NAME)
+    value: str = ""
+
+
+class VolumeMount(Params):
+    volumeName: str = Field(min_length=1)
+    mountPath: str = Field(min_length=1, pattern=r"^/")
+    mode: Literal["rw", "ro"] = "rw"
+
+
+class HealthCheck(Params):
+    type: Literal["liveCheck", "readyCheck"]
+    checkMethod: Literal["methodTcp", "methodHttp", "methodCmd"]
+    healthNum: int = Field(default=1, ge=1, le=10)
+    unhealthNum: int = Field(default=3, ge=1, le=10)
+    intervalTime: int = Field(default=10, ge=2, le=300)
+    timeOut: int = Field(default=2, ge=2, le=60)
+    delayTime: int = Field(default=0, ge=0, le=60)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["HTTP", "HTTPS"] = "HTTP"
+    path: str = "/"
+    cmd: str = ""
+
+
+class Container(Params):
+    containerName: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    envs: Array[Env] | None = None
+    volumeMounts: Array[VolumeMount] | None = None
+    healthCheck: Array[HealthCheck] | None = None
+    liveProbe: dict[str, Any] | None = None
+    readyProbe: dict[str, Any] | None = None
+    cpu: int = Field(default=0, ge=0)
+    cpuLimits: int = Field(default=0, ge=0)
+    memory: int = Field(default=0, ge=0)
+    memoryLimits: int = Field(default=0, ge=0)
+    command: str = ""
+    arguments: Array[str] | None = None
+    privileged: bool = False
+    workingDir: str = Field(default="", pattern=r"^(/.*)?$")
+
+
+class Volume(Params):
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    volumeType: Literal["hostPath", "cbsDisk", "configMap", "nfsDisk"]
+    hostPath: str = Field(default="", pattern=r"^(/.*)?$")
+    cbsDiskId: str = ""
+    nfsPath: str = ""
+    configId: str = ""
+    configVersion: str = ""
+
+
+class PortMapping(Params):
+    lbPort: int = Field(ge=1, le=65535)
+    containerPort: int = Field(ge=1, le=65535)
+    nodePort: int = Field(default=0, ge=0, le=65535)
+    protocol: Literal["TCP", "UDP"]
+
+
+class NodeAffinity(Params):
+    key: str = Field(min_length=1, max_length=253)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: Array[str] = []
+
+
+class PodAffinity(Params):
+    key: str = Field(min_length=1, max_length=253)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: Array[str] = []
+
+
+AccessType = Literal["LoadBalancer", "SvcLBTypeInner", "NodePort", "ClusterIP", "None"]
+
+
+class ServiceParams(Params):
+    clusterId: str
+    serviceName: str = Field(min_length=1, max_length=63, pattern=SERVICE_NAME)
+    serviceDesc: str = Field(default="", max_length=1024)
+    replicas: int = Field(
+        ge=0, le=1000, validation_alias=AliasChoices("replicas", "desiredReplicas")
+    )
+    accessType: AccessType = "ClusterIP"
+    portMappings: Array[PortMapping] = []
+    volumes: Array[Volume] = []
+    containers: Array[Container] = Field(min_length=1)
+    namespace: str = Field(default="default", pattern=DNS_LABEL)
+    subnetId: str | None = None
+    nodeAffinity: Array[NodeAffinity] = []
+    podAffinity: Array[PodAffinity] = []
+    strategy: Literal["RollingUpdate", "Recreate"] = "RollingUpdate"
+    minReadySeconds: int = Field(default=0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServiceParams:
+        check_service(self)
+        return self
+
+
+def check_service(p: ServiceParams) -> None:
+    """Rules across fields, each failing as a 4000 that names the parameter."""
+    names = set()
+    volumes = {v.name for v in p.volumes}
+    if len(volumes) != len(p.volumes):
+        raise invalid_parameter("volumes", "two volumes have the same name")
+    for i, v in enumerate(p.volumes):
+        if v.volumeType in ("cbsDisk", "configMap"):
+            raise invalid_parameter(
+                f"volumes.{i}.volumeType",
+                f"{v.volumeType} needs a disk or configuration service that this deployment"
+                " does not have; use hostPath",
+            )
+        if v.volumeType == "nfsDisk":
+            raise invalid_parameter(
+                f"volumes.{i}.volumeType", "nfsDisk is not available on this host; use hostPath"
+            )
+    for i, c in enumerate(p.containers):
+        where = f"containers.{i}"
+        if c.containerName in names:
+            raise invalid_parameter(f"{where}.containerName", "two containers have this name")
+        names.add(c.containerName)
+        if c.cpu and c.cpu < 100:
+            raise invalid_parameter(f"{where}.cpu", "at least 100 (0.1 core), or 0 for none")
+        if c.cpuLimits and c.cpuLimits < 100:
+            raise invalid_parameter(f"{where}.cpuLimits", "at least 100 (0.1 core), or 0")
+        if c.cpuLimits and c.cpu and c.cpuLimits < c.cpu:
+            raise invalid_parameter(f"{where}.cpuLimits", "must not be below cpu")
+        if c.memory and c.memory < 4:
+            raise invalid_parameter(f"{where}.memory", "at least 4 MiB, or 0 for none")
+        if c.memoryLimits and c.memoryLimits < 4:
+            raise invalid_parameter(f"{where}.memoryLimits", "at least 4 MiB, or 0")
+        if c.memoryLimits and c.memory and c.memoryLimits < c.memory:
+            raise invalid_parameter(f"{where}.memoryLimits", "must not be below memory")
+        for j, m in enumerate(c.volumeMounts or []):
+            if m.volumeName not in volumes:
+                raise invalid_parameter(
+                    f"{where}.volumeMounts.{j}.volumeName",
+                    f"no volume named {m.volumeName!r} in volumes",
+                )
+        if c.healthCheck or c.liveProbe or c.readyProbe:
+            raise invalid_parameter(
+                f"{where}.healthCheck",
+                "health checks are not run by this version of openccs yet; leave them out",
+            )
+    if p.accessType in ("LoadBalancer", "SvcLBTypeInner", "NodePort"):
+        raise invalid_parameter(
+            "accessType",
+            f"{p.accessType} is not available in this version of openccs yet;"
+            " use ClusterIP or None",
+        )
+    if p.accessType == "ClusterIP" and not p.portMappings:
+        raise invalid_parameter("portMappings", "a ClusterIP service needs at least one port")
+    seen_ports = set()
+    for i, pm in enumerate(p.portMappings):
+        key = (pm.lbPort, pm.protocol)
+        if key in seen_ports:
+            raise invalid_parameter(f"portMappings.{i}.lbPort", "the same port twice")
+        seen_ports.add(key)
+
+
+def spec_of(p: ServiceParams) -> dict[str, Any]:
+    """The stored spec, in DescribeClusterServiceInfo's shape."""
+    containers = []
+    for c in p.containers:
+        containers.append(
+            {
+                "containerName": c.containerName,
+                "image": c.image,
+                "envs": [e.model_dump() for e in c.envs] if c.envs else None,
+                "volumeMounts": [m.model_dump() for m in c.volumeMounts]
+                if c.volumeMounts
+                else None,
+                "cpu": c.cpu,
+                "cpuLimits": c.cpuLimits,
+                "memory": c.memory,
+                # The document: without memoryLimits the limit equals the request.
+                "memoryLimits": c.memoryLimits or c.memory,
+                "command": c.command,
+                "arguments": list(c.arguments) if c.arguments else None,
+                "privileged": c.privileged,
+                "workingDir": c.workingDir,
+                "liveProbe": None,
+                "readyProbe": None,
+            }
+        )
+    return {
+        "containers": containers,
+        "volumes": [
+            {"name": v.name, "volumeType": v.volumeType, "hostPath": v.hostPath} for v in p.volumes
+        ],
+        "portMappings": [pm.model_dump() for pm in p.portMappings],
+        "accessType": p.accessType,
+        "subnetId": p.subnetId or "",
+        "nodeAffinity": [a.model_dump() for a in p.nodeAffinity],
+        "podAffinity": [a.model_dump() for a in p.podAffinity],
+        "strategy": p.strategy,
+        "minReadySeconds": p.minReadySeconds,
+    }
+
+
+def _cluster(ctx: RequestContext, cluster_id: str) -> Any:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, cluster_id)
+    if cluster.status in ("Creating", "Deleting"):
+        raise ApiError(
+            5100, "ClusterStateError", f"cluster {cluster.id} is {cluster.status}: try again later"
+        )
+    return cluster
+
+
+def _wake(ctx: RequestContext) -> None:
+    services = ctx.services
+    ctx.on_commit(lambda: wake(services))
+
+
+def _allocate_cluster_ip(ctx: RequestContext, cluster: Any) -> str:
+    import ipaddress
+
+    taken = set(ctx.db.scalars(select(Service.cluster_ip).where(Service.cluster_id == cluster.id)))
+    net = ipaddress.ip_network(cluster.service_cidr)
+    for addr in list(net.hosts())[9:]:  # the first few are kept for cluster services (DNS)
+        if str(addr) not in taken:
+            return str(addr)
+    raise ApiError(5200, "ServiceIpExhausted", f"no service IP left in {cluster.service_cidr}")
+
+
+@action("CreateClusterService", ServiceParams, resources=("clusterId",))
+def create_service(ctx: RequestContext, p: ServiceParams) -> None:
+    cluster = _cluster(ctx, p.clusterId)
+    wl.active_namespace(ctx.db, cluster, p.namespace)
+    exists = ctx.db.scalars(
+        select(Service.id).where(
+            Service.cluster_id == cluster.id,
+            Service.namespace == p.namespace,
+            Service.name == p.serviceName,
+        )
+    ).first()
+    if exists is not None:
+        raise ApiError(
+            4000, "ServiceExists", f"service {p.serviceName} already exists in {p.namespace}"
+        )
+    svc = Service(
+        account_id=ctx.account_id,
+        cluster_id=cluster.id,
+        namespace=p.namespace,
+        name=p.serviceName,
+        description=p.serviceDesc,
+        spec=spec_of(p),
+        labels={wl.APP_LABEL: p.serviceName},
+        replicas=p.replicas,
+        cluster_ip=_allocate_cluster_ip(ctx, cluster) if p.accessType == "ClusterIP" else None,
+    )
+    ctx.db.add(svc)
+    _wake(ctx)
+
+
+class ServiceRef(Params):
+    clusterId: str
+    serviceName: str = Field(min_length=1)
+    namespace: str = "default"
+
+
+def _service(ctx: RequestContext, p: ServiceRef | ServiceParams) -> tuple[Any, Service]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    return cluster, wl.get_service(ctx.db, cluster, p.namespace, p.serviceName)
+
+
+def _summary(ctx: RequestContext, svc: Service) -> dict[str, Any]:
+    pods = wl.service_pods(ctx.db, svc)
+    status, reasons = wl.service_status(ctx.db, svc, pods)
+    return {
+        "serviceName": svc.name,
+        "status": status,
+        "reasonMap": reasons,
+        "serviceIp": svc.cluster_ip or "",
+        "externalIp": "",
+        "lbId": "",
+        "lbStatus": "None",
+        "accessType": svc.spec.get("accessType", "ClusterIP"),
+        "desiredReplicas": svc.replicas,
+        "currentReplicas": sum(1 for pp in pods if wl.pod_is_ready(pp)),
+        "createdAt": fmt_time(svc.created_at),
+        "namespace": svc.namespace,
+    }
+
+
+class DescribeServicesParams(Params):
+    clusterId: str
+    namespace: str = "default"
+    allnamespace: int = Field(default=0, ge=0, le=1)
+
+
+@action("DescribeClusterService", DescribeServicesParams, resources=("clusterId",), inline=True)
+def describe_services(ctx: RequestContext, p: DescribeServicesParams) -> dict[str, Any]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    q = select(Service).where(Service.cluster_id == cluster.id, Service.deleting.is_(False))
+    if not p.allnamespace:
+        q = q.where(Service.namespace == p.namespace)
+    services = [_summary(ctx, svc) for svc in ctx.db.scalars(q.order_by(Service.created_at))]
+    return {"totalCount": len(services), "services": services}
+
+
+@action("DescribeClusterServiceInfo", ServiceRef, resources=("clusterId",), inline=True)
+def describe_service_info(ctx: RequestContext, p: ServiceRef) -> dict[str, Any]:
+    _, svc = _service(ctx, p)
+    info = _summary(ctx, svc)
+    spec = svc.spec
+    info.update(
+        serviceDesc=svc.description,
+        reason=next(iter(info["reasonMap"]), ""),
+        regionId=ctx.services.settings.regions[0].region_id,
+        portMappings=spec.get("portMappings", []),
+        volumes=spec.get("volumes", []),
+        containers=spec.get("containers", []),
+        labels=dict(svc.labels),
+        selector={wl.APP_LABEL: svc.name},
+        subnetId=spec.get("subnetId", ""),
+        unHubId="",
+        strategy=spec.get("strategy", "RollingUpdate"),
+        minReadySeconds=spec.get("minReadySeconds", 0),
+        nodeAffinity=spec.get("nodeAffinity", []),
+        podAffinity=spec.get("podAffinity", []),
+    )
+    return {"service": info}
+
+
+@action("DeleteClusterService", ServiceRef, resources=("clusterId",))
+def delete_service(ctx: RequestContext, p: ServiceRef) -> None:
+    _, svc = _service(ctx, p)
+    svc.deleting = True
+    _wake(ctx)
+
+
+class ReplicasParams(ServiceRef):
+    scaleTo: int = Field(ge=0, le=1000, validation_alias=AliasChoices("scaleTo", "replicas"))
+
+
+@action("ModifyServiceReplicas", ReplicasParams, resources=("clusterId",))
+def modify_replicas(ctx: RequestContext, p: ReplicasParams) -> None:
+    _, svc = _service(ctx, p)
+    svc.replicas = p.scaleTo
+    svc.updated_at = utcnow()
+    _wake(ctx)
+
+
+class DescribeInstancesParams(ServiceRef):
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+@action("DescribeServiceInstance", DescribeInstancesParams, resources=("clusterId",), inline=True)
+def describe_instances(ctx: RequestContext, p: DescribeInstancesParams) -> dict[str, Any]:
+    _, svc = _service(ctx, p)
+    pods = wl.service_pods(ctx.db, svc)
+    ips = {
+        i.id: i.lan_ip
+        for i in ctx.db.scalars(select(Instance).where(Instance.cluster_id == svc.cluster_id))
+    }
+    return {
+        "totalCount": len(pods),
+        "instances": [
+            wl.describe_instance(pod, ips.get(pod.node_id or "", ""))
+            for pod in pods[p.offset : p.offset + p.limit]
+        ],
+    }
+
+
+class DeleteInstancesParams(Params):
+    clusterId: str
+    instances: Array[str] = Field(min_length=1, max_length=100)
+    namespace: str = "default"
+
+
+@action("DeleteInstances", DeleteInstancesParams, resources=("clusterId",))
+def delete_instances(ctx: RequestContext, p: DeleteInstancesParams) -> dict[str, Any]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    done, failed = [], {}
+    for name in p.instances:
+        pod = ctx.db.scalars(
+            select(Pod).where(
+                Pod.cluster_id == cluster.id, Pod.namespace == p.namespace, Pod.name == name
+            )
+        ).first()
+        if pod is None:
+            failed[name] = f"instance {name} does not exist in namespace {p.namespace}"
+        elif pod.deleting:
+            failed[name] = f"instance {name} is already being deleted"
+        else:
+            pod.deleting = True
+            done.append(name)
+    _wake(ctx)
+    return {"successList": done, "failedMap": failed}
+
+
+class DescribeEventsParams(ServiceRef):
+    pass
+
+
+@action("DescribeServiceEvent", DescribeEventsParams, resources=("clusterId",), inline=True)
+def describe_events(ctx: RequestContext, p: DescribeEventsParams) -> dict[str, Any]:
+    _, svc = _service(ctx, p)
+    since = utcnow() - datetime.timedelta(hours=1)
+    events = ctx.db.scalars(
+        select(Event)
+        .where(
+            Event.cluster_id == svc.cluster_id,
+            Event.namespace == svc.namespace,
+            Event.service == svc.name,
+            Event.last_seen >= since,
+        )
+        .order_by(Event.last_seen.desc())
+    )
+    return {"eventList": [wl.describe_event(ev) for ev in events]}
+
+
+class InstanceLogParams(ServiceRef):
+    podName: str | None = None
+    containerName: str | None = None
+    sinceTime: str | None = None
+    tail: int | None = Field(default=None, ge=0, le=100_000)
+
+
+@action("DescribeInstanceLog", InstanceLogParams, resources=("clusterId",))
+def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str, Any]:
+    _, svc = _service(ctx, p)
+    since: int | None = None
+    if p.sinceTime:
+        try:
+            local = datetime.datetime.strptime(p.sinceTime, "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise invalid_parameter("sinceTime", "use the form 2006-01-02 15:04:05") from None
+        from openccs import timeutil
+
+        since = int(local.replace(tzinfo=timeutil.zone()).timestamp())
+        if since > int(utcnow().replace(tzinfo=datetime.UTC).timestamp()) + 1:
+            raise invalid_parameter("sinceTime", "must not be in the future")
+    pods = [pp for pp in wl.service_pods(ctx.db, svc) if not pp.deleting]
+    if p.podName:
+        pods = [pp for pp in pods if pp.name == p.podName]
+        if not pods:
+            raise not_found("instance (podName)", p.podName)
+    cloud_ = ctx.services.extra["cloud"]
+    result = []
+    for pod in pods:
+        logs = []
+        for c in pod.status.get("containers", []):
+            if p.containerName and c["name"] != p.containerName:
+                continue
+            text = ""
+            if c.get("containerId") and pod.node_id:
+                sock = cloud_.engine.docker_socket(pod.node_id)
+                text = docker.logs(sock, c["containerId"], since=since, tail=p.tail)
+            logs.append({"name": c["name"], "log": text})
+        if p.containerName and not logs:
+            raise not_found("container (containerName)", p.containerName)
+        result.append({"name": pod.name, "containerLog": logs})
+    return {"podLog": result}

@@ -1,0 +1,246 @@
+"""Services (Deployments), their pod templates, and how the API shows them.
+
+A service's `spec` is stored in the shape DescribeClusterServiceInfo answers with (so the
+matching Modify accepts it back); the pod template is the part of it that pods are made
+from, hashed to tell revisions apart, as the Kubernetes deployment controller does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.api.errors import ApiError, not_found
+from openccs.ids import random_token
+from openccs.store.models import Cluster, Event, K8sNamespace, Pod, ReplicaSet, Service
+from openccs.timeutil import fmt_time, utcnow
+
+DEFAULT_NAMESPACES = ("default", "kube-system")
+APP_LABEL = "qcloud-app"
+TEMPLATE_KEYS = ("containers", "volumes", "nodeAffinity", "podAffinity", "restartedAt")
+
+
+def template_of(spec: dict[str, Any], restarted_at: str = "") -> dict[str, Any]:
+    t = {k: spec.get(k) for k in TEMPLATE_KEYS if k != "restartedAt"}
+    t["restartedAt"] = restarted_at
+    return t
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:10]
+
+
+def pod_name(service: str, tmpl_hash: str) -> str:
+    return f"{service}-{tmpl_hash}-{random_token(5, 'bcdfghjklmnpqrstvwxz2456789')}"
+
+
+def ensure_default_namespaces(s: Session, cluster: Cluster) -> None:
+    have = set(s.scalars(select(K8sNamespace.name).where(K8sNamespace.cluster_id == cluster.id)))
+    for name in DEFAULT_NAMESPACES:
+        if name not in have:
+            s.add(K8sNamespace(account_id=cluster.account_id, cluster_id=cluster.id, name=name))
+
+
+def get_namespace(s: Session, cluster: Cluster, name: str) -> K8sNamespace:
+    ns = s.scalars(
+        select(K8sNamespace).where(K8sNamespace.cluster_id == cluster.id, K8sNamespace.name == name)
+    ).first()
+    if ns is None:
+        raise not_found("namespace", f"{name} in cluster {cluster.id}")
+    return ns
+
+
+def active_namespace(s: Session, cluster: Cluster, name: str) -> K8sNamespace:
+    ns = get_namespace(s, cluster, name)
+    if ns.status != "Active":
+        raise ApiError(
+            5100, "NamespaceTerminating", f"namespace {name} is being deleted: nothing new in it"
+        )
+    return ns
+
+
+def get_service(s: Session, cluster: Cluster, namespace: str, name: str) -> Service:
+    svc = s.scalars(
+        select(Service).where(
+            Service.cluster_id == cluster.id,
+            Service.namespace == namespace,
+            Service.name == name,
+            Service.deleting.is_(False),
+        )
+    ).first()
+    if svc is None:
+        raise not_found("service", f"{name} in namespace {namespace} of cluster {cluster.id}")
+    return svc
+
+
+def service_pods(s: Session, svc: Service) -> list[Pod]:
+    return list(s.scalars(select(Pod).where(Pod.service_id == svc.id).order_by(Pod.created_at)))
+
+
+def revisions(s: Session, svc: Service) -> list[ReplicaSet]:
+    return list(
+        s.scalars(
+            select(ReplicaSet).where(ReplicaSet.service_id == svc.id).order_by(ReplicaSet.revision)
+        )
+    )
+
+
+def current_replicaset(s: Session, svc: Service) -> ReplicaSet | None:
+    h = template_hash(template_of(svc.spec, svc.restarted_at))
+    for rs in revisions(s, svc):
+        if rs.template_hash == h:
+            return rs
+    return None
+
+
+def pod_is_ready(pod: Pod) -> bool:
+    return bool(pod.status.get("ready")) and not pod.deleting
+
+
+def rollout_done(s: Session, svc: Service, pods: list[Pod] | None = None) -> bool:
+    pods = service_pods(s, svc) if pods is None else pods
+    rs = current_replicaset(s, svc)
+    if rs is None:
+        return False
+    live = [p for p in pods if not p.deleting]
+    return (
+        len(live) == svc.replicas
+        and all(p.replicaset_id == rs.id for p in live)
+        and all(pod_is_ready(p) for p in live)
+    )
+
+
+def service_status(s: Session, svc: Service, pods: list[Pod]) -> tuple[str, dict[str, int]]:
+    """The document's status (Normal, Abnormal, Waiting, Paused, Updating, RollingBack) and
+    reasonMap (reason -> number of containers)."""
+    reasons: dict[str, int] = {}
+    for p in pods:
+        if p.deleting:
+            continue
+        for c in p.status.get("containers", []):
+            if c.get("reason") and c.get("status") != "Running":
+                reasons[c["reason"]] = reasons.get(c["reason"], 0) + 1
+        if not p.node_id and p.status.get("reason"):
+            reasons[p.status["reason"]] = reasons.get(p.status["reason"], 0) + 1
+    if svc.paused:
+        return "Paused", reasons
+    if svc.operation == "RollingBack":
+        return "RollingBack", reasons
+    bad = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Error", "CreateContainerError"}
+    if any(r in bad for r in reasons):
+        return "Abnormal", reasons
+    live = [p for p in pods if not p.deleting]
+    if rollout_done(s, svc, pods):
+        return "Normal", reasons
+    rs = current_replicaset(s, svc)
+    old = [p for p in live if rs is None or p.replicaset_id != rs.id]
+    if old:
+        return "Updating", reasons
+    return "Waiting", reasons
+
+
+def instance_status(pod: Pod) -> str:
+    if pod.deleting:
+        return "Terminating"
+    containers = pod.status.get("containers", [])
+    if not pod.node_id or not containers:
+        return "Waiting"
+    states = {c.get("status") for c in containers}
+    if "Terminated" in states:
+        return "Terminated"
+    if "Waiting" in states:
+        return "Waiting"
+    if not pod.status.get("ready"):
+        return "NotReady"
+    return "Running"
+
+
+def record_event(
+    s: Session,
+    cluster_id: str,
+    namespace: str,
+    service: str,
+    obj_type: str,
+    obj_name: str,
+    reason: str,
+    message: str,
+    level: str = "Normal",
+) -> None:
+    """Add an event, or count one more of the same (object, reason, message)."""
+    ev = s.scalars(
+        select(Event).where(
+            Event.cluster_id == cluster_id,
+            Event.namespace == namespace,
+            Event.obj_type == obj_type,
+            Event.obj_name == obj_name,
+            Event.reason == reason,
+            Event.message == message,
+        )
+    ).first()
+    now = utcnow()
+    if ev is None:
+        s.add(
+            Event(
+                cluster_id=cluster_id,
+                namespace=namespace,
+                service=service,
+                obj_type=obj_type,
+                obj_name=obj_name,
+                reason=reason,
+                message=message,
+                level=level,
+                first_seen=now,
+                last_seen=now,
+            )
+        )
+    else:
+        ev.count += 1
+        ev.last_seen = now
+
+
+def describe_event(ev: Event) -> dict[str, Any]:
+    return {
+        "firstSeen": fmt_time(ev.first_seen),
+        "lastSeen": fmt_time(ev.last_seen),
+        "count": ev.count,
+        "level": ev.level,
+        "objType": ev.obj_type,
+        "objName": ev.obj_name,
+        "reason": ev.reason,
+        "message": ev.message,
+    }
+
+
+def _time(value: datetime | None) -> str:
+    return fmt_time(value) if value else ""
+
+
+def describe_instance(pod: Pod, node_ip: str) -> dict[str, Any]:
+    containers = pod.status.get("containers", [])
+    return {
+        "name": pod.name,
+        "status": instance_status(pod),
+        "reason": pod.status.get("reason", ""),
+        "nodeIp": node_ip,
+        "nodeName": node_ip,
+        "ip": pod.status.get("ip", ""),
+        "restartCount": sum(int(c.get("restartCount", 0)) for c in containers),
+        "readyCount": sum(1 for c in containers if c.get("ready")),
+        "createdAt": _time(pod.created_at),
+        "containers": [
+            {
+                "name": c["name"],
+                "containerId": c.get("containerId", ""),
+                "status": c.get("status", "Waiting"),
+                "reason": c.get("reason", ""),
+                "image": c.get("image", ""),
+            }
+            for c in containers
+        ],
+    }

@@ -1,0 +1,314 @@
+"""The node agent (kubelet) of one machine: makes its dockerd run the pods assigned to it.
+
+A pod is a pause container holding the network namespace (and so the pod IP, from the
+node's pod CIDR on docker0) plus one container per `containers.n`, joined to it, as
+dockershim did. Containers carry labels naming their pod, so after a restart of openccs
+the agent finds them again instead of starting them twice. Exited containers are started
+again with exponential back-off (CrashLoopBackOff); images are pulled when missing, with
+back-off on failure (ErrImagePull, ImagePullBackOff).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.cloud.host import CloudError
+from openccs.domain.workloads import record_event
+from openccs.engine import docker
+from openccs.engine.docker import POD_LABEL, DockerError
+from openccs.log import get_logger, log_event
+from openccs.store.models import Pod, Service
+from openccs.timeutil import utcnow
+
+log = get_logger("openccs.engine.agent")
+
+PAUSE_IMAGE = "openccs/pause:1"
+BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox:latest": []}
+BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+STOP_GRACE = 5
+
+
+@dataclass
+class _Backoff:
+    attempts: int = 0
+    until: float = 0.0
+
+    def fail(self) -> None:
+        self.attempts += 1
+        self.until = time.monotonic() + min(BACKOFF_START * 2 ** (self.attempts - 1), BACKOFF_MAX)
+
+    @property
+    def waiting(self) -> bool:
+        return time.monotonic() < self.until
+
+
+@dataclass
+class NodeAgent:
+    node_id: str
+    socket: Path
+    root_dir: Path
+    pull_auth: Any  # (session, image) -> dict | None
+    pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
+    images_ready: bool = False
+
+    # -- the whole node ----------------------------------------------------------------
+    def sync(self, s: Session) -> None:
+        if not self.images_ready:
+            self._ensure_builtin_images()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for c in docker.pod_containers(self.socket):
+            found.setdefault(c["Labels"][POD_LABEL], []).append(c)
+        pods = list(s.scalars(select(Pod).where(Pod.node_id == self.node_id)))
+        for pod in pods:
+            try:
+                if pod.deleting:
+                    self._kill(s, pod, found.get(pod.uid, []))
+                else:
+                    self._sync_pod(s, pod, found.get(pod.uid, []))
+            except CloudError as exc:
+                log_event(
+                    log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
+                )
+        known = {p.uid for p in pods}
+        for uid, containers in found.items():
+            if uid not in known:  # a pod that no longer exists (deleted while we were away)
+                for c in containers:
+                    docker.remove(self.socket, c["Id"])
+                shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+
+    def _ensure_builtin_images(self) -> None:
+        from openccs.cloud.images import import_busybox_image
+
+        for ref, changes in BUILTIN_IMAGES.items():
+            if not docker.image_present(self.socket, ref):
+                import_busybox_image(self.socket, ref, changes)
+        self.images_ready = True
+
+    def _pod_dir(self, uid: str) -> Path:
+        return self.root_dir / "pods" / uid
+
+    # -- one pod -------------------------------------------------------------------------
+    def _kill(self, s: Session, pod: Pod, containers: list[dict[str, Any]]) -> None:
+        apps = [c for c in containers if c["Labels"].get("openccs.role") != "pause"]
+        for c in apps:
+            if c["State"] == "running":
+                self._event(
+                    s, pod, "Killing", f"Stopping container {c['Labels'].get('openccs.container')}"
+                )
+                docker.stop(self.socket, c["Id"], STOP_GRACE)
+        for c in containers:
+            docker.remove(self.socket, c["Id"])
+        shutil.rmtree(self._pod_dir(pod.uid), ignore_errors=True)
+        s.delete(pod)
+
+    def _sync_pod(self, s: Session, pod: Pod, containers: list[dict[str, Any]]) -> None:
+        pause = next((c for c in containers if c["Labels"].get("openccs.role") == "pause"), None)
+        if pause is not None and pause["State"] != "running":
+            # The sandbox died: the pod starts over, as kubelet recreates a dead sandbox.
+            for c in containers:
+                docker.remove(self.socket, c["Id"])
+            containers, pause = [], None
+        pause_id = self._start_pause(pod) if pause is None else pause["Id"]
+        info = docker.inspect(self.socket, pause_id) or {}
+        ip = (info.get("NetworkSettings") or {}).get("IPAddress", "")
+        statuses = []
+        for spec in pod.template.get("containers", []):
+            mine = [
+                c
+                for c in containers
+                if c["Labels"].get("openccs.container") == spec["containerName"]
+            ]
+            statuses.append(self._sync_container(s, pod, spec, mine, pause_id))
+        ready = bool(statuses) and all(st["ready"] for st in statuses)
+        status = {"ip": ip, "ready": ready, "containers": statuses, "reason": ""}
+        waiting = [st for st in statuses if st["status"] != "Running"]
+        if waiting:
+            status["reason"] = waiting[0]["reason"]
+        if ready and not pod.status.get("ready"):
+            pod.ready_since = utcnow()
+        elif not ready:
+            pod.ready_since = None
+        if status != pod.status:
+            pod.status = status
+
+    def _labels(self, pod: Pod, **extra: str) -> dict[str, str]:
+        return {
+            POD_LABEL: pod.uid,
+            "openccs.pod": pod.name,
+            "openccs.namespace": pod.namespace,
+            "openccs.cluster": pod.cluster_id,
+            **extra,
+        }
+
+    def _start_pause(self, pod: Pod) -> str:
+        name = f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid[:8]}"
+        cid = docker.create(
+            self.socket,
+            name,
+            {
+                "Image": PAUSE_IMAGE,
+                "Hostname": pod.name[:63],
+                "Labels": self._labels(pod, **{"openccs.role": "pause"}),
+                "HostConfig": {"NetworkMode": "bridge"},
+                "StopSignal": "SIGKILL",
+            },
+        )
+        docker.start(self.socket, cid)
+        return cid
+
+    def _sync_container(
+        self,
+        s: Session,
+        pod: Pod,
+        spec: dict[str, Any],
+        mine: list[dict[str, Any]],
+        pause_id: str,
+    ) -> dict[str, Any]:
+        cname = spec["containerName"]
+        image = spec["image"]
+        mine.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")))
+        latest = mine[-1] if mine else None
+        base = {"name": cname, "image": image, "containerId": "", "restartCount": 0}
+        if latest is not None:
+            restarts = int(latest["Labels"].get("openccs.restart", "0"))
+            base.update(containerId=latest["Id"], restartCount=restarts)
+            if latest["State"] == "running":
+                return {**base, "status": "Running", "reason": "", "ready": True}
+            details = docker.inspect(self.socket, latest["Id"]) or {}
+            state = details.get("State") or {}
+            finished = _parse_time(state.get("FinishedAt"))
+            delay = min(BACKOFF_START * 2**restarts, BACKOFF_MAX)
+            if finished is not None and (time.time() - finished) < delay:
+                self._event(
+                    s, pod, "BackOff", f"Back-off restarting failed container {cname}", "Warning"
+                )
+                return {**base, "status": "Waiting", "reason": "CrashLoopBackOff", "ready": False}
+            for old in mine[:-1]:  # keep only the last exited container (for its logs)
+                docker.remove(self.socket, old["Id"])
+            next_restart = restarts + 1
+        else:
+            next_restart = 0
+        pulled = self._ensure_image(s, pod, image)
+        if pulled is not None:
+            return {**base, "status": "Waiting", "reason": pulled, "ready": False}
+        try:
+            cid = docker.create(
+                self.socket,
+                f"k8s_{cname}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{next_restart}",
+                self._container_config(pod, spec, pause_id, next_restart),
+            )
+            self._event(s, pod, "Created", f"Created container {cname}")
+            docker.start(self.socket, cid)
+        except CloudError as exc:
+            self._event(s, pod, "Failed", f"Error: {exc.message[-300:]}", "Warning")
+            return {**base, "status": "Waiting", "reason": "CreateContainerError", "ready": False}
+        self._event(s, pod, "Started", f"Started container {cname}")
+        return {
+            **base,
+            "containerId": cid,
+            "restartCount": next_restart,
+            "status": "Running",
+            "reason": "",
+            "ready": True,
+        }
+
+    def _ensure_image(self, s: Session, pod: Pod, image: str) -> str | None:
+        """None when the image is on the machine; else the waiting reason."""
+        if docker.image_present(self.socket, image):
+            return None
+        backoff = self.pulls.setdefault((pod.uid, image), _Backoff())
+        if backoff.waiting:
+            return "ImagePullBackOff"
+        self._event(s, pod, "Pulling", f'pulling image "{image}"')
+        try:
+            docker.pull(self.socket, image, self.pull_auth(s, pod, image))
+        except DockerError as exc:
+            backoff.fail()
+            self._event(
+                s, pod, "Failed", f'Failed to pull image "{image}": {exc.message}', "Warning"
+            )
+            return "ErrImagePull"
+        self.pulls.pop((pod.uid, image), None)
+        self._event(s, pod, "Pulled", f'Successfully pulled image "{image}"')
+        return None
+
+    def _container_config(
+        self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int
+    ) -> dict[str, Any]:
+        host: dict[str, Any] = {
+            "NetworkMode": f"container:{pause_id}",
+            "Privileged": bool(spec.get("privileged")),
+            "Binds": self._binds(pod, spec),
+        }
+        cpu, cpu_limit = int(spec.get("cpu") or 0), int(spec.get("cpuLimits") or 0)
+        if cpu:
+            host["CpuShares"] = max(2, cpu * 1024 // 1000)
+        if cpu_limit:
+            host["CpuPeriod"] = 100_000
+            host["CpuQuota"] = cpu_limit * 100
+        mem_limit = int(spec.get("memoryLimits") or spec.get("memory") or 0)
+        if mem_limit:
+            host["Memory"] = mem_limit * 1024 * 1024
+        config: dict[str, Any] = {
+            "Image": spec["image"],
+            "Env": [f"{e['name']}={e.get('value', '')}" for e in spec.get("envs") or []],
+            "Labels": self._labels(
+                pod,
+                **{
+                    "openccs.container": spec["containerName"],
+                    "openccs.restart": str(restart),
+                    "openccs.role": "app",
+                },
+            ),
+            "HostConfig": host,
+        }
+        if spec.get("command"):
+            config["Entrypoint"] = shlex.split(spec["command"])
+        if spec.get("arguments"):
+            config["Cmd"] = list(spec["arguments"])
+        if spec.get("workingDir"):
+            config["WorkingDir"] = spec["workingDir"]
+        return config
+
+    def _binds(self, pod: Pod, spec: dict[str, Any]) -> list[str]:
+        volumes = {v["name"]: v for v in pod.template.get("volumes") or []}
+        binds = []
+        for m in spec.get("volumeMounts") or []:
+            vol = volumes[m["volumeName"]]
+            if vol.get("hostPath"):
+                # The machine's own disk: a path under its root directory, never the host's.
+                src = self.root_dir / "rootfs" / vol["hostPath"].lstrip("/")
+            else:
+                src = self._pod_dir(pod.uid) / "volumes" / vol["name"]
+            src.mkdir(parents=True, exist_ok=True)
+            binds.append(f"{src}:{m['mountPath']}:{m.get('mode') or 'rw'}")
+        return binds
+
+    def _event(
+        self, s: Session, pod: Pod, reason: str, message: str, level: str = "Normal"
+    ) -> None:
+        service = ""
+        if pod.service_id is not None:
+            svc = s.get(Service, pod.service_id)
+            service = svc.name if svc is not None else ""
+        record_event(
+            s, pod.cluster_id, pod.namespace, service, "Pod", pod.name, reason, message, level
+        )
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value or value.startswith("0001-"):
+        return None
+    main = value.rstrip("Z").split(".")[0]
+    return datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+

@@ -1,0 +1,166 @@
+"""The workload engine as a server component: one loop that, for every cluster, runs the
+deployment controller, the scheduler, the node lifecycle and every node's agent.
+
+Level-triggered: each pass compares what the database wants with what the machines run
+and takes a step. A pass runs every second, and at once when an action changed something
+(`wake()`). Node agents of a cluster run in parallel threads; everything else is quick
+database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
+
+from openccs.domain.workloads import record_event
+from openccs.engine import deployment, scheduler
+from openccs.engine.agent import NodeAgent
+from openccs.log import get_logger, log_event
+from openccs.store.models import Cluster, Instance, Pod, Service
+
+if TYPE_CHECKING:
+    from openccs.cloud.component import Cloud
+    from openccs.server import Services
+
+log = get_logger("openccs.engine")
+
+PASS_INTERVAL = 1.0
+
+
+class Engine:
+    name = "engine"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+        self.settings = services.settings
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._agents: dict[str, NodeAgent] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
+        self._not_ready_since: dict[str, float] = {}
+
+    @property
+    def cloud(self) -> Cloud:
+        cloud: Cloud = self.services.extra["cloud"]
+        return cloud
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_pass()
+            except Exception:
+                log.exception("engine pass failed")
+            self._wake.wait(max(0.05, PASS_INTERVAL - (time.monotonic() - started)))
+            self._wake.clear()
+
+    def run_pass(self) -> None:
+        with self.store.session() as s:
+            clusters = [
+                c.id
+                for c in s.scalars(
+                    select(Cluster).where(Cluster.status.in_(("Running", "Scaling", "Abnormal")))
+                )
+            ]
+        for cluster_id in clusters:
+            with self.store.session() as s:
+                self._node_lifecycle(s, cluster_id)
+                deployment.reconcile_cluster(s, cluster_id)
+                scheduler.schedule_cluster(s, cluster_id)
+                nodes = [
+                    n.id
+                    for n in s.scalars(
+                        select(Instance).where(
+                            Instance.cluster_id == cluster_id, Instance.state == "Running"
+                        )
+                    )
+                ]
+            list(self._pool.map(self._sync_node, nodes))
+
+    def _sync_node(self, node_id: str) -> None:
+        agent = self._agents.get(node_id)
+        if agent is None:
+            agent = self._agents[node_id] = NodeAgent(
+                node_id=node_id,
+                socket=self.cloud.engine.docker_socket(node_id),
+                root_dir=self.cloud.root_dir(node_id),
+                pull_auth=self.pull_auth,
+            )
+        try:
+            with self.store.session() as s:
+                agent.sync(s)
+        except Exception as exc:
+            log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
+
+    def pull_auth(self, s: Session, pod: Pod, image: str) -> dict[str, str] | None:
+        """Credentials for pulling `image` onto a node of the pod's cluster, if any apply."""
+        from openccs.store.models import HubInfo
+
+        host = image.split("/", 1)[0] if "/" in image else ""
+        if not host or ("." not in host and ":" not in host):
+            return None
+        for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == pod.cluster_id)):
+            if hub.domain == host and (not hub.namespaces or pod.namespace in hub.namespaces):
+                return {
+                    "username": hub.username,
+                    "password": self.services.box.decrypt(hub.password_enc),
+                    "serveraddress": hub.domain,
+                }
+        return None
+
+    def _node_lifecycle(self, s: Session, cluster_id: str) -> None:
+        """Pods of a machine that stopped answering are replaced elsewhere after a grace
+        period, as the node lifecycle controller evicts pods of a NotReady node."""
+        now = time.monotonic()
+        for node in s.scalars(select(Instance).where(Instance.cluster_id == cluster_id)):
+            if node.state == "Running" and node.is_normal:
+                self._not_ready_since.pop(node.id, None)
+                continue
+            since = self._not_ready_since.setdefault(node.id, now)
+            if now - since < self.settings.node_grace:
+                continue
+            for pod in s.scalars(select(Pod).where(Pod.node_id == node.id)):
+                svc = s.get(Service, pod.service_id) if pod.service_id else None
+                record_event(
+                    s, cluster_id, pod.namespace, svc.name if svc else "", "Pod", pod.name,
+                    "NodeNotReady", f"Node {node.lan_ip} is not ready: pod evicted", "Warning",
+                )  # fmt: skip
+                s.delete(pod)
+
+
+def component(services: Services) -> Engine:
+    engine = Engine(services)
+    services.extra["engine"] = engine
+    return engine
+
+
+def wake(services: Any) -> None:
+    engine = services.extra.get("engine")
+    if engine is not None:
+        engine.wake()

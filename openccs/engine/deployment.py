@@ -1,0 +1,159 @@
+"""The deployment and replica set controllers, level-triggered, one pass per service.
+
+As in Kubernetes: each distinct pod template is a revision (ReplicaSet). RollingUpdate
+(maxSurge 1, maxUnavailable 0) adds a new pod, and removes an old one only while enough
+pods are available (ready for minReadySeconds), so there are never fewer ready pods than
+desired; Recreate removes every old pod before new ones start. A paused service neither
+rolls out nor scales. Each pass takes one step toward the desired state, so a pass may be
+interrupted anywhere and the next one goes on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.domain import workloads as wl
+from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
+from openccs.timeutil import utcnow
+
+
+def reconcile_cluster(s: Session, cluster_id: str) -> None:
+    for svc in s.scalars(select(Service).where(Service.cluster_id == cluster_id)):
+        reconcile_service(s, svc)
+    # A terminating namespace goes once nothing is left in it.
+    for ns in s.scalars(
+        select(K8sNamespace).where(
+            K8sNamespace.cluster_id == cluster_id, K8sNamespace.status == "Terminating"
+        )
+    ):
+        left = (
+            s.scalars(
+                select(Pod.id).where(Pod.cluster_id == cluster_id, Pod.namespace == ns.name)
+            ).first()
+            or s.scalars(
+                select(Service.id).where(
+                    Service.cluster_id == cluster_id, Service.namespace == ns.name
+                )
+            ).first()
+        )
+        if left is None:
+            s.delete(ns)
+
+
+def _event(s: Session, svc: Service, obj_type: str, obj: str, reason: str, message: str) -> None:
+    wl.record_event(s, svc.cluster_id, svc.namespace, svc.name, obj_type, obj, reason, message)
+
+
+def _available(svc: Service, pod: Pod) -> bool:
+    if not wl.pod_is_ready(pod) or pod.ready_since is None:
+        return False
+    min_ready = int(svc.spec.get("minReadySeconds") or 0)
+    return pod.ready_since <= utcnow() - timedelta(seconds=min_ready)
+
+
+def reconcile_service(s: Session, svc: Service) -> None:
+    pods = wl.service_pods(s, svc)
+    if svc.deleting:
+        for p in pods:
+            p.deleting = True
+        if not pods:
+            for rs in wl.revisions(s, svc):
+                s.delete(rs)
+            s.delete(svc)
+        return
+    revs = wl.revisions(s, svc)
+    template = wl.template_of(svc.spec, svc.restarted_at)
+    digest = wl.template_hash(template)
+    current = next((rs for rs in revs if rs.template_hash == digest), None)
+    if svc.paused:
+        return
+    if current is None:
+        current = ReplicaSet(
+            service_id=svc.id,
+            revision=max((rs.revision for rs in revs), default=0) + 1,
+            template_hash=digest,
+            template=template,
+            replicas=0,
+        )
+        s.add(current)
+        s.flush()
+        revs.append(current)
+    live = [p for p in pods if not p.deleting]
+    olds = [rs for rs in revs if rs.id != current.id]
+    old_pods = [p for p in live if p.replicaset_id != current.id]
+    new_pods = [p for p in live if p.replicaset_id == current.id]
+    desired = svc.replicas
+
+    if not old_pods:
+        for rs in olds:
+            rs.replicas = 0
+        _scale(s, svc, current, desired)
+    elif svc.spec.get("strategy") == "Recreate":
+        for rs in olds:
+            _scale(s, svc, rs, 0)
+        _scale(s, svc, current, 0)
+    else:
+        # Up: at most one pod above the desired count.
+        if current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1:
+            _scale(s, svc, current, current.replicas + 1)
+        # Down: only what leaves at least `desired` pods available.
+        available = sum(1 for p in live if _available(svc, p))
+        spare = available - desired
+        for rs in sorted(olds, key=lambda r: r.revision):
+            if spare <= 0:
+                break
+            if rs.replicas > 0:
+                take = min(spare, rs.replicas)
+                _scale(s, svc, rs, rs.replicas - take)
+                spare -= take
+        if current.replicas > desired:
+            _scale(s, svc, current, desired)
+
+    for rs in revs:
+        _sync_replicaset(s, svc, rs, [p for p in live if p.replicaset_id == rs.id])
+    if svc.operation == "RollingBack" and wl.rollout_done(s, svc):
+        svc.operation = ""
+
+
+def _scale(s: Session, svc: Service, rs: ReplicaSet, replicas: int) -> None:
+    if rs.replicas == replicas:
+        return
+    way = "up" if replicas > rs.replicas else "down"
+    rs.replicas = replicas
+    name = f"{svc.name}-{rs.template_hash}"
+    _event(s, svc, "Deployment", svc.name, "ScalingReplicaSet",
+           f"Scaled {way} replica set {name} to {replicas}")  # fmt: skip
+
+
+def _sync_replicaset(s: Session, svc: Service, rs: ReplicaSet, pods: list[Pod]) -> None:
+    name = f"{svc.name}-{rs.template_hash}"
+    if len(pods) < rs.replicas:
+        for _ in range(rs.replicas - len(pods)):
+            pod = Pod(
+                uid=str(uuid.uuid4()),
+                account_id=svc.account_id,
+                cluster_id=svc.cluster_id,
+                namespace=svc.namespace,
+                name=wl.pod_name(svc.name, rs.template_hash),
+                service_id=svc.id,
+                replicaset_id=rs.id,
+                template={**rs.template, "labels": dict(svc.labels)},
+                status={"reason": "Pending", "containers": []},
+            )
+            s.add(pod)
+            _event(s, svc, "ReplicaSet", name, "SuccessfulCreate", f"Created pod: {pod.name}")
+    elif len(pods) > rs.replicas:
+        # Unscheduled first, then not ready, then the newest, as the replica set controller.
+        victims = sorted(
+            pods,
+            key=lambda p: (p.node_id is not None, wl.pod_is_ready(p), -p.created_at.timestamp()),
+        )[: len(pods) - rs.replicas]
+        for p in victims:
+            p.deleting = True
+            if p.node_id is None:
+                s.delete(p)
+            _event(s, svc, "ReplicaSet", name, "SuccessfulDelete", f"Deleted pod: {p.name}")

@@ -1,0 +1,159 @@
+"""What node agents ask of a machine's dockerd (Engine API over its unix socket)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from openccs.cloud import dockerapi
+from openccs.cloud.host import CloudError
+
+POD_LABEL = "openccs.pod.uid"
+
+
+class DockerError(CloudError):
+    pass
+
+
+def image_present(sock: Path, ref: str) -> bool:
+    try:
+        dockerapi.request(sock, "GET", f"/images/{ref}/json")
+        return True
+    except CloudError as exc:
+        if "answered 404" in exc.message:
+            return False
+        raise
+
+
+def pull(sock: Path, ref: str, auth: dict[str, str] | None = None, timeout: float = 300) -> None:
+    """Pull `ref`; raise DockerError with the registry's reason when it fails."""
+    name, tag = split_ref(ref)
+    headers = {}
+    if auth:
+        headers["X-Registry-Auth"] = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+    try:
+        resp = dockerapi.request(
+            sock,
+            "POST",
+            "/images/create",
+            params={"fromImage": name, "tag": tag},
+            headers=headers,
+            timeout=timeout,
+        )
+    except CloudError as exc:
+        raise DockerError(_short(exc.message)) from None
+    # Errors after the start of the pull come inside the progress stream.
+    for line in resp.text.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if "error" in message:
+            raise DockerError(str(message["error"]))
+
+
+def _short(message: str) -> str:
+    return message.split("answered", 1)[-1].strip()[:300]
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """(repository, tag) of an image reference; digests stay in the repository part."""
+    if "@" in ref:
+        return ref, ""
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, _, tag = ref.rpartition(":")
+        return repo, tag
+    return ref, "latest"
+
+
+def create(sock: Path, name: str, config: dict[str, Any]) -> str:
+    resp = dockerapi.request(sock, "POST", "/containers/create", params={"name": name}, json=config)
+    cid: str = resp.json()["Id"]
+    return cid
+
+
+def start(sock: Path, cid: str) -> None:
+    dockerapi.request(sock, "POST", f"/containers/{cid}/start")
+
+
+def inspect(sock: Path, cid: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = dockerapi.request(sock, "GET", f"/containers/{cid}/json").json()
+        return data
+    except CloudError as exc:
+        if "answered 404" in exc.message:
+            return None
+        raise
+
+
+def remove(sock: Path, cid: str) -> None:
+    try:
+        dockerapi.request(sock, "DELETE", f"/containers/{cid}", params={"force": "1", "v": "1"})
+    except CloudError as exc:
+        if "answered 404" not in exc.message:
+            raise
+
+
+def stop(sock: Path, cid: str, grace: int) -> None:
+    try:
+        dockerapi.request(
+            sock, "POST", f"/containers/{cid}/stop", params={"t": str(grace)}, timeout=grace + 30
+        )
+    except CloudError as exc:
+        if "answered 404" not in exc.message and "answered 304" not in exc.message:
+            raise
+
+
+def pod_containers(sock: Path) -> list[dict[str, Any]]:
+    resp = dockerapi.request(
+        sock,
+        "GET",
+        "/containers/json",
+        params={"all": "1", "filters": json.dumps({"label": [POD_LABEL]})},
+    )
+    result: list[dict[str, Any]] = resp.json()
+    return result
+
+
+def logs(sock: Path, cid: str, since: int | None = None, tail: int | None = None) -> str:
+    """A container's stdout and stderr, in order, as text."""
+    params = {"stdout": "1", "stderr": "1"}
+    if since is not None:
+        params["since"] = str(since)
+    if tail is not None:
+        params["tail"] = str(tail)
+    raw = dockerapi.request(sock, "GET", f"/containers/{cid}/logs", params=params).content
+    return demux(raw)
+
+
+def demux(raw: bytes) -> str:
+    """Docker's multiplexed stream (8-byte frame headers) to text; plain text passes."""
+    out = bytearray()
+    i = 0
+    while i + 8 <= len(raw) and raw[i] in (0, 1, 2) and raw[i + 1 : i + 4] == b"\0\0\0":
+        (size,) = struct.unpack(">I", raw[i + 4 : i + 8])
+        out += raw[i + 8 : i + 8 + size]
+        i += 8 + size
+    if i == 0:
+        return raw.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def exec_run(sock: Path, cid: str, cmd: list[str], timeout: float) -> int:
+    """Run a command in a running container; its exit code (probes)."""
+    resp = dockerapi.request(
+        sock,
+        "POST",
+        f"/containers/{cid}/exec",
+        json={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True},
+    )
+    exec_id = resp.json()["Id"]
+    dockerapi.request(
+        sock, "POST", f"/exec/{exec_id}/start", json={"Detach": False}, timeout=timeout
+    )
+    info = dockerapi.request(sock, "GET", f"/exec/{exec_id}/json").json()
+    return int(info.get("ExitCode") or 0)

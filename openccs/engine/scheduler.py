@@ -1,0 +1,144 @@
+"""The scheduler: places pending pods on the cluster's nodes.
+
+Filters as kube-scheduler's predicates do (schedulable, resource requests against the
+node's allocatable CPU and memory, node affinity, pod affinity; all hard), then prefers
+the node with the fewest pods of the same service and the least requested resources.
+A pod that fits nowhere stays Pending with a FailedScheduling event saying why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.domain.workloads import record_event
+from openccs.store.models import Instance, Pod, Service
+
+# What a machine keeps for itself (its dockerd and containerd), as kubelet reserves.
+SYSTEM_RESERVED_MILLICPU = 100
+SYSTEM_RESERVED_MIB = 128
+
+
+def requests_of(template: dict[str, Any]) -> tuple[int, int]:
+    cpu = sum(int(c.get("cpu") or 0) for c in template.get("containers", []))
+    mem = sum(int(c.get("memory") or 0) for c in template.get("containers", []))
+    return cpu, mem
+
+
+def allocatable(node: Instance) -> tuple[int, int]:
+    return node.cpu * 1000 - SYSTEM_RESERVED_MILLICPU, node.mem * 1024 - SYSTEM_RESERVED_MIB
+
+
+def _match(labels: dict[str, str], term: dict[str, Any]) -> bool:
+    key, op, values = term["key"], term["operator"], [str(v) for v in term.get("values") or []]
+    present = key in labels
+    value = labels.get(key, "")
+    if op == "In":
+        return present and value in values
+    if op == "NotIn":
+        return not present or value not in values
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt"):
+        try:
+            have, want = int(value), int(values[0])
+        except (ValueError, IndexError):
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def schedule_cluster(s: Session, cluster_id: str) -> None:
+    nodes = list(
+        s.scalars(
+            select(Instance).where(Instance.cluster_id == cluster_id, Instance.state == "Running")
+        )
+    )
+    pods = list(s.scalars(select(Pod).where(Pod.cluster_id == cluster_id)))
+    pending = [p for p in pods if p.node_id is None and not p.deleting]
+    if not pending:
+        return
+    used: dict[str, list[int]] = {n.id: [0, 0] for n in nodes}
+    per_service: dict[str, Counter[int | None]] = {n.id: Counter() for n in nodes}
+    pod_labels: dict[str, list[dict[str, str]]] = {n.id: [] for n in nodes}
+    for p in pods:
+        if p.node_id in used and not p.deleting:
+            cpu, mem = requests_of(p.template)
+            used[p.node_id][0] += cpu
+            used[p.node_id][1] += mem
+            per_service[p.node_id][p.service_id] += 1
+            pod_labels[p.node_id].append(p.template.get("labels") or {})
+    for pod in sorted(pending, key=lambda p: p.created_at):
+        cpu, mem = requests_of(pod.template)
+        reasons: Counter[str] = Counter()
+        fits = []
+        for n in nodes:
+            why = _unfit(n, pod, cpu, mem, used[n.id], pod_labels[n.id])
+            if why:
+                reasons[why] += 1
+            else:
+                fits.append(n)
+        service = s.get(Service, pod.service_id) if pod.service_id else None
+        svc_name = service.name if service is not None else ""
+        if not fits:
+            detail = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
+            message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ".")
+            record_event(
+                s, cluster_id, pod.namespace, svc_name, "Pod", pod.name, "FailedScheduling",
+                message, "Warning",
+            )  # fmt: skip
+            status = dict(pod.status)
+            status.update(reason="Unschedulable", message=message)
+            if status != pod.status:
+                pod.status = status
+            continue
+        best = min(
+            fits,
+            key=lambda n: (
+                per_service[n.id][pod.service_id],
+                (used[n.id][0] + cpu) / max(1, allocatable(n)[0])
+                + (used[n.id][1] + mem) / max(1, allocatable(n)[1]),
+                n.id,
+            ),
+        )
+        pod.node_id = best.id
+        pod.status = {"reason": "ContainerCreating", "containers": []}
+        used[best.id][0] += cpu
+        used[best.id][1] += mem
+        per_service[best.id][pod.service_id] += 1
+        pod_labels[best.id].append(pod.template.get("labels") or {})
+        record_event(
+            s, cluster_id, pod.namespace, svc_name, "Pod", pod.name, "Scheduled",
+            f"Successfully assigned {pod.namespace}/{pod.name} to {best.lan_ip}",
+        )  # fmt: skip
+
+
+def _unfit(
+    node: Instance,
+    pod: Pod,
+    cpu: int,
+    mem: int,
+    used: list[int],
+    labels_here: list[dict[str, str]],
+) -> str:
+    if not node.is_normal:
+        return "node(s) were not ready"
+    if node.unschedulable:
+        return "node(s) were unschedulable"
+    cap_cpu, cap_mem = allocatable(node)
+    if used[0] + cpu > cap_cpu:
+        return "Insufficient cpu"
+    if used[1] + mem > cap_mem:
+        return "Insufficient memory"
+    for term in pod.template.get("nodeAffinity") or []:
+        if not _match(node.labels, term):
+            return "node(s) didn't match node selector"
+    for term in pod.template.get("podAffinity") or []:
+        if not any(_match(lbl, term) for lbl in labels_here):
+            return "node(s) didn't match pod affinity rules"
+    return ""
