@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from openccs.api.context import RequestContext
 from openccs.api.errors import ApiError, invalid_parameter, not_found
-from openccs.api.params import Array, Params
+from openccs.api.params import Array, Params, StrMap
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
@@ -481,3 +481,159 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
             raise not_found("container (containerName)", p.containerName)
         result.append({"name": pod.name, "containerLog": logs})
     return {"podLog": result}
+
+
+@action("ModifyClusterService", ServiceParams, resources=("clusterId",))
+def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
+    """The whole service again, in the create shape or the describe shape."""
+    cluster, svc = _service(ctx, p)
+    spec = spec_of(p)
+    if spec["accessType"] == "ClusterIP" and not svc.cluster_ip:
+        svc.cluster_ip = _allocate_cluster_ip(ctx, cluster)
+    elif spec["accessType"] != "ClusterIP":
+        svc.cluster_ip = None
+    svc.spec = spec
+    svc.description = p.serviceDesc
+    svc.replicas = p.replicas
+    svc.operation = ""
+    svc.updated_at = utcnow()
+    _wake(ctx)
+
+
+class DescriptionParams(ServiceRef):
+    description: str = Field(default="", max_length=1024)
+
+
+@action("ModifyServiceDescription", DescriptionParams, resources=("clusterId",))
+def modify_description(ctx: RequestContext, p: DescriptionParams) -> None:
+    _, svc = _service(ctx, p)
+    svc.description = p.description
+
+
+class ImageChange(Params):
+    containerName: str = Field(min_length=1)
+    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+
+
+class ImageParams(ServiceRef):
+    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    containers: Array[ImageChange] = []
+
+
+@action("ModifyClusterServiceImage", ImageParams, resources=("clusterId",))
+def modify_image(ctx: RequestContext, p: ImageParams) -> None:
+    _, svc = _service(ctx, p)
+    spec = dict(svc.spec)
+    containers = [dict(c) for c in spec["containers"]]
+    if p.image is not None:
+        if p.containers:
+            raise invalid_parameter("containers", "give image or containers, not both")
+        if len(containers) != 1:
+            raise invalid_parameter(
+                "image", f"the service has {len(containers)} containers: use containers.n instead"
+            )
+        containers[0]["image"] = p.image
+    elif p.containers:
+        by_name = {c["containerName"]: c for c in containers}
+        for i, change in enumerate(p.containers):
+            if change.containerName not in by_name:
+                raise invalid_parameter(
+                    f"containers.{i}.containerName", f"no container {change.containerName!r}"
+                )
+            by_name[change.containerName]["image"] = change.image
+    else:
+        raise invalid_parameter("image", "give image (one container) or containers.n")
+    spec["containers"] = containers
+    svc.spec = spec
+    svc.operation = ""
+    svc.updated_at = utcnow()
+    _wake(ctx)
+
+
+class LabelsParams(ServiceRef):
+    labels: StrMap = {}
+
+
+@action("ModifyServiceLabels", LabelsParams, resources=("clusterId",))
+def modify_labels(ctx: RequestContext, p: LabelsParams) -> dict[str, Any]:
+    import re
+
+    from openccs.actions.cluster import LABEL_KEY
+
+    _, svc = _service(ctx, p)
+    for key, value in p.labels.items():
+        if not re.match(LABEL_KEY, key) or len(key) > 253:
+            raise invalid_parameter(f"labels.{key}", "not a valid label key")
+        if key == wl.APP_LABEL:
+            raise invalid_parameter(f"labels.{key}", f"{wl.APP_LABEL} is the system's label")
+        if len(value) > 63 or not re.match(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value):
+            raise invalid_parameter(f"labels.{key}", "not a valid label value")
+    svc.labels = {wl.APP_LABEL: svc.name, **p.labels}
+    return {
+        "labels": dict(svc.labels),
+        "sysLabels": {wl.APP_LABEL: svc.name},
+        "userLabels": dict(p.labels),
+    }
+
+
+@action("RollBackClusterService", ServiceRef, resources=("clusterId",))
+def rollback(ctx: RequestContext, p: ServiceRef) -> None:
+    """Back to the revision before the current one, as `kubectl rollout undo`."""
+    _, svc = _service(ctx, p)
+    revs = wl.revisions(ctx.db, svc)
+    current = wl.current_replicaset(ctx.db, svc)
+    older = [rs for rs in revs if current is None or rs.revision < current.revision]
+    if not older:
+        raise ApiError(5100, "NoRevisionToRollBack", f"service {svc.name} has no earlier revision")
+    target = older[-1]
+    spec = dict(svc.spec)
+    for key in ("containers", "volumes", "nodeAffinity", "podAffinity"):
+        spec[key] = target.template.get(key)
+    svc.spec = spec
+    svc.restarted_at = target.template.get("restartedAt", "")
+    # The revision returned to becomes the newest, as in Kubernetes.
+    target.revision = max(rs.revision for rs in revs) + 1
+    svc.operation = "RollingBack"
+    svc.paused = False
+    _wake(ctx)
+
+
+@action("RedeployClusterService", ServiceRef, resources=("clusterId",))
+def redeploy(ctx: RequestContext, p: ServiceRef) -> None:
+    """Every pod made again with the current spec (images pulled again)."""
+    _, svc = _service(ctx, p)
+    svc.restarted_at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
+    _wake(ctx)
+
+
+@action("PauseClusterService", ServiceRef, resources=("clusterId",))
+def pause(ctx: RequestContext, p: ServiceRef) -> None:
+    _, svc = _service(ctx, p)
+    if svc.paused:
+        raise ApiError(5100, "ServicePaused", f"service {svc.name} is already paused")
+    svc.paused = True
+
+
+@action("ResumeClusterService", ServiceRef, resources=("clusterId",))
+def resume(ctx: RequestContext, p: ServiceRef) -> None:
+    _, svc = _service(ctx, p)
+    if not svc.paused:
+        raise ApiError(5100, "ServiceNotPaused", f"service {svc.name} is not paused")
+    svc.paused = False
+    _wake(ctx)
+
+
+class TextParams(ServiceRef):
+    bSimple: int = Field(default=0, ge=0, le=1)
+
+
+@action("DescribeClusterServiceText", TextParams, resources=("clusterId",), inline=True)
+def describe_text(ctx: RequestContext, p: TextParams) -> dict[str, Any]:
+    from openccs.domain import manifests
+
+    _, svc = _service(ctx, p)
+    current = wl.current_replicaset(ctx.db, svc)
+    full, pure = manifests.texts(
+        svc, wl.service_pods(ctx.db, svc), current.revision if current else 1
+    )
+    return {"serviceText": pure if p.bSimple else full, "servicePureText": pure}

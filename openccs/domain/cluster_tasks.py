@@ -193,6 +193,11 @@ def finish_scale_in(ctx: StepContext) -> None:
 def delete_cluster_row(ctx: StepContext) -> None:
     cluster_id = ctx.params["clusterId"]
     _cloud(ctx).delete_routes(cluster_id)
+    engine = ctx.services["services"].extra.get("engine")
+    with _store(ctx).session() as s:
+        cluster = s.get(Cluster, cluster_id)
+        if engine is not None and cluster is not None:
+            engine.forget_cluster(cluster_id, cluster.vpc_id, cluster.service_cidr)
     with _store(ctx).session() as s:
         for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == cluster_id)):
             s.delete(hub)

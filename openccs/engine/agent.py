@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from openccs.cloud.host import CloudError
 from openccs.domain.workloads import record_event
-from openccs.engine import docker
+from openccs.engine import dns, docker
 from openccs.engine.docker import POD_LABEL, DockerError
 from openccs.log import get_logger, log_event
 from openccs.store.models import Pod, Service
@@ -56,8 +56,10 @@ class NodeAgent:
     node_id: str
     socket: Path
     root_dir: Path
-    pull_auth: Any  # (session, image) -> dict | None
+    pull_auth: Any  # (session, pod, image) -> dict | None
+    dns_ip: str
     pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
+    pulled: set[tuple[str, str]] = field(default_factory=set)
     images_ready: bool = False
 
     # -- the whole node ----------------------------------------------------------------
@@ -79,6 +81,8 @@ class NodeAgent:
                     log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
                 )
         known = {p.uid for p in pods}
+        self.pulled = {k for k in self.pulled if k[0] in known}
+        self.pulls = {k: v for k, v in self.pulls.items() if k[0] in known}
         for uid, containers in found.items():
             if uid not in known:  # a pod that no longer exists (deleted while we were away)
                 for c in containers:
@@ -158,7 +162,13 @@ class NodeAgent:
                 "Image": PAUSE_IMAGE,
                 "Hostname": pod.name[:63],
                 "Labels": self._labels(pod, **{"openccs.role": "pause"}),
-                "HostConfig": {"NetworkMode": "bridge"},
+                "HostConfig": {
+                    "NetworkMode": "bridge",
+                    # The pod's resolver: the cluster DNS, with the namespace's search path.
+                    "Dns": [self.dns_ip],
+                    "DnsSearch": dns.search_domains(pod.namespace),
+                    "DnsOptions": ["ndots:5"],
+                },
                 "StopSignal": "SIGKILL",
             },
         )
@@ -222,8 +232,14 @@ class NodeAgent:
         }
 
     def _ensure_image(self, s: Session, pod: Pod, image: str) -> str | None:
-        """None when the image is on the machine; else the waiting reason."""
-        if docker.image_present(self.socket, image):
+        """None when the image is on the machine; else the waiting reason. A redeployed
+        service's pods (restartedAt in the template) pull their images again, once."""
+        repull = (
+            bool(pod.template.get("restartedAt"))
+            and image not in BUILTIN_IMAGES
+            and (pod.uid, image) not in self.pulled
+        )
+        if not repull and docker.image_present(self.socket, image):
             return None
         backoff = self.pulls.setdefault((pod.uid, image), _Backoff())
         if backoff.waiting:
@@ -238,6 +254,7 @@ class NodeAgent:
             )
             return "ErrImagePull"
         self.pulls.pop((pod.uid, image), None)
+        self.pulled.add((pod.uid, image))
         self._event(s, pod, "Pulled", f'Successfully pulled image "{image}"')
         return None
 
@@ -310,5 +327,3 @@ def _parse_time(value: str | None) -> float | None:
         return None
     main = value.rstrip("Z").split(".")[0]
     return datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-
-

@@ -10,6 +10,7 @@ database work.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
-from openccs.domain.workloads import record_event
-from openccs.engine import deployment, scheduler
+from openccs.cloud import naming
+from openccs.cloud.host import CloudError
+from openccs.domain.workloads import pod_is_ready, record_event, service_pods
+from openccs.engine import deployment, dns, scheduler
 from openccs.engine.agent import NodeAgent
+from openccs.engine.dns import ClusterDns
+from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Instance, Pod, Service
 
@@ -47,6 +52,20 @@ class Engine:
         self._agents: dict[str, NodeAgent] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
+        self._proxy: Proxy | None = None
+        self._dns: ClusterDns | None = None
+
+    @property
+    def dns(self) -> ClusterDns:
+        if self._dns is None:
+            self._dns = ClusterDns(self.cloud.site)
+        return self._dns
+
+    @property
+    def proxy(self) -> Proxy:
+        if self._proxy is None:
+            self._proxy = Proxy(self.cloud.site)
+        return self._proxy
 
     @property
     def cloud(self) -> Cloud:
@@ -88,6 +107,7 @@ class Engine:
                     select(Cluster).where(Cluster.status.in_(("Running", "Scaling", "Abnormal")))
                 )
             ]
+        seen: set[str] = set()
         for cluster_id in clusters:
             with self.store.session() as s:
                 self._node_lifecycle(s, cluster_id)
@@ -102,15 +122,73 @@ class Engine:
                     )
                 ]
             list(self._pool.map(self._sync_node, nodes))
+            seen.update(nodes)
+            self._sync_services(cluster_id, nodes)
+        # A machine that left its cluster gets a fresh agent if it joins another.
+        for node_id in [n for n in self._agents if n not in seen]:
+            del self._agents[node_id]
+
+    def _sync_services(self, cluster_id: str, nodes: list[str]) -> None:
+        """Service addresses to ready endpoints, on the host and in every machine."""
+        ports: list[ServicePort] = []
+        records: dict[str, str] = {}
+        with self.store.session() as s:
+            cluster = s.get(Cluster, cluster_id)
+            if cluster is None:
+                return
+            vpc_id, service_cidr = cluster.vpc_id, cluster.service_cidr
+            for svc in s.scalars(
+                select(Service).where(
+                    Service.cluster_id == cluster_id,
+                    Service.cluster_ip.is_not(None),
+                    Service.deleting.is_(False),
+                )
+            ):
+                ready = sorted(
+                    p.status.get("ip", "")
+                    for p in service_pods(s, svc)
+                    if pod_is_ready(p) and p.status.get("ip")
+                )
+                records[f"{svc.name}.{svc.namespace}.svc.{dns.DOMAIN}"] = str(svc.cluster_ip)
+                for pm in svc.spec.get("portMappings", []):
+                    ports.append(
+                        ServicePort(
+                            key=f"{cluster_id}/{svc.namespace}/{svc.name}/{pm['lbPort']}/"
+                            f"{pm['protocol']}",
+                            cluster_ip=str(svc.cluster_ip),
+                            port=int(pm["lbPort"]),
+                            protocol=pm["protocol"],
+                            target_port=int(pm["containerPort"]),
+                            endpoints=tuple(ready),
+                        )
+                    )
+        site = self.cloud.site
+        self.proxy.sync(cluster_id, ports, [None, *(naming.netns(site, n) for n in nodes)])
+        try:
+            self.dns.sync(cluster_id, vpc_id, dns.dns_ip(service_cidr), records)
+        except (CloudError, OSError, subprocess.SubprocessError) as exc:
+            log_event(log, "cluster dns failed", cluster=cluster_id, error=str(exc)[-300:])
+
+    def forget_cluster(self, cluster_id: str, vpc_id: str, service_cidr: str) -> None:
+        """What a deleted cluster leaves on the host: service rules and its DNS."""
+        self.proxy.forget(cluster_id)
+        self.dns.stop(cluster_id, vpc_id, dns.dns_ip(service_cidr))
 
     def _sync_node(self, node_id: str) -> None:
         agent = self._agents.get(node_id)
         if agent is None:
+            with self.store.session() as s:
+                node = s.get(Instance, node_id)
+                cluster = s.get(Cluster, node.cluster_id) if node and node.cluster_id else None
+                if cluster is None:
+                    return
+                dns_ip = dns.dns_ip(cluster.service_cidr)
             agent = self._agents[node_id] = NodeAgent(
                 node_id=node_id,
                 socket=self.cloud.engine.docker_socket(node_id),
                 root_dir=self.cloud.root_dir(node_id),
                 pull_auth=self.pull_auth,
+                dns_ip=dns_ip,
             )
         try:
             with self.store.session() as s:

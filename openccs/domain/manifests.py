@@ -1,0 +1,194 @@
+"""A service as Kubernetes objects: the apps/v1 Deployment and the v1 Service that
+describe it (DescribeClusterServiceText), valid YAML that kubectl accepts."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import yaml
+
+from openccs.domain import workloads as wl
+from openccs.store.models import Pod, Service
+
+
+def _container(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": c["containerName"], "image": c["image"]}
+    if c.get("command"):
+        out["command"] = shlex.split(c["command"])
+    if c.get("arguments"):
+        out["args"] = list(c["arguments"])
+    if c.get("workingDir"):
+        out["workingDir"] = c["workingDir"]
+    if c.get("envs"):
+        out["env"] = [{"name": e["name"], "value": e.get("value", "")} for e in c["envs"]]
+    requests, limits = {}, {}
+    if c.get("cpu"):
+        requests["cpu"] = f"{c['cpu']}m"
+    if c.get("memory"):
+        requests["memory"] = f"{c['memory']}Mi"
+    if c.get("cpuLimits"):
+        limits["cpu"] = f"{c['cpuLimits']}m"
+    if c.get("memoryLimits"):
+        limits["memory"] = f"{c['memoryLimits']}Mi"
+    if requests or limits:
+        out["resources"] = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+    if c.get("privileged"):
+        out["securityContext"] = {"privileged": True}
+    if c.get("volumeMounts"):
+        out["volumeMounts"] = [
+            {
+                "name": m["volumeName"],
+                "mountPath": m["mountPath"],
+                "readOnly": m.get("mode") == "ro",
+            }
+            for m in c["volumeMounts"]
+            if m["volumeName"] in volumes
+        ]
+    return out
+
+
+def _affinity(spec: dict[str, Any]) -> dict[str, Any] | None:
+    aff: dict[str, Any] = {}
+    if spec.get("nodeAffinity"):
+        aff["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": a["key"], "operator": a["operator"], "values": a["values"]}
+                            if a.get("values")
+                            else {"key": a["key"], "operator": a["operator"]}
+                            for a in spec["nodeAffinity"]
+                        ]
+                    }
+                ]
+            }
+        }
+    if spec.get("podAffinity"):
+        aff["podAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {
+                        "matchExpressions": [
+                            {"key": a["key"], "operator": a["operator"], "values": a["values"]}
+                            if a.get("values")
+                            else {"key": a["key"], "operator": a["operator"]}
+                            for a in spec["podAffinity"]
+                        ]
+                    },
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    return aff or None
+
+
+def deployment(svc: Service, revision: int) -> dict[str, Any]:
+    spec = svc.spec
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    pod_spec: dict[str, Any] = {
+        "containers": [_container(c, volumes) for c in spec.get("containers", [])],
+        "restartPolicy": "Always",
+    }
+    if volumes:
+        pod_spec["volumes"] = [
+            {"name": v["name"], "hostPath": {"path": v["hostPath"]}}
+            if v.get("hostPath")
+            else {"name": v["name"], "emptyDir": {}}
+            for v in volumes.values()
+        ]
+    affinity = _affinity(spec)
+    if affinity:
+        pod_spec["affinity"] = affinity
+    strategy: dict[str, Any] = {"type": spec.get("strategy", "RollingUpdate")}
+    if strategy["type"] == "RollingUpdate":
+        strategy["rollingUpdate"] = {"maxSurge": 1, "maxUnavailable": 0}
+    annotations = {"description": svc.description} if svc.description else {}
+    template_meta: dict[str, Any] = {"labels": dict(svc.labels)}
+    if svc.restarted_at:
+        template_meta["annotations"] = {"openccs.io/restartedAt": svc.restarted_at}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": svc.name,
+            "namespace": svc.namespace,
+            "labels": dict(svc.labels),
+            **({"annotations": annotations} if annotations else {}),
+        },
+        "spec": {
+            "replicas": svc.replicas,
+            "paused": svc.paused,
+            "minReadySeconds": int(spec.get("minReadySeconds") or 0),
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": {wl.APP_LABEL: svc.name}},
+            "strategy": strategy,
+            "template": {"metadata": template_meta, "spec": pod_spec},
+        },
+    }
+
+
+def service_object(svc: Service) -> dict[str, Any] | None:
+    spec = svc.spec
+    if spec.get("accessType") == "None" or not spec.get("portMappings"):
+        return None
+    ports = [
+        {
+            "name": f"{pm['protocol'].lower()}-{pm['lbPort']}-{pm['containerPort']}",
+            "port": pm["lbPort"],
+            "targetPort": pm["containerPort"],
+            "protocol": pm["protocol"],
+        }
+        for pm in spec["portMappings"]
+    ]
+    out: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": svc.name, "namespace": svc.namespace, "labels": dict(svc.labels)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {wl.APP_LABEL: svc.name},
+            "ports": ports,
+        },
+    }
+    if svc.cluster_ip:
+        out["spec"]["clusterIP"] = svc.cluster_ip
+    return out
+
+
+def texts(svc: Service, pods: list[Pod], revision: int) -> tuple[str, str]:
+    """(serviceText with metadata and status, servicePureText without)."""
+    dep, obj = deployment(svc, revision), service_object(svc)
+    pure = [d for d in (dep, obj) if d is not None]
+    full_dep = yaml.safe_load(yaml.safe_dump(dep))
+    full_dep["metadata"].update(
+        uid=f"svc-{svc.id}",
+        generation=revision,
+        creationTimestamp=svc.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        annotations={
+            **full_dep["metadata"].get("annotations", {}),
+            "deployment.kubernetes.io/revision": str(revision),
+        },
+    )
+    live = [p for p in pods if not p.deleting]
+    ready = sum(1 for p in live if wl.pod_is_ready(p))
+    full_dep["status"] = {
+        "observedGeneration": revision,
+        "replicas": len(live),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "unavailableReplicas": max(0, svc.replicas - ready),
+        "updatedReplicas": len(live),
+    }
+    full = [full_dep]
+    if obj is not None:
+        full_obj = yaml.safe_load(yaml.safe_dump(obj))
+        full_obj["metadata"]["creationTimestamp"] = svc.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        full_obj["status"] = {"loadBalancer": {}}
+        full.append(full_obj)
+    return _dump(full), _dump(pure)
+
+
+def _dump(docs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
