@@ -118,6 +118,7 @@ class Server:
     db_url: str | None
     http_port: int = field(default_factory=free_port)
     vpc_cidr: str = field(default_factory=unique_vpc_cidr)
+    extra_args: tuple[str, ...] = ()
     https_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
@@ -148,6 +149,7 @@ class Server:
                 "--enable-test-actions",
                 "--default-vpc-cidr",
                 self.vpc_cidr,
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

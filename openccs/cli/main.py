@@ -37,6 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.timestamp_window = args.timestamp_window
     settings.timezone = args.timezone
     settings.default_vpc_cidr = args.default_vpc_cidr
+    settings.node_grace = args.node_grace
+    settings.health_interval = args.health_interval
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -445,6 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--default-vpc-cidr",
         help="the default VPC made at first start (default: 10.0.0.0/16, or the first free"
         " 10.x.0.0/16)",
+    )
+    s.add_argument(
+        "--node-grace",
+        type=float,
+        default=60.0,
+        help="seconds a machine may be not ready before its pods move (default 60)",
+    )
+    s.add_argument(
+        "--health-interval", type=float, default=5.0, help="seconds between machine checks"
     )
     s.set_defaults(fn=cmd_serve)
 

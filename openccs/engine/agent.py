@@ -56,30 +56,46 @@ class NodeAgent:
     node_id: str
     socket: Path
     root_dir: Path
-    pull_auth: Any  # (session, pod, image) -> dict | None
+    pull_auth: Any  # (pod, image) -> dict | None
     dns_ip: str
     pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
     pulled: set[tuple[str, str]] = field(default_factory=set)
     images_ready: bool = False
 
     # -- the whole node ----------------------------------------------------------------
-    def sync(self, s: Session) -> None:
+    def sync(self, store: Any) -> None:
+        """One pass. The database is read, then the machine is worked on with no transaction
+        open (docker calls can take seconds), then what changed is written in one go."""
         if not self.images_ready:
             self._ensure_builtin_images()
         found: dict[str, list[dict[str, Any]]] = {}
         for c in docker.pod_containers(self.socket):
             found.setdefault(c["Labels"][POD_LABEL], []).append(c)
-        pods = list(s.scalars(select(Pod).where(Pod.node_id == self.node_id)))
+        with store.session() as s:
+            pods = list(s.scalars(select(Pod).where(Pod.node_id == self.node_id)))
+            names = {
+                svc.id: svc.name
+                for svc in s.scalars(
+                    select(Service).where(Service.id.in_({p.service_id for p in pods}))
+                )
+            }
+        work = _Work(names)
         for pod in pods:
+            before = (dict(pod.status), pod.ready_since)
             try:
                 if pod.deleting:
-                    self._kill(s, pod, found.get(pod.uid, []))
+                    self._kill(work, pod, found.get(pod.uid, []))
+                    work.gone.append(pod.id)
                 else:
-                    self._sync_pod(s, pod, found.get(pod.uid, []))
+                    self._sync_pod(work, pod, found.get(pod.uid, []))
+                    if (pod.status, pod.ready_since) != before:
+                        work.updates[pod.id] = (pod.status, pod.ready_since)
             except CloudError as exc:
                 log_event(
                     log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
                 )
+        with store.session() as s:
+            work.apply(s)
         known = {p.uid for p in pods}
         self.pulled = {k for k in self.pulled if k[0] in known}
         self.pulls = {k: v for k, v in self.pulls.items() if k[0] in known}
@@ -101,7 +117,7 @@ class NodeAgent:
         return self.root_dir / "pods" / uid
 
     # -- one pod -------------------------------------------------------------------------
-    def _kill(self, s: Session, pod: Pod, containers: list[dict[str, Any]]) -> None:
+    def _kill(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
         apps = [c for c in containers if c["Labels"].get("openccs.role") != "pause"]
         for c in apps:
             if c["State"] == "running":
@@ -112,9 +128,8 @@ class NodeAgent:
         for c in containers:
             docker.remove(self.socket, c["Id"])
         shutil.rmtree(self._pod_dir(pod.uid), ignore_errors=True)
-        s.delete(pod)
 
-    def _sync_pod(self, s: Session, pod: Pod, containers: list[dict[str, Any]]) -> None:
+    def _sync_pod(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
         pause = next((c for c in containers if c["Labels"].get("openccs.role") == "pause"), None)
         if pause is not None and pause["State"] != "running":
             # The sandbox died: the pod starts over, as kubelet recreates a dead sandbox.
@@ -177,7 +192,7 @@ class NodeAgent:
 
     def _sync_container(
         self,
-        s: Session,
+        s: _Work,
         pod: Pod,
         spec: dict[str, Any],
         mine: list[dict[str, Any]],
@@ -231,7 +246,7 @@ class NodeAgent:
             "ready": True,
         }
 
-    def _ensure_image(self, s: Session, pod: Pod, image: str) -> str | None:
+    def _ensure_image(self, s: _Work, pod: Pod, image: str) -> str | None:
         """None when the image is on the machine; else the waiting reason. A redeployed
         service's pods (restartedAt in the template) pull their images again, once."""
         repull = (
@@ -246,7 +261,7 @@ class NodeAgent:
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:
-            docker.pull(self.socket, image, self.pull_auth(s, pod, image))
+            docker.pull(self.socket, image, self.pull_auth(pod, image))
         except DockerError as exc:
             backoff.fail()
             self._event(
@@ -310,16 +325,32 @@ class NodeAgent:
             binds.append(f"{src}:{m['mountPath']}:{m.get('mode') or 'rw'}")
         return binds
 
-    def _event(
-        self, s: Session, pod: Pod, reason: str, message: str, level: str = "Normal"
-    ) -> None:
-        service = ""
-        if pod.service_id is not None:
-            svc = s.get(Service, pod.service_id)
-            service = svc.name if svc is not None else ""
-        record_event(
-            s, pod.cluster_id, pod.namespace, service, "Pod", pod.name, reason, message, level
-        )
+    def _event(self, s: _Work, pod: Pod, reason: str, message: str, level: str = "Normal") -> None:
+        s.events.append((pod, reason, message, level))
+
+
+@dataclass
+class _Work:
+    """What a pass of the agent changes, written to the database at its end."""
+
+    service_names: dict[int, str]
+    events: list[tuple[Pod, str, str, str]] = field(default_factory=list)
+    updates: dict[int, tuple[dict[str, Any], datetime | None]] = field(default_factory=dict)
+    gone: list[int] = field(default_factory=list)
+
+    def apply(self, s: Session) -> None:
+        for pod_id, (status, ready_since) in self.updates.items():
+            row = s.get(Pod, pod_id)
+            if row is not None:
+                row.status, row.ready_since = status, ready_since
+        for pod_id in self.gone:
+            row = s.get(Pod, pod_id)
+            if row is not None:
+                s.delete(row)
+        for pod, reason, message, level in self.events:
+            service = self.service_names.get(pod.service_id or -1, "")
+            record_event(s, pod.cluster_id, pod.namespace, service, "Pod", pod.name, reason,
+                         message, level)  # fmt: skip
 
 
 def _parse_time(value: str | None) -> float | None:

@@ -191,25 +191,25 @@ class Engine:
                 dns_ip=dns_ip,
             )
         try:
-            with self.store.session() as s:
-                agent.sync(s)
+            agent.sync(self.store)
         except Exception as exc:
             log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
 
-    def pull_auth(self, s: Session, pod: Pod, image: str) -> dict[str, str] | None:
+    def pull_auth(self, pod: Pod, image: str) -> dict[str, str] | None:
         """Credentials for pulling `image` onto a node of the pod's cluster, if any apply."""
         from openccs.store.models import HubInfo
 
         host = image.split("/", 1)[0] if "/" in image else ""
         if not host or ("." not in host and ":" not in host):
             return None
-        for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == pod.cluster_id)):
-            if hub.domain == host and (not hub.namespaces or pod.namespace in hub.namespaces):
-                return {
-                    "username": hub.username,
-                    "password": self.services.box.decrypt(hub.password_enc),
-                    "serveraddress": hub.domain,
-                }
+        with self.store.session() as s:
+            for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == pod.cluster_id)):
+                if hub.domain == host and (not hub.namespaces or pod.namespace in hub.namespaces):
+                    return {
+                        "username": hub.username,
+                        "password": self.services.box.decrypt(hub.password_enc),
+                        "serveraddress": hub.domain,
+                    }
         return None
 
     def _node_lifecycle(self, s: Session, cluster_id: str) -> None:

@@ -2,8 +2,9 @@
 
 openccs writes the registry's configuration into the data directory and starts one
 registry. The pidfile lets a restarted openccs (even after `kill -9`) find the running
-registry again and reuse it, so two are never started; a registry whose configuration no
-longer matches is replaced. On a clean shutdown of openccs the registry is stopped too:
+registry again and reuse it, so two are never started; a registry whose configuration (or
+certificate) no longer matches is replaced. It listens on loopback only; its certificate
+also names the VPC gateway addresses, where `forward.Forwarder` exposes it to machines. On a clean shutdown of openccs the registry is stopped too:
 it depends on openccs for every token and notification, so keeping it alone is useless.
 """
 
@@ -97,6 +98,8 @@ class RegistryDaemon:
         self.cert, self.key = self._certificate()
         self._proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        # The digest of what the running registry was started with (config and certificate).
+        self.digest: str | None = None
 
     # --- addresses and TLS -------------------------------------------------------------
     def _port(self) -> int:
@@ -120,6 +123,16 @@ class RegistryDaemon:
     def ca(self) -> Path:
         return self.tls_dir / "ca.pem"
 
+    def set_addresses(self, addresses: list[str]) -> bool:
+        """Serve these addresses (loopback first): True when the certificate was re-issued
+        (the registry then needs a restart to present it)."""
+        if sorted(addresses) == sorted(self.addresses) and addresses[0] == self.addresses[0]:
+            return False
+        self.addresses = addresses
+        old = self.cert.read_bytes() if self.cert.exists() else b""
+        self.cert, self.key = self._certificate()
+        return self.cert.read_bytes() != old
+
     def _certificate(self) -> tuple[Path, Path]:
         wanted = ",".join(sorted(self.addresses))
         marker = self.dir / "tls.names"
@@ -132,8 +145,9 @@ class RegistryDaemon:
 
     # --- configuration -----------------------------------------------------------------
     def config(self, endpoints: Endpoints, token_bundle: Path, readonly: bool) -> dict[str, Any]:
-        # Distribution listens on one address: more than one means all of the host's.
-        addr = self.host if len(self.addresses) == 1 else f":{self.port}"
+        # Loopback only: listening on every address (Distribution takes one) would expose
+        # it beyond the host, on IPv6 too (Go listens dual-stack on 0.0.0.0).
+        addr = self.host
         return {
             "version": 0.1,
             "log": {"level": "warn", "formatter": "text", "accesslog": {"disabled": True}},
@@ -174,13 +188,20 @@ class RegistryDaemon:
             },
         }
 
-    def _write_config(self, config: dict[str, Any]) -> str:
+    def _write_config(self, config: dict[str, Any]) -> None:
         # JSON is YAML: the registry reads it as its configuration file.
         text = json.dumps(config, indent=2)
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        return hashlib.sha256(text.encode()).hexdigest()
+
+    def desired_digest(
+        self, endpoints: Endpoints, token_bundle: Path, readonly: bool = False
+    ) -> str:
+        """What a registry started now would run with: its configuration and the certificate
+        (re-issued in place for new addresses, which the configuration alone does not show)."""
+        text = json.dumps(self.config(endpoints, token_bundle, readonly), indent=2)
+        return hashlib.sha256(text.encode() + self.cert.read_bytes()).hexdigest()
 
     # --- process -----------------------------------------------------------------------
     def _running(self) -> tuple[int, str] | None:
@@ -203,13 +224,13 @@ class RegistryDaemon:
             raise RuntimeError(f"{BINARY} is not installed (Debian package docker-registry)")
         self.storage.mkdir(exist_ok=True)
         config = self.config(endpoints, token_bundle, readonly)
-        text = json.dumps(config, indent=2)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = self.desired_digest(endpoints, token_bundle, readonly)
         running = self._running()
         if running is not None:
             pid, old = running
             if old == digest:
                 self.pid = pid
+                self.digest = digest
                 log_event(log, "registry adopted", pid=pid, addr=self.host)
                 self.wait_ready()
                 return
@@ -231,6 +252,7 @@ class RegistryDaemon:
         finally:
             out.close()
         self.pid = self._proc.pid
+        self.digest = digest
         self.pidfile.write_text(json.dumps({"pid": self.pid, "config": digest}))
         log_event(log, "registry started", pid=self.pid, addr=self.host, readonly=readonly)
         self.wait_ready()
@@ -285,6 +307,7 @@ class RegistryDaemon:
         self._terminate(self.pid)
         log_event(log, "registry stopped", pid=self.pid)
         self.pid = None
+        self.digest = None
         self._proc = None
         self.pidfile.unlink(missing_ok=True)
 

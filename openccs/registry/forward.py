@@ -35,7 +35,7 @@ IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 _NO_SPLICE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Conn:
     client: socket.socket
     upstream: socket.socket
@@ -159,23 +159,26 @@ class Forwarder:
                 )
                 client.close()
                 return
-            upstream.settimeout(None)
-            for sock in (client, upstream):
-                # Token requests and manifest fetches are small: no Nagle delay on them.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(client, upstream)
             with self._lock:
                 self._conns.add(conn)
-            back = threading.Thread(
-                target=_pump, args=(upstream, client, conn), name=f"{self.name}-back", daemon=True
-            )
-            back.start()
-            _pump(client, upstream, conn)
-            back.join()
-            with self._lock:
-                self._conns.discard(conn)
-            client.close()
-            upstream.close()
+            try:
+                upstream.settimeout(None)
+                for sock in (client, upstream):
+                    # Token requests and manifest fetches are small: no Nagle delay on them.
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                back = threading.Thread(
+                    target=_pump, args=(upstream, client, conn), name=f"{self.name}-back",
+                    daemon=True,
+                )  # fmt: skip
+                back.start()
+                _pump(client, upstream, conn)
+                back.join()
+            finally:
+                with self._lock:
+                    self._conns.discard(conn)
+                client.close()
+                upstream.close()
         finally:
             self._slots.release()
 

@@ -1,5 +1,5 @@
 """Tables of the image registry: users, namespaces, repositories, tags, favourites,
-retention strategies, triggers and their log."""
+retention strategies, triggers and their log, clusters' pull credentials."""
 
 from __future__ import annotations
 
@@ -156,3 +156,18 @@ class CcrTriggerLog(Base):
     invoke_time: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (Index("ix_ccr_trigger_logs_repo", "account_id", "repo_name"),)
+
+
+class CcrClusterCredential(Base):
+    """The pull credential of a cluster's machines (user `cluster-<clusterId>`).
+
+    The password is random and kept encrypted (not hashed): the node agents hand it to
+    dockerd at every pull. The row goes with its cluster (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "ccr_cluster_credentials"
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

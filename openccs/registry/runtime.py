@@ -29,6 +29,8 @@ class RegistryRuntime:
     gc_lock: threading.Lock = field(default_factory=threading.Lock)
     # Monotonic time of the first deletion since the last garbage collection, if any.
     gc_pending_since: float | None = None
+    # The VPC gateway addresses the registry is served on (see `machines`).
+    gateways: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:

@@ -1,9 +1,10 @@
 """The registry's token server: who may pull or push which repository.
 
 Registry users are the account's uin (or a sub-account's) with the password of
-RegisterRepositoryAccountNew / ChangePassword, kept as an scrypt hash. Rights come from
-ownership of the namespace, the repository being public, a sub-account's allow-lists and
-the quotas; anonymous users may pull public repositories only.
+RegisterRepositoryAccountNew / ChangePassword, kept as an scrypt hash, and the clusters'
+pull-only robot users (`openccs.registry.clusters`). Rights come from ownership of the
+namespace, the repository being public, a sub-account's allow-lists and the quotas;
+anonymous users may pull public repositories only.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Principal:
     is_subuser: bool = False
     allowed_actions: tuple[str, ...] = ()
     allowed_resources: tuple[str, ...] = ()
+    # A cluster's machines read what the owner may read and never write.
+    pull_only: bool = False
 
     def may(self, action: str, resource: str) -> bool:
         if not self.is_subuser:
@@ -181,6 +184,7 @@ def grant(
         "push" in wanted_set
         and owner
         and principal is not None
+        and not principal.pull_only
         and principal.may(PUSH_ACTION, name)
         and _push_allowed(s, principal, name)
     ):
