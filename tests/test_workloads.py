@@ -303,6 +303,34 @@ def test_namespaces(env: tuple[Server, Client, str]) -> None:
     assert res["code"] == 4000 and "names.0" in res["message"]
 
 
+def test_drain_moves_pods_and_requests_are_summed(env: tuple[Server, Client, str]) -> None:
+    _, c, cluster = env
+    spec = web("drained", replicas=2)
+    spec["containers"][0].update(cpu=200, cpuLimits=400, memory=64)
+    svc = create(c, cluster, spec)
+    pods = svc.wait_normal(2)
+    info = c.call("DescribeClusterRequestLimitInfo", {"clusterId": cluster})["data"]
+    assert info["totalCpuRequest"] == 0.4 and info["totalCpuLimit"] == 0.8
+    assert info["totalMemRequest"] == 0.12 and info["totalMemLimit"] == 0.12
+    assert sum(n["cpuRequest"] for n in info["requestLimitInfo"].values()) == 0.4
+    node_ip = pods[0]["nodeIp"]
+    node = node_of(c, cluster, node_ip)
+    dry = c.call("DrainClusterNode", {"ClusterId": cluster, "InstanceId": node})
+    assert dry["code"] == 0
+    assert pods[0]["name"] in {x["Name"] for x in dry["data"]["Pods"]}
+    assert {p["name"] for p in svc.running()} == {p["name"] for p in pods}  # nothing moved
+    real = c.call("DrainClusterNode", {"ClusterId": cluster, "InstanceId": node, "DryRun": 0})
+    assert real["code"] == 0
+    until("pods off the drained node", lambda: len(svc.running()) == 2
+          and all(p["nodeIp"] != node_ip for p in svc.running()), 60)  # fmt: skip
+    drained = next(n for n in c.call("DescribeClusterInstances", {"clusterId": cluster})["data"]
+                   ["nodes"] if n["instanceId"] == node)  # fmt: skip
+    assert drained["unschedulable"] is True and drained["drainStatus"] == "drained"
+    c.call("ModifyClusterNodeSchedulable", {"clusterId": cluster, "instanceIds": [node],
+           "unschedulable": 0})  # fmt: skip
+    svc.call("DeleteClusterService")
+
+
 BAD = [
     ({"serviceName": "Bad_Name"}, "serviceName"),
     ({"serviceName": "x" * 64}, "serviceName"),

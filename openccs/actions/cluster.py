@@ -472,6 +472,8 @@ def modify_cluster_node_schedulable(
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     for node in dom.instances_of(ctx.db, cluster, p.instanceIds):
         node.unschedulable = p.unschedulable != 0
+        if not node.unschedulable:
+            node.drain_status = ""
 
 
 class AddHubInfoParams(Params):
@@ -675,3 +677,67 @@ def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLev
         dom.subnet_entry(sub, vpc, settings) for sub, vpc in rows[p.offset : p.offset + p.limit]
     ]
     return TopLevel(totalCount=len(rows), data=data)
+
+
+class DrainParams(Params):
+    ClusterId: str
+    InstanceId: str
+    DryRun: int = Field(default=1, ge=0)
+
+
+@action("DrainClusterNode", DrainParams, resources=("ClusterId", "InstanceId"))
+def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
+    """Cordon the node and evict its pods (their services start them elsewhere); with
+    DryRun (the default) only list what would be evicted."""
+    from openccs.engine.component import wake
+    from openccs.store.models import Pod
+
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId)
+    node = dom.get_node(ctx.db, cluster, p.InstanceId, "InstanceId")
+    pods = list(ctx.db.scalars(select(Pod).where(Pod.node_id == node.id, Pod.deleting.is_(False))))
+    listed = [{"Name": x.name, "Namespace": x.namespace, "NodeIp": node.lan_ip} for x in pods]
+    if p.DryRun == 0:
+        node.unschedulable = True
+        node.drain_status = "drained"
+        for pod in pods:
+            pod.deleting = True
+        services = ctx.services
+        ctx.on_commit(lambda: wake(services))
+    return {"Pods": listed}
+
+
+class RequestLimitParams(Params):
+    clusterId: str
+
+
+@action(
+    "DescribeClusterRequestLimitInfo", RequestLimitParams, resources=("clusterId",), inline=True
+)
+def describe_request_limit(ctx: RequestContext, p: RequestLimitParams) -> dict[str, Any]:
+    """Requests and limits of the pods on each node, in cores and GiB, as the example."""
+    from openccs.store.models import Pod
+
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    per_node: dict[str, dict[str, float]] = {}
+    totals = {"cpuRequest": 0.0, "cpuLimit": 0.0, "memRequest": 0.0, "memLimit": 0.0}
+    for node in dom.cluster_nodes(ctx.db, cluster.id):
+        sums = {k: 0.0 for k in totals}
+        for pod in ctx.db.scalars(
+            select(Pod).where(Pod.node_id == node.id, Pod.deleting.is_(False))
+        ):
+            for c in pod.template.get("containers", []):
+                sums["cpuRequest"] += int(c.get("cpu") or 0) / 1000
+                sums["cpuLimit"] += int(c.get("cpuLimits") or 0) / 1000
+                sums["memRequest"] += int(c.get("memory") or 0) / 1024
+                sums["memLimit"] += int(c.get("memoryLimits") or 0) / 1024
+        for k, v in sums.items():
+            totals[k] += v
+        per_node[node.lan_ip] = {**{k: round(v, 2) for k, v in sums.items()}, "gpuLimit": 0}
+    return {
+        "totalCpuRequest": round(totals["cpuRequest"], 2),
+        "totalCpuLimit": round(totals["cpuLimit"], 2),
+        "totalMemRequest": round(totals["memRequest"], 2),
+        "totalMemLimit": round(totals["memLimit"], 2),
+        "totalGpuLimit": 0,
+        "requestLimitInfo": per_node,
+    }
