@@ -303,6 +303,68 @@ def test_namespaces(env: tuple[Server, Client, str]) -> None:
     assert res["code"] == 4000 and "names.0" in res["message"]
 
 
+def test_readiness_takes_a_pod_out_of_rotation_without_restarting_it(
+    env: tuple[Server, Client, str],
+) -> None:
+    srv, c, cluster = env
+    spec = web("probed", replicas=2)
+    spec["containers"][0]["arguments"] = [
+        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
+    ]  # fmt: skip
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
+         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
+    ]  # fmt: skip
+    svc = create(c, cluster, spec)
+    a, b = svc.wait_normal(2)
+    assert svc.info()["containers"][0]["readyProbe"]["methodCmd"] == {"cmd": "test -f /ready"}
+    cluster_ip = svc.info()["serviceIp"]
+    exec_in_pod(srv, node_of(c, cluster, a["nodeIp"]), a["name"], "rm", "/ready")
+    until("a NotReady", lambda: any(p["name"] == a["name"] and p["status"] == "NotReady"
+          for p in svc.pods()), 30)  # fmt: skip
+    time.sleep(1.5)  # the service rules follow within a pass
+    assert {http_get(cluster_ip, 8080) for _ in range(20)} == {b["name"]}
+    assert next(p for p in svc.pods() if p["name"] == a["name"])["restartCount"] == 0
+    assert any(e["reason"] == "Unhealthy" and "Readiness" in e["message"] for e in svc.events())
+    exec_in_pod(srv, node_of(c, cluster, a["nodeIp"]), a["name"], "touch", "/ready")
+    until("a back in rotation", lambda: {http_get(cluster_ip, 8080) for _ in range(20)}
+          == {a["name"], b["name"]}, 30)  # fmt: skip
+    svc.call("DeleteClusterService")
+
+
+def test_failing_liveness_restarts_and_tcp_readiness_gates(env: tuple[Server, Client, str]) -> None:
+    srv, c, cluster = env
+    spec = web("alive", replicas=1)
+    spec["containers"][0]["arguments"] = [
+        "-c", 'touch /alive; echo "$HOSTNAME" > /index.html; httpd -f -p 80 -h /'
+    ]  # fmt: skip
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "liveCheck", "checkMethod": "methodHttp", "port": 80, "path": "/alive",
+         "healthNum": 1, "unhealthNum": 2, "intervalTime": 2, "timeOut": 2, "delayTime": 1},
+        {"type": "readyCheck", "checkMethod": "methodTcp", "port": 80, "healthNum": 1,
+         "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
+    ]  # fmt: skip
+    svc = create(c, cluster, spec)
+    (pod,) = svc.wait_normal(1)
+    assert http_get(pod["ip"], path="/alive") == ""
+    exec_in_pod(srv, node_of(c, cluster, pod["nodeIp"]), pod["name"], "rm", "/alive")
+    until("restarted by liveness", lambda: svc.pods()[0]["restartCount"] >= 1, 60)
+    assert any("Liveness probe failed" in e["message"] for e in svc.events())
+    svc.wait_normal(1)  # the new container creates /alive again and stays
+    svc.call("DeleteClusterService")
+
+    deaf = web("deaf", replicas=1)
+    deaf["containers"][0]["healthCheck"] = [
+        {"type": "readyCheck", "checkMethod": "methodTcp", "port": 81, "unhealthNum": 1,
+         "intervalTime": 2, "timeOut": 2},
+    ]  # fmt: skip
+    never = create(c, cluster, deaf)
+    until("NotReady", lambda: [p["status"] for p in never.pods()] == ["NotReady"], 30)
+    time.sleep(3)
+    assert never.info()["currentReplicas"] == 0 and never.info()["status"] != "Normal"
+    never.call("DeleteClusterService")
+
+
 def test_drain_moves_pods_and_requests_are_summed(env: tuple[Server, Client, str]) -> None:
     _, c, cluster = env
     spec = web("drained", replicas=2)
@@ -331,7 +393,27 @@ def test_drain_moves_pods_and_requests_are_summed(env: tuple[Server, Client, str
     svc.call("DeleteClusterService")
 
 
+def _checks(*checks: dict[str, Any]) -> dict[str, Any]:
+    return {"containers": [{"containerName": "c", "image": BUSYBOX, "healthCheck": list(checks)}]}
+
+
 BAD = [
+    (
+        _checks({"type": "liveCheck", "checkMethod": "methodTcp", "port": 80, "healthNum": 2}),
+        "containers.0.healthCheck",
+    ),
+    (
+        _checks({"type": "readyCheck", "checkMethod": "methodHttp", "port": 80, "intervalTime": 1}),
+        "containers.0.healthCheck.0.intervalTime",
+    ),
+    (
+        _checks({"type": "readyCheck", "checkMethod": "methodHttp"}),
+        "containers.0.healthCheck.0.port",
+    ),
+    (
+        _checks({"type": "readyCheck", "checkMethod": "methodCmd"}),
+        "containers.0.healthCheck.0.cmd",
+    ),
     ({"serviceName": "Bad_Name"}, "serviceName"),
     ({"serviceName": "x" * 64}, "serviceName"),
     ({"replicas": -1}, "replicas"),

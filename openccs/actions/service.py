@@ -50,14 +50,42 @@ class HealthCheck(Params):
     cmd: str = ""
 
 
+class TcpCheck(Params):
+    port: int = Field(ge=1, le=65535)
+
+
+class HttpCheck(Params):
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["HTTP", "HTTPS"] = "HTTP"
+    path: str = "/"
+
+
+class CmdCheck(Params):
+    cmd: str = Field(min_length=1)
+
+
+class Probe(Params):
+    """A probe in DescribeClusterServiceInfo's shape (liveProbe / readyProbe)."""
+
+    checkMethod: Literal["methodTcp", "methodHttp", "methodCmd"]
+    healthNum: int = Field(default=1, ge=1, le=10)
+    unhealthNum: int = Field(default=3, ge=1, le=10)
+    intervalTime: int = Field(default=10, ge=2, le=300)
+    timeOut: int = Field(default=2, ge=2, le=60)
+    delayTime: int = Field(default=0, ge=0, le=60)
+    methodTcp: TcpCheck | None = None
+    methodHttp: HttpCheck | None = None
+    methodCmd: CmdCheck | None = None
+
+
 class Container(Params):
     containerName: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
     envs: Array[Env] | None = None
     volumeMounts: Array[VolumeMount] | None = None
     healthCheck: Array[HealthCheck] | None = None
-    liveProbe: dict[str, Any] | None = None
-    readyProbe: dict[str, Any] | None = None
+    liveProbe: Probe | None = None
+    readyProbe: Probe | None = None
     cpu: int = Field(default=0, ge=0)
     cpuLimits: int = Field(default=0, ge=0)
     memory: int = Field(default=0, ge=0)
@@ -164,11 +192,7 @@ def check_service(p: ServiceParams) -> None:
                     f"{where}.volumeMounts.{j}.volumeName",
                     f"no volume named {m.volumeName!r} in volumes",
                 )
-        if c.healthCheck or c.liveProbe or c.readyProbe:
-            raise invalid_parameter(
-                f"{where}.healthCheck",
-                "health checks are not run by this version of openccs yet; leave them out",
-            )
+        probes(c, where)
     if p.accessType in ("LoadBalancer", "SvcLBTypeInner", "NodePort"):
         raise invalid_parameter(
             "accessType",
@@ -185,10 +209,69 @@ def check_service(p: ServiceParams) -> None:
         seen_ports.add(key)
 
 
+def _probe_from_check(h: HealthCheck, where: str) -> dict[str, Any]:
+    """The create shape (healthCheck.n) in the describe shape (liveProbe/readyProbe)."""
+    probe: dict[str, Any] = {
+        "checkMethod": h.checkMethod,
+        "healthNum": h.healthNum,
+        "unhealthNum": h.unhealthNum,
+        "intervalTime": h.intervalTime,
+        "timeOut": h.timeOut,
+        "delayTime": h.delayTime,
+        "methodTcp": None,
+        "methodHttp": None,
+        "methodCmd": None,
+    }
+    if h.checkMethod == "methodCmd":
+        if not h.cmd:
+            raise invalid_parameter(f"{where}.cmd", "required for methodCmd")
+        probe["methodCmd"] = {"cmd": h.cmd}
+    else:
+        if h.port is None:
+            raise invalid_parameter(f"{where}.port", f"required for {h.checkMethod}")
+        if h.checkMethod == "methodTcp":
+            probe["methodTcp"] = {"port": h.port}
+        else:
+            probe["methodHttp"] = {"port": h.port, "protocol": h.protocol, "path": h.path or "/"}
+    return probe
+
+
+def _probe_from_spec(pr: Probe, where: str) -> dict[str, Any]:
+    probe = pr.model_dump()
+    method = {"methodTcp": pr.methodTcp, "methodHttp": pr.methodHttp, "methodCmd": pr.methodCmd}
+    if method[pr.checkMethod] is None:
+        raise invalid_parameter(f"{where}.{pr.checkMethod}", f"required for {pr.checkMethod}")
+    for other in method:
+        if other != pr.checkMethod:
+            probe[other] = None
+    return probe
+
+
+def probes(c: Container, where: str) -> dict[str, dict[str, Any] | None]:
+    """liveProbe and readyProbe of a container, from either shape, checked."""
+    found: dict[str, dict[str, Any] | None] = {"liveProbe": None, "readyProbe": None}
+    for j, h in enumerate(c.healthCheck or []):
+        key = "liveProbe" if h.type == "liveCheck" else "readyProbe"
+        if found[key] is not None:
+            raise invalid_parameter(f"{where}.healthCheck.{j}.type", f"a second {h.type}")
+        found[key] = _probe_from_check(h, f"{where}.healthCheck.{j}")
+    for key in ("liveProbe", "readyProbe"):
+        given = getattr(c, key)
+        if given is not None:
+            if found[key] is not None:
+                raise invalid_parameter(f"{where}.{key}", "given twice (healthCheck and probe)")
+            found[key] = _probe_from_spec(given, f"{where}.{key}")
+    live = found["liveProbe"]
+    if live is not None and live["healthNum"] != 1:
+        raise invalid_parameter(f"{where}.healthCheck", "healthNum of a liveCheck must be 1")
+    return found
+
+
 def spec_of(p: ServiceParams) -> dict[str, Any]:
     """The stored spec, in DescribeClusterServiceInfo's shape."""
     containers = []
-    for c in p.containers:
+    for i, c in enumerate(p.containers):
+        checks = probes(c, f"containers.{i}")
         containers.append(
             {
                 "containerName": c.containerName,
@@ -206,8 +289,8 @@ def spec_of(p: ServiceParams) -> dict[str, Any]:
                 "arguments": list(c.arguments) if c.arguments else None,
                 "privileged": c.privileged,
                 "workingDir": c.workingDir,
-                "liveProbe": None,
-                "readyProbe": None,
+                "liveProbe": checks["liveProbe"],
+                "readyProbe": checks["readyProbe"],
             }
         )
     return {

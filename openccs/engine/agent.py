@@ -25,6 +25,7 @@ from openccs.cloud.host import CloudError
 from openccs.domain.workloads import record_event
 from openccs.engine import dns, docker
 from openccs.engine.docker import POD_LABEL, DockerError
+from openccs.engine.probes import ContainerProbes, probes_for
 from openccs.log import get_logger, log_event
 from openccs.store.models import Pod, Service
 from openccs.timeutil import utcnow
@@ -60,6 +61,8 @@ class NodeAgent:
     dns_ip: str
     pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
     pulled: set[tuple[str, str]] = field(default_factory=set)
+    probes: dict[str, ContainerProbes] = field(default_factory=dict)
+    seen_containers: set[str] = field(default_factory=set)
     images_ready: bool = False
 
     # -- the whole node ----------------------------------------------------------------
@@ -80,6 +83,7 @@ class NodeAgent:
                 )
             }
         work = _Work(names)
+        self.seen_containers = set()
         for pod in pods:
             before = (dict(pod.status), pod.ready_since)
             try:
@@ -96,6 +100,7 @@ class NodeAgent:
                 )
         with store.session() as s:
             work.apply(s)
+        self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
         known = {p.uid for p in pods}
         self.pulled = {k for k in self.pulled if k[0] in known}
         self.pulls = {k: v for k, v in self.pulls.items() if k[0] in known}
@@ -146,7 +151,7 @@ class NodeAgent:
                 for c in containers
                 if c["Labels"].get("openccs.container") == spec["containerName"]
             ]
-            statuses.append(self._sync_container(s, pod, spec, mine, pause_id))
+            statuses.append(self._sync_container(s, pod, spec, mine, pause_id, ip))
         ready = bool(statuses) and all(st["ready"] for st in statuses)
         status = {"ip": ip, "ready": ready, "containers": statuses, "reason": ""}
         waiting = [st for st in statuses if st["status"] != "Running"]
@@ -197,6 +202,7 @@ class NodeAgent:
         spec: dict[str, Any],
         mine: list[dict[str, Any]],
         pause_id: str,
+        ip: str,
     ) -> dict[str, Any]:
         cname = spec["containerName"]
         image = spec["image"]
@@ -207,7 +213,7 @@ class NodeAgent:
             restarts = int(latest["Labels"].get("openccs.restart", "0"))
             base.update(containerId=latest["Id"], restartCount=restarts)
             if latest["State"] == "running":
-                return {**base, "status": "Running", "reason": "", "ready": True}
+                return self._probe(s, pod, spec, latest, ip, base)
             details = docker.inspect(self.socket, latest["Id"]) or {}
             state = details.get("State") or {}
             finished = _parse_time(state.get("FinishedAt"))
@@ -245,6 +251,33 @@ class NodeAgent:
             "reason": "",
             "ready": True,
         }
+
+    def _probe(
+        self,
+        s: _Work,
+        pod: Pod,
+        spec: dict[str, Any],
+        container: dict[str, Any],
+        ip: str,
+        base: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A running container's readiness, and its restart when its liveness fails."""
+        cid = container["Id"]
+        checks = self.probes.get(cid)
+        if checks is None:
+            checks = self.probes[cid] = probes_for(spec, float(container.get("Created") or 0))
+        self.seen_containers.add(cid)
+        for kind, message in checks.step(ip, self.socket, cid):
+            self._event(s, pod, "Unhealthy", f"{kind} probe failed: {message}", "Warning")
+        if checks.dead:
+            name = spec["containerName"]
+            self._event(
+                s, pod, "Killing", f"Container {name} failed liveness probe, will be restarted"
+            )
+            docker.stop(self.socket, cid, STOP_GRACE)
+            self.probes.pop(cid, None)
+            return {**base, "status": "Waiting", "reason": "Unhealthy", "ready": False}
+        return {**base, "status": "Running", "reason": "", "ready": checks.ready_now}
 
     def _ensure_image(self, s: _Work, pod: Pod, image: str) -> str | None:
         """None when the image is on the machine; else the waiting reason. A redeployed

@@ -1,0 +1,130 @@
+"""Liveness and readiness probes, as kubelet's prober: HTTP (a status from 200 to 399), TCP
+(a connection) or a command (exit 0), every intervalTime after delayTime, healthNum
+successes in a row to pass and unhealthNum failures in a row to fail.
+
+Probes run in a pool of their own, so a slow one never holds up a node's pass; the agent
+reads each container's latest verdict."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openccs.cloud.host import CloudError
+from openccs.engine import docker
+
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe")
+
+
+def run_probe(probe: dict[str, Any], ip: str, sock: Path, container_id: str) -> tuple[bool, str]:
+    """(passed, what happened) of one probe."""
+    timeout = float(probe.get("timeOut") or 2)
+    method = probe["checkMethod"]
+    try:
+        if method == "methodHttp":
+            h = probe["methodHttp"]
+            scheme = "https" if h.get("protocol") == "HTTPS" else "http"
+            path = h.get("path") or "/"
+            url = f"{scheme}://{ip}:{h['port']}{path if path.startswith('/') else '/' + path}"
+            # As kubelet, HTTPS probes do not verify the certificate.
+            r = httpx.get(url, timeout=timeout, verify=False)
+            return 200 <= r.status_code < 400, f"HTTP probe failed with statuscode: {r.status_code}"
+        if method == "methodTcp":
+            port = int(probe["methodTcp"]["port"])
+            with socket.create_connection((ip, port), timeout=timeout):
+                return True, ""
+        cmd = probe["methodCmd"]["cmd"]
+        code = docker.exec_run(sock, container_id, ["sh", "-c", cmd], timeout=timeout)
+        return code == 0, f"command {shlex.quote(cmd)} exited with {code}"
+    except (OSError, httpx.HTTPError) as exc:
+        return False, f"{method} to {ip} failed: {exc}"
+    except CloudError as exc:
+        return False, f"command probe failed: {exc.message[-200:]}"
+
+
+@dataclass
+class ProbeState:
+    """One probe of one container instance (a restarted container starts afresh)."""
+
+    probe: dict[str, Any]
+    started: float  # when the container started (epoch seconds)
+    passing: bool = False
+    successes: int = 0
+    failures: int = 0
+    last_run: float = 0.0
+    last_message: str = ""
+    running: Future[tuple[bool, str]] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def due(self, now: float) -> bool:
+        p = self.probe
+        return (
+            now >= self.started + float(p.get("delayTime") or 0)
+            and now >= self.last_run + float(p.get("intervalTime") or 10)
+            and self.running is None
+        )
+
+    def collect(self) -> str | None:
+        """Take a finished probe's result into the counts; the failure message, if any."""
+        fut = self.running
+        if fut is None or not fut.done():
+            return None
+        self.running = None
+        ok, message = fut.result()
+        if ok:
+            self.successes, self.failures = self.successes + 1, 0
+            if self.successes >= int(self.probe.get("healthNum") or 1):
+                self.passing = True
+            return None
+        self.failures, self.successes = self.failures + 1, 0
+        self.last_message = message
+        if self.failures >= int(self.probe.get("unhealthNum") or 3):
+            self.passing = False
+        return message
+
+    def start(self, ip: str, sock: Path, container_id: str) -> None:
+        self.last_run = time.time()
+        self.running = _POOL.submit(run_probe, self.probe, ip, sock, container_id)
+
+
+@dataclass
+class ContainerProbes:
+    live: ProbeState | None
+    ready: ProbeState | None
+
+    def step(self, ip: str, sock: Path, container_id: str) -> list[tuple[str, str]]:
+        """Collect finished probes and start due ones; (kind, failure message) pairs."""
+        now = time.time()
+        failures = []
+        for kind, st in (("Liveness", self.live), ("Readiness", self.ready)):
+            if st is None:
+                continue
+            message = st.collect()
+            if message:
+                failures.append((kind, message))
+            if st.due(now) and ip:
+                st.start(ip, sock, container_id)
+        return failures
+
+    @property
+    def ready_now(self) -> bool:
+        return self.ready is None or self.ready.passing
+
+    @property
+    def dead(self) -> bool:
+        """The liveness probe failed unhealthNum times in a row."""
+        return self.live is not None and not self.live.passing
+
+
+def probes_for(spec: dict[str, Any], started: float) -> ContainerProbes:
+    live, ready = spec.get("liveProbe"), spec.get("readyProbe")
+    live_state = ProbeState(live, started, passing=True) if live else None
+    return ContainerProbes(live=live_state, ready=ProbeState(ready, started) if ready else None)
