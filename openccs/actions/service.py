@@ -606,8 +606,7 @@ class ImageParams(ServiceRef):
 @action("ModifyClusterServiceImage", ImageParams, resources=("clusterId",))
 def modify_image(ctx: RequestContext, p: ImageParams) -> None:
     _, svc = _service(ctx, p)
-    spec = dict(svc.spec)
-    containers = [dict(c) for c in spec["containers"]]
+    containers = svc.spec["containers"]
     if p.image is not None:
         if p.containers:
             raise invalid_parameter("containers", "give image or containers, not both")
@@ -615,21 +614,19 @@ def modify_image(ctx: RequestContext, p: ImageParams) -> None:
             raise invalid_parameter(
                 "image", f"the service has {len(containers)} containers: use containers.n instead"
             )
-        containers[0]["image"] = p.image
+        changes = {containers[0]["containerName"]: p.image}
     elif p.containers:
-        by_name = {c["containerName"]: c for c in containers}
+        names = {c["containerName"] for c in containers}
+        changes = {}
         for i, change in enumerate(p.containers):
-            if change.containerName not in by_name:
+            if change.containerName not in names:
                 raise invalid_parameter(
                     f"containers.{i}.containerName", f"no container {change.containerName!r}"
                 )
-            by_name[change.containerName]["image"] = change.image
+            changes[change.containerName] = change.image
     else:
         raise invalid_parameter("image", "give image (one container) or containers.n")
-    spec["containers"] = containers
-    svc.spec = spec
-    svc.operation = ""
-    svc.updated_at = utcnow()
+    wl.set_images(svc, changes)
     _wake(ctx)
 
 

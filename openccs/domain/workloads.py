@@ -244,3 +244,24 @@ def describe_instance(pod: Pod, node_ip: str) -> dict[str, Any]:
             for c in containers
         ],
     }
+
+
+def set_images(svc: Service, changes: dict[str, str]) -> None:
+    """Point containers (by name) at new images; a new revision rolls out."""
+    containers = [dict(c) for c in svc.spec["containers"]]
+    by_name = {c["containerName"]: c for c in containers}
+    for name, image in changes.items():
+        by_name[name]["image"] = image
+    svc.spec = {**svc.spec, "containers": containers}
+    svc.operation = ""
+    svc.updated_at = utcnow()
+
+
+def find_service(
+    s: Session, account_id: int, cluster_id: str, namespace: str, name: str
+) -> Service:
+    """A service of an account, or 5000 (another account's cluster does not exist)."""
+    cluster = s.get(Cluster, cluster_id)
+    if cluster is None or cluster.account_id != account_id:
+        raise not_found("cluster", cluster_id)
+    return get_service(s, cluster, namespace, name)

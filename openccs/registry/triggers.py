@@ -46,19 +46,26 @@ def invoke_para(trigger: CcrTrigger, app_id: int) -> dict[str, object]:
     }
 
 
-def fire_trigger(trigger: CcrTrigger, image: str) -> tuple[int, str]:
-    """Point the trigger's service container at `image`; returns (returnCode, returnMsg).
+def fire_trigger(s: Session, trigger: CcrTrigger, image: str) -> tuple[int, str]:
+    """Point the trigger's service container at `image` (what ModifyClusterServiceImage
+    does: a new revision rolls out); returns (returnCode, returnMsg) for the log."""
+    from openccs.api.errors import ApiError
+    from openccs.domain import workloads
 
-    TODO(workloads): call the domain function behind ModifyClusterServiceImage here, with
-    trigger.account_id, cluster_id, namespace, service_name, container_name and `image`,
-    and return (0, "ok") or its error code and message. Until clusters and services
-    exist, no service can be found, which is what the log records.
-    """
-    return (
-        5000,
-        f"Service {trigger.namespace}/{trigger.service_name} of cluster {trigger.cluster_id}"
-        " does not exist",
-    )
+    try:
+        svc = workloads.find_service(
+            s, trigger.account_id, trigger.cluster_id, trigger.namespace, trigger.service_name
+        )
+    except ApiError as exc:
+        return exc.code, exc.message
+    names = {c["containerName"] for c in svc.spec.get("containers", [])}
+    if trigger.container_name not in names:
+        return 5000, (
+            f"service {trigger.namespace}/{trigger.service_name} has no container"
+            f" {trigger.container_name}"
+        )
+    workloads.set_images(svc, {trigger.container_name: image})
+    return 0, "ok"
 
 
 def fire_matching(s: Session, repo: CcrRepository, tag: str, registry_host: str) -> int:
@@ -74,7 +81,7 @@ def fire_matching(s: Session, repo: CcrRepository, tag: str, registry_host: str)
     for trigger in triggers:
         if not matches(trigger.invoke_method, trigger.invoke_expr, tag):
             continue
-        code, msg = fire_trigger(trigger, image)
+        code, msg = fire_trigger(s, trigger, image)
         s.add(
             CcrTriggerLog(
                 account_id=trigger.account_id,
