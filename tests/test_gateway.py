@@ -162,9 +162,9 @@ def test_unknown_action_is_invalid_action(server: Server) -> None:
 
 
 def test_document_action_not_yet_built_is_6200_not_implemented(server: Server) -> None:
-    res = server.client().call("CreateClusterService", {})
+    res = server.client().call("CreateIngress", {})
     assert res["code"] == 6200 and res["codeDesc"] == "NotImplemented"
-    assert "CreateClusterService" in res["message"]
+    assert "CreateIngress" in res["message"]
 
 
 def test_actions_match_without_case_and_through_the_document_typos(server: Server) -> None:

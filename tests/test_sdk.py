@@ -86,7 +86,7 @@ def test_sdk_gets_error_envelopes(sdk: Server, method: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "action"), [("ccs", "CreateClusterService"), ("monitor", "GetMonitorData")]
+    ("module", "action"), [("ccs", "CreateIngress"), ("monitor", "GetMonitorData")]
 )
 def test_sdk_sees_not_implemented_actions_as_6200(sdk: Server, module: str, action: str) -> None:
     res = call(sdk.default, action, {}, module=module)

@@ -388,6 +388,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
     from openccs.cloud.sweep import sweep
+    from openccs.registry import certsd
 
     site: str | None = None
     if not args.all:
@@ -397,6 +398,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             return 0
         site = path.read_text().strip()
     removed = sweep(site)
+    # The registry's CA files for the machines' dockerds, one per VPC gateway endpoint.
+    removed["registryTrust"] = certsd.sweep(site)
     print(json.dumps(removed, indent=2, default=str))
     return 0
 

@@ -57,7 +57,8 @@ class NodeAgent:
     node_id: str
     socket: Path
     root_dir: Path
-    pull_auth: Any  # (pod, image) -> dict | None
+    # (pod, image) -> (the name this machine pulls it by, credentials or None)
+    resolve_image: Any
     dns_ip: str
     pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
     pulled: set[tuple[str, str]] = field(default_factory=set)
@@ -228,14 +229,19 @@ class NodeAgent:
             next_restart = restarts + 1
         else:
             next_restart = 0
-        pulled = self._ensure_image(s, pod, image)
+        try:
+            ref, auth = self.resolve_image(pod, image)
+        except Exception as exc:  # e.g. the registry not yet served on this subnet
+            self._event(s, pod, "Failed", f'Failed to pull image "{image}": {exc}', "Warning")
+            return {**base, "status": "Waiting", "reason": "ErrImagePull", "ready": False}
+        pulled = self._ensure_image(s, pod, ref, auth)
         if pulled is not None:
             return {**base, "status": "Waiting", "reason": pulled, "ready": False}
         try:
             cid = docker.create(
                 self.socket,
                 f"k8s_{cname}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{next_restart}",
-                self._container_config(pod, spec, pause_id, next_restart),
+                self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart),
             )
             self._event(s, pod, "Created", f"Created container {cname}")
             docker.start(self.socket, cid)
@@ -279,7 +285,9 @@ class NodeAgent:
             return {**base, "status": "Waiting", "reason": "Unhealthy", "ready": False}
         return {**base, "status": "Running", "reason": "", "ready": checks.ready_now}
 
-    def _ensure_image(self, s: _Work, pod: Pod, image: str) -> str | None:
+    def _ensure_image(
+        self, s: _Work, pod: Pod, image: str, auth: dict[str, str] | None
+    ) -> str | None:
         """None when the image is on the machine; else the waiting reason. A redeployed
         service's pods (restartedAt in the template) pull their images again, once."""
         repull = (
@@ -294,7 +302,7 @@ class NodeAgent:
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:
-            docker.pull(self.socket, image, self.pull_auth(pod, image))
+            docker.pull(self.socket, image, auth)
         except DockerError as exc:
             backoff.fail()
             self._event(

@@ -187,7 +187,7 @@ class Engine:
                 node_id=node_id,
                 socket=self.cloud.engine.docker_socket(node_id),
                 root_dir=self.cloud.root_dir(node_id),
-                pull_auth=self.pull_auth,
+                resolve_image=self.resolve_image,
                 dns_ip=dns_ip,
             )
         try:
@@ -195,22 +195,38 @@ class Engine:
         except Exception as exc:
             log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
 
-    def pull_auth(self, pod: Pod, image: str) -> dict[str, str] | None:
-        """Credentials for pulling `image` onto a node of the pod's cluster, if any apply."""
-        from openccs.store.models import HubInfo
+    def resolve_image(self, pod: Pod, image: str) -> tuple[str, dict[str, str] | None]:
+        """The name a node pulls `image` by, and the credentials it pulls with: openccs's
+        registry through the node's subnet gateway with the cluster's pull credential, a
+        third-party registry with the cluster's AddHubInfo credentials, or anonymously."""
+        from openccs.domain.cloud import gateway_of
+        from openccs.registry.clusters import pull_auth_for_cluster
+        from openccs.registry.machines import image_for_machine, is_ours, registry_endpoint_for
+        from openccs.store.models import HubInfo, Subnet
 
-        host = image.split("/", 1)[0] if "/" in image else ""
-        if not host or ("." not in host and ":" not in host):
-            return None
+        rt = self.services.extra.get("registry")
         with self.store.session() as s:
-            for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == pod.cluster_id)):
-                if hub.domain == host and (not hub.namespaces or pod.namespace in hub.namespaces):
-                    return {
-                        "username": hub.username,
-                        "password": self.services.box.decrypt(hub.password_enc),
-                        "serveraddress": hub.domain,
-                    }
-        return None
+            if rt is not None and pod.node_id:
+                node = s.get(Instance, pod.node_id)
+                subnet = s.get(Subnet, node.subnet_id) if node else None
+                if subnet is not None:
+                    gateway = str(gateway_of(subnet.cidr).ip)
+                    if is_ours(rt, image):
+                        endpoint = registry_endpoint_for(rt, gateway)
+                        auth = pull_auth_for_cluster(s, self.services.box, pod.cluster_id, endpoint)
+                        return image_for_machine(rt, image, gateway), auth
+            host = image.split("/", 1)[0] if "/" in image else ""
+            if host and ("." in host or ":" in host):
+                for hub in s.scalars(select(HubInfo).where(HubInfo.cluster_id == pod.cluster_id)):
+                    if hub.domain == host and (
+                        not hub.namespaces or pod.namespace in hub.namespaces
+                    ):
+                        return image, {
+                            "username": hub.username,
+                            "password": self.services.box.decrypt(hub.password_enc),
+                            "serveraddress": hub.domain,
+                        }
+        return image, None
 
     def _node_lifecycle(self, s: Session, cluster_id: str) -> None:
         """Pods of a machine that stopped answering are replaced elsewhere after a grace

@@ -40,15 +40,18 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def sync(site: str, ca_pem: bytes, endpoints: Iterable[str], base: Path = CERTS_D) -> list[str]:
+def sync(
+    site: str, ca_pem: bytes, endpoints: Iterable[str], base: Path = CERTS_D
+) -> tuple[list[str], list[str]]:
     """Make the site's directories exactly `endpoints` (`host:port`), each trusting `ca_pem`.
 
     A directory of another site with the same name is taken over (two live sites never
     share a gateway address, so it is a crashed site's leftover); one without a marker is
-    the operator's and is left alone. Returns what changed, for the log.
+    the operator's and is left alone. Returns what changed and the directories left alone.
     """
     wanted = set(endpoints)
     changed: list[str] = []
+    foreign: list[str] = []
     if base.is_dir():
         for d in base.iterdir():
             if d.is_dir() and d.name not in wanted and _owner(d) == site:
@@ -58,10 +61,7 @@ def sync(site: str, ca_pem: bytes, endpoints: Iterable[str], base: Path = CERTS_
         d = base / name
         owner = _owner(d)
         if d.exists() and owner is None:
-            log.warning(
-                "registry CA not written: the directory is not openccs's",
-                extra={"fields": {"dir": str(d)}},
-            )
+            foreign.append(str(d))
             continue
         d.mkdir(parents=True, exist_ok=True)
         try:
@@ -76,7 +76,7 @@ def sync(site: str, ca_pem: bytes, endpoints: Iterable[str], base: Path = CERTS_
             changed.append(f"+{name}")
     if changed:
         log_event(log, "machine trust of the registry synced", site=site, changes=",".join(changed))
-    return changed
+    return changed, foreign
 
 
 def sweep(site: str | None, base: Path = CERTS_D) -> list[str]:

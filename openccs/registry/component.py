@@ -1,6 +1,12 @@
 """The registry component: starts (or finds again) docker-registry, serves the token and
 notification endpoints on the API listeners, and runs reconciliation, retention and
-garbage collection in the background."""
+garbage collection in the background.
+
+Machines reach the registry on their VPC gateway addresses: the registry and a token
+listener of its own (the realm every client is sent to) listen on loopback, a forwarder
+exposes both on every gateway, and each gateway endpoint's CA is written where the
+machines' dockerds read it. All of that follows the database's subnets, level-triggered.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,29 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import uvicorn
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openccs.cloud.component import site_id
 from openccs.config import parse_hostport
 from openccs.log import get_logger, log_event
 
-from . import gc, notifications, retention
+from . import certsd, clusters, gc, machines, notifications, retention
 from .client import RegistryClient
 from .daemon import Endpoints, RegistryDaemon
+from .forward import Forwarder
 from .jwt import TokenSigner
+from .machines import LOOPBACK
 from .runtime import RegistryRuntime
 from .token import TOKEN_TTL, grant, issued_at, parse_scopes
 
@@ -39,12 +54,28 @@ NOTIFY_PATH = "/ccr/notify"
 
 
 def listen_addresses(services: Services) -> list[str]:
-    """Addresses the registry serves images on; the first is the one image names use.
+    """Addresses the registry serves images on; the first (loopback) is the one image names
+    use, the others are the VPC gateways machines pull from."""
+    with services.store.session() as s:
+        return [LOOPBACK, *machines.gateway_addresses(s)]
 
-    Loopback for now: the cloud layer adds each VPC gateway address here so that machines
-    pull from the registry.
-    """
-    return ["127.0.0.1"]
+
+def _persisted_port(path: Path) -> int:
+    """A port chosen free once and kept, so that clients' settings stay valid."""
+    if path.exists():
+        return int(path.read_text())
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port = int(sock.getsockname()[1])
+    path.write_text(str(port))
+    return port
+
+
+class _TokenServer(uvicorn.Server):
+    # The API server handles the process's signals; this one is stopped by the component.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _local_url(scheme: str, hostport: str, path: str) -> str:
@@ -56,16 +87,14 @@ def _local_url(scheme: str, hostport: str, path: str) -> str:
     return f"{scheme}://{host}:{port}{path}"
 
 
-def endpoints(services: Services) -> Endpoints:
+def endpoints(services: Services, realm_host: str, token_port: int) -> Endpoints:
     s = services.settings
-    # The realm is fetched by clients: the HTTPS listener when there is one (its certificate
-    # comes from the same CA as the registry's). Notifications stay on loopback HTTP when
-    # possible (the registry is then told to trust the CA through SSL_CERT_FILE otherwise).
-    if s.https:
-        realm = _local_url("https", s.https, TOKEN_PATH)
-    else:
-        assert s.http
-        realm = _local_url("http", s.http, TOKEN_PATH)
+    # The realm is fetched by every client, the machines' dockerds included: the registry's
+    # own token listener (same certificate as the registry's, so it names the gateways),
+    # on an address the machines reach too (`machines.realm_host`). Notifications stay on
+    # loopback HTTP when possible (the registry is then told to trust the CA through
+    # SSL_CERT_FILE otherwise).
+    realm = f"https://{realm_host}:{token_port}{TOKEN_PATH}"
     if s.http:
         notify = _local_url("http", s.http, NOTIFY_PATH)
     else:
@@ -85,10 +114,20 @@ class RegistryComponent:
         self.services = services
         settings = services.settings
         directory = settings.data_dir / "registry"
-        daemon = RegistryDaemon(directory, settings.tls_dir, listen_addresses(services))
+        addresses = listen_addresses(services)
+        daemon = RegistryDaemon(directory, settings.tls_dir, addresses)
         signer, bundle = TokenSigner.ensure(directory)
         self.rt = RegistryRuntime(settings, services.store, daemon, signer, bundle)
+        self.rt.gateways = tuple(addresses[1:])
         self.seen = notifications.EventLog()
+        self.site = site_id(settings.data_dir)
+        self.token_port = _persisted_port(directory / "token-port")
+        self.realm_host = LOOPBACK
+        self.forwarder = Forwarder()
+        self._token_server: _TokenServer | None = None
+        self._token_task: asyncio.Task[None] | None = None
+        self._sync_lock = threading.Lock()
+        self._access_problems: list[str] = []
         self._loop_task: asyncio.Task[None] | None = None
         services.extra["registry"] = self.rt
         services.extra["registry.component"] = self
@@ -100,15 +139,21 @@ class RegistryComponent:
         ]
 
     # --- lifecycle -------------------------------------------------------------------
+    def _endpoints(self) -> Endpoints:
+        return endpoints(self.services, self.realm_host, self.token_port)
+
     def _start_daemon(self) -> None:
-        self.rt.daemon.start(endpoints(self.services), self.rt.bundle)
+        self.rt.daemon.start(self._endpoints(), self.rt.bundle)
 
     async def start(self) -> None:
         try:
+            await asyncio.to_thread(self.sync_machine_access, False)
+            await self._start_token_server()
             await asyncio.to_thread(self._start_daemon)
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
             # The API keeps serving; registry actions answer RegistryUnavailable.
             log.error("registry not started", extra={"fields": {"error": str(exc)}})
+            await self._stop_token_server()
             return
         self.rt.client = RegistryClient(self.rt.daemon.url, self.rt.daemon.ca, self.rt.signer)
         self._loop_task = asyncio.create_task(self._loop())
@@ -118,10 +163,107 @@ class RegistryComponent:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        # Machines keep their trust files (they outlive openccs; a sweep removes them).
+        await asyncio.to_thread(self.forwarder.close)
+        await self._stop_token_server()
         await asyncio.to_thread(self.rt.daemon.stop)
         if self.rt.client is not None:
             self.rt.client.close()
             self.rt.client = None
+
+    # --- machines' access ------------------------------------------------------------
+    def sync_machine_access(self, restart: bool = True) -> bool:
+        """Follow the database's VPC gateways: the certificate names them all, the realm
+        moves to one the host has, the forwarder listens on each, and each gateway endpoint
+        gets the CA file machines trust. A registry running with an outdated certificate or
+        realm is restarted (`restart`). True when the certificate was re-issued."""
+        with self.rt.store.session() as s:
+            gateways = machines.gateway_addresses(s)
+        # Garbage collection stops and starts the registry under gc_lock: neither a new
+        # certificate nor a restart may happen in the middle of that.
+        with self._sync_lock, self.rt.gc_lock:
+            daemon = self.rt.daemon
+            reissued = daemon.set_addresses([LOOPBACK, *gateways])
+            realm_host = machines.realm_host(gateways)
+            if reissued or realm_host != self.realm_host or tuple(gateways) != self.rt.gateways:
+                log_event(log, "registry addresses", gateways=",".join(gateways) or "-",
+                          realm=realm_host, certificate_reissued=reissued)  # fmt: skip
+            self.realm_host = realm_host
+            self.rt.gateways = tuple(gateways)
+            stale = daemon.digest != daemon.desired_digest(self._endpoints(), self.rt.bundle)
+            if restart and stale and daemon.running():
+                log_event(log, "registry restarting for new addresses")
+                self._start_daemon()
+            self._expose(gateways)
+        return reissued
+
+    def _expose(self, gateways: list[str]) -> None:
+        port = self.rt.daemon.port
+        routes = {}
+        for gw in gateways:
+            for p in (port, self.token_port):
+                routes[(gw, p)] = (LOOPBACK, p)
+        problems = [f"not reachable from machines: {e}" for e in self.forwarder.sync(routes)]
+        try:
+            _changed, foreign = certsd.sync(
+                self.site, self.rt.daemon.ca.read_bytes(), [f"{g}:{port}" for g in gateways]
+            )
+            problems += [f"CA not written: {d} is not openccs's" for d in foreign]
+        except OSError as exc:
+            problems.append(f"CA not written under {certsd.CERTS_D}: {exc}")
+        # Said once per change, not at every pass.
+        if problems != self._access_problems:
+            for problem in problems:
+                log.warning("registry access for machines", extra={"fields": {"error": problem}})
+            self._access_problems = problems
+
+    async def _start_token_server(self) -> None:
+        """The realm's listener: the token endpoint alone, with the registry's certificate."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((LOOPBACK, self.token_port))
+            sock.listen(256)
+        except OSError as exc:
+            sock.close()
+            raise RuntimeError(
+                f"token listener: cannot listen on {LOOPBACK}:{self.token_port}: {exc}"
+            ) from None
+        app = Starlette(routes=[Route(TOKEN_PATH, self.token, methods=["GET"])])
+        config = uvicorn.Config(
+            app,
+            ssl_certfile=str(self.rt.daemon.cert),
+            ssl_keyfile=str(self.rt.daemon.key),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        config.load()
+        server = _TokenServer(config)
+        self._token_server = server
+        self._token_task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._token_task.done():
+                raise RuntimeError("token listener did not start")
+            await asyncio.sleep(0.01)
+        log_event(log, "registry token listener", addr=f"{LOOPBACK}:{self.token_port}")
+
+    def _reload_token_certificate(self) -> None:
+        # New handshakes present the re-issued certificate; no restart, no dropped request.
+        if self._token_server is not None and self._token_server.config.ssl is not None:
+            self._token_server.config.ssl.load_cert_chain(
+                str(self.rt.daemon.cert), str(self.rt.daemon.key)
+            )
+
+    async def _stop_token_server(self) -> None:
+        if self._token_server is not None:
+            self._token_server.should_exit = True
+        if self._token_task is not None:
+            with contextlib.suppress(Exception):
+                await self._token_task
+        self._token_server = None
+        self._token_task = None
 
     def maintain(self, force_gc: bool = False) -> dict[str, int]:
         """One pass: reconcile, apply retention, collect garbage if due (or forced)."""
@@ -138,6 +280,7 @@ class RegistryComponent:
         last_retention = time.monotonic()
         while True:
             now = time.monotonic()
+            await self._keep_machine_access()
             try:
                 if not self.rt.gc_lock.locked() and not self.rt.daemon.running():
                     # The registry died: start it again; what it was sending is reconciled.
@@ -158,6 +301,20 @@ class RegistryComponent:
             except Exception:
                 log.exception("registry maintenance failed")
             await asyncio.sleep(5)
+
+    async def _keep_machine_access(self) -> None:
+        """One pass of the machines' side; its failures are logged apart from maintenance's."""
+        try:
+            if self._token_task is not None and self._token_task.done():
+                log.error("registry token listener stopped: starting it again")
+                await self._stop_token_server()
+                await self._start_token_server()
+            if await asyncio.to_thread(self.sync_machine_access):
+                self._reload_token_certificate()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("registry access for machines not synced")
 
     # --- HTTP ------------------------------------------------------------------------
     async def token(self, request: Request) -> Response:
@@ -192,6 +349,8 @@ class RegistryComponent:
 
     def _authenticate(self, user: str, password: str) -> Any:
         with self.rt.store.session() as s:
+            if clusters.cluster_of(user) is not None:
+                return clusters.authenticate(s, self.services.box, user, password)
             return self.rt.auth.authenticate(s, user, password)
 
     def _grants(self, principal: Any, scopes: list[tuple[str, str, list[str]]]) -> list[Any]:

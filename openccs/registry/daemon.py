@@ -3,9 +3,10 @@
 openccs writes the registry's configuration into the data directory and starts one
 registry. The pidfile lets a restarted openccs (even after `kill -9`) find the running
 registry again and reuse it, so two are never started; a registry whose configuration (or
-certificate) no longer matches is replaced. It listens on loopback only; its certificate
-also names the VPC gateway addresses, where `forward.Forwarder` exposes it to machines. On a clean shutdown of openccs the registry is stopped too:
-it depends on openccs for every token and notification, so keeping it alone is useless.
+certificate) no longer matches is replaced. On a clean shutdown of openccs the registry is
+stopped too: it depends on openccs for every token and notification, so keeping it alone is
+useless. It listens on loopback only; its certificate also names the VPC gateway addresses,
+where `forward.Forwarder` exposes it to machines.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ class _Listener:
             raise
         self.sock = sock
         self.thread = threading.Thread(
-            target=self._accept_loop, name=f"{owner.name}-accept-{listen[0]}:{listen[1]}", daemon=True
+            target=self._accept_loop,
+            name=f"{owner.name}-accept-{listen[0]}:{listen[1]}",
+            daemon=True,
         )
         self.thread.start()
 
@@ -167,6 +169,12 @@ class Forwarder:
                 for sock in (client, upstream):
                     # Token requests and manifest fetches are small: no Nagle delay on them.
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A machine that vanished mid-pull (destroyed, its dockerd killed) sends no
+                # FIN: keepalive probes end the connection and free its threads.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
                 back = threading.Thread(
                     target=_pump, args=(upstream, client, conn), name=f"{self.name}-back",
                     daemon=True,

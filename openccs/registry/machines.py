@@ -71,13 +71,21 @@ def registry_endpoint_for(rt: RegistryRuntime, gateway_ip: str) -> str:
     return f"{gw}:{rt.daemon.port}"
 
 
-def image_for_machine(rt: RegistryRuntime, image: str, gateway_ip: str) -> str:
-    """The image name a machine pulls: one naming this registry (by its loopback address,
-    `localhost` or any gateway endpoint) is pointed at the machine's own gateway endpoint;
-    any other image is left alone."""
-    domain, sep, rest = image.partition("/")
+def is_ours(rt: RegistryRuntime, image: str) -> bool:
+    """Whether `image` names this registry (by its loopback address, `localhost` or any
+    gateway endpoint)."""
+    domain, sep, _ = image.partition("/")
     port = rt.daemon.port
-    ours = {rt.host, f"localhost:{port}", *(f"{g}:{port}" for g in rt.gateways)}
-    if not sep or domain not in ours:
+    return bool(sep) and domain in {
+        rt.host,
+        f"localhost:{port}",
+        *(f"{g}:{port}" for g in rt.gateways),
+    }
+
+
+def image_for_machine(rt: RegistryRuntime, image: str, gateway_ip: str) -> str:
+    """The image name a machine pulls: one naming this registry is pointed at the machine's
+    own gateway endpoint; any other image is left alone."""
+    if not is_ours(rt, image):
         return image
-    return f"{registry_endpoint_for(rt, gateway_ip)}/{rest}"
+    return f"{registry_endpoint_for(rt, gateway_ip)}/{image.partition('/')[2]}"
