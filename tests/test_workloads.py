@@ -8,6 +8,7 @@ import datetime
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -363,6 +364,44 @@ def test_failing_liveness_restarts_and_tcp_readiness_gates(env: tuple[Server, Cl
     time.sleep(3)
     assert never.info()["currentReplicas"] == 0 and never.info()["status"] != "Normal"
     never.call("DeleteClusterService")
+
+
+def test_volumes_host_path_and_per_pod(env: tuple[Server, Client, str]) -> None:
+    srv, c, cluster = env
+    spec = {
+        "serviceName": "volumes",
+        "replicas": 1,
+        "accessType": "None",
+        "volumes": [
+            {"name": "disk", "volumeType": "hostPath", "hostPath": "/data/app"},
+            {"name": "scratch", "volumeType": "hostPath", "hostPath": ""},
+        ],
+        "containers": [
+            {"containerName": "w", "image": BUSYBOX, "command": "sh", "arguments": [
+                "-c", "echo kept > /disk/file; echo gone > /tmp/s/file; sleep 100000"],
+             "volumeMounts": [{"volumeName": "disk", "mountPath": "/disk"},
+                              {"volumeName": "scratch", "mountPath": "/tmp/s"}]},
+            {"containerName": "r", "image": BUSYBOX, "command": "sleep", "arguments": ["100000"],
+             "volumeMounts": [{"volumeName": "disk", "mountPath": "/ro", "mode": "ro"}]},
+        ],
+    }  # fmt: skip
+    svc = create(c, cluster, spec)
+    (pod,) = svc.wait_normal(1)
+    node = node_of(c, cluster, pod["nodeIp"])
+    machine_disk = srv.data_dir / "machines" / node / "rootfs" / "data" / "app" / "file"
+    until("the file on the machine's own disk", machine_disk.exists)
+    assert machine_disk.read_text() == "kept\n"
+    assert not Path("/data/app/file").exists()  # not the host's disk
+    assert exec_in_pod(srv, node, pod["name"], "cat", "/tmp/s/file", container="w") == "gone"
+    assert exec_in_pod(srv, node, pod["name"], "cat", "/ro/file", container="r") == "kept"
+    denied = exec_in_pod(srv, node, pod["name"], "sh", "-c", "echo x > /ro/f 2>&1; echo $?",
+                         container="r")  # fmt: skip
+    assert denied.splitlines()[-1] != "0"  # mounted read-only
+    pod_dirs = list((srv.data_dir / "machines" / node / "pods").glob("*/volumes/scratch"))
+    assert len(pod_dirs) == 1
+    svc.call("DeleteClusterService")
+    until("per-pod volume removed with the pod", lambda: not pod_dirs[0].exists())
+    assert machine_disk.exists()  # the machine's disk keeps its files
 
 
 def test_drain_moves_pods_and_requests_are_summed(env: tuple[Server, Client, str]) -> None:

@@ -143,11 +143,14 @@ def socket_of(server: Server, instance_id: str) -> Path:
     return RUN / site / instance_id / "docker.sock"
 
 
-def exec_in_pod(server: Server, instance_id: str, pod: str, *cmd: str) -> str:
+def exec_in_pod(
+    server: Server, instance_id: str, pod: str, *cmd: str, container: str | None = None
+) -> str:
     sock = socket_of(server, instance_id)
+    which = f"label=openccs.container={container}" if container else "label=openccs.role=app"
     ids = subprocess.run(
         ["docker", "-H", f"unix://{sock}", "ps", "-q", "--filter", f"label=openccs.pod={pod}",
-         "--filter", "label=openccs.role=app"], capture_output=True, text=True, check=True,
+         "--filter", which], capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert ids, f"no running container of {pod} on {instance_id}"
     r = subprocess.run(["docker", "-H", f"unix://{sock}", "exec", ids[0], *cmd],
