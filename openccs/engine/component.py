@@ -14,9 +14,10 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
@@ -28,7 +29,8 @@ from openccs.engine.agent import NodeAgent
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, Instance, Pod, Service
+from openccs.store.models import Cluster, Event, Instance, Pod, Service
+from openccs.timeutil import utcnow
 
 if TYPE_CHECKING:
     from openccs.cloud.component import Cloud
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 log = get_logger("openccs.engine")
 
 PASS_INTERVAL = 1.0
+EVENT_PRUNE_EVERY = 600.0
+EVENT_RETENTION = timedelta(hours=6)
 
 
 class Engine:
@@ -52,6 +56,7 @@ class Engine:
         self._agents: dict[str, NodeAgent] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
+        self._pruned = 0.0
         self._proxy: Proxy | None = None
         self._dns: ClusterDns | None = None
 
@@ -100,6 +105,11 @@ class Engine:
             self._wake.clear()
 
     def run_pass(self) -> None:
+        if time.monotonic() - self._pruned > EVENT_PRUNE_EVERY:
+            self._pruned = time.monotonic()
+            with self.store.session() as s:
+                # Events are kept well past the hour DescribeServiceEvent shows.
+                s.execute(delete(Event).where(Event.last_seen < utcnow() - EVENT_RETENTION))
         with self.store.session() as s:
             clusters = [
                 c.id
