@@ -34,22 +34,35 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    ca_pem, ca_key = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
-    if ca_pem.exists() and ca_key.exists():
-        return ca_pem, ca_key
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openccs local CA")])
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    _write_private(path, _key_pem(key))
+
+
+def self_signed(
+    key: ec.EllipticCurvePrivateKey, common_name: str, days: int = 3650
+) -> x509.CertificateBuilder:
+    """A self-issued certificate for `key`, valid from yesterday; callers add extensions."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_pem, ca_key = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
+    if ca_pem.exists() and ca_key.exists():
+        return ca_pem, ca_key
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        self_signed(key, "openccs local CA")
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

@@ -7,9 +7,7 @@ its `rootcertbundle`), as Distribution 2.8 and 3 both accept.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -19,7 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+
+from openccs.tls import self_signed, write_key
 
 ISSUER = "openccs"
 SERVICE = "openccs-registry"
@@ -27,12 +26,6 @@ SERVICE = "openccs-registry"
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 class TokenSigner:
@@ -50,26 +43,8 @@ class TokenSigner:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             return cls(key, cert), cert_path
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openccs registry token")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .sign(key, hashes.SHA256())
-        )
-        _write_private(
-            key_path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
+        cert = self_signed(key, "openccs registry token").sign(key, hashes.SHA256())
+        write_key(key_path, key)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert), cert_path
 
