@@ -142,9 +142,15 @@ class NodeAgent:
             for c in containers:
                 docker.remove(self.socket, c["Id"])
             containers, pause = [], None
-        pause_id = self._start_pause(pod) if pause is None else pause["Id"]
-        info = docker.inspect(self.socket, pause_id) or {}
-        ip = (info.get("NetworkSettings") or {}).get("IPAddress", "")
+        if pause is None:
+            pause_id = self._start_pause(pod)
+            info = docker.inspect(self.socket, pause_id) or {}
+            ip = (info.get("NetworkSettings") or {}).get("IPAddress", "")
+        else:
+            # The container list carries the address: no inspect per pod and pass.
+            pause_id = pause["Id"]
+            networks = (pause.get("NetworkSettings") or {}).get("Networks") or {}
+            ip = (networks.get("bridge") or {}).get("IPAddress", "")
         statuses = []
         for spec in pod.template.get("containers", []):
             mine = [

@@ -23,6 +23,8 @@ from openccs.log import get_logger, log_event
 log = get_logger("openccs.engine.dns")
 
 DOMAIN = "cluster.local"
+# Seconds between checks that an unchanged cluster's dnsmasq and address are still there.
+RECHECK_EVERY = 15.0
 
 
 def dns_ip(service_cidr: str) -> str:
@@ -38,6 +40,8 @@ class ClusterDns:
         self.site = site
         self.base = naming.site_runtime_dir(site, runtime_base)
         self._lock = threading.Lock()
+        # What was last written and checked, so an idle pass costs no file or process work.
+        self._served: dict[str, tuple[str, float]] = {}
 
     def _dir(self, cluster_id: str) -> Path:
         return self.base / f"dns-{cluster_id}"
@@ -55,9 +59,12 @@ class ClusterDns:
     def sync(self, cluster_id: str, vpc_id: str, address: str, records: dict[str, str]) -> None:
         """Serve `records` (FQDN -> IP) on `address`; start dnsmasq or make it re-read."""
         d = self._dir(cluster_id)
+        text = "".join(f"{ip} {name}\n" for name, ip in sorted(records.items()))
+        last = self._served.get(cluster_id)
+        if last is not None and last[0] == text and time.monotonic() - last[1] < RECHECK_EVERY:
+            return
         d.mkdir(parents=True, exist_ok=True)
         hosts = d / "hosts"
-        text = "".join(f"{ip} {name}\n" for name, ip in sorted(records.items()))
         with self._lock:
             changed = not hosts.exists() or hosts.read_text() != text
             if changed:
@@ -77,6 +84,7 @@ class ClusterDns:
                 self._start(cluster_id, address)
             elif changed:
                 os.kill(pid, signal.SIGHUP)
+            self._served[cluster_id] = (text, time.monotonic())
 
     def _start(self, cluster_id: str, address: str) -> None:
         d = self._dir(cluster_id)
@@ -100,6 +108,7 @@ class ClusterDns:
         log_event(log, "cluster dns started", cluster=cluster_id, address=address)
 
     def stop(self, cluster_id: str, vpc_id: str, address: str) -> None:
+        self._served.pop(cluster_id, None)
         pid = self._pid(cluster_id)
         if pid is not None:
             procs.terminate([pid], timeout=5, what=f"dnsmasq of {cluster_id}")
