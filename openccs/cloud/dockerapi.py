@@ -6,6 +6,7 @@ the node agents talk to the same socket with their own client.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,27 @@ API_BASE = "http://docker"
 
 
 def client(socket_path: Path, timeout: float = 10.0) -> httpx.Client:
+    # verify=False: a unix socket has no TLS, and building the default SSL context (loading
+    # the CA bundle) costs tens of milliseconds per client.
     return httpx.Client(
-        transport=httpx.HTTPTransport(uds=str(socket_path)), base_url=API_BASE, timeout=timeout
+        transport=httpx.HTTPTransport(uds=str(socket_path), verify=False),
+        base_url=API_BASE,
+        timeout=timeout,
     )
+
+
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared(socket_path: Path) -> httpx.Client:
+    """One pooled client per socket for the hot paths (node agents call many times a second)."""
+    key = str(socket_path)
+    with _clients_lock:
+        c = _clients.get(key)
+        if c is None:
+            c = _clients[key] = client(socket_path, timeout=30.0)
+        return c
 
 
 def ping(socket_path: Path, timeout: float = 1.0) -> str | None:
@@ -41,8 +60,7 @@ def request(
 ) -> httpx.Response:
     """One Engine API call; a transport error or an answer >= 400 raises `CloudError`."""
     try:
-        with client(socket_path, timeout) as c:
-            resp = c.request(method, path, **kwargs)
+        resp = _shared(socket_path).request(method, path, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:
         raise CloudError(f"docker API {method} {path} on {socket_path} failed: {exc!r}") from exc
     if resp.status_code >= 400:

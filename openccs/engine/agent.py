@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ log = get_logger("openccs.engine.agent")
 PAUSE_IMAGE = "openccs/pause:1"
 BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox:latest": []}
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+# Stops wait out their grace period here, in parallel, not in the node's pass.
+_KILLERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kill")
 STOP_GRACE = 5
 
 
@@ -63,6 +66,7 @@ class NodeAgent:
     pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
     pulled: set[tuple[str, str]] = field(default_factory=set)
     probes: dict[str, ContainerProbes] = field(default_factory=dict)
+    killing: dict[str, Future[None]] = field(default_factory=dict)
     seen_containers: set[str] = field(default_factory=set)
     images_ready: bool = False
 
@@ -89,8 +93,8 @@ class NodeAgent:
             before = (dict(pod.status), pod.ready_since)
             try:
                 if pod.deleting:
-                    self._kill(work, pod, found.get(pod.uid, []))
-                    work.gone.append(pod.id)
+                    if self._kill(work, pod, found.get(pod.uid, [])):
+                        work.gone.append(pod.id)
                 else:
                     self._sync_pod(work, pod, found.get(pod.uid, []))
                     if (pod.status, pod.ready_since) != before:
@@ -123,17 +127,30 @@ class NodeAgent:
         return self.root_dir / "pods" / uid
 
     # -- one pod -------------------------------------------------------------------------
-    def _kill(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
-        apps = [c for c in containers if c["Labels"].get("openccs.role") != "pause"]
-        for c in apps:
-            if c["State"] == "running":
-                self._event(
-                    s, pod, "Killing", f"Stopping container {c['Labels'].get('openccs.container')}"
-                )
-                docker.stop(self.socket, c["Id"], STOP_GRACE)
-        for c in containers:
-            docker.remove(self.socket, c["Id"])
-        shutil.rmtree(self._pod_dir(pod.uid), ignore_errors=True)
+    def _kill(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> bool:
+        """Stop a pod's containers (with the grace period) in the background, so one slow
+        stop never holds up the node; True once everything of the pod is gone."""
+        running = self.killing.get(pod.uid)
+        if running is None:
+            for c in containers:
+                if c["Labels"].get("openccs.role") != "pause" and c["State"] == "running":
+                    name = c["Labels"].get("openccs.container")
+                    self._event(s, pod, "Killing", f"Stopping container {name}")
+            ids = [c["Id"] for c in containers]
+            self.killing[pod.uid] = _KILLERS.submit(self._stop_and_remove, pod.uid, ids)
+            return False
+        if not running.done():
+            return False
+        del self.killing[pod.uid]
+        running.result()  # a failure raises here and the next pass tries again
+        return True
+
+    def _stop_and_remove(self, uid: str, ids: list[str]) -> None:
+        for cid in ids:  # apps first (the pause container was created first, so it is last)
+            docker.stop(self.socket, cid, STOP_GRACE)
+        for cid in ids:
+            docker.remove(self.socket, cid)
+        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
 
     def _sync_pod(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
         pause = next((c for c in containers if c["Labels"].get("openccs.role") == "pause"), None)

@@ -101,6 +101,8 @@ def schedule_cluster(s: Session, cluster_id: str) -> None:
             fits,
             key=lambda n: (
                 per_service[n.id][pod.service_id],
+                # Pods without requests still take room: fewer pods wins the tie.
+                sum(per_service[n.id].values()),
                 (used[n.id][0] + cpu) / max(1, allocatable(n)[0])
                 + (used[n.id][1] + mem) / max(1, allocatable(n)[1]),
                 n.id,
