@@ -254,7 +254,10 @@ class RegistryDaemon:
             out.close()
         self.pid = self._proc.pid
         self.digest = digest
-        self.pidfile.write_text(json.dumps({"pid": self.pid, "config": digest}))
+        # Atomically: a reader (a restarted openccs, a test) never sees it half written.
+        tmp = self.pidfile.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": self.pid, "config": digest}))
+        os.replace(tmp, self.pidfile)
         log_event(log, "registry started", pid=self.pid, addr=self.host, readonly=readonly)
         self.wait_ready()
 
