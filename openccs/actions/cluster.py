@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.errors import ApiError, invalid_parameter
-from openccs.api.params import Array, Flag, Params
+from openccs.api.params import Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import (
     cloud,
@@ -320,14 +320,12 @@ def describe_existed(ctx: RequestContext, p: DescribeExistedParams) -> dict[str,
     return {"totalCount": len(devices), "deviceList": devices}
 
 
-class DescribeClusterParams(Params):
+class DescribeClusterParams(Paged):
     clusterIds: Array[str] = []
     clusterName: str | None = None
     status: str | None = None
     orderField: Literal["clusterId", "clusterName", "createdAt", "updatedAt"] = "createdAt"
     orderType: Literal["asc", "desc"] = "desc"
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
 
 
 _ORDER = {
@@ -356,10 +354,8 @@ def describe_cluster(ctx: RequestContext, p: DescribeClusterParams) -> dict[str,
     return {"totalCount": len(items), "clusters": items[p.offset : p.offset + p.limit]}
 
 
-class DescribeClusterInstancesParams(Params):
+class DescribeClusterInstancesParams(Paged):
     clusterId: str
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
     namespace: str = "default"
     instancesId: Array[str] = Field(
         default=[], validation_alias=AliasChoices("instancesId", "instanceIds")
@@ -499,13 +495,11 @@ def add_hub_info(ctx: RequestContext, p: AddHubInfoParams) -> None:
     dom.add_hub(ctx.db, ctx.services.box, cluster, p.domain, p.username, p.password, p.namespaces)
 
 
-class DescribeHubInfoParams(Params):
+class DescribeHubInfoParams(Paged):
     clusterId: str
     unHubId: str | None = None
     domain: str | None = None
     username: str | None = None
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
 
 
 @action("DescribeHubInfo", DescribeHubInfoParams, resources=("clusterId",), inline=True)
@@ -582,11 +576,9 @@ def _vpc_match(value: str) -> Any:
     return (Vpc.id == value) | (Vpc.num_id == _legacy_num(value, "gz_vpc_"))
 
 
-class DescribeVpcExParams(Params):
+class DescribeVpcExParams(Paged):
     vpcId: str | None = None
     vpcName: str | None = Field(default=None, validation_alias=AliasChoices("vpcName", "vpnName"))
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
     orderField: Literal["createTime", "vpcName"] = "createTime"
     orderDirection: Literal["asc", "desc"] = "desc"
 
@@ -635,13 +627,11 @@ def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
     return TopLevel(totalCount=len(vpcs), data=data)
 
 
-class DescribeSubnetExParams(Params):
+class DescribeSubnetExParams(Paged):
     vpcId: str | None = None
     subnetId: str | None = None
     subnetName: str | None = None
     zoneIds: Array[int] = []
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
     orderField: Literal["createTime", "subnetName"] = "createTime"
     orderDirection: Literal["asc", "desc"] = "desc"
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from openccs.api.context import RequestContext
 from openccs.api.errors import ApiError, invalid_parameter, not_found
-from openccs.api.params import Array, Params, StrMap
+from openccs.api.params import Array, Paged, Params, StrMap
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
@@ -452,9 +452,8 @@ def modify_replicas(ctx: RequestContext, p: ReplicasParams) -> None:
     _wake(ctx)
 
 
-class DescribeInstancesParams(ServiceRef):
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=20, ge=1, le=100)
+class DescribeInstancesParams(ServiceRef, Paged):
+    pass
 
 
 @action("DescribeServiceInstance", DescribeInstancesParams, resources=("clusterId",), inline=True)

@@ -40,6 +40,13 @@ class NoParams(Params):
     pass
 
 
+class Paged(Params):
+    """The document's paging pair, shared by the list actions."""
+
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 def _to_lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
