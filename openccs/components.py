@@ -25,6 +25,7 @@ COMPONENT_MODULES: list[str] = [
 MODEL_MODULES: list[str] = [
     "openccs.store.models",
     "openccs.registry.models",
+    "openccs.traffic.models",
 ]
 
 

@@ -92,6 +92,10 @@ class Settings:
     health_interval: float = 5.0
     # Seconds a machine may be not ready before its pods are replaced on other machines.
     node_grace: float = 60.0
+    # Public VIPs of load balancers and ingresses (accessType LoadBalancer, public ingress).
+    lb_pool: str = "198.18.0.0/24"
+    # Node ports allocated when a portMapping gives none (Kubernetes' default range).
+    node_port_range: tuple[int, int] = (30000, 32767)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False

@@ -72,6 +72,11 @@ def unique_cluster_cidr(prefix: int = 20) -> str:
     return _claim(ipaddress.IPv4Network("172.16.0.0/12").subnets(new_prefix=prefix))
 
 
+def unique_lb_pool() -> str:
+    """A /27 of public load balancer VIPs (198.18.0.0/15) used by no other server here."""
+    return _claim(ipaddress.IPv4Network("198.18.0.0/15").subnets(new_prefix=27))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,6 +125,7 @@ class Server:
     vpc_cidr: str = field(default_factory=unique_vpc_cidr)
     extra_args: tuple[str, ...] = ()
     https_port: int = field(default_factory=free_port)
+    lb_pool: str = field(default_factory=unique_lb_pool)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -149,6 +155,8 @@ class Server:
                 "--enable-test-actions",
                 "--default-vpc-cidr",
                 self.vpc_cidr,
+                "--lb-pool",
+                self.lb_pool,
                 *self.extra_args,
             ],
             stdout=log,

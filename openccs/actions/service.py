@@ -3,6 +3,7 @@ machines; its instances are the pods."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from openccs.engine import docker
 from openccs.engine.component import wake
 from openccs.store.models import Event, Instance, Pod, Service
 from openccs.timeutil import fmt_time, utcnow
+from openccs.traffic import lb
 
 SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -193,14 +195,12 @@ def check_service(p: ServiceParams) -> None:
                     f"no volume named {m.volumeName!r} in volumes",
                 )
         probes(c, where)
-    if p.accessType in ("LoadBalancer", "SvcLBTypeInner", "NodePort"):
+    if p.accessType != "None" and not p.portMappings:
+        raise invalid_parameter("portMappings", f"a {p.accessType} service needs at least one port")
+    if p.accessType == "SvcLBTypeInner" and not p.subnetId:
         raise invalid_parameter(
-            "accessType",
-            f"{p.accessType} is not available in this version of openccs yet;"
-            " use ClusterIP or None",
+            "subnetId", "required for SvcLBTypeInner: the subnet the inner VIP is taken from"
         )
-    if p.accessType == "ClusterIP" and not p.portMappings:
-        raise invalid_parameter("portMappings", "a ClusterIP service needs at least one port")
     seen_ports = set()
     for i, pm in enumerate(p.portMappings):
         key = (pm.lbPort, pm.protocol)
@@ -357,10 +357,20 @@ def create_service(ctx: RequestContext, p: ServiceParams) -> None:
         spec=spec_of(p),
         labels={wl.APP_LABEL: p.serviceName},
         replicas=p.replicas,
-        cluster_ip=_allocate_cluster_ip(ctx, cluster) if p.accessType == "ClusterIP" else None,
+        cluster_ip=_allocate_cluster_ip(ctx, cluster) if p.accessType != "None" else None,
     )
     ctx.db.add(svc)
+    ctx.db.flush()
+    _access(ctx, cluster, svc, None)
     _wake(ctx)
+
+
+def _access(ctx: RequestContext, cluster: Any, svc: Service, old: dict[str, Any] | None) -> None:
+    """Node ports and the load balancer of a service whose spec was just set."""
+    spec = copy.deepcopy(svc.spec)
+    lb.assign_node_ports(ctx.db, ctx.services.settings, cluster.id, spec, svc.id, old)
+    svc.spec = spec
+    lb.ensure_service_lb(ctx.db, ctx.services.settings, cluster, svc)
 
 
 class ServiceRef(Params):
@@ -377,14 +387,15 @@ def _service(ctx: RequestContext, p: ServiceRef | ServiceParams) -> tuple[Any, S
 def _summary(ctx: RequestContext, svc: Service) -> dict[str, Any]:
     pods = wl.service_pods(ctx.db, svc)
     status, reasons = wl.service_status(ctx.db, svc, pods)
+    balancer = lb.service_lb(ctx.db, svc)
     return {
         "serviceName": svc.name,
         "status": status,
         "reasonMap": reasons,
         "serviceIp": svc.cluster_ip or "",
-        "externalIp": "",
-        "lbId": "",
-        "lbStatus": "None",
+        "externalIp": balancer.vip if balancer else "",
+        "lbId": balancer.id if balancer else "",
+        "lbStatus": balancer.status if balancer else "None",
         "accessType": svc.spec.get("accessType", "ClusterIP"),
         "desiredReplicas": svc.replicas,
         "currentReplicas": sum(1 for pp in pods if wl.pod_is_ready(pp)),
@@ -570,11 +581,13 @@ def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     """The whole service again, in the create shape or the describe shape."""
     cluster, svc = _service(ctx, p)
     spec = spec_of(p)
-    if spec["accessType"] == "ClusterIP" and not svc.cluster_ip:
+    if spec["accessType"] != "None" and not svc.cluster_ip:
         svc.cluster_ip = _allocate_cluster_ip(ctx, cluster)
-    elif spec["accessType"] != "ClusterIP":
+    elif spec["accessType"] == "None":
         svc.cluster_ip = None
+    old = svc.spec
     svc.spec = spec
+    _access(ctx, cluster, svc, old)
     svc.description = p.serviceDesc
     svc.replicas = p.replicas
     svc.operation = ""

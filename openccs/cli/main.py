@@ -39,6 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.default_vpc_cidr = args.default_vpc_cidr
     settings.node_grace = args.node_grace
     settings.health_interval = args.health_interval
+    settings.lb_pool = args.lb_pool
+    low, _, high = args.node_port_range.partition("-")
+    settings.node_port_range = (int(low), int(high or low))
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -459,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--health-interval", type=float, default=5.0, help="seconds between machine checks"
+    )
+    s.add_argument(
+        "--lb-pool",
+        default="198.18.0.0/24",
+        help="network the public VIPs of load balancers and ingresses come from",
+    )
+    s.add_argument(
+        "--node-port-range", default="30000-32767", help="LOW-HIGH (default 30000-32767)"
     )
     s.set_defaults(fn=cmd_serve)
 

@@ -10,6 +10,7 @@ leftovers. Interface names are limited to 15 characters, hence the short forms:
 | machine network namespace | `occ-<site>-<ins8>`           | `occ-ab12-x1y2z3w4`            |
 | host side of machine veth | `ov<site><ins8>`              | `ovab12x1y2z3w4` (14 chars)    |
 | VPC bridge                | `ob<site><vpc8>`              | `obab12q9w8e7r6` (14 chars)    |
+| public VIPs (empty bridge)| `ol<site>`                    | `olab12`                       |
 | iptables chains           | `OCC-<site>-FWD`, `-POST`     | `OCC-ab12-FWD` (filter, nat)   |
 | cgroup (every controller) | `/openccs-<site>/<ins-id>`    | `/openccs-ab12/ins-x1y2z3w4`   |
 | runtime dir (sockets)     | `<runtime>/<site>/<ins-id>`   | `/run/openccs/ab12/ins-x1y2z3w4` |
@@ -26,6 +27,7 @@ SITE_RE = re.compile(r"^[a-z0-9]{4}$")
 NETNS_PREFIX = "occ-"
 VETH_PREFIX = "ov"
 BRIDGE_PREFIX = "ob"
+VIP_PREFIX = "ol"
 CHAIN_PREFIX = "OCC-"
 CGROUP_PREFIX = "openccs-"
 DEFAULT_RUNTIME_BASE = Path("/run/openccs")
@@ -58,6 +60,11 @@ def host_veth(site: str, instance_id: str) -> str:
 
 def bridge(site: str, vpc_id: str) -> str:
     return f"{BRIDGE_PREFIX}{check_site(site)}{short_id(vpc_id)}"
+
+
+def vip_link(site: str) -> str:
+    """The interface (an empty bridge) holding the site's public load balancer VIPs."""
+    return f"{VIP_PREFIX}{check_site(site)}"
 
 
 def forward_chain(site: str) -> str:
@@ -95,9 +102,9 @@ def is_site_object(name: str, site: str | None) -> bool:
     """Whether a netns, link or chain name belongs to `site` (or to any site when None)."""
     if site is None:
         return name.startswith((NETNS_PREFIX, CHAIN_PREFIX)) or bool(
-            re.match(r"^o[bv][a-z0-9]{12}$", name)
+            re.match(r"^(o[bv][a-z0-9]{12}|ol[a-z0-9]{4})$", name)
         )
     check_site(site)
     return name.startswith((f"{NETNS_PREFIX}{site}-", f"{CHAIN_PREFIX}{site}-")) or bool(
-        re.match(rf"^o[bv]{site}[a-z0-9]{{8}}$", name)
+        re.match(rf"^(o[bv]{site}[a-z0-9]{{8}}|ol{site})$", name)
     )

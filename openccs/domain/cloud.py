@@ -251,7 +251,10 @@ def get_subnet(s: Session, account_id: int, subnet_id: str, vpc_id: str | None =
 def allocate_lan_ips(s: Session, subnet: Subnet, count: int) -> list[str]:
     """Free addresses of a subnet, lowest first (the gateway and the first two are reserved)."""
     net = ipaddress.ip_network(subnet.cidr)
+    from openccs.traffic.models import LoadBalancer
+
     used = set(s.scalars(select(Instance.lan_ip).where(Instance.subnet_id == subnet.id)))
+    used |= set(s.scalars(select(LoadBalancer.vip).where(LoadBalancer.subnet_id == subnet.id)))
     free: list[str] = []
     for addr in list(net.hosts())[2:-1]:
         if str(addr) not in used:

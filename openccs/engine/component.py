@@ -31,6 +31,9 @@ from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Event, Instance, Pod, Service
 from openccs.timeutil import utcnow
+from openccs.traffic import net as traffic_net
+from openccs.traffic.lb import NODE_PORT_TYPES
+from openccs.traffic.models import LoadBalancer
 
 if TYPE_CHECKING:
     from openccs.cloud.component import Cloud
@@ -58,6 +61,8 @@ class Engine:
         self._not_ready_since: dict[str, float] = {}
         self._pruned = 0.0
         self._proxy: Proxy | None = None
+        self._vips: traffic_net.Wanted | None = None
+        self._vips_checked = 0.0
         self._dns: ClusterDns | None = None
 
     @property
@@ -117,6 +122,7 @@ class Engine:
                     select(Cluster).where(Cluster.status.in_(("Running", "Scaling", "Abnormal")))
                 )
             ]
+        self._sync_vips()
         seen: set[str] = set()
         for cluster_id in clusters:
             with self.store.session() as s:
@@ -138,8 +144,25 @@ class Engine:
         for node_id in [n for n in self._agents if n not in seen]:
             del self._agents[node_id]
 
+    def _sync_vips(self) -> None:
+        """The VIPs of every load balancer on the host (checked again every 30 s even when
+        nothing changed, in case someone removed one)."""
+        with self.store.session() as s:
+            want = traffic_net.desired(s, self.cloud.site)
+        now = time.monotonic()
+        if want == self._vips and now - self._vips_checked < 30:
+            return
+        try:
+            traffic_net.sync(self.cloud.site, *want)
+        except CloudError as exc:
+            log_event(log, "vip sync failed", error=exc.message[-300:])
+            self._vips = None
+            return
+        self._vips, self._vips_checked = want, now
+
     def _sync_services(self, cluster_id: str, nodes: list[str]) -> None:
-        """Service addresses to ready endpoints, on the host and in every machine."""
+        """Service addresses to ready endpoints, on the host and in every machine: cluster
+        IPs, load balancer VIPs and node ports."""
         ports: list[ServicePort] = []
         records: dict[str, str] = {}
         with self.store.session() as s:
@@ -147,6 +170,16 @@ class Engine:
             if cluster is None:
                 return
             vpc_id, service_cidr = cluster.vpc_id, cluster.service_cidr
+            lbs = {
+                lb.service_id: lb
+                for lb in s.scalars(
+                    select(LoadBalancer).where(
+                        LoadBalancer.cluster_id == cluster_id,
+                        LoadBalancer.service_id.is_not(None),
+                    )
+                )
+            }
+            creating = [lb.id for lb in lbs.values() if lb.status != "Running"]
             for svc in s.scalars(
                 select(Service).where(
                     Service.cluster_id == cluster_id,
@@ -160,6 +193,9 @@ class Engine:
                     if pod_is_ready(p) and p.status.get("ip")
                 )
                 records[f"{svc.name}.{svc.namespace}.svc.{dns.DOMAIN}"] = str(svc.cluster_ip)
+                lb = lbs.get(svc.id)
+                vips = (lb.vip,) if lb is not None else ()
+                with_node_ports = svc.spec.get("accessType") in NODE_PORT_TYPES
                 for pm in svc.spec.get("portMappings", []):
                     ports.append(
                         ServicePort(
@@ -170,10 +206,23 @@ class Engine:
                             protocol=pm["protocol"],
                             target_port=int(pm["containerPort"]),
                             endpoints=tuple(ready),
+                            vips=vips,
+                            node_port=int(pm.get("nodePort") or 0) if with_node_ports else 0,
                         )
                     )
         site = self.cloud.site
-        self.proxy.sync(cluster_id, ports, [None, *(naming.netns(site, n) for n in nodes)])
+        host_ok = self.proxy.sync(
+            cluster_id, ports, [None, *(naming.netns(site, n) for n in nodes)]
+        )
+        if creating and host_ok and self._vips is not None:
+            with self.store.session() as s:
+                public, inner, _ = self._vips
+                held = public.union(*inner.values())
+                for lb_id in creating:
+                    lb = s.get(LoadBalancer, lb_id)
+                    if lb is not None and lb.vip in held:
+                        lb.status = "Running"
+            log_event(log, "load balancers running", cluster=cluster_id, ids=",".join(creating))
         try:
             self.dns.sync(cluster_id, vpc_id, dns.dns_ip(service_cidr), records)
         except (CloudError, OSError, subprocess.SubprocessError) as exc:

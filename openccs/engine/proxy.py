@@ -31,6 +31,8 @@ class ServicePort:
     protocol: str  # TCP or UDP
     target_port: int
     endpoints: tuple[str, ...]  # ready pod IPs
+    vips: tuple[str, ...] = ()  # load balancer VIPs serving the same port
+    node_port: int = 0  # open on every machine's own addresses when set
 
 
 def entry_chain(site: str, cluster_id: str) -> str:
@@ -41,18 +43,35 @@ def port_chain(site: str, key: str) -> str:
     return f"OCC-{site}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def restore_script(site: str, cluster_id: str, ports: list[ServicePort]) -> str:
+LB_MARK = "0x40000"  # openccs.traffic.net masquerades what carries it on the host
+
+
+def restore_script(
+    site: str, cluster_id: str, ports: list[ServicePort], machine: bool = False
+) -> str:
+    """The cluster's nat chains; `machine` adds the node ports (opened on the machine's own
+    addresses only, never on the host's)."""
     entry = entry_chain(site, cluster_id)
     lines = ["*nat", f":{entry} - [0:0]"]
     rules = []
     for sp in sorted(ports, key=lambda p: p.key):
         chain = port_chain(site, sp.key)
         proto = sp.protocol.lower()
+        comment = f"-m comment --comment {shlex.quote(sp.key)}"
         lines.append(f":{chain} - [0:0]")
         rules.append(
             f"-A {entry} -d {sp.cluster_ip}/32 -p {proto} -m {proto} --dport {sp.port}"
-            f" -m comment --comment {shlex.quote(sp.key)} -j {chain}"
+            f" {comment} -j {chain}"
         )
+        for vip in sp.vips:
+            match = f"-A {entry} -d {vip}/32 -p {proto} -m {proto} --dport {sp.port} {comment}"
+            rules.append(f"{match} -j MARK --or-mark {LB_MARK}")
+            rules.append(f"{match} -j {chain}")
+        if sp.node_port and machine:
+            rules.append(
+                f"-A {entry} -p {proto} -m {proto} --dport {sp.node_port}"
+                f" -m addrtype --dst-type LOCAL {comment} -j {chain}"
+            )
         n = len(sp.endpoints)
         for i, ip in enumerate(sp.endpoints):
             pick = (
@@ -70,9 +89,15 @@ class Proxy:
         self._applied: dict[tuple[str, str | None], str] = {}
         self._lock = threading.Lock()
 
-    def sync(self, cluster_id: str, ports: list[ServicePort], netns_list: list[str | None]) -> None:
-        script = restore_script(self.site, cluster_id, ports)
+    def sync(self, cluster_id: str, ports: list[ServicePort], netns_list: list[str | None]) -> bool:
+        """Apply the rules everywhere; True when the host's are in place."""
+        scripts = {
+            False: restore_script(self.site, cluster_id, ports),
+            True: restore_script(self.site, cluster_id, ports, machine=True),
+        }
+        host_ok = True
         for netns in netns_list:
+            script = scripts[netns is not None]
             key = (cluster_id, netns)
             with self._lock:
                 if self._applied.get(key) == script:
@@ -82,11 +107,14 @@ class Proxy:
             except CloudError as exc:
                 log_event(log, "service rules failed", cluster=cluster_id, netns=netns or "host",
                           error=exc.message[-300:])  # fmt: skip
+                if netns is None:
+                    host_ok = False
                 continue
             with self._lock:
                 self._applied[key] = script
             log_event(log, "service rules synced", cluster=cluster_id, netns=netns or "host",
                       ports=len(ports))  # fmt: skip
+        return host_ok
 
     def _apply(self, cluster_id: str, netns: str | None, script: str) -> None:
         argv = ["iptables-restore", "-w", "10", "--noflush"]

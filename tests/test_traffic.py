@@ -1,0 +1,393 @@
+"""Traffic from outside a cluster, for real: public and inner load balancers and node ports
+forward TCP and UDP to ready pods only; ModifyClusterService changes them without dropping
+the other ports; bad input changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from openccs.client import Client
+from openccs.registry.images import File, busybox_image
+
+from .conftest import Server, unique_vpc_cidr
+from .test_registry_lib import PASSWORD, call_ok, push_ok, registry_of
+from .workload_helpers import (
+    Svc,
+    create,
+    exec_in_pod,
+    in_machine,
+    make_cluster,
+    node_of,
+    until,
+    web,
+)
+
+pytestmark = pytest.mark.xdist_group("traffic")
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, str]]:
+    base = tmp_path_factory.mktemp("traffic")
+    srv = Server(
+        data_dir=base / "data",
+        db_url=None,
+        extra_args=("--health-interval", "1", "--node-port-range", "30000-30100"),
+    )
+    try:
+        srv.start()
+        cluster = make_cluster(srv, machines=2)
+        yield srv, srv.client(), cluster
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
+
+
+def lb_web(name: str, access: str = "LoadBalancer", replicas: int = 3, **extra: Any) -> dict:
+    spec = web(name, replicas=replicas, **extra)
+    spec["accessType"] = access
+    spec["portMappings"] = [{"lbPort": 80, "containerPort": 80, "protocol": "TCP"}]
+    return spec
+
+
+def get(ip: str, port: int = 80, path: str = "/index.html", timeout: float = 3) -> str:
+    return httpx.get(f"http://{ip}:{port}{path}", timeout=timeout).text.strip()
+
+
+def names_via(ip: str, port: int = 80, n: int = 30) -> set[str]:
+    """Who answers `n` requests (refusals while endpoints settle count as no answer)."""
+    seen = set()
+    for _ in range(n):
+        with contextlib.suppress(httpx.HTTPError):
+            seen.add(get(ip, port, timeout=2))
+    return seen
+
+
+def running_lb(svc: Svc) -> dict[str, Any]:
+    def ready() -> Any:
+        info = svc.info()
+        return info if info["lbStatus"] == "Running" and info["externalIp"] else None
+
+    return dict(until(f"{svc.name}'s load balancer Running", ready, 60))
+
+
+def host_addresses() -> set[str]:
+    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+
+def test_load_balancer_reaches_every_ready_pod_and_follows_scaling(
+    env: tuple[Server, Client, str],
+) -> None:
+    srv, c, cluster = env
+    svc = create(c, cluster, lb_web("front"))
+    pods = svc.wait_normal(3)
+    info = running_lb(svc)
+    vip = info["externalIp"]
+    assert info["lbId"].startswith("lb-") and info["accessType"] == "LoadBalancer"
+    assert ipaddress.ip_address(vip) in ipaddress.ip_network(srv.lb_pool)
+    # The listing shows the same balancer.
+    listed = c.call("DescribeClusterService", {"clusterId": cluster})["data"]["services"]
+    row = next(s for s in listed if s["serviceName"] == "front")
+    assert (row["externalIp"], row["lbId"], row["lbStatus"]) == (vip, info["lbId"], "Running")
+    # A node port was allocated for the mapping, from the configured range.
+    (pm,) = info["portMappings"]
+    assert 30000 <= pm["nodePort"] <= 30100
+
+    until("every pod behind the VIP", lambda: names_via(vip) == {p["name"] for p in pods}, 30)
+    hits = Counter(get(vip) for _ in range(300))
+    assert set(hits) == {p["name"] for p in pods}, hits
+    assert min(hits.values()) > 30, hits  # random with equal weight: each near 100
+
+    svc.call("ModifyServiceReplicas", scaleTo=1)
+    until("one pod left", lambda: len(svc.pods()) == 1, 60)
+    (only,) = svc.wait_normal(1)
+    until("only the remaining pod answers",
+          lambda: names_via(vip, n=20) == {only["name"]}, 30)  # fmt: skip
+    svc.call("ModifyServiceReplicas", scaleTo=3)
+    again = svc.wait_normal(3)
+    until("all three answer again",
+          lambda: names_via(vip, n=60) == {p["name"] for p in again}, 30)  # fmt: skip
+
+    # The node port answers on every machine of the cluster.
+    for lan_ip in {p["nodeIp"] for p in again}:
+        assert get(lan_ip, pm["nodePort"]) in {p["name"] for p in again}
+    svc.call("DeleteClusterService")
+    until("the VIP leaves the host", lambda: vip not in host_addresses(), 60)
+    # (Whatever else may answer for an unknown address here, no pod of ours does.)
+    assert not answered_by(vip, 80, {p["name"] for p in again})
+
+
+def test_unready_pod_leaves_the_balancer_without_restart(
+    env: tuple[Server, Client, str],
+) -> None:
+    srv, c, cluster = env
+    spec = lb_web("gated", replicas=2)
+    spec["containers"][0]["arguments"] = [
+        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
+    ]  # fmt: skip
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
+         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
+    ]  # fmt: skip
+    svc = create(c, cluster, spec)
+    a, b = svc.wait_normal(2)
+    vip = running_lb(svc)["externalIp"]
+    until("both behind the VIP", lambda: names_via(vip) == {a["name"], b["name"]})
+    exec_in_pod(srv, node_of(c, cluster, a["nodeIp"]), a["name"], "rm", "/ready")
+    # Within the probe period (2 s) and an engine pass, a stops receiving traffic.
+    until("a out of rotation", lambda: names_via(vip, n=20) == {b["name"]}, 15)
+    assert next(p for p in svc.pods() if p["name"] == a["name"])["restartCount"] == 0
+    exec_in_pod(srv, node_of(c, cluster, a["nodeIp"]), a["name"], "touch", "/ready")
+    until("a back", lambda: names_via(vip) == {a["name"], b["name"]}, 15)
+    svc.call("DeleteClusterService")
+
+
+def test_node_port_service_on_every_machine(env: tuple[Server, Client, str]) -> None:
+    _srv, c, cluster = env
+    spec = lb_web("np", access="NodePort", replicas=2)
+    spec["portMappings"] = [
+        {"lbPort": 80, "containerPort": 80, "protocol": "TCP", "nodePort": 30080},
+        {"lbPort": 81, "containerPort": 80, "protocol": "TCP"},
+    ]
+    svc = create(c, cluster, spec)
+    pods = svc.wait_normal(2)
+    info = svc.info()
+    assert info["lbStatus"] == "None" and info["externalIp"] == "" and info["lbId"] == ""
+    ports = {pm["lbPort"]: pm["nodePort"] for pm in info["portMappings"]}
+    assert ports[80] == 30080 and 30000 <= ports[81] <= 30100 and ports[81] != 30080
+    names = {p["name"] for p in pods}
+    nodes = c.call("DescribeClusterInstances", {"clusterId": cluster})["data"]["nodes"]
+    for node in nodes:
+        ip = node["lanIp"]
+        until(f"node port on {ip}", lambda ip=ip: names_via(ip, 30080) == names)
+        assert get(node["lanIp"], ports[81]) in names
+    # Still a ClusterIP inside the cluster, as a Kubernetes NodePort service is.
+    assert get(info["serviceIp"], 80) in names
+    # The node port is not opened on the host itself.
+    assert not answered_by("127.0.0.1", 30080, names)
+    # Taken: another service asking for 30080 gets a 4000 and nothing is created.
+    other = lb_web("np2", access="NodePort", replicas=1)
+    other["portMappings"][0]["nodePort"] = 30080
+    res = c.call("CreateClusterService", {"clusterId": cluster, **other})
+    assert res["code"] == 4000 and "portMappings.0.nodePort" in res["message"], res
+    assert "already used" in res["message"]
+    listed = c.call("DescribeClusterService", {"clusterId": cluster})["data"]["services"]
+    assert "np2" not in {s["serviceName"] for s in listed}
+    svc.call("DeleteClusterService")
+
+
+def test_inner_load_balancer_from_a_machine_of_the_vpc(env: tuple[Server, Client, str]) -> None:
+    srv, c, cluster = env
+    vpc = c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    subnet = c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
+    spec = lb_web("inner", access="SvcLBTypeInner", replicas=2, subnetId=subnet["unSubnetId"])
+    svc = create(c, cluster, spec)
+    pods = svc.wait_normal(2)
+    info = running_lb(svc)
+    vip = info["externalIp"]
+    assert ipaddress.ip_address(vip) in ipaddress.ip_network(subnet["cidrBlock"])
+    assert info["subnetId"] == subnet["unSubnetId"]
+    names = {p["name"] for p in pods}
+    # From the host, and from a machine of the VPC (through the VPC, not a pod network).
+    until("inner VIP from the host", lambda: names_via(vip) == names)
+    iid = node_of(c, cluster, pods[0]["nodeIp"])
+    code = (f"import urllib.request as u; print(u.urlopen('http://{vip}/index.html',"
+            " timeout=3).read().decode().strip())")  # fmt: skip
+    assert in_machine(srv, iid, code) in names
+    # The VIP is not given to a machine added later.
+    nodes = c.call("DescribeClusterInstances", {"clusterId": cluster})["data"]["nodes"]
+    assert vip not in {n["lanIp"] for n in nodes}
+    svc.call("DeleteClusterService")
+
+
+def test_modify_ports_keeps_the_balancer_and_the_other_ports(
+    env: tuple[Server, Client, str],
+) -> None:
+    _srv, c, cluster = env
+    spec = lb_web("mod", replicas=2)
+    svc = create(c, cluster, spec)
+    svc.wait_normal(2)
+    first = running_lb(svc)
+    vip = first["externalIp"]
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                get(vip)
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+            time.sleep(0.02)
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        spec["portMappings"].append({"lbPort": 8081, "containerPort": 80, "protocol": "TCP"})
+        res = c.call("ModifyClusterService", {"clusterId": cluster, **spec})
+        assert res["code"] == 0, res
+        until("port 8081 through the VIP", lambda: _answers(vip, 8081), 30)
+        time.sleep(1)
+    finally:
+        stop.set()
+        worker.join()
+    assert failures == []
+    info = svc.info()
+    assert (info["externalIp"], info["lbId"]) == (vip, first["lbId"])
+    # The node port of the unchanged mapping is kept.
+    kept = {pm["lbPort"]: pm["nodePort"] for pm in info["portMappings"]}
+    assert kept[80] == first["portMappings"][0]["nodePort"]
+    # To ClusterIP: the balancer goes away.
+    spec["accessType"] = "ClusterIP"
+    res = c.call("ModifyClusterService", {"clusterId": cluster, **spec})
+    assert res["code"] == 0, res
+    until("no balancer", lambda: svc.info()["lbStatus"] == "None")
+    assert svc.info()["externalIp"] == ""
+    until("VIP released", lambda: vip not in host_addresses(), 30)
+    svc.call("DeleteClusterService")
+
+
+def answered_by(ip: str, port: int, names: set[str]) -> bool:
+    try:
+        return get(ip, port, timeout=2) in names
+    except httpx.HTTPError:
+        return False
+
+
+def _answers(ip: str, port: int) -> bool:
+    try:
+        get(ip, port, timeout=2)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def udp_image(env: tuple[Server, Client, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """busybox plus a static UDP echo server, pushed to openccs's registry."""
+    srv, _c, _cluster = env
+    work = tmp_path_factory.mktemp("udp")
+    binary = work / "udp-echo"
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(binary), str(HERE / "images" / "udp_echo.c")],
+        check=True,
+    )
+    built = busybox_image(
+        work / "layout", "v1", extra=[File("bin/udp-echo", binary.read_bytes(), 0o755)]
+    )
+    reg = registry_of(srv)
+    call_ok(srv, None, "RegisterRepositoryAccountNew", password=PASSWORD)
+    call_ok(srv, None, "CreateCCRNamespace", namespace="net")
+    push_ok(reg, built, "net/udp-echo:v1", f"{srv.default.uin}:{PASSWORD}", srv.default)
+    return f"{reg.host}/net/udp-echo:v1"
+
+
+def udp_ask(ip: str, port: int, text: str = "ping", timeout: float = 2) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(text.encode(), (ip, port))
+        return s.recv(2048).decode()
+
+
+def test_udp_through_load_balancer_and_node_port(
+    env: tuple[Server, Client, str], udp_image: str
+) -> None:
+    _srv, c, cluster = env
+    spec = {
+        "serviceName": "echo",
+        "replicas": 2,
+        "accessType": "LoadBalancer",
+        "portMappings": [{"lbPort": 53, "containerPort": 9000, "protocol": "UDP"}],
+        "containers": [{"containerName": "echo", "image": udp_image, "command": "udp-echo",
+                        "arguments": ["9000"]}],
+    }  # fmt: skip
+    svc = create(c, cluster, spec)
+    pods = svc.wait_normal(2)
+    info = running_lb(svc)
+    names = {p["name"] for p in pods}
+
+    def answered(ip: str, port: int) -> set[str]:
+        seen = set()
+        for i in range(40):
+            # A new source port each time: a new conntrack entry, a new random pick.
+            with contextlib.suppress(TimeoutError):
+                seen.add(udp_ask(ip, port, f"n{i}").split()[0])
+        return seen
+
+    until("UDP through the VIP reaches both pods",
+          lambda: answered(info["externalIp"], 53) == names, 30)  # fmt: skip
+    assert udp_ask(info["externalIp"], 53, "hello").split()[1] == "hello"
+    node_port = info["portMappings"][0]["nodePort"]
+    for lan_ip in {p["nodeIp"] for p in pods}:
+        assert answered(lan_ip, node_port) == names
+    svc.call("DeleteClusterService")
+
+
+BAD: list[tuple[dict[str, Any], str, str]] = [
+    ({"accessType": "SvcLBTypeInner"}, "subnetId", "required"),
+    ({"accessType": "SvcLBTypeInner", "subnetId": "subnet-nothere"}, "subnetId", "does not"),
+    ({"accessType": "NodePort", "portMappings": [
+        {"lbPort": 80, "containerPort": 80, "protocol": "TCP", "nodePort": 29999}]},
+     "portMappings.0.nodePort", "outside"),
+    ({"accessType": "NodePort", "portMappings": [
+        {"lbPort": 80, "containerPort": 80, "protocol": "TCP", "nodePort": 30101}]},
+     "portMappings.0.nodePort", "outside"),
+    ({"accessType": "LoadBalancer", "portMappings": [
+        {"lbPort": 80, "containerPort": 80, "protocol": "TCP", "nodePort": 30050},
+        {"lbPort": 81, "containerPort": 80, "protocol": "TCP", "nodePort": 30050}]},
+     "portMappings.1.nodePort", "twice"),
+    ({"accessType": "ClusterIP", "portMappings": [
+        {"lbPort": 80, "containerPort": 80, "protocol": "TCP", "nodePort": 30050}]},
+     "portMappings.0.nodePort", "NodePort"),
+    ({"accessType": "LoadBalancer", "portMappings": []}, "portMappings", "at least one"),
+    ({"accessType": "Balanced"}, "accessType", ""),
+    ({"accessType": "LoadBalancer", "portMappings": [
+        {"lbPort": 70000, "containerPort": 80, "protocol": "TCP"}]}, "portMappings.0.lbPort", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "param", "words"), BAD)
+def test_bad_access_input_creates_nothing(
+    env: tuple[Server, Client, str], change: dict[str, Any], param: str, words: str
+) -> None:
+    _srv, c, cluster = env
+    spec = {**lb_web("bad", replicas=1), **change}
+    res = c.call("CreateClusterService", {"clusterId": cluster, **spec})
+    assert res["code"] in (4000, 5000), res
+    assert param in res["message"] and words in res["message"], res
+    listed = c.call("DescribeClusterService", {"clusterId": cluster})["data"]["services"]
+    assert "bad" not in {s["serviceName"] for s in listed}
+
+
+def test_inner_balancer_needs_a_subnet_of_the_clusters_vpc(
+    env: tuple[Server, Client, str],
+) -> None:
+    srv, c, cluster = env
+    # A second VPC of the account, with a subnet: not the cluster's.
+    cidr = ipaddress.ip_network(unique_vpc_cidr())
+    first = next(cidr.subnets(new_prefix=24))
+    made = json.loads(
+        srv.cli("vpc", "create", srv.default.uin, "--cidr", str(cidr), "--subnet",
+                f"ap-guangzhou-3={first}").stdout
+    )  # fmt: skip
+    sub = made["subnets"][0]
+    spec = lb_web("x", access="SvcLBTypeInner", replicas=1, subnetId=sub)
+    res = c.call("CreateClusterService", {"clusterId": cluster, **spec})
+    assert res["code"] == 4000 and "subnetId" in res["message"], res
+    assert "not in the cluster's VPC" in res["message"]
