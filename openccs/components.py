@@ -19,6 +19,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.cloud.component",
     "openccs.engine.component",
     "openccs.registry.component",
+    "openccs.traffic.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.

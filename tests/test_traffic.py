@@ -391,3 +391,329 @@ def test_inner_balancer_needs_a_subnet_of_the_clusters_vpc(
     res = c.call("CreateClusterService", {"clusterId": cluster, **spec})
     assert res["code"] == 4000 and "subnetId" in res["message"], res
     assert "not in the cluster's VPC" in res["message"]
+
+
+# Ingress.
+
+
+def colour(name: str) -> dict[str, Any]:
+    """A one-pod service answering its own name on every path (its 404 page is its name)."""
+    spec = web(name, replicas=1)
+    spec["containers"][0]["arguments"] = [
+        "-c",
+        f"mkdir -p /www && echo {name} > /www/index.html && echo E404:/www/index.html"
+        " > /etc/httpd.conf && httpd -f -p 80 -h /www -c /etc/httpd.conf",
+    ]
+    return spec
+
+
+@pytest.fixture(scope="module")
+def colours(env: tuple[Server, Client, str]) -> Iterator[list[Svc]]:
+    _srv, c, cluster = env
+    made = [create(c, cluster, colour(n)) for n in ("blue", "green", "red")]
+    for svc in made:
+        svc.wait_normal(1)
+    yield made
+    for svc in made:
+        svc.call("DeleteClusterService")
+
+
+def rule(domain: str, url: str, service: str, port: int = 80, protocol: str = "http") -> dict:
+    return {"domain": domain, "url": url, "protocol": protocol, "serviceName": service,
+            "servicePort": 8080, "LoadBalancePort": port}  # fmt: skip
+
+
+def ingress(c: Client, cluster: str, name: str) -> dict[str, Any]:
+    res = c.call("DescribeIngress", {"clusterId": cluster})
+    assert res["code"] == 0, res
+    return dict(next(i for i in res["data"]["ingressList"] if i["ingressName"] == name))
+
+
+def running_ingress(c: Client, cluster: str, name: str) -> dict[str, Any]:
+    return dict(until(f"ingress {name} Running",
+                      lambda: (i := ingress(c, cluster, name))["lbStatus"] == "Running" and i,
+                      60))  # fmt: skip
+
+
+def via(ip: str, host: str, path: str = "/", port: int = 80) -> str:
+    try:
+        return httpx.get(
+            f"http://{ip}:{port}{path}", headers={"Host": host}, timeout=3
+        ).text.strip()
+    except httpx.HTTPError as exc:
+        return f"error {exc!r}"
+
+
+SHOP = [
+    rule("shop.example.com", "/", "blue"),
+    rule("shop.example.com", "= /exact", "green"),
+    rule("shop.example.com", "^~ /static/", "red"),
+    rule("shop.example.com", "~ \\.png$", "green"),
+    rule("shop.example.com", "~* \\.jpg$", "red"),
+    rule("*.wild.example.com", "/", "green"),
+    rule("api.*", "/", "red"),
+    rule("~^v[0-9]+\\.example\\.org$", "/", "green"),
+]
+
+ROUTES = [  # (host, path, who answers)
+    ("shop.example.com", "/", "blue"),
+    ("shop.example.com", "/anything/else", "blue"),
+    ("shop.example.com", "/exact", "green"),
+    ("shop.example.com", "/exact/more", "blue"),
+    ("shop.example.com", "/static/a.png", "red"),  # ^~ wins over the regular expressions
+    ("shop.example.com", "/img/a.png", "green"),
+    ("shop.example.com", "/img/a.PNG", "blue"),  # ~ is case-sensitive
+    ("shop.example.com", "/img/a.JPG", "red"),  # ~* is not
+    ("x.wild.example.com", "/", "green"),
+    ("api.example.net", "/", "red"),
+    ("v2.example.org", "/", "green"),
+    ("vx.example.org", "/", "<404>"),
+    ("unknown.example.com", "/", "<404>"),
+]
+
+
+def test_ingress_routes_by_domain_and_each_path_modifier(
+    env: tuple[Server, Client, str], colours: list[Svc]
+) -> None:
+    srv, c, cluster = env
+    res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "shop",
+                                   "ingressDesc": "the shop", "rules": SHOP})  # fmt: skip
+    assert res["code"] == 0, res
+    ing = running_ingress(c, cluster, "shop")
+    ip = ing["ingressIp"]
+    assert ing["lbId"].startswith("lb-") and ing["ingressDesc"] == "the shop"
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(srv.lb_pool)
+    assert [r["url"] for r in ing["rules"]] == [r["url"] for r in SHOP]
+
+    def answers() -> list[tuple[str, str, str]]:
+        got = []
+        for host, path, _ in ROUTES:
+            r = httpx.get(f"http://{ip}{path}", headers={"Host": host}, timeout=3)
+            got.append((host, path, r.text.strip() if r.status_code != 404 or
+                        r.text.strip() in ("blue", "green", "red") else "<404>"))  # fmt: skip
+        return got
+
+    until("every route answered as its rule says", lambda: answers() == ROUTES, 30)
+    # allnamespace lists it too; another namespace does not.
+    assert c.call("DescribeIngress", {"clusterId": cluster, "allnamespace": 1})["data"][
+        "ingressList"
+    ]
+    c.call("CreateClusterNamespace", {"clusterId": cluster, "name": "empty"})
+    other = c.call("DescribeIngress", {"clusterId": cluster, "namespace": "empty"})
+    assert other["data"]["ingressList"] == []
+
+    res = c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "shop"})
+    assert res["code"] == 0, res
+    until("the ingress VIP leaves the host", lambda: ip not in host_addresses(), 30)
+    assert ingress_nginx_pids(srv) == []
+
+
+def ingress_nginx_pids(srv: Server) -> list[int]:
+    site = (srv.data_dir / "site-id").read_text().strip()
+    out = subprocess.run(["pgrep", "-f", f"/run/openccs/{site}/ingress-"], capture_output=True,
+                         text=True).stdout  # fmt: skip
+    return [int(p) for p in out.split()]
+
+
+def make_cert(workdir: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for `name` signed by it: (ca, chain, key) files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ingress CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    paths = (workdir / "ca.pem", workdir / "chain.pem", workdir / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def test_https_ingress_with_uploaded_certificate_and_reload_without_loss(
+    env: tuple[Server, Client, str], colours: list[Svc], tmp_path: Path
+) -> None:
+    srv, c, cluster = env
+    ca, chain, key = make_cert(tmp_path, "secure.example.com")
+    out = srv.cli("cert", "upload", srv.default.uin, "--cert", str(chain), "--key", str(key))
+    cert_id = json.loads(out.stdout)["certId"]
+    assert cert_id.startswith("cert-")
+    # A key that is not the certificate's is refused by the CLI.
+    _, _, other_key = make_cert(tmp_path / "..", "other.example.com")
+    bad = srv.cli("cert", "upload", srv.default.uin, "--cert", str(chain), "--key",
+                  str(other_key), check=False)  # fmt: skip
+    assert bad.returncode != 0 and "does not belong" in bad.stderr
+
+    rules = [rule("plain.example.com", "/", "blue")]
+    res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "sec", "rules": rules})
+    assert res["code"] == 0, res
+    ip = running_ingress(c, cluster, "sec")["ingressIp"]
+    until("plain route", lambda: via(ip, "plain.example.com") == "blue", 30)
+
+    # http and https on one port of one ingress collide.
+    res = c.call("ModifyIngress", {
+        "clusterId": cluster, "ingressName": "sec", "certId": cert_id,
+        "rules": [*rules, rule("secure.example.com", "/", "green", 80, "https")]})  # fmt: skip
+    assert res["code"] == 4000 and "rules.1.LoadBalancePort" in res["message"], res
+    assert "already serves http" in res["message"]
+    assert ingress(c, cluster, "sec")["certId"] == ""
+
+    failures: list[str] = []
+    count = [0]
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            got = via(ip, "plain.example.com")
+            count[0] += 1
+            if got != "blue":
+                failures.append(got)
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        # Several graceful reloads while requests flow: HTTPS added, paths added and removed.
+        res = c.call("ModifyIngress", {
+            "clusterId": cluster, "ingressName": "sec", "certId": cert_id,
+            "rules": [*rules, rule("secure.example.com", "/", "green", 443, "https")]})  # fmt: skip
+        assert res["code"] == 0, res
+
+        def secure() -> str:
+            r = subprocess.run(
+                ["curl", "-sS", "--max-time", "3", "--cacert", str(ca), "--resolve",
+                 f"secure.example.com:443:{ip}", "https://secure.example.com/"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            return r.stdout.strip() or r.stderr.strip()
+
+        until("HTTPS verified by the client", lambda: secure() == "green", 30)
+        for i in range(4):
+            extra = [rule("plain.example.com", f"/v{i}", "red")] if i % 2 == 0 else []
+            res = c.call("ModifyIngress", {
+                "clusterId": cluster, "ingressName": "sec", "ingressDesc": f"round {i}",
+                "rules": [*rules, rule("secure.example.com", "/", "green", 443, "https"),
+                          *extra]})  # fmt: skip
+            assert res["code"] == 0, res
+            time.sleep(1.5)
+        until("last round applied", lambda: via(ip, "plain.example.com", "/v2") == "blue", 30)
+    finally:
+        stop.set()
+        worker.join()
+    assert count[0] > 50 and failures == [], (count, failures[:5])
+    assert ingress(c, cluster, "sec")["ingressDesc"] == "round 3"
+    assert ingress(c, cluster, "sec")["certId"] == cert_id
+    c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "sec"})
+
+
+def test_inner_ingress_from_a_subnet(env: tuple[Server, Client, str], colours: list[Svc]) -> None:
+    srv, c, cluster = env
+    vpc = c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    subnet = c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
+    res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "inside",
+                                   "unSubnetId": subnet["unSubnetId"],
+                                   "rules": [rule("in.example.com", "/", "red")]})  # fmt: skip
+    assert res["code"] == 0, res
+    ing = running_ingress(c, cluster, "inside")
+    assert ing["unSubnetId"] == subnet["unSubnetId"]
+    assert ipaddress.ip_address(ing["ingressIp"]) in ipaddress.ip_network(subnet["cidrBlock"])
+    until("inner ingress answers", lambda: via(ing["ingressIp"], "in.example.com") == "red", 30)
+    nodes = c.call("DescribeClusterInstances", {"clusterId": cluster})["data"]["nodes"]
+    code = (f"import urllib.request as u; r=u.Request('http://{ing['ingressIp']}/',"
+            " headers={'Host': 'in.example.com'}); print(u.urlopen(r, timeout=3).read()"
+            ".decode().strip())")  # fmt: skip
+    assert in_machine(srv, nodes[0]["instanceId"], code) == "red"
+    c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "inside"})
+
+
+BAD_RULES: list[tuple[dict[str, Any], str, str]] = [
+    ({"url": "/" + "a" * 80}, "rules.0.url", ""),
+    ({"url": "/a b"}, "rules.0.url", "letters, digits"),
+    ({"url": "no-slash"}, "rules.0.url", "starting with '/'"),
+    ({"url": "~ a{1"}, "rules.0.url", "without blanks"),
+    ({"url": "~ (unclosed"}, "rules.0.url", "not a regular expression"),
+    ({"domain": "a" * 81}, "rules.0.domain", ""),
+    ({"domain": "sh*p.example.com"}, "rules.0.domain", "'*' only"),
+    ({"domain": "shop_example.com"}, "rules.0.domain", "letters"),
+    ({"domain": "~a b"}, "rules.0.domain", "without blanks"),
+    ({"protocol": "ftp"}, "rules.0.protocol", ""),
+    ({"protocol": "https"}, "rules.0.protocol", "certId"),
+    ({"serviceName": "nosuch"}, "rules.0.serviceName", "no service nosuch"),
+    ({"servicePort": 9999}, "rules.0.servicePort", "no TCP port 9999"),
+    ({"LoadBalancePort": 0}, "rules.0.LoadBalancePort", ""),
+    ({"LoadBalancePort": 65536}, "rules.0.LoadBalancePort", ""),
+]
+
+
+@pytest.mark.parametrize(("change", "param", "words"), BAD_RULES)
+def test_bad_ingress_rules_create_nothing(
+    env: tuple[Server, Client, str], colours: list[Svc], change: dict[str, Any], param: str,
+    words: str,
+) -> None:  # fmt: skip
+    _srv, c, cluster = env
+    bad = {**rule("ok.example.com", "/", "blue"), **change}
+    res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "bad", "rules": [bad]})
+    assert res["code"] == 4000 and param in res["message"] and words in res["message"], res
+    names = [i["ingressName"] for i in
+             c.call("DescribeIngress", {"clusterId": cluster})["data"]["ingressList"]]  # fmt: skip
+    assert "bad" not in names
+
+
+def test_bad_ingress_requests(env: tuple[Server, Client, str], colours: list[Svc]) -> None:
+    _srv, c, cluster = env
+    ok = rule("ok.example.com", "/", "blue")
+
+    def create_bad(**params: Any) -> dict[str, Any]:
+        res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "bad", **params})
+        assert res["code"] in (4000, 5000), res
+        return res
+
+    assert "certId" in create_bad(rules=[ok], certId="cert-nothere")["message"]
+    res = create_bad(rules=[ok, {**rule("ok.example.com", "/x", "blue"), "protocol": "https"}],
+                     certId="")  # fmt: skip
+    assert "rules.1.protocol" in res["message"]
+    res = create_bad(rules=[ok, ok])
+    assert "rules.1" in res["message"] and "same port, domain and url" in res["message"]
+    assert "unSubnetId" in create_bad(rules=[ok], unSubnetId="subnet-nothere")["message"]
+    assert "ingressName" in create_bad(ingressName="Bad_Name", rules=[ok])["message"]
+    assert "namespace" in create_bad(rules=[ok], namespace="nosuch")["message"]
+    listed = c.call("DescribeIngress", {"clusterId": cluster, "allnamespace": 1})["data"]
+    assert "bad" not in [i["ingressName"] for i in listed["ingressList"]]
+    # Unknown ingress for Modify and Delete.
+    for action in ("ModifyIngress", "DeleteIngress"):
+        res = c.call(action, {"clusterId": cluster, "ingressName": "nosuch"})
+        assert res["code"] == 5000 and "nosuch" in res["message"], res
+    # Modify checks the rules as Create does, and a refused change changes nothing.
+    res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "one", "rules": [ok]})
+    assert res["code"] == 0, res
+    cert_free = {**rule("ok.example.com", "/y", "blue"), "protocol": "https"}
+    res = c.call("ModifyIngress", {"clusterId": cluster, "ingressName": "one",
+                                   "rules": [ok, cert_free]})  # fmt: skip
+    assert res["code"] == 4000 and "rules.1" in res["message"], res
+    assert [r["url"] for r in ingress(c, cluster, "one")["rules"]] == ["/"]
+    c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "one"})

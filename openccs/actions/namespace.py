@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from openccs.api.context import RequestContext
 from openccs.api.errors import ApiError, invalid_parameter
@@ -17,6 +17,7 @@ from openccs.domain import workloads as wl
 from openccs.engine.component import wake
 from openccs.store.models import K8sNamespace, Service
 from openccs.timeutil import fmt_time
+from openccs.traffic.models import Ingress
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -94,6 +95,10 @@ def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
             select(Service).where(Service.cluster_id == cluster.id, Service.namespace == ns.name)
         ):
             svc.deleting = True
+        # Its ingresses go at once (their VIPs and nginx servers follow).
+        ctx.db.execute(
+            delete(Ingress).where(Ingress.cluster_id == cluster.id, Ingress.namespace == ns.name)
+        )
     services = ctx.services
     ctx.on_commit(lambda: wake(services))
 

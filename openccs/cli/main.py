@@ -152,6 +152,71 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cert(args: argparse.Namespace) -> int:
+    """Server certificates for HTTPS ingress rules (the ingress's certId)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from sqlalchemy import select
+
+    from openccs.domain import accounts as acc
+    from openccs.ids import new_id
+    from openccs.timeutil import fmt_time
+    from openccs.traffic.models import Certificate
+
+    store, box = _open(args)
+    with store.session() as s:
+        if args.op == "upload":
+            if not (args.ref and args.cert and args.key):
+                raise acc.AccountError("give the account, --cert FILE and --key FILE")
+            account = acc.get_account(s, args.ref)
+            chain = Path(args.cert).read_text()
+            key_text = Path(args.key).read_text()
+            try:
+                certs = x509.load_pem_x509_certificates(chain.encode())
+                key = serialization.load_pem_private_key(key_text.encode(), password=None)
+            except ValueError as exc:
+                raise acc.AccountError(f"not a PEM certificate chain and key: {exc}") from None
+            mine = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            theirs = (
+                certs[0]
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+            if mine != theirs:
+                raise acc.AccountError("the key does not belong to the first certificate")
+            row = Certificate(
+                id=new_id("cert"),
+                account_id=account.id,
+                name=args.name or certs[0].subject.rfc4514_string()[:128],
+                cert_pem=chain,
+                key_enc=box.encrypt(key_text),
+            )
+            s.add(row)
+            s.flush()
+            print(json.dumps({"certId": row.id}, indent=2))
+        elif args.op == "ls":
+            q = select(Certificate).order_by(Certificate.created_at)
+            if args.ref:
+                q = q.where(Certificate.account_id == acc.get_account(s, args.ref).id)
+            _print_table(
+                [
+                    {"certId": c.id, "account": c.account_id, "name": c.name,
+                     "createdAt": fmt_time(c.created_at)}
+                    for c in s.scalars(q)
+                ]
+            )  # fmt: skip
+        elif args.op == "delete":
+            row = s.get(Certificate, args.ref)
+            if row is None:
+                raise acc.AccountError(f"no certificate {args.ref!r}")
+            s.delete(row)
+    return 0
+
+
 def cmd_subuser(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -472,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-port-range", default="30000-32767", help="LOW-HIGH (default 30000-32767)"
     )
     s.set_defaults(fn=cmd_serve)
+
+    ce = sub.add_parser("cert", help="certificates for HTTPS ingress (certId)")
+    ce.add_argument("op", choices=["upload", "ls", "delete"])
+    ce.add_argument("ref", nargs="?", help="account (upload, ls) or certificate id (delete)")
+    ce.add_argument("--cert", help="PEM certificate chain, the server's certificate first")
+    ce.add_argument("--key", help="PEM private key of that certificate")
+    ce.add_argument("--name")
+    ce.set_defaults(fn=cmd_cert)
 
     n = sub.add_parser("vpc", help="VPCs and their subnets")
     n.add_argument("op", choices=["create", "ls", "subnet"])

@@ -80,7 +80,11 @@ def sweep(
     ]
     root_dirs = _machine_root_dirs(runtime_dirs)
 
-    # Processes first: a live dockerd would recreate what is removed after it.
+    # Processes first: a live dockerd would recreate what is removed after it. Ingress
+    # nginxes are daemons whose workers do not name our paths: their process groups go.
+    from openccs.traffic.ingress import sweep_dir
+
+    ingress = [entry for d in runtime_dirs for entry in sweep_dir(d)]
     pids: set[int] = set()
     for cg in _site_cgroups(site):
         pids.update(cgroups.pids_in(cg))
@@ -92,7 +96,7 @@ def sweep(
             root_dirs.append(Path(argv[argv.index("--data-root") + 1]).parent)
     described = {p: " ".join(procs.cmdline(p))[:120] for p in pids}
     killed = procs.kill_now(pids)
-    removed["processes"] = [f"{p} {described.get(p, '')}".strip() for p in sorted(killed)]
+    removed["processes"] = ingress + [f"{p} {described.get(p, '')}".strip() for p in sorted(killed)]
 
     removed["mounts"] = unmount_under([*runtime_dirs, *set(root_dirs)])
 
