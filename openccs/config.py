@@ -92,6 +92,10 @@ class Settings:
     health_interval: float = 5.0
     # Seconds a machine may be not ready before its pods are replaced on other machines.
     node_grace: float = 60.0
+    # Seconds in one of the autoscaler's minutes (the document's unit; tests shorten it),
+    # and seconds between two autoscaler passes (cluster-autoscaler's scan interval).
+    asg_minute_seconds: float = 60.0
+    asg_scan_interval: float = 10.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False

@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.default_vpc_cidr = args.default_vpc_cidr
     settings.node_grace = args.node_grace
     settings.health_interval = args.health_interval
+    settings.asg_minute_seconds = args.asg_minute_seconds
+    settings.asg_scan_interval = args.asg_scan_interval
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -459,6 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--health-interval", type=float, default=5.0, help="seconds between machine checks"
+    )
+    s.add_argument(
+        "--asg-minute-seconds",
+        type=float,
+        default=60.0,
+        help="seconds in one minute of the autoscaler's settings (default 60; shorter for tests)",
+    )
+    s.add_argument(
+        "--asg-scan-interval",
+        type=float,
+        default=10.0,
+        help="seconds between cluster autoscaler passes (default 10)",
     )
     s.set_defaults(fn=cmd_serve)
 
