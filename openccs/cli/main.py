@@ -387,6 +387,20 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asg(args: argparse.Namespace) -> int:
+    """A cluster's autoscaling groups, or what its autoscaler decided (events), from the store."""
+    from openccs.autoscaler.report import asg_events, asg_groups
+
+    store, _ = _open(args)
+    with store.session() as s:
+        rows = asg_groups(s, args.cluster) if args.op == "ls" else asg_events(s, args.cluster)
+    if rows is None:
+        print(f"openccs: no cluster {args.cluster!r}", file=sys.stderr)
+        return 1
+    _print_table(rows)
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
     from openccs.cloud.sweep import sweep
@@ -491,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     no.add_argument("op", choices=["ls"])
     no.add_argument("cluster")
     no.set_defaults(fn=cmd_cluster, what="node")
+
+    g = sub.add_parser("asg", help="autoscaling groups: openccs asg ls|events CLUSTER")
+    g.add_argument("op", choices=["ls", "events"])
+    g.add_argument("cluster")
+    g.set_defaults(fn=cmd_asg)
 
     w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
     w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")
