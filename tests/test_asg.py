@@ -1,7 +1,7 @@
 """Autoscaling groups on real machines: pods that fit nowhere get machines from a group
 (with its labels), idle machines go back down to the minimum, a disabled group and pods no
 group can host change nothing, the minimum is kept, deleting a group keeps pods that fit
-elsewhere; and bad input that changes nothing.
+elsewhere (even across a kill -9 of the server); and bad input that changes nothing.
 
 The server runs with one autoscaler minute = 1 s and a pass every second, so the document's
 minute-valued parameters are seconds here."""
@@ -295,6 +295,9 @@ def test_min_size_is_kept_and_deleting_the_group_keeps_pods_that_fit(env: Env) -
         "requestId"
     ]
     assert groups(c, cluster)["totalCount"] == 0
+    # Killed while it drains: the task resumes after the restart.
+    srv.kill9()
+    srv.start()
     assert srv.wait_task(rid, timeout=180)["status"] == "succ"
     assert [n["instanceId"] for n in nodes(c, cluster)] == [model]
     moved = svc.wait_normal(2)
