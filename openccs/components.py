@@ -20,6 +20,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.engine.component",
     "openccs.registry.component",
     "openccs.traffic.component",
+    "openccs.autoscaler.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -27,6 +28,7 @@ MODEL_MODULES: list[str] = [
     "openccs.store.models",
     "openccs.registry.models",
     "openccs.traffic.models",
+    "openccs.autoscaler.models",
 ]
 
 

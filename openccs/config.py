@@ -96,6 +96,10 @@ class Settings:
     lb_pool: str = "198.18.0.0/24"
     # Node ports allocated when a portMapping gives none (Kubernetes' default range).
     node_port_range: tuple[int, int] = (30000, 32767)
+    # Seconds in one of the autoscaler's minutes (the document's unit; tests shorten it),
+    # and seconds between two autoscaler passes (cluster-autoscaler's scan interval).
+    asg_minute_seconds: float = 60.0
+    asg_scan_interval: float = 10.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False

@@ -1,3 +1,11 @@
 """Action handlers, one module per API group: decode, authorize, call the domain."""
 
-from openccs.actions import cluster, ingress, namespace, registry, service, task  # noqa: F401
+from openccs.actions import (  # noqa: F401
+    asg,
+    cluster,
+    ingress,
+    namespace,
+    registry,
+    service,
+    task,
+)

@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.lb_pool = args.lb_pool
     low, _, high = args.node_port_range.partition("-")
     settings.node_port_range = (int(low), int(high or low))
+    settings.asg_minute_seconds = args.asg_minute_seconds
+    settings.asg_scan_interval = args.asg_scan_interval
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -453,6 +455,20 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asg(args: argparse.Namespace) -> int:
+    """A cluster's autoscaling groups, or what its autoscaler decided (events), from the store."""
+    from openccs.autoscaler.report import asg_events, asg_groups
+
+    store, _ = _open(args)
+    with store.session() as s:
+        rows = asg_groups(s, args.cluster) if args.op == "ls" else asg_events(s, args.cluster)
+    if rows is None:
+        print(f"openccs: no cluster {args.cluster!r}", file=sys.stderr)
+        return 1
+    _print_table(rows)
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
     from openccs.cloud.sweep import sweep
@@ -536,6 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--node-port-range", default="30000-32767", help="LOW-HIGH (default 30000-32767)"
     )
+    s.add_argument(
+        "--asg-minute-seconds",
+        type=float,
+        default=60.0,
+        help="seconds in one minute of the autoscaler's settings (default 60; shorter for tests)",
+    )
+    s.add_argument(
+        "--asg-scan-interval",
+        type=float,
+        default=10.0,
+        help="seconds between cluster autoscaler passes (default 10)",
+    )
     s.set_defaults(fn=cmd_serve)
 
     ce = sub.add_parser("cert", help="certificates for HTTPS ingress (certId)")
@@ -561,6 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
     no.add_argument("op", choices=["ls"])
     no.add_argument("cluster")
     no.set_defaults(fn=cmd_cluster, what="node")
+
+    g = sub.add_parser("asg", help="autoscaling groups: openccs asg ls|events CLUSTER")
+    g.add_argument("op", choices=["ls", "events"])
+    g.add_argument("cluster")
+    g.set_defaults(fn=cmd_asg)
 
     w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
     w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")

@@ -1,0 +1,70 @@
+"""What `openccs asg` prints: a cluster's groups with the autoscaler's settings, and the
+autoscaler's decisions (its events on pods, nodes and its status config map)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.autoscaler import domain as asg
+from openccs.autoscaler.controller import REASONS
+from openccs.autoscaler.models import ClusterAsg
+from openccs.store.models import Cluster, Event
+from openccs.timeutil import fmt_time
+
+
+def asg_groups(s: Session, cluster_id: str) -> list[dict[str, Any]] | None:
+    if s.get(Cluster, cluster_id) is None:
+        return None
+    st = asg.settings_of(s, cluster_id)
+    rows = []
+    for g in s.scalars(
+        select(ClusterAsg)
+        .where(ClusterAsg.cluster_id == cluster_id)
+        .order_by(ClusterAsg.created_at)
+    ):
+        d = asg.describe_group(s, g, st)
+        rows.append(
+            {
+                k: d[k]
+                for k in (
+                    "autoScalingGroupId",
+                    "autoScalingGroupName",
+                    "status",
+                    "minSize",
+                    "maxSize",
+                    "instanceNum",
+                    "desiredCapacity",
+                    "label",
+                )
+            }
+        )
+        rows[-1]["scaleDown"] = (
+            f"{'on' if st.scale_down_enabled else 'off'} expander={st.expander}"
+            f" threshold={st.scale_down_utilization_threshold}%"
+            f" unneeded={st.scale_down_unneeded_time}m delay={st.scale_down_delay}m"
+        )
+    return rows
+
+
+def asg_events(s: Session, cluster_id: str) -> list[dict[str, Any]] | None:
+    if s.get(Cluster, cluster_id) is None:
+        return None
+    events = s.scalars(
+        select(Event)
+        .where(Event.cluster_id == cluster_id, Event.reason.in_(REASONS))
+        .order_by(Event.last_seen, Event.id)
+    )
+    return [
+        {
+            "lastSeen": fmt_time(e.last_seen),
+            "count": e.count,
+            "reason": e.reason,
+            "object": f"{e.obj_type}/{e.namespace + '/' if e.obj_type == 'Pod' else ''}"
+            f"{e.obj_name}",
+            "message": e.message,
+        }
+        for e in events
+    ]
