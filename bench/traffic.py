@@ -1,0 +1,149 @@
+"""Traffic benchmark (issue 6): requests per second and p99 latency through a LoadBalancer
+VIP and through an ingress, against the same pod reached directly by its pod IP, in one run.
+
+One `openccs serve` (SQLite) with a cluster of 2 real machines; one busybox httpd pod
+(the builtin image) behind a LoadBalancer service and behind an ingress rule. `wrk` (from
+Debian's packages) runs from the host for `--seconds` per path with `--connections`
+connections on 2 threads, the three paths interleaved for `--rounds` rounds; the figures
+are the medians of the rounds. busybox httpd closes every connection after one answer, so
+direct and load balancer paths open a TCP connection per request, as does nginx towards the
+pod (the client keeps its connection to nginx).
+
+Targets: load balancer >= 90% of direct throughput, ingress >= 60%.
+Run as root: `.venv/bin/python bench/traffic.py` (replaces its section of bench/RESULTS.md
+unless `--no-write`). Everything is removed at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+from common import git_commit, machine_facts, update_results
+
+from tests.conftest import Server
+from tests.workload_helpers import create, make_cluster, until, web
+
+TITLE = "## Traffic: load balancer and ingress against direct pod access"
+LB_TARGET, INGRESS_TARGET = 0.90, 0.60
+
+
+def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> dict[str, float]:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if host:
+        argv[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": rps,
+        "p99_ms": float(p99[1]) * scale[p99[2]] if p99 else float("nan"),
+        "bad": float(errors[1]) if errors else 0.0,
+        "sock_errors": float(sum(int(x) for x in sock.groups())) if sock else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    work = Path(tempfile.mkdtemp(prefix="openccs-bench-traffic-"))
+    srv = Server(data_dir=work / "data", db_url=None)
+    results: dict[str, list[dict[str, float]]] = {"direct": [], "lb": [], "ingress": []}
+    try:
+        srv.start()
+        c = srv.client()
+        cluster = make_cluster(srv, machines=2)
+        spec = web("bench", replicas=1)
+        spec["accessType"] = "LoadBalancer"
+        spec["portMappings"] = [{"lbPort": 80, "containerPort": 80, "protocol": "TCP"}]
+        svc = create(c, cluster, spec)
+        (pod,) = svc.wait_normal(1)
+        info = until("LB running", lambda: (i := svc.info())["lbStatus"] == "Running" and i, 60)
+        rule = {"domain": "bench.example.com", "url": "/", "protocol": "http",
+                "serviceName": "bench", "servicePort": 80, "LoadBalancePort": 80}  # fmt: skip
+        res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "bench",
+                                       "rules": [rule]})  # fmt: skip
+        assert res["code"] == 0, res
+
+        def ingress_ip() -> Any:
+            items = c.call("DescribeIngress", {"clusterId": cluster})["data"]["ingressList"]
+            return items and items[0]["lbStatus"] == "Running" and items[0]["ingressIp"]
+
+        ing_ip = until("ingress running", ingress_ip, 60)
+        time.sleep(2)
+        paths = {
+            "direct": (f"http://{pod['ip']}/index.html", None),
+            "lb": (f"http://{info['externalIp']}/index.html", None),
+            "ingress": (f"http://{ing_ip}/index.html", "bench.example.com"),
+        }
+        for _ in range(args.rounds):
+            for name, (url, host) in paths.items():
+                results[name].append(wrk(url, args.seconds, args.connections, host))
+                print(name, results[name][-1], file=sys.stderr)
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    direct = med("direct", "rps")
+    lines = [
+        TITLE,
+        "",
+        f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()}, "
+        f"{args.rounds} rounds of {args.seconds} s per path, {args.connections} connections, "
+        "wrk -t2 from the host; one busybox httpd pod on a 2-machine cluster.",
+        "",
+        "| machine | " + " | ".join(f"{k}: {v}" for k, v in machine_facts().items()) + " |",
+        "",
+        "| path | req/s (median) | p99 ms (median) | ratio to direct | target | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, target in (("direct", None), ("lb", LB_TARGET), ("ingress", INGRESS_TARGET)):
+        rps = med(name, "rps")
+        ratio = rps / direct if direct else float("nan")
+        verdict = "" if target is None else f"{target:.0%} {'PASS' if ratio >= target else 'FAIL'}"
+        errors = sum(r["bad"] + r["sock_errors"] for r in results[name])
+        label = {"direct": "pod IP (baseline)", "lb": "LoadBalancer VIP", "ingress": "ingress"}
+        lines.append(
+            f"| {label[name]} | {rps:,.0f} | {med(name, 'p99_ms'):.1f} | {ratio:.2f} | "
+            f"{verdict} | {errors:.0f} |"
+        )
+    lines += [
+        "",
+        "Rounds (req/s): "
+        + "; ".join(f"{n} " + ", ".join(f"{r['rps']:,.0f}" for r in v) for n, v in results.items()),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        update_results(TITLE, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
