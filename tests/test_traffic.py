@@ -336,6 +336,25 @@ def test_udp_through_load_balancer_and_node_port(
     node_port = info["portMappings"][0]["nodePort"]
     for lan_ip in {p["nodeIp"] for p in pods}:
         assert answered(lan_ip, node_port) == names
+    # One client socket (one source port) is pinned to one pod by conntrack; when that pod
+    # goes, its entry goes with it and the same socket reaches a pod that is there.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(b"first", (info["externalIp"], 53))
+        pinned = s.recv(2048).decode().split()[0]
+        res = c.call("DeleteInstances", {"clusterId": cluster, "instances": [pinned]})
+        assert res["code"] == 0, res
+        until("the deleted pod is gone", lambda: pinned not in {p["name"] for p in svc.pods()})
+        svc.wait_normal(2)
+
+        def other() -> str:
+            s.sendto(b"again", (info["externalIp"], 53))
+            try:
+                return s.recv(2048).decode().split()[0]
+            except TimeoutError:
+                return ""
+
+        assert until("the same socket answered by a live pod", other, 30) != pinned
     svc.call("DeleteClusterService")
 
 
@@ -717,3 +736,46 @@ def test_bad_ingress_requests(env: tuple[Server, Client, str], colours: list[Svc
     assert res["code"] == 4000 and "rules.1" in res["message"], res
     assert [r["url"] for r in ingress(c, cluster, "one")["rules"]] == ["/"]
     c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "one"})
+
+
+def test_traffic_keeps_flowing_through_a_kill_9_and_restart(
+    env: tuple[Server, Client, str], colours: list[Svc]
+) -> None:
+    """Load balancer rules and the ingress nginx live on while openccs is down, and a
+    restarted openccs takes them over (one nginx, not two) and changes them again."""
+    srv, c, cluster = env
+    lbsvc = create(c, cluster, lb_web("steady", replicas=2))
+    names = {p["name"] for p in lbsvc.wait_normal(2)}
+    vip = running_lb(lbsvc)["externalIp"]
+    res = c.call(
+        "CreateIngress",
+        {
+            "clusterId": cluster,
+            "ingressName": "steady",
+            "rules": [rule("steady.example.com", "/", "blue")],
+        },
+    )
+    assert res["code"] == 0, res
+    ing_ip = running_ingress(c, cluster, "steady")["ingressIp"]
+    until("both paths answer", lambda: names_via(vip) == names
+          and via(ing_ip, "steady.example.com") == "blue", 30)  # fmt: skip
+    masters = ingress_nginx_pids(srv)
+    srv.kill9()
+    assert names_via(vip) == names
+    assert via(ing_ip, "steady.example.com") == "blue"
+    srv.start()
+    assert names_via(vip) == names
+    res = c.call(
+        "ModifyIngress",
+        {
+            "clusterId": cluster,
+            "ingressName": "steady",
+            "rules": [rule("steady.example.com", "/", "green")],
+        },
+    )
+    assert res["code"] == 0, res
+    until("the change applied after the restart",
+          lambda: via(ing_ip, "steady.example.com") == "green", 30)  # fmt: skip
+    assert ingress_nginx_pids(srv) == masters
+    c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "steady"})
+    lbsvc.call("DeleteClusterService")

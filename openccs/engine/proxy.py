@@ -1,6 +1,8 @@
 """Service addresses, kube-proxy style (iptables mode): a ClusterIP port is DNAT'ed to the
 ready endpoints of its service, chosen at random with equal weight, in every machine of
-the cluster and on the host.
+the cluster and on the host. A load balancer's VIP port leads to the same endpoints (marked,
+so the host masquerades what it forwards); a node port is opened on every machine's own
+addresses. UDP conntrack entries towards an endpoint that left are deleted.
 
 Per cluster one nat chain `OCC-<site>-<cluster8>` (jumped to from PREROUTING and OUTPUT)
 holds a rule per service port leading to that port's chain of endpoints. The chains are
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import shutil
 import threading
 from dataclasses import dataclass
 
@@ -88,6 +91,10 @@ class Proxy:
         self.site = site
         self._applied: dict[tuple[str, str | None], str] = {}
         self._lock = threading.Lock()
+        # UDP endpoints last applied per port key: a UDP "connection" to a pod that left
+        # would otherwise keep its conntrack entry (and its dead destination) for minutes.
+        self._udp: dict[str, set[tuple[str, int]]] = {}
+        self._conntrack = shutil.which("conntrack")
 
     def sync(self, cluster_id: str, ports: list[ServicePort], netns_list: list[str | None]) -> bool:
         """Apply the rules everywhere; True when the host's are in place."""
@@ -96,6 +103,12 @@ class Proxy:
             True: restore_script(self.site, cluster_id, ports, machine=True),
         }
         host_ok = True
+        gone: set[tuple[str, int]] = set()
+        for sp in ports:
+            if sp.protocol == "UDP":
+                now = {(ip, sp.target_port) for ip in sp.endpoints}
+                gone |= self._udp.get(sp.key, set()) - now
+                self._udp[sp.key] = now
         for netns in netns_list:
             script = scripts[netns is not None]
             key = (cluster_id, netns)
@@ -114,6 +127,13 @@ class Proxy:
                 self._applied[key] = script
             log_event(log, "service rules synced", cluster=cluster_id, netns=netns or "host",
                       ports=len(ports))  # fmt: skip
+        if gone and self._conntrack:
+            for netns in netns_list:
+                for ip, port in sorted(gone):
+                    argv = [self._conntrack, "-D", "-p", "udp", "--reply-src", ip,
+                            "--reply-port-src", str(port)]  # fmt: skip
+                    host.run(host.in_netns(netns, argv) if netns else argv, check=False,
+                             quiet=True)  # fmt: skip
         return host_ok
 
     def _apply(self, cluster_id: str, netns: str | None, script: str) -> None:
