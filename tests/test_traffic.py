@@ -86,6 +86,11 @@ def running_lb(svc: Svc) -> dict[str, Any]:
     return dict(until(f"{svc.name}'s load balancer Running", ready, 60))
 
 
+def default_vpc(c: Client) -> str:
+    """The default VPC, the cluster's (the tests may add other VPCs)."""
+    return str(next(v["unVpcId"] for v in c.call("DescribeVpcEx")["data"] if v["isDefault"]))
+
+
 def host_addresses() -> set[str]:
     out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
     return {line.split()[3].split("/")[0] for line in out.splitlines()}
@@ -194,7 +199,7 @@ def test_node_port_service_on_every_machine(env: tuple[Server, Client, str]) -> 
 
 def test_inner_load_balancer_from_a_machine_of_the_vpc(env: tuple[Server, Client, str]) -> None:
     srv, c, cluster = env
-    vpc = c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    vpc = default_vpc(c)
     subnet = c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
     spec = lb_web("inner", access="SvcLBTypeInner", replicas=2, subnetId=subnet["unSubnetId"])
     svc = create(c, cluster, spec)
@@ -652,7 +657,7 @@ def test_https_ingress_with_uploaded_certificate_and_reload_without_loss(
 
 def test_inner_ingress_from_a_subnet(env: tuple[Server, Client, str], colours: list[Svc]) -> None:
     srv, c, cluster = env
-    vpc = c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    vpc = default_vpc(c)
     subnet = c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
     res = c.call("CreateIngress", {"clusterId": cluster, "ingressName": "inside",
                                    "unSubnetId": subnet["unSubnetId"],
