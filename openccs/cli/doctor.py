@@ -14,6 +14,7 @@ PACKAGES = {
     "nginx": "ingress",
     "dnsmasq": "cluster DNS",
     "iptables": "service addresses and load balancers",
+    "conntrack": "UDP load balancing: forgets flows to pods that left",
     "iproute2": "network namespaces, bridges, veth, routes",
     "skopeo": "image copies (tests and image building)",
     "busybox-static": "offline infrastructure and test images",
