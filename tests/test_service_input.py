@@ -245,6 +245,9 @@ SPEC_CASES: list[tuple[dict[str, Any], str]] = [
     ({"containers": [container(containerName="Bad_C")]}, "containers.0.containerName"),
     ({"containers": [container(containerName="c" * 64)]}, "containers.0.containerName"),
     ({"containers": [container(image="two words")]}, "containers.0.image"),
+    ({"containers": [container(image="Upper/Case:v1")]}, "containers.0.image"),
+    ({"containers": [container(image="nginx:")]}, "containers.0.image"),
+    ({"containers": [container(command="sh -c 'unclosed")]}, "containers.0.command"),
     ({"containers": [container(), container()]}, "containers.1.containerName"),
     ({"containers": [container(cpu=50)]}, "containers.0.cpu"),
     ({"containers": [container(cpu="lots")]}, "containers.0.cpu"),
@@ -440,6 +443,7 @@ CASES: list[Case] = [
     ("ModifyClusterServiceImage", {"image": None}, 4000, "image"),
     ("ModifyClusterServiceImage", {"image": ""}, 4000, "image"),
     ("ModifyClusterServiceImage", {"image": "two words"}, 4000, "image"),
+    ("ModifyClusterServiceImage", {"image": "Nginx"}, 4000, "image"),
     (
         "ModifyClusterServiceImage",
         {"containers": [{"containerName": "httpd", "image": "x"}]},

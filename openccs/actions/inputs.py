@@ -4,6 +4,7 @@ as Kubernetes accepts them, paths a container can be given, affinity terms and v
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -24,12 +25,38 @@ LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # What a client may put in an NFS volume: `server:/export/path`.
 NFS_PATH = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?:/[^\s,:]*$"
 
+# Docker image references: [registry[:port]/]path[:tag][@sha256:digest], path in lower case.
+_DOMAIN_PART = r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# As docker reads it, the first part is a registry only with a '.', a port or as localhost.
+_REGISTRY = (
+    rf"(?:localhost(?::[0-9]+)?|{_DOMAIN_PART}(?:\.{_DOMAIN_PART})+(?::[0-9]+)?"
+    rf"|{_DOMAIN_PART}:[0-9]+)"
+)
+IMAGE_REF = (
+    rf"^(?:{_REGISTRY}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
 ClusterId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
 ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=SERVICE_NAME)]
 ContainerName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
 PodName = Annotated[str, Field(min_length=1, max_length=253, pattern=POD_NAME)]
 Description = Annotated[str, Field(max_length=1024)]
+Image = Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE_REF)]
+
+
+def _command(value: str) -> str:
+    # The command becomes the container's entrypoint, split as a shell would split it.
+    try:
+        shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split into words: {exc}") from None
+    return value
+
+
+Command = Annotated[str, Field(max_length=4096), AfterValidator(_command)]
 
 
 def _path(value: str) -> str:

@@ -11,9 +11,11 @@ from sqlalchemy import select
 
 from openccs.actions.inputs import (
     ClusterId,
+    Command,
     ContainerName,
     Description,
     HostPath,
+    Image,
     LabelMap,
     MountPath,
     NamespaceName,
@@ -95,7 +97,7 @@ class Probe(Params):
 
 class Container(Params):
     containerName: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
-    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    image: Image
     envs: Array[Env] | None = None
     volumeMounts: Array[VolumeMount] | None = None
     healthCheck: Array[HealthCheck] | None = None
@@ -105,7 +107,7 @@ class Container(Params):
     cpuLimits: int = Field(default=0, ge=0)
     memory: int = Field(default=0, ge=0)
     memoryLimits: int = Field(default=0, ge=0)
-    command: str = ""
+    command: Command = ""
     arguments: Array[str] | None = None
     privileged: bool = False
     workingDir: str = Field(default="", pattern=r"^(/.*)?$")
@@ -604,11 +606,11 @@ def modify_description(ctx: RequestContext, p: DescriptionParams) -> None:
 
 class ImageChange(Params):
     containerName: ContainerName
-    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    image: Image
 
 
 class ImageParams(ServiceRef):
-    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    image: Image | None = None
     containers: Array[ImageChange] = []
 
 
