@@ -37,7 +37,6 @@ from openccs.engine.component import wake
 from openccs.store.models import Event, Instance, Pod, Service
 from openccs.timeutil import fmt_time, utcnow
 
-SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
