@@ -29,6 +29,8 @@ class Env:
     c: Client
     cluster: str
     pod: str  # a (pending) pod of the service "app"
+    # What the API shows of the cluster; a test that changes it on purpose takes it again.
+    baseline: dict[str, Any]
 
 
 def empty_cluster(server: Server, c: Client) -> str:
@@ -87,14 +89,17 @@ def env(server: Server) -> Iterator[Env]:
             return [p["name"] for p in data["instances"]] if data["totalCount"] == 2 else []
 
         names = until("the pods of app", pods)
-        until(
-            "revisions made",
-            lambda: all(
-                revision(c, cluster, s, ns)
-                for s, ns in (("app", "default"), ("duo", "default"), ("app", "team"))
-            ),
-        )
-        yield Env(server, c, cluster, names[0])
+
+        def settled() -> dict[str, Any] | None:
+            # Every service has its pods (waiting for a node) and a first revision.
+            state = snapshot(c, cluster)
+            counts = {k: len(v["pods"]) for k, v in state["services"].items()}
+            done = counts == {"default/app": 2, "default/duo": 1, "team/app": 1}
+            return (
+                state if done and all(v["revision"] for v in state["services"].values()) else None
+            )
+
+        yield Env(server, c, cluster, names[0], until("a settled cluster", settled))
     finally:
         delete_cluster(server, c, cluster)
 
@@ -521,11 +526,10 @@ def test_bad_input_is_refused_naming_the_parameter_and_changes_nothing(
     env: Env, action: str, change: dict[str, Any], code: int, name: str
 ) -> None:
     params = fill({**BASE[action], **change}, env)
-    before = snapshot(env.c, env.cluster)
     res = env.c.call(action, params)
     assert res["code"] == code, res
     assert name in res["message"], res
-    assert snapshot(env.c, env.cluster) == before
+    assert snapshot(env.c, env.cluster) == env.baseline
 
 
 READ_ONLY = [
@@ -549,7 +553,6 @@ def test_the_unchanged_parameters_are_accepted(env: Env, action: str) -> None:
 
 def test_another_accounts_cluster_does_not_exist(env: Env) -> None:
     other = env.server.client(env.server.new_account())
-    before = snapshot(env.c, env.cluster)
     for action in (
         "DescribeClusterNameSpaces",
         "CreateClusterNamespace",
@@ -563,7 +566,7 @@ def test_another_accounts_cluster_does_not_exist(env: Env) -> None:
         res = other.call(action, fill(BASE[action], env))
         assert res["code"] == 5000, (action, res)
         assert env.cluster in res["message"], (action, res)
-    assert snapshot(env.c, env.cluster) == before
+    assert snapshot(env.c, env.cluster) == env.baseline
 
 
 def test_what_the_checks_let_through(env: Env) -> None:
@@ -616,6 +619,8 @@ def test_what_the_checks_let_through(env: Env) -> None:
     )
     assert res["code"] == 0, res
     assert c.call("DeleteClusterNamespace", {"clusterId": cluster, "names": ["quiet"]})["code"] == 0
+    until("quiet gone", lambda: "quiet" not in json.dumps(snapshot(c, cluster)["namespaces"]))
+    env.baseline = snapshot(c, cluster)
 
 
 def test_node_actions_change_no_node_when_one_is_wrong(server: Server) -> None:
