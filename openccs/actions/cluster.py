@@ -3,11 +3,13 @@ list actions users need to find `vpcId` and `subnetId`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from sqlalchemy import func, select
 
+from openccs.actions.inputs import LABEL_KEY
+from openccs.actions.inputs import ClusterId as ClusterIdParam
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.errors import ApiError, invalid_parameter
@@ -417,13 +419,6 @@ def modify_project_id(ctx: RequestContext, p: ModifyProjectIdParams) -> None:
     dom.touch(cluster)
 
 
-# Kubernetes label keys: an optional DNS-subdomain prefix and a name.
-LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-
-
 class Label(Params):
     key: str = Field(min_length=1, max_length=253, pattern=LABEL_KEY)
     value: str = Field(
@@ -450,9 +445,9 @@ def modify_cluster_node_label(ctx: RequestContext, p: ModifyClusterNodeLabelPara
 
 
 class ModifyClusterNodeSchedulableParams(Params):
-    clusterId: str
-    instanceIds: Array[str] = Field(
-        min_length=1, validation_alias=AliasChoices("instanceIds", "InstanceIds")
+    clusterId: ClusterIdParam
+    instanceIds: Array[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=100, validation_alias=AliasChoices("instanceIds", "InstanceIds")
     )
     unschedulable: int = Field(default=0, ge=0)
 
@@ -670,8 +665,8 @@ def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLev
 
 
 class DrainParams(Params):
-    ClusterId: str
-    InstanceId: str
+    ClusterId: ClusterIdParam
+    InstanceId: str = Field(min_length=1, max_length=64)
     DryRun: int = Field(default=1, ge=0)
 
 
@@ -682,7 +677,7 @@ def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
     from openccs.engine.component import wake
     from openccs.store.models import Pod
 
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId)
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId, name="ClusterId")
     node = dom.get_node(ctx.db, cluster, p.InstanceId, "InstanceId")
     pods = list(ctx.db.scalars(select(Pod).where(Pod.node_id == node.id, Pod.deleting.is_(False))))
     listed = [{"Name": x.name, "Namespace": x.namespace, "NodeIp": node.lan_ip} for x in pods]
@@ -697,7 +692,7 @@ def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
 
 
 class RequestLimitParams(Params):
-    clusterId: str
+    clusterId: ClusterIdParam
 
 
 @action(

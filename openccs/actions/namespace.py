@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import delete, select
 
+from openccs.actions.inputs import ClusterId, Description, NamespaceName
 from openccs.api.context import RequestContext
 from openccs.api.errors import ApiError, invalid_parameter
 from openccs.api.params import Array, Params
@@ -19,11 +20,9 @@ from openccs.store.models import K8sNamespace, Service
 from openccs.timeutil import fmt_time
 from openccs.traffic.models import Ingress
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
 
 class ClusterParams(Params):
-    clusterId: str
+    clusterId: ClusterId
 
 
 @action("DescribeClusterNameSpaces", ClusterParams, resources=("clusterId",), inline=True)
@@ -51,9 +50,10 @@ def describe_namespaces(ctx: RequestContext, p: ClusterParams) -> dict[str, Any]
 
 
 class CreateNamespaceParams(Params):
-    clusterId: str
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
-    description: str = Field(default="", max_length=1024)
+    clusterId: ClusterId
+    name: NamespaceName
+    # Required by the document's table (empty is allowed); ModifyNamespaceDescription's is not.
+    description: Description
 
 
 @action("CreateClusterNamespace", CreateNamespaceParams, resources=("clusterId",))
@@ -66,7 +66,7 @@ def create_namespace(ctx: RequestContext, p: CreateNamespaceParams) -> None:
     ).first()
     if exists is not None:
         raise ApiError(
-            4000, "NamespaceExists", f"namespace {p.name} already exists in {cluster.id}"
+            4000, "NamespaceExists", f"namespace {p.name} (name) already exists in {cluster.id}"
         )
     ctx.db.add(
         K8sNamespace(
@@ -76,8 +76,8 @@ def create_namespace(ctx: RequestContext, p: CreateNamespaceParams) -> None:
 
 
 class DeleteNamespaceParams(Params):
-    clusterId: str
-    names: Array[str] = Field(min_length=1)
+    clusterId: ClusterId
+    names: Array[NamespaceName] = Field(min_length=1, max_length=100)
 
 
 @action("DeleteClusterNamespace", DeleteNamespaceParams, resources=("clusterId",))
@@ -87,7 +87,9 @@ def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
     for i, name in enumerate(p.names):
         if name in wl.DEFAULT_NAMESPACES:
             raise invalid_parameter(f"names.{i}", f"namespace {name} cannot be deleted")
-        targets.append(wl.get_namespace(ctx.db, cluster, name))
+        if name in p.names[:i]:
+            raise invalid_parameter(f"names.{i}", f"namespace {name} is named twice")
+        targets.append(wl.get_namespace(ctx.db, cluster, name, f"names.{i}"))
     for ns in targets:
         # Terminating while its services go; the engine removes it once they are gone.
         ns.status = "Terminating"
@@ -104,12 +106,12 @@ def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
 
 
 class ModifyNamespaceDescriptionParams(Params):
-    clusterId: str
-    name: str
-    description: str = Field(default="", max_length=1024)
+    clusterId: ClusterId
+    name: NamespaceName
+    description: Description = ""
 
 
 @action("ModifyNamespaceDescription", ModifyNamespaceDescriptionParams, resources=("clusterId",))
 def modify_namespace_description(ctx: RequestContext, p: ModifyNamespaceDescriptionParams) -> None:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    wl.get_namespace(ctx.db, cluster, p.name).description = p.description
+    wl.get_namespace(ctx.db, cluster, p.name, "name").description = p.description

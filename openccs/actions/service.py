@@ -10,9 +10,26 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, model_validator
 from sqlalchemy import select
 
+from openccs.actions.inputs import (
+    ClusterId,
+    Command,
+    ContainerName,
+    Description,
+    HostPath,
+    Image,
+    LabelMap,
+    MountPath,
+    NamespaceName,
+    PodName,
+    ServiceName,
+    check_affinity,
+    check_labels,
+    check_mounts,
+    check_volumes,
+)
 from openccs.api.context import RequestContext
 from openccs.api.errors import ApiError, invalid_parameter, not_found
-from openccs.api.params import Array, Paged, Params, StrMap
+from openccs.api.params import Array, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
@@ -22,7 +39,6 @@ from openccs.store.models import Event, Instance, Pod, Service
 from openccs.timeutil import fmt_time, utcnow
 from openccs.traffic import lb
 
-SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -34,7 +50,7 @@ class Env(Params):
 
 class VolumeMount(Params):
     volumeName: str = Field(min_length=1)
-    mountPath: str = Field(min_length=1, pattern=r"^/")
+    mountPath: MountPath
     mode: Literal["rw", "ro"] = "rw"
 
 
@@ -82,7 +98,7 @@ class Probe(Params):
 
 class Container(Params):
     containerName: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
-    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    image: Image
     envs: Array[Env] | None = None
     volumeMounts: Array[VolumeMount] | None = None
     healthCheck: Array[HealthCheck] | None = None
@@ -92,7 +108,7 @@ class Container(Params):
     cpuLimits: int = Field(default=0, ge=0)
     memory: int = Field(default=0, ge=0)
     memoryLimits: int = Field(default=0, ge=0)
-    command: str = ""
+    command: Command = ""
     arguments: Array[str] | None = None
     privileged: bool = False
     workingDir: str = Field(default="", pattern=r"^(/.*)?$")
@@ -101,7 +117,7 @@ class Container(Params):
 class Volume(Params):
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     volumeType: Literal["hostPath", "cbsDisk", "configMap", "nfsDisk"]
-    hostPath: str = Field(default="", pattern=r"^(/.*)?$")
+    hostPath: HostPath = ""
     cbsDiskId: str = ""
     nfsPath: str = ""
     configId: str = ""
@@ -131,9 +147,9 @@ AccessType = Literal["LoadBalancer", "SvcLBTypeInner", "NodePort", "ClusterIP", 
 
 
 class ServiceParams(Params):
-    clusterId: str
-    serviceName: str = Field(min_length=1, max_length=63, pattern=SERVICE_NAME)
-    serviceDesc: str = Field(default="", max_length=1024)
+    clusterId: ClusterId
+    serviceName: ServiceName
+    serviceDesc: Description = ""
     replicas: int = Field(
         ge=0, le=1000, validation_alias=AliasChoices("replicas", "desiredReplicas")
     )
@@ -141,7 +157,7 @@ class ServiceParams(Params):
     portMappings: Array[PortMapping] = []
     volumes: Array[Volume] = []
     containers: Array[Container] = Field(min_length=1)
-    namespace: str = Field(default="default", pattern=DNS_LABEL)
+    namespace: NamespaceName = "default"
     subnetId: str | None = None
     nodeAffinity: Array[NodeAffinity] = []
     podAffinity: Array[PodAffinity] = []
@@ -158,19 +174,9 @@ def check_service(p: ServiceParams) -> None:
     """Rules across fields, each failing as a 4000 that names the parameter."""
     names = set()
     volumes = {v.name for v in p.volumes}
-    if len(volumes) != len(p.volumes):
-        raise invalid_parameter("volumes", "two volumes have the same name")
-    for i, v in enumerate(p.volumes):
-        if v.volumeType in ("cbsDisk", "configMap"):
-            raise invalid_parameter(
-                f"volumes.{i}.volumeType",
-                f"{v.volumeType} needs a disk or configuration service that this deployment"
-                " does not have; use hostPath",
-            )
-        if v.volumeType == "nfsDisk":
-            raise invalid_parameter(
-                f"volumes.{i}.volumeType", "nfsDisk is not available on this host; use hostPath"
-            )
+    check_volumes(p.volumes)
+    check_affinity(p.nodeAffinity, "nodeAffinity")
+    check_affinity(p.podAffinity, "podAffinity")
     for i, c in enumerate(p.containers):
         where = f"containers.{i}"
         if c.containerName in names:
@@ -188,12 +194,7 @@ def check_service(p: ServiceParams) -> None:
             raise invalid_parameter(f"{where}.memoryLimits", "at least 4 MiB, or 0")
         if c.memoryLimits and c.memory and c.memoryLimits < c.memory:
             raise invalid_parameter(f"{where}.memoryLimits", "must not be below memory")
-        for j, m in enumerate(c.volumeMounts or []):
-            if m.volumeName not in volumes:
-                raise invalid_parameter(
-                    f"{where}.volumeMounts.{j}.volumeName",
-                    f"no volume named {m.volumeName!r} in volumes",
-                )
+        check_mounts(c.volumeMounts or [], volumes, where)
         probes(c, where)
     if p.accessType != "None" and not p.portMappings:
         raise invalid_parameter("portMappings", f"a {p.accessType} service needs at least one port")
@@ -346,7 +347,9 @@ def create_service(ctx: RequestContext, p: ServiceParams) -> None:
     ).first()
     if exists is not None:
         raise ApiError(
-            4000, "ServiceExists", f"service {p.serviceName} already exists in {p.namespace}"
+            4000,
+            "ServiceExists",
+            f"service {p.serviceName} (serviceName) already exists in {p.namespace}",
         )
     svc = Service(
         account_id=ctx.account_id,
@@ -374,13 +377,14 @@ def _access(ctx: RequestContext, cluster: Any, svc: Service, old: dict[str, Any]
 
 
 class ServiceRef(Params):
-    clusterId: str
-    serviceName: str = Field(min_length=1)
-    namespace: str = "default"
+    clusterId: ClusterId
+    serviceName: ServiceName
+    namespace: NamespaceName = "default"
 
 
 def _service(ctx: RequestContext, p: ServiceRef | ServiceParams) -> tuple[Any, Service]:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    wl.get_namespace(ctx.db, cluster, p.namespace)
     return cluster, wl.get_service(ctx.db, cluster, p.namespace, p.serviceName)
 
 
@@ -405,8 +409,8 @@ def _summary(ctx: RequestContext, svc: Service) -> dict[str, Any]:
 
 
 class DescribeServicesParams(Params):
-    clusterId: str
-    namespace: str = "default"
+    clusterId: ClusterId
+    namespace: NamespaceName = "default"
     allnamespace: int = Field(default=0, ge=0, le=1)
 
 
@@ -415,6 +419,7 @@ def describe_services(ctx: RequestContext, p: DescribeServicesParams) -> dict[st
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     q = select(Service).where(Service.cluster_id == cluster.id, Service.deleting.is_(False))
     if not p.allnamespace:
+        wl.get_namespace(ctx.db, cluster, p.namespace)
         q = q.where(Service.namespace == p.namespace)
     services = [_summary(ctx, svc) for svc in ctx.db.scalars(q.order_by(Service.created_at))]
     return {"totalCount": len(services), "services": services}
@@ -485,14 +490,18 @@ def describe_instances(ctx: RequestContext, p: DescribeInstancesParams) -> dict[
 
 
 class DeleteInstancesParams(Params):
-    clusterId: str
-    instances: Array[str] = Field(min_length=1, max_length=100)
-    namespace: str = "default"
+    clusterId: ClusterId
+    instances: Array[PodName] = Field(min_length=1, max_length=100)
+    namespace: NamespaceName = "default"
 
 
 @action("DeleteInstances", DeleteInstancesParams, resources=("clusterId",))
 def delete_instances(ctx: RequestContext, p: DeleteInstancesParams) -> dict[str, Any]:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    wl.get_namespace(ctx.db, cluster, p.namespace)
+    for i, name in enumerate(p.instances):
+        if name in p.instances[:i]:
+            raise invalid_parameter(f"instances.{i}", f"instance {name} is named twice")
     done, failed = [], {}
     for name in p.instances:
         pod = ctx.db.scalars(
@@ -533,8 +542,8 @@ def describe_events(ctx: RequestContext, p: DescribeEventsParams) -> dict[str, A
 
 
 class InstanceLogParams(ServiceRef):
-    podName: str | None = None
-    containerName: str | None = None
+    podName: PodName | None = None
+    containerName: ContainerName | None = None
     sinceTime: str | None = None
     tail: int | None = Field(default=None, ge=0, le=100_000)
 
@@ -553,6 +562,10 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
         since = int(local.replace(tzinfo=timeutil.zone()).timestamp())
         if since > int(utcnow().replace(tzinfo=datetime.UTC).timestamp()) + 1:
             raise invalid_parameter("sinceTime", "must not be in the future")
+    if p.containerName and p.containerName not in (
+        c["containerName"] for c in svc.spec.get("containers", [])
+    ):
+        raise not_found("container (containerName)", f"{p.containerName} in service {svc.name}")
     pods = [pp for pp in wl.service_pods(ctx.db, svc) if not pp.deleting]
     if p.podName:
         pods = [pp for pp in pods if pp.name == p.podName]
@@ -570,8 +583,6 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
                 sock = cloud_.engine.docker_socket(pod.node_id)
                 text = docker.logs(sock, c["containerId"], since=since, tail=p.tail)
             logs.append({"name": c["name"], "log": text})
-        if p.containerName and not logs:
-            raise not_found("container (containerName)", p.containerName)
         result.append({"name": pod.name, "containerLog": logs})
     return {"podLog": result}
 
@@ -596,7 +607,7 @@ def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
 
 
 class DescriptionParams(ServiceRef):
-    description: str = Field(default="", max_length=1024)
+    description: Description = ""
 
 
 @action("ModifyServiceDescription", DescriptionParams, resources=("clusterId",))
@@ -606,12 +617,12 @@ def modify_description(ctx: RequestContext, p: DescriptionParams) -> None:
 
 
 class ImageChange(Params):
-    containerName: str = Field(min_length=1)
-    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    containerName: ContainerName
+    image: Image
 
 
 class ImageParams(ServiceRef):
-    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    image: Image | None = None
     containers: Array[ImageChange] = []
 
 
@@ -635,6 +646,10 @@ def modify_image(ctx: RequestContext, p: ImageParams) -> None:
                 raise invalid_parameter(
                     f"containers.{i}.containerName", f"no container {change.containerName!r}"
                 )
+            if change.containerName in changes:
+                raise invalid_parameter(
+                    f"containers.{i}.containerName", f"{change.containerName} given twice"
+                )
             changes[change.containerName] = change.image
     else:
         raise invalid_parameter("image", "give image (one container) or containers.n")
@@ -643,23 +658,17 @@ def modify_image(ctx: RequestContext, p: ImageParams) -> None:
 
 
 class LabelsParams(ServiceRef):
-    labels: StrMap = {}
+    labels: LabelMap = {}
+
+    @model_validator(mode="after")
+    def _valid(self) -> LabelsParams:
+        check_labels(self.labels, "labels", wl.APP_LABEL)
+        return self
 
 
 @action("ModifyServiceLabels", LabelsParams, resources=("clusterId",))
 def modify_labels(ctx: RequestContext, p: LabelsParams) -> dict[str, Any]:
-    import re
-
-    from openccs.actions.cluster import LABEL_KEY
-
     _, svc = _service(ctx, p)
-    for key, value in p.labels.items():
-        if not re.match(LABEL_KEY, key) or len(key) > 253:
-            raise invalid_parameter(f"labels.{key}", "not a valid label key")
-        if key == wl.APP_LABEL:
-            raise invalid_parameter(f"labels.{key}", f"{wl.APP_LABEL} is the system's label")
-        if len(value) > 63 or not re.match(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value):
-            raise invalid_parameter(f"labels.{key}", "not a valid label value")
     svc.labels = {wl.APP_LABEL: svc.name, **p.labels}
     return {
         "labels": dict(svc.labels),

@@ -355,11 +355,13 @@ def allocate_pod_cidrs(s: Session, cluster: Cluster, count: int) -> list[str]:
     )
 
 
-def get_cluster(s: Session, account_id: int, cluster_id: str, lock: bool = False) -> Cluster:
+def get_cluster(
+    s: Session, account_id: int, cluster_id: str, lock: bool = False, name: str = "clusterId"
+) -> Cluster:
     q = select(Cluster).where(Cluster.id == cluster_id, Cluster.account_id == account_id)
     if lock:
         q = q.with_for_update()
     cluster = s.scalars(q).first()
     if cluster is None:
-        raise not_found("cluster", cluster_id)
+        raise not_found(f"cluster ({name})", cluster_id)
     return cluster

@@ -47,17 +47,21 @@ def ensure_default_namespaces(s: Session, cluster: Cluster) -> None:
             s.add(K8sNamespace(account_id=cluster.account_id, cluster_id=cluster.id, name=name))
 
 
-def get_namespace(s: Session, cluster: Cluster, name: str) -> K8sNamespace:
+def get_namespace(
+    s: Session, cluster: Cluster, name: str, param: str = "namespace"
+) -> K8sNamespace:
     ns = s.scalars(
         select(K8sNamespace).where(K8sNamespace.cluster_id == cluster.id, K8sNamespace.name == name)
     ).first()
     if ns is None:
-        raise not_found("namespace", f"{name} in cluster {cluster.id}")
+        raise not_found(f"namespace ({param})", f"{name} in cluster {cluster.id}")
     return ns
 
 
-def active_namespace(s: Session, cluster: Cluster, name: str) -> K8sNamespace:
-    ns = get_namespace(s, cluster, name)
+def active_namespace(
+    s: Session, cluster: Cluster, name: str, param: str = "namespace"
+) -> K8sNamespace:
+    ns = get_namespace(s, cluster, name, param)
     if ns.status != "Active":
         raise ApiError(
             5100, "NamespaceTerminating", f"namespace {name} is being deleted: nothing new in it"
@@ -75,7 +79,9 @@ def get_service(s: Session, cluster: Cluster, namespace: str, name: str) -> Serv
         )
     ).first()
     if svc is None:
-        raise not_found("service", f"{name} in namespace {namespace} of cluster {cluster.id}")
+        raise not_found(
+            "service (serviceName)", f"{name} in namespace {namespace} of cluster {cluster.id}"
+        )
     return svc
 
 
