@@ -623,6 +623,30 @@ def test_what_the_checks_let_through(env: Env) -> None:
     env.baseline = snapshot(c, cluster)
 
 
+def test_modify_without_strategy_keeps_the_services_strategy(env: Env) -> None:
+    c, cluster = env.c, env.cluster
+    spec = {**two_containers("steady"), "strategy": "Recreate", "minReadySeconds": 5}
+    res = c.call("CreateClusterService", {"clusterId": cluster, "namespace": "team", **spec})
+    assert res["code"] == 0, res
+    ref = {"clusterId": cluster, "serviceName": "steady", "namespace": "team"}
+    changed = {k: v for k, v in spec.items() if k not in ("strategy", "minReadySeconds")}
+    changed["replicas"] = 2
+    res = c.call("ModifyClusterService", {"clusterId": cluster, "namespace": "team", **changed})
+    assert res["code"] == 0, res
+    info = c.call("DescribeClusterServiceInfo", ref)["data"]["service"]
+    assert (info["strategy"], info["minReadySeconds"], info["desiredReplicas"]) == (
+        "Recreate", 5, 2)  # fmt: skip
+    # Given, it changes.
+    res = c.call("ModifyClusterService", {"clusterId": cluster, "namespace": "team", **changed,
+                                          "strategy": "RollingUpdate"})  # fmt: skip
+    assert res["code"] == 0, res
+    assert c.call("DescribeClusterServiceInfo", ref)["data"]["service"]["strategy"] == (
+        "RollingUpdate")  # fmt: skip
+    assert c.call("DeleteClusterService", ref)["code"] == 0
+    until("steady gone", lambda: "steady" not in json.dumps(snapshot(c, cluster)))
+    env.baseline = snapshot(c, cluster)
+
+
 def test_node_actions_change_no_node_when_one_is_wrong(server: Server) -> None:
     """With a real node: a list naming one unknown node leaves the known one as it was, and a
     drain with bad input neither cordons nor evicts."""

@@ -592,6 +592,11 @@ def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     """The whole service again, in the create shape or the describe shape."""
     cluster, svc = _service(ctx, p)
     spec = spec_of(p)
+    # What the request leaves out of the update strategy stays as it was (a client sending
+    # the create shape must not turn a Recreate service into a RollingUpdate one).
+    for key in ("strategy", "minReadySeconds"):
+        if key not in p.model_fields_set and key in svc.spec:
+            spec[key] = svc.spec[key]
     if spec["accessType"] != "None" and not svc.cluster_ip:
         svc.cluster_ip = _allocate_cluster_ip(ctx, cluster)
     elif spec["accessType"] == "None":
