@@ -91,9 +91,10 @@ class Topic:
                         auto_offset_reset="earliest",
                         enable_auto_commit=False,
                         request_timeout_ms=5000,
-                        api_version_auto_timeout_ms=3000,
                     )
                     assigned = set()
+                if not assigned:
+                    consumer.topics()  # fetches the metadata of topics made since
                 parts = consumer.partitions_for_topic(self.name) or set()
                 if parts != assigned:
                     consumer.assign([TopicPartition(self.name, p) for p in sorted(parts)])

@@ -5,6 +5,7 @@ cluster's shippers when its last rule is deleted."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from openccs.server import Services
 
 log = get_logger("openccs.logs")
+# The Kafka client logs every connection, and every refused one as an error: the shipper
+# logs what matters (a batch that failed, and when it retries).
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 PASS_INTERVAL = 1.0
 
