@@ -43,7 +43,7 @@ BATCH_RECORDS = 20_000
 IDLE_WAIT = 0.25
 DISCOVER_EVERY = 1.0
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
-FLUSH_TIMEOUT = 40.0
+FLUSH_TIMEOUT = 20.0
 # docker's json-file driver keeps this many rotated files (openccs starts dockerd with
 # max-file=3): <id>-json.log.2 is the oldest.
 ROTATED = 2
@@ -80,8 +80,8 @@ def make_producer(bootstrap: str, client_id: str) -> Any:
         batch_size=512 * 1024,
         max_request_size=4 * 1024 * 1024,
         max_block_ms=5000,
-        request_timeout_ms=10_000,
-        delivery_timeout_ms=30_000,
+        request_timeout_ms=5000,
+        delivery_timeout_ms=12_000,
         bootstrap_timeout_ms=5000,
         reconnect_backoff_max_ms=2000,
     )
@@ -155,7 +155,19 @@ class MachineShipper:
         with self.store.session() as s:
             rows = list(s.scalars(select(LogOffset).where(LogOffset.node_id == self.node_id)))
             s.expunge_all()
-        self.saved = {(r.rule_id, r.file_id): r for r in rows}
+        gone = [r for r in rows if not _still_there(r.path, r.file_id)]
+        if gone:
+            # Files removed while no shipper ran (a container deleted meanwhile).
+            with self.store.session() as s:
+                for r in gone:
+                    s.execute(
+                        delete(LogOffset).where(
+                            LogOffset.rule_id == r.rule_id,
+                            LogOffset.node_id == r.node_id,
+                            LogOffset.file_id == r.file_id,
+                        )
+                    )
+        self.saved = {(r.rule_id, r.file_id): r for r in rows if r not in gone}
 
     # -- one pass ------------------------------------------------------------------------
     def step(self) -> int:
@@ -393,6 +405,15 @@ class MachineShipper:
         for t in finished:
             t.close()
             self.tailers.pop((rule.id, t.file_id), None)
+
+
+def _still_there(path: str, fid: str) -> bool:
+    """Whether the file is still on the machine: at its path, or renamed in its directory."""
+    try:
+        with os.scandir(os.path.dirname(path)) as entries:
+            return any(e.is_file() and file_id(e.stat()) == fid for e in entries)
+    except OSError:
+        return False
 
 
 def _retag(t: Tailer, meta: dict[str, Any]) -> Tailer:
