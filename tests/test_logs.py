@@ -425,3 +425,35 @@ def test_namespace_and_service_filters(env: Env) -> None:
         env.ok("DeleteLogCollector", name=rule)
     for svc, ns in (("alpha", "default"), ("beta", "default"), ("gamma", "team")):
         Svc(env.c, env.cluster, svc, ns).call("DeleteClusterService")
+
+
+def test_a_machine_that_joins_later_gets_a_shipper(env: Env) -> None:
+    topic = env.topic("late")
+    env.ok("CreateLogCollector", name="late", inputType="host-log", outputType="kafka",
+           inputOption={"path": "/var/log/late/*.log"}, outputOption=env.kafka("late"))  # fmt: skip
+
+    def scheduled(n: int) -> Any:
+        st = env.ok("GetLogDaemonStatus")
+        return st["currentNumberScheduled"] == st["desiredNumberScheduled"] == n
+
+    until("a shipper on both machines", lambda: scheduled(2), 60)
+    before = set(env.machines())
+    vpc = env.c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    subnet = env.c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
+    res = env.ok("AddClusterInstances", zoneId="ap-guangzhou-3", goodsNum=1, cpu=1, mem=1,
+                 bandwidthType="PayByHour", bandwidth=0, subnetId=subnet["unSubnetId"],
+                 isVpcGateway=0, rootSize=50, storageSize=0)  # fmt: skip
+    assert env.srv.wait_task(res["requestId"], timeout=120)["status"] == "succ"
+    env._machines = []
+    (joined,) = set(env.machines()) - before
+    until("a shipper on the new machine too", lambda: scheduled(3), 60)
+    logdir = env.rootfs(joined) / "var" / "log" / "late"
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / "x.log").write_text("from the new machine\n")
+    until(
+        "the new machine's file",
+        lambda: any(r["machine"] == joined and r["log"] == "from the new machine"
+                    for r in topic.all()),
+        90,
+    )  # fmt: skip
+    env.ok("DeleteLogCollector", name="late")

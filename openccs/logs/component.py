@@ -86,7 +86,7 @@ class LogsComponent:
                 continue
             if sh.reading:
                 running += 1
-            problems.extend(f"{node}: {p}" for p in sorted(sh.problems.values()))
+            problems.extend(f"{node}: {p}" for p in sorted(list(sh.problems.values())))
         return running, problems
 
     def _loop(self) -> None:

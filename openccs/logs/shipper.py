@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kafka.partitioner.default import murmur2
 from sqlalchemy import delete, select
 
 from openccs.cloud import dockerapi
@@ -109,7 +110,9 @@ class MachineShipper:
         self.wake_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"logs-{node_id}", daemon=True)
         self.tailers: dict[tuple[int, str], Tailer] = {}
-        self.saved: dict[tuple[int, str], LogOffset] = {}
+        # (rule, file) -> (delivered offset, fingerprint), as last written to the database.
+        self.saved: dict[tuple[int, str], tuple[int, str]] = {}
+        self._turns: dict[int, int] = {}
         self.producers: dict[str, Any] = {}
         self.backoffs: dict[str, Backoff] = {}
         self.services: dict[str, str] = {}  # pod uid -> service name
@@ -167,7 +170,9 @@ class MachineShipper:
                             LogOffset.file_id == r.file_id,
                         )
                     )
-        self.saved = {(r.rule_id, r.file_id): r for r in rows if r not in gone}
+        self.saved = {
+            (r.rule_id, r.file_id): (r.offset, r.fingerprint) for r in rows if r not in gone
+        }
 
     # -- one pass ------------------------------------------------------------------------
     def step(self) -> int:
@@ -312,8 +317,8 @@ class MachineShipper:
             return
         offset = 0
         saved = self.saved.get((rule.id, fid))
-        if saved is not None and same_start(fh, saved.fingerprint):
-            offset = saved.offset if saved.offset <= os.fstat(fh.fileno()).st_size else 0
+        if saved is not None and same_start(fh, saved[1]):
+            offset = saved[0] if saved[0] <= os.fstat(fh.fileno()).st_size else 0
         t = Tailer(rule.id, fid, path, fh, kind, meta, offset=offset, pos=offset)
         self.tailers[(rule.id, fid)] = t
 
@@ -327,7 +332,7 @@ class MachineShipper:
         read: list[Tailer] = []
         finished: list[Tailer] = []
         budget = BATCH_BYTES
-        for t in [t for (rid, _), t in self.tailers.items() if rid == rule.id]:
+        for t in self._in_turn(rule):
             if budget <= 0 or len(entries) >= BATCH_RECORDS:
                 break
             t.check_truncated()
@@ -363,13 +368,38 @@ class MachineShipper:
         self._save(rule, read, finished)
         return len(entries)
 
+    def _in_turn(self, rule: Rule) -> list[Tailer]:
+        """The rule's files, a stream (a container, or a file and its rotated ones) after
+        another, oldest file first within a stream; each batch starts at the next stream,
+        so one busy container does not hold the others back."""
+        streams: dict[bytes, list[Tailer]] = {}
+        for (rid, _), t in self.tailers.items():
+            if rid == rule.id:
+                streams.setdefault(t.stream, []).append(t)
+        if not streams:
+            return []
+        turn = self._turns.get(rule.id, 0) % len(streams)
+        self._turns[rule.id] = turn + 1
+        keys = list(streams)
+        return [t for k in keys[turn:] + keys[:turn] for t in streams[k]]
+
     def _produce(self, rule: Rule, entries: list[Entry]) -> None:
         producer = self.producers.get(rule.bootstrap)
         if producer is None:
             producer = self.producers[rule.bootstrap] = make_producer(
                 rule.bootstrap, f"openccs-logs-{self.node_id}"
             )
-        futures = [producer.send(rule.topic, value=e.value, key=e.key) for e in entries]
+        # The default partitioner's choice (murmur2 of the key), made once per key of the
+        # batch instead of once per record.
+        partitions = sorted(producer.partitions_for(rule.topic))
+        chosen: dict[bytes, int] = {}
+        for e in entries:
+            if e.key not in chosen:
+                chosen[e.key] = partitions[(murmur2(e.key) & 0x7FFFFFFF) % len(partitions)]
+        futures = [
+            producer.send(rule.topic, value=e.value, key=e.key, partition=chosen[e.key])
+            for e in entries
+        ]
         producer.flush(timeout=FLUSH_TIMEOUT)
         for f in futures:
             f.get(timeout=0)  # raises the delivery error of a record that failed
@@ -391,6 +421,7 @@ class MachineShipper:
                     row.path, row.offset, row.meta = t.path, t.offset, t.meta
                     row.fingerprint = fingerprint(t.fh)
                     row.updated_at = utcnow()
+                    self.saved[(rule.id, t.file_id)] = (t.offset, row.fingerprint)
                 for t in finished:
                     s.execute(
                         delete(LogOffset).where(
@@ -405,6 +436,7 @@ class MachineShipper:
         for t in finished:
             t.close()
             self.tailers.pop((rule.id, t.file_id), None)
+            self.saved.pop((rule.id, t.file_id), None)
 
 
 def _still_there(path: str, fid: str) -> bool:

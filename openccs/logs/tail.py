@@ -66,13 +66,20 @@ class Tailer:
             self._key = f"{self.meta['namespace']}/{self.meta['pod']}/{self.meta['container']}"\
                 .encode()  # fmt: skip
         else:
-            self._key = f"{self.meta['machine']}:{self.meta['path']}".encode()
+            # All files of a rule on a machine are one stream: a file and the one that
+            # replaces it at rotation keep their order.
+            self._key = f"{self.meta['machine']}:{self.meta['collector']}".encode()
         labels = self.meta.get("labels")
         self._suffix = (
             b',"labels":' + json.dumps(labels, separators=(",", ":")).encode() + b"}"
             if self.kind == "text"
             else b"}"
         )
+
+    @property
+    def stream(self) -> bytes:
+        """Records of one stream keep their order (they also share a Kafka key)."""
+        return self._key
 
     def size(self) -> int:
         return os.fstat(self.fh.fileno()).st_size
