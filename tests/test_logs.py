@@ -5,6 +5,7 @@ every action refuses bad input."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from QcloudApi.modules.ccs import Ccs
+from QcloudApi.qcloudapi import QcloudApi
 
 from openccs.client import Client
 
@@ -226,6 +229,29 @@ def test_bad_input_for_each_action(env: Env) -> None:
     assert got["outputOption"] == env.kafka("t")
     env.ok("DeleteLogCollector", name="bad")
     assert env.ok("CheckIfLogCollectorName", name="bad")["checkResult"] is False
+
+
+def test_the_official_client_makes_and_reads_a_rule(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Ccs, "requestHost", f"127.0.0.1:{env.srv.https_port}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(env.srv.ca))
+    a = env.srv.default
+    api = QcloudApi("ccs", {"Region": "gz", "secretId": a.secret_id,
+                            "secretKey": a.secret_key, "method": "POST"})  # fmt: skip
+    option = {"allNamespaces": False, "namespaces": [
+        {"namespace": "default", "allContainers": False, "services": ["web", "api"]}]}  # fmt: skip
+    output = {**env.kafka("sdk"), "instanceId": "ckafka-1", "topicId": "topic-1"}
+    res = json.loads(api.call("CreateLogCollector", {
+        "clusterId": env.cluster, "name": "sdk", "inputType": "container-log",
+        "outputType": "ckafka", "inputOption": option, "outputOption": output}))  # fmt: skip
+    assert res["code"] == 0, res
+    res = json.loads(api.call("GetLogCollector", {"clusterId": env.cluster, "name": "sdk"}))
+    rule = res["data"]["logCollectorList"]
+    assert rule["inputOption"] == option and rule["outputType"] == "ckafka"
+    assert rule["outputOption"]["topicId"] == "topic-1"
+    res = json.loads(api.call("DeleteLogCollector", {"clusterId": env.cluster, "name": "sdk"}))
+    assert res["code"] == 0, res
 
 
 def test_numbered_lines_arrive_in_order_across_kill9_broker_restart_and_update(

@@ -140,6 +140,7 @@ class MachineShipper:
             while not self.stop_event.is_set():
                 try:
                     moved = self.step()
+                    self.problems.pop("pass", None)
                 except Exception as exc:  # never let one bad pass end the machine's shipper
                     log.exception("log shipper pass failed")
                     self.problems["pass"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -191,13 +192,20 @@ class MachineShipper:
         for t in self.tailers.values():
             t.seen = False
         if any(r.input_type == "container-log" for r in rules):
-            self._discover_containers([r for r in rules if r.input_type == "container-log"])
+            if not self._discover_containers([r for r in rules if r.input_type == "container-log"]):
+                for t in self.tailers.values():  # dockerd not answering: keep what we read
+                    t.seen = t.seen or t.kind == "json-file"
         else:
             self.reading = True
             self.problems.pop("docker", None)
         for rule in rules:
             if rule.input_type == "host-log":
                 self._discover_files(rule)
+        brokers = {r.bootstrap for r in rules}
+        for bootstrap in [b for b in self.producers if b not in brokers]:
+            _close_producer(self.producers.pop(bootstrap))  # no rule ships there any more
+        for cause in [c for c in self.problems if c not in ("docker", "pass", *brokers)]:
+            self.problems.pop(cause, None)
         ids = {r.id for r in rules}
         for key, t in list(self.tailers.items()):
             if t.seen:
@@ -214,7 +222,7 @@ class MachineShipper:
         except OSError:
             return True
 
-    def _discover_containers(self, rules: list[Rule]) -> None:
+    def _discover_containers(self, rules: list[Rule]) -> bool:
         try:
             resp = dockerapi.request(
                 self.socket,
@@ -227,7 +235,7 @@ class MachineShipper:
         except CloudError as exc:
             self.reading = False
             self.problems["docker"] = f"cannot list the machine's containers: {exc.message}"
-            return
+            return False
         self.reading = True
         self.problems.pop("docker", None)
         # Oldest first: a pod's earlier containers (before a restart) ship before later ones.
@@ -256,6 +264,7 @@ class MachineShipper:
                 if rule.takes_container(namespace, service):
                     for path in paths:
                         self._track(rule, path, "json-file", dict(meta, collector=rule.name))
+        return True
 
     def _load_services(self) -> None:
         with self.store.session() as s:
