@@ -483,3 +483,27 @@ def test_a_machine_that_joins_later_gets_a_shipper(env: Env) -> None:
         90,
     )  # fmt: skip
     env.ok("DeleteLogCollector", name="late")
+
+
+def test_a_container_log_rotated_by_docker_is_followed(env: Env) -> None:
+    """docker rotates a container's json-file log at 10 MB (max-file=3): a container printing
+    16 MB of lines while its rule ships them has every line arrive, in order."""
+    topic = env.topic("rotated")
+    env.ok("CreateLogCollector", name="rotated", inputType="container-log", outputType="kafka",
+           inputOption={"allNamespaces": True}, outputOption=env.kafka("rotated"))  # fmt: skip
+    n = 80_000
+    pad = "y" * 100
+    script = f'awk \'BEGIN {{ for (i = 1; i <= {n}; i++) print "n=" i " {pad}" }}\'; sleep 100000'
+    spec = {"serviceName": "chatty", "replicas": 1, "accessType": "None", "containers": [
+        {"containerName": "chatty", "image": BUSYBOX, "command": "sh", "arguments": ["-c", script]}
+    ]}  # fmt: skip
+    create(env.c, env.cluster, spec)
+
+    def got() -> list[int]:
+        return [int(r["log"].split()[0][2:]) for r in topic.all() if r["service"] == "chatty"]
+
+    until(f"n=1..{n} in order", lambda: in_order_up_to(got(), n), 300, 1.0)
+    machines = env.srv.data_dir / "machines"
+    assert list(machines.glob("*/docker/containers/*/*-json.log.1")), "docker rotated the log"
+    env.ok("DeleteLogCollector", name="rotated")
+    Svc(env.c, env.cluster, "chatty").call("DeleteClusterService")
