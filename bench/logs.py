@@ -28,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -281,12 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             update_results(TITLE, section)
     except Exception:
         traceback.print_exc()
-        print(f"server log: {srv.log_path}", file=sys.stderr)
+        print(f"server log (kept): {srv.log_path}", file=sys.stderr)
+        failed = True
+    else:
+        failed = False
     finally:
         if srv.proc is not None and srv.proc.poll() is None:
             srv.stop()
         srv.sweep()
         broker.close()
+    if not failed:
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
