@@ -21,6 +21,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.registry.component",
     "openccs.traffic.component",
     "openccs.autoscaler.component",
+    "openccs.logs.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -29,6 +30,7 @@ MODEL_MODULES: list[str] = [
     "openccs.registry.models",
     "openccs.traffic.models",
     "openccs.autoscaler.models",
+    "openccs.logs.models",
 ]
 
 
