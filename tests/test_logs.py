@@ -412,7 +412,7 @@ def test_host_log_globs_labels_and_rotation(env: Env) -> None:
 
 
 def test_namespace_and_service_filters(env: Env) -> None:
-    assert env.call("CreateClusterNamespace", name="team")["code"] == 0
+    assert env.call("CreateClusterNamespace", name="team", description="")["code"] == 0
     for svc, ns in (("alpha", "default"), ("beta", "default"), ("gamma", "team")):
         set_limit(env, svc, 500)
         create(env.c, env.cluster, {**counter(svc, ns), "serviceName": svc}, ns)

@@ -522,9 +522,13 @@ def test_ingress_routes_by_domain_and_each_path_modifier(
     assert c.call("DescribeIngress", {"clusterId": cluster, "allnamespace": 1})["data"][
         "ingressList"
     ]
-    c.call("CreateClusterNamespace", {"clusterId": cluster, "name": "empty"})
+    res = c.call("CreateClusterNamespace", {"clusterId": cluster, "name": "empty",
+                                            "description": ""})  # fmt: skip
+    assert res["code"] == 0, res
     other = c.call("DescribeIngress", {"clusterId": cluster, "namespace": "empty"})
     assert other["data"]["ingressList"] == []
+    other = c.call("DescribeIngress", {"clusterId": cluster, "namespace": "nosuch"})
+    assert other["code"] == 5000 and "namespace" in other["message"], other
 
     res = c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "shop"})
     assert res["code"] == 0, res

@@ -194,6 +194,7 @@ def describe_ingress(ctx: RequestContext, p: DescribeIngressParams) -> dict[str,
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     q = select(Ingress).where(Ingress.cluster_id == cluster.id)
     if not p.allnamespace:
+        wl.get_namespace(ctx.db, cluster, p.namespace)
         q = q.where(Ingress.namespace == p.namespace)
     balancers = {
         b.ingress_id: b
@@ -222,6 +223,7 @@ def describe_ingress(ctx: RequestContext, p: DescribeIngressParams) -> dict[str,
 @action("ModifyIngress", ModifyIngressParams, resources=("clusterId",))
 def modify_ingress(ctx: RequestContext, p: ModifyIngressParams) -> None:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    wl.get_namespace(ctx.db, cluster, p.namespace)
     ing = _get(ctx, cluster, p.namespace, p.ingressName)
     cert_id = ing.cert_id if p.certId is None else p.certId
     if p.rules is not None:
@@ -239,6 +241,7 @@ def modify_ingress(ctx: RequestContext, p: ModifyIngressParams) -> None:
 @action("DeleteIngress", IngressRef, resources=("clusterId",))
 def delete_ingress(ctx: RequestContext, p: IngressRef) -> None:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    wl.get_namespace(ctx.db, cluster, p.namespace)
     ing = _get(ctx, cluster, p.namespace, p.ingressName)
     for b in ctx.db.scalars(select(LoadBalancer).where(LoadBalancer.ingress_id == ing.id)):
         ctx.db.delete(b)
