@@ -254,7 +254,7 @@ def test_every_metric_answers_with_one_point_per_step(
     env: tuple[Server, Client, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     srv, c, cluster = env
-    svc = create(c, cluster, sleeper("every"))
+    svc = create(c, cluster, sleeper("every", cpu=100, memory=16))
     name, cid = one_pod(svc)
     by_level = {
         "cluster": [{"name": "docker_clusterid", "value": cluster}],
@@ -262,8 +262,11 @@ def test_every_metric_answers_with_one_point_per_step(
         "pod": dims(cluster, "every", name),
         "container": dims(cluster, "every", name, cid),
     }
-    until("pod sampled twice", lambda: latest(c, "pod_in_packets", by_level["pod"]) is not None,
-          timeout=60)  # fmt: skip
+    # The pause container starts before the app: wait for both to have rates.
+    until("pod and container sampled twice", lambda: None not in (
+        latest(c, "pod_in_packets", by_level["pod"]),
+        latest(c, "container_cpu_used", by_level["container"]),
+        latest(c, "service_cpu_used", by_level["service"])), timeout=60)  # fmt: skip
     start = time.time() - 600
     end = start + 600
     for metric in METRICS.values():
@@ -274,8 +277,7 @@ def test_every_metric_answers_with_one_point_per_step(
         assert res["metricName"] == metric.name and res["period"] == 60
         assert res["startTime"] == fmt(start) and res["endTime"] == fmt(end)
         assert len(res["dataPoints"]) in (10, 11)  # the closed interval, from the minute of start
-        if metric.name != "container_cpu_usage_for_request":  # no request set
-            assert any(v is not None for v in res["dataPoints"]), metric.name
+        assert any(v is not None for v in res["dataPoints"]), metric.name
     # Longer periods come from their own stored rollups: the current hour and day have data.
     for period in (300, 3600, 86400):
         res = monitor(c, "container_mem_used", by_level["container"], period=period, minutes=1)
