@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,12 +18,18 @@ import httpx
 import pytest
 from QcloudApi.modules.monitor import Monitor
 from QcloudApi.qcloudapi import QcloudApi
+from sqlalchemy import insert, select
 
 from openccs.client import Client
+from openccs.domain.accounts import create_account
 from openccs.monitor import collect, rollup
-from openccs.monitor.metrics import DIMENSIONS, METRICS
+from openccs.monitor.metrics import DIMENSIONS, METRICS, PERIODS
+from openccs.monitor.models import MonitorRollup, MonitorSample
+from openccs.monitor.sampler import Sampler, _upsert_rollups
+from openccs.store.db import Store
+from openccs.store.models import Cluster, Vpc
 
-from .conftest import Server
+from .conftest import BACKENDS, Server, database_url
 from .workload_helpers import BUSYBOX, Svc, create, exec_in_pod, make_cluster, node_of, until
 
 pytestmark = pytest.mark.xdist_group("monitor")
@@ -64,15 +71,65 @@ def test_counter_files_parse() -> None:
     assert collect.parse_blkio(blk) == (4097, 8192)
 
 
+def test_rollups_are_upserted_recovered_and_pruned(store: Store) -> None:
+    """The sampler's storage on each backend: open buckets written whole on every pass,
+    loaded again by a new sampler with the last raw counters, dropped with their cluster."""
+    now = time.time()
+    with store.session() as s:
+        account = create_account(s, name="mon")
+        vpc = Vpc(id="vpc-monitor1", num_id=99001, account_id=account.id, cidr="10.9.0.0/16")
+        s.add(vpc)
+        s.flush()
+        s.add(Cluster(id="cls-monitor1", account_id=account.id, name="m", vpc_id=vpc.id,
+                      cidr="172.31.0.0/16", service_cidr="172.31.255.0/24"))  # fmt: skip
+
+    def rows(value: float, n: int) -> list[dict[str, Any]]:
+        return [{"cluster_id": "cls-monitor1", "obj": "default/web", "period": p,
+                 "bucket": rollup.bucket_start(now, p), "level": "service",
+                 "data": {"service_cpu_used": [value, n]}} for p in PERIODS]  # fmt: skip
+
+    with store.session() as s:
+        _upsert_rollups(s, rows(1.0, 1))
+    with store.session() as s:
+        _upsert_rollups(s, rows(3.0, 2))  # the same buckets, one pass later
+        s.execute(
+            insert(MonitorSample),
+            [
+                {
+                    "cluster_id": "cls-monitor1",
+                    "ts": int(now * 1000),
+                    "counters": {"c": {"abcdef012345": [5_000_000]}},
+                }
+            ],
+        )
+    with store.session() as s:
+        stored = s.scalars(select(MonitorRollup)).all()
+    assert len(stored) == len(PERIODS)
+    assert all(r.data == {"service_cpu_used": [3.0, 2]} for r in stored)
+    sampler = Sampler(store, lambda node: ("", Path("/nonexistent")))
+    sampler.recover()
+    assert sampler._acc[("cls-monitor1", "default/web", 60)].data["service_cpu_used"] == [3.0, 2]
+    assert sampler._prev["c:abcdef012345"] == (int(now * 1000) / 1000, (5_000_000,))
+    # A pass (no machines run here) prunes the rows of clusters that are gone.
+    with store.session() as s:
+        s.delete(s.get(Cluster, "cls-monitor1"))
+    sampler.run_pass()
+    with store.session() as s:
+        assert s.scalars(select(MonitorRollup)).all() == []
+        assert s.scalars(select(MonitorSample)).all() == []
+
+
 # -- against a server with a real cluster --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, str]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Client, str]]:
     base = tmp_path_factory.mktemp("monitor")
     srv = Server(
         data_dir=base / "data",
-        db_url=None,
+        db_url=database_url(request.param, base),
         extra_args=("--health-interval", "1", "--sample-interval", "1"),
     )
     try:

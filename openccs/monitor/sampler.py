@@ -324,8 +324,8 @@ class Sampler:
                 for c in pod.containers:
                     spec = info.specs.get(c.name, {})
                     cid = c.container_id[:12]
-                    counters["c"][c.container_id] = [c.cpu_ns]
-                    counters["b"][c.container_id] = list(c.blkio) if c.blkio else [None] * 4
+                    counters["c"][cid] = [c.cpu_ns]
+                    counters["b"][cid] = list(c.blkio) if c.blkio else [None] * 4
                     values = self._container_values(c, spec, cores, mem_cap, ts)
                     if "container_cpu_used" in values:
                         add(sid, "service_cpu_used", values["container_cpu_used"])
@@ -365,7 +365,8 @@ class Sampler:
         ts: float,
     ) -> dict[str, float]:
         values: dict[str, float] = {}
-        d = self._delta(f"c:{c.container_id}", ts, None if c.cpu_ns is None else (c.cpu_ns,))
+        cid = c.container_id[:12]
+        d = self._delta(f"c:{cid}", ts, None if c.cpu_ns is None else (c.cpu_ns,))
         if d is not None:
             cores = d[1][0] / 1e9 / d[0]
             request = int(spec.get("cpu") or 0) / 1000
@@ -383,7 +384,7 @@ class Sampler:
             if request_b:
                 values["container_mem_usage_for_request"] = c.mem / request_b * 100
             values["container_mem_usage_for_limit"] = c.mem / min(limit_b, node_mem) * 100
-        d = self._delta(f"b:{c.container_id}", ts, c.blkio)
+        d = self._delta(f"b:{cid}", ts, c.blkio)
         if d is not None:
             dt, (rb, wb, rio, wio) = d
             values["container_disk_read_traffic"] = rb / dt / 1000
