@@ -20,6 +20,7 @@ from QcloudApi.modules.monitor import Monitor
 from QcloudApi.qcloudapi import QcloudApi
 from sqlalchemy import insert, select
 
+from openccs.cli.main import parse_retention
 from openccs.client import Client
 from openccs.domain.accounts import create_account
 from openccs.monitor import collect, rollup
@@ -55,6 +56,14 @@ def test_buckets_and_points_follow_the_document() -> None:
     assert rollup.value_of([12.0, 4], "mean") == 3.0
     assert rollup.value_of([12.0, 4], "sum") == 12.0
     assert rollup.value_of(None, "mean") is None
+
+
+def test_retention_option_parses() -> None:
+    assert parse_retention("raw=90m, 60=3d,86400=400d") == {
+        "raw": 5400, "60": 259200, "86400": 400 * 86400}  # fmt: skip
+    for bad in ("120=1d", "60=0", "60", "raw=2w"):
+        with pytest.raises(ValueError):
+            parse_retention(bad)
 
 
 def test_counter_files_parse() -> None:
@@ -441,6 +450,12 @@ def test_document_error_codes(env: tuple[Server, Client, str]) -> None:
     other = srv.client(srv.new_account())
     res = other.call("GetMonitorData", good)
     assert res["code"] == -502, res
+    # A sub-account needs the cluster in its allow-list.
+    owner = str(srv.default.uin)
+    sub = json.loads(srv.cli("subuser", "create", owner, "--action", "*", "--resource",
+                             "cls-someother").stdout)  # fmt: skip
+    res = Client(srv.http_url, sub["secretId"], sub["secretKey"]).call("GetMonitorData", good)
+    assert res["code"] == 4102 and cluster in res["message"], res
     # The full container id works as well as its first 12 characters.
     full = [*dims(cluster, "errs", name), {"name": "containerId", "value": cid}]
     assert call(metricName="container_cpu_used", dimensions=full)["code"] == 0

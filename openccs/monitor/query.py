@@ -140,8 +140,9 @@ def parse(raw: dict[str, Any], now: float, max_points: int) -> Request:
         period = int(period_raw)
     start_raw = _text(raw, "startTime", False)
     end_raw = _text(raw, "endTime", False)
-    start = _time("startTime", start_raw) if start_raw else float(bucket_start(now, 86400))
     end = _time("endTime", end_raw) if end_raw else float(int(now))
+    # Without startTime: midnight of the day of endTime (today, when endTime is now too).
+    start = _time("startTime", start_raw) if start_raw else float(bucket_start(end, 86400))
     if end < start:
         raise bad_parameter("endTime", "must not be earlier than startTime")
     n = count_points(start, end, period)
