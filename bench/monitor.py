@@ -93,22 +93,27 @@ def scrape(url: str, token: str) -> dict[str, float]:
 
 
 def db_size(data_dir: Path) -> tuple[int, int]:
-    """(monitor rows, bytes of the database files)."""
-    db = data_dir / "openccs.db"
-    size = sum(p.stat().st_size for p in data_dir.glob("openccs.db*"))
-    with sqlite3.connect(db, timeout=30) as conn:
+    """(monitor rows, bytes the database's pages hold, WAL included, free pages not)."""
+    with sqlite3.connect(data_dir / "openccs.db", timeout=30) as conn:
         rows = sum(
             conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
             for t in ("monitor_rollups", "monitor_samples")
         )
-    return rows, size
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return rows, (pages - free) * size
 
 
 def wait_idle(meter: CpuMeter, limit: float) -> float:
     return meter.wait_idle(limit, 5.0)
 
 
-def measure(server: Server, meter: CpuMeter, token: str, seconds: float, sampling: bool) -> Window:
+def measure(
+    server: Server, meter: CpuMeter, token: str, seconds: float, sampling: bool, every: float
+) -> Window:
+    """One window; while sampling, `/metrics` is scraped once per `every` s (as Prometheus
+    would), which also gives each pass's wall time."""
     assert server.proc is not None
     url = f"{server.http_url}/metrics"
     w = Window()
@@ -117,7 +122,7 @@ def measure(server: Server, meter: CpuMeter, token: str, seconds: float, samplin
     before = meter.snap()
     t_end = time.monotonic() + seconds
     while time.monotonic() < t_end:
-        time.sleep(min(2.0, max(0.0, t_end - time.monotonic())))
+        time.sleep(min(every, max(0.0, t_end - time.monotonic())))
         if sampling:
             ms = scrape(url, token).get("openccs_monitor_sampler_last_pass_seconds", 0) * 1000
             if not w.pass_wall_ms or ms != w.pass_wall_ms[-1]:
@@ -181,7 +186,7 @@ def run(args: argparse.Namespace) -> Result:
         time.sleep(args.settle)
         meter = CpuMeter(server.proc.pid, site)
         out.waited += wait_idle(meter, args.wait_idle)
-        out.on = measure(server, meter, token, args.seconds, sampling=True)
+        out.on = measure(server, meter, token, args.seconds, True, args.interval)
         print(f"sampler on: {out.on}", file=sys.stderr)
         # The baseline: the same server and pods, nothing sampled.
         server.stop(timeout=60)
@@ -191,7 +196,7 @@ def run(args: argparse.Namespace) -> Result:
         meter = CpuMeter(server.proc.pid, site)
         time.sleep(args.settle)
         out.waited += wait_idle(meter, args.wait_idle)
-        out.off = measure(server, meter, token, args.seconds, sampling=False)
+        out.off = measure(server, meter, token, args.seconds, False, args.interval)
         print(f"sampler off: {out.off}", file=sys.stderr)
     finally:
         try:
@@ -239,7 +244,8 @@ def render(r: Result, argv: Sequence[str], started: datetime.datetime, commit: s
         "| figure | sampler on | baseline (sampler off) |",
         "| --- | ---: | ---: |",
         f"| window | {on.seconds:.0f} s | {off.seconds:.0f} s |",
-        f"| openccs server CPU (utime+stime) | {on.server_cores:.3f} cores |"
+        f"| openccs server CPU (utime+stime; with a /metrics scrape per pass) |"
+        f" {on.server_cores:.3f} cores |"
         f" {off.server_cores:.3f} cores |",
         f"| of which the sampler thread | {on.sampler_cores:.3f} cores | - |",
         f"| machines (dockerds, containers) | {on.machines_cores:.3f} cores |"
@@ -255,8 +261,8 @@ def render(r: Result, argv: Sequence[str], started: datetime.datetime, commit: s
         f"| pass wall time (median, max) | {walls[len(walls) // 2]:.0f} ms, {walls[-1]:.0f} ms |",
         f"| server CPU, on minus off | {on.server_cores - off.server_cores:+.3f} cores"
         f" (ratio on/off {ratio:.2f}) |",
-        f"| database growth while sampling | {hour_rows:,.0f} rows/h (upserted rollups count"
-        f" once per bucket), {hour_mb:.1f} MB/h of file (before retention) |",
+        f"| database growth while sampling | {hour_rows:,.0f} rows/h (a rollup counts once"
+        f" per bucket), {hour_mb:.1f} MB/h of pages (before retention) |",
         "",
         "| target | result | figure |",
         "| --- | --- | --- |",

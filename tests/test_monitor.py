@@ -318,6 +318,29 @@ def test_memory_follows_a_pod_that_allocates(env: tuple[Server, Client, str]) ->
     svc.call("DeleteClusterService")
 
 
+def test_disk_counters_follow_direct_io(env: tuple[Server, Client, str]) -> None:
+    srv, c, cluster = env
+    svc = create(c, cluster, sleeper("disk"))
+    name, cid = one_pod(svc)
+    where = dims(cluster, "disk", name, cid)
+    until("disk sampled", lambda: latest(c, "container_disk_write", where) is not None, 60)
+    node = node_of(c, cluster, svc.pods()[0]["nodeIp"])
+    # 20 MB written and read back around the page cache (what blkio counts in cgroup v1).
+    exec_in_pod(srv, node, name, "dd", "if=/dev/zero", "of=/tmp/f", "bs=1M", "count=20",
+                "oflag=direct")  # fmt: skip
+    exec_in_pod(srv, node, name, "dd", "if=/tmp/f", "of=/dev/null", "bs=1M", "iflag=direct")
+
+    def kb(metric: str) -> float:
+        # A minute's value is the mean rate (KB/s) of its passes: x 60 s is the minute's KB.
+        res = monitor(c, metric, where, minutes=4)
+        return 60 * sum(v for v in res["dataPoints"] if v is not None)
+
+    until("20 MB written", lambda: kb("container_disk_write_traffic") > 15_000, timeout=90)
+    until("20 MB read", lambda: kb("container_disk_read_traffic") > 15_000, timeout=90)
+    assert kb("container_disk_write") > 0 and kb("container_disk_read") > 0
+    svc.call("DeleteClusterService")
+
+
 def test_every_metric_answers_with_one_point_per_step(
     env: tuple[Server, Client, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
