@@ -115,7 +115,7 @@ def test_rollups_are_upserted_recovered_and_pruned(store: Store) -> None:
         stored = s.scalars(select(MonitorRollup)).all()
     assert len(stored) == len(PERIODS)
     assert all(r.data == {"service_cpu_used": [3.0, 2]} for r in stored)
-    sampler = Sampler(store, lambda node: ("", Path("/nonexistent")))
+    sampler = Sampler(store, lambda node: ("", Path("/nonexistent"), Path("/nonexistent")))
     sampler.recover()
     assert sampler._acc[("cls-monitor1", "default/web", 60)].data["service_cpu_used"] == [3.0, 2]
     assert sampler._prev["c:abcdef012345"] == (int(now * 1000) / 1000, (5_000_000,))

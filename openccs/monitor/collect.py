@@ -6,10 +6,16 @@ The machine's dockerd is asked once per pass for its pod containers (ids, roles,
 everything else is a small file read (docker stats would cost a request per container and
 a second of waiting each). A container runs in `<machine cgroup>/<full container id>` in
 every hierarchy (cgroupfs driver with the machine's cgroup as `--cgroup-parent`).
+
+Disk counters: cgroup v1 counts a group's I/O in `blkio.throttle.io_service*` only once a
+throttle rule exists for the device (kernels since 5.x no longer count unthrottled
+groups). So each container, when first seen, gets a rule on the disk holding the machine's
+data that no I/O can reach (2^50 bytes/s), which turns the counters on without limiting.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,32 @@ from openccs.engine import docker
 from openccs.engine.docker import POD_LABEL
 
 PROC = Path("/proc")
+UNREACHABLE_BPS = 1 << 50
+
+
+def whole_disk(path: Path) -> str | None:
+    """`MAJOR:MINOR` of the disk (not partition) holding `path`; None when it is not on a
+    block device (tmpfs, overlay)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return None
+    sys_dir = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if not sys_dir.exists():
+        return None
+    if (sys_dir / "partition").exists():
+        text = _read(sys_dir.resolve().parent / "dev")
+        return text.strip() if text else None
+    return f"{os.major(dev)}:{os.minor(dev)}"
+
+
+def enable_io_accounting(cgroup: str, disk: str) -> None:
+    base = cgroups.path("blkio", cgroup)
+    for name in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"):
+        try:
+            (base / name).write_text(f"{disk} {UNREACHABLE_BPS}")
+        except OSError:
+            return  # the container is gone, or the device takes no rules: no disk figures
 
 
 def _read(file: Path) -> str | None:
@@ -137,8 +169,11 @@ class MachineReading:
     pods: dict[str, PodReading] = field(default_factory=dict)
 
 
-def read_machine(node_id: str, machine_cgroup: str, sock: Path) -> MachineReading:
-    """Every counter of one machine; a pod container that vanished mid-read is left out."""
+def read_machine(
+    node_id: str, machine_cgroup: str, sock: Path, disk: str | None, accounted: set[str]
+) -> MachineReading:
+    """Every counter of one machine; a pod container that vanished mid-read is left out.
+    `accounted`: containers whose disk accounting is on (updated here)."""
     reading = MachineReading(node_id, cpu_ns(machine_cgroup), memory_working_set(machine_cgroup))
     try:
         listed: list[dict[str, Any]] = docker.pod_containers(sock)
@@ -157,6 +192,9 @@ def read_machine(node_id: str, machine_cgroup: str, sock: Path) -> MachineReadin
             pid = first_pid(cg)
             pod.net = net_counters(pid) if pid else None
         else:
+            if disk and c["Id"] not in accounted:
+                enable_io_accounting(cg, disk)
+            accounted.add(c["Id"])
             pod.containers.append(
                 ContainerReading(
                     container_id=c["Id"],

@@ -33,9 +33,13 @@ class Monitor:
             retention=settings.monitor_retention,
         )
 
-    def _machine(self, node_id: str) -> tuple[str, Path]:
+    def _machine(self, node_id: str) -> tuple[str, Path, Path]:
         cloud: Cloud = self.services.extra["cloud"]
-        return naming.cgroup(cloud.site, node_id), cloud.engine.docker_socket(node_id)
+        return (
+            naming.cgroup(cloud.site, node_id),
+            cloud.engine.docker_socket(node_id),
+            cloud.root_dir(node_id),
+        )
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/metrics", self.metrics, methods=["GET"])]

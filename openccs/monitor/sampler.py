@@ -83,11 +83,11 @@ class Sampler:
     def __init__(
         self,
         store: Store,
-        machine: Callable[[str], tuple[str, Path]],
+        machine: Callable[[str], tuple[str, Path, Path]],
         interval: float = 10.0,
         retention: dict[str, int] | None = None,
     ) -> None:
-        """`machine(node_id)` gives the machine's cgroup and its docker socket."""
+        """`machine(node_id)`: the machine's cgroup, docker socket and data directory."""
         self.store = store
         self.machine = machine
         self.interval = interval
@@ -96,6 +96,8 @@ class Sampler:
         self._acc: dict[tuple[str, str, int], _Acc] = {}
         self._specs: dict[str, dict[str, dict[str, Any]]] = {}
         self._known_clusters: set[str] = set()
+        self._accounted: set[str] = set()
+        self._disks: dict[str, str | None] = {}
         self._pruned = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -172,10 +174,20 @@ class Sampler:
         readings: dict[str, list[collect.MachineReading]] = {}
         for cluster_id, nodes in topo.nodes.items():
             for node_id, _cores, _mem in nodes:
-                cgroup, sock = self.machine(node_id)
+                cgroup, sock, root = self.machine(node_id)
+                if node_id not in self._disks:
+                    self._disks[node_id] = collect.whole_disk(root)
+                disk = self._disks[node_id]
                 readings.setdefault(cluster_id, []).append(
-                    collect.read_machine(node_id, cgroup, sock)
+                    collect.read_machine(node_id, cgroup, sock, disk, self._accounted)
                 )
+        self._accounted &= {
+            c.container_id
+            for machines in readings.values()
+            for m in machines
+            for p in m.pods.values()
+            for c in p.containers
+        }
         ts = time.time() if now is None else now
         series: list[Series] = []
         rows: list[dict[str, Any]] = []
