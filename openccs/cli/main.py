@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--monitor-retention",
-        help="how long monitor data is kept, e.g. raw=1h,60=3d,300=15d,3600=62d,86400=400d",
+        help="how long monitor data is kept, e.g. raw=1h,60=2d,300=15d,3600=62d,86400=400d",
     )
     s.add_argument(
         "--monitor-max-points",

@@ -39,7 +39,7 @@ PRUNE_EVERY = 300.0
 # Default retention, seconds: raw counters, then the rollups of each period.
 DEFAULT_RETENTION: dict[str, int] = {
     "raw": 3600,
-    "60": 3 * 86400,
+    "60": 2 * 86400,
     "300": 15 * 86400,
     "3600": 62 * 86400,
     "86400": 400 * 86400,
