@@ -22,6 +22,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.traffic.component",
     "openccs.autoscaler.component",
     "openccs.logs.component",
+    "openccs.monitor.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -31,6 +32,7 @@ MODEL_MODULES: list[str] = [
     "openccs.traffic.models",
     "openccs.autoscaler.models",
     "openccs.logs.models",
+    "openccs.monitor.models",
 ]
 
 

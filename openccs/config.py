@@ -103,6 +103,12 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False
+    # Monitor: seconds between sampling passes (0 turns the sampler off), seconds each
+    # kind of data is kept ("raw" counters, then "60", "300", "3600", "86400" rollups;
+    # unset kinds keep openccs.monitor.sampler.DEFAULT_RETENTION), points per request.
+    sample_interval: float = 10.0
+    monitor_retention: dict[str, int] = field(default_factory=dict)
+    monitor_max_points: int = 1440
 
     @property
     def db_url(self) -> str:

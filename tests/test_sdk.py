@@ -107,6 +107,11 @@ def test_sdk_ingress_action_validates(sdk: Server) -> None:
     assert res["code"] == 4000 and "clusterId" in res["message"], res
 
 
+def test_sdk_reaches_the_monitor_host(sdk: Server) -> None:
+    res = call(sdk.default, "GetMonitorData", {}, module="monitor")
+    assert res["code"] == -505 and res["codeDesc"] == "InvalidParameter.MissingParameter", res
+
+
 def test_sdk_reaches_every_host_s_actions(sdk: Server) -> None:
     limits = call(sdk.default, "GetLimit", {}, module="ccr")
     assert limits["code"] == 0, limits

@@ -5,6 +5,7 @@ from openccs.actions import (  # noqa: F401
     cluster,
     ingress,
     logs,
+    monitor,
     namespace,
     registry,
     service,

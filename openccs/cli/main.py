@@ -44,6 +44,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.node_port_range = (int(low), int(high or low))
     settings.asg_minute_seconds = args.asg_minute_seconds
     settings.asg_scan_interval = args.asg_scan_interval
+    settings.sample_interval = args.sample_interval
+    settings.monitor_max_points = args.monitor_max_points
+    if args.monitor_retention:
+        try:
+            settings.monitor_retention = parse_retention(args.monitor_retention)
+        except ValueError as exc:
+            print(f"openccs: --monitor-retention: {exc}", file=sys.stderr)
+            return 2
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -488,6 +496,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retention(text: str) -> dict[str, int]:
+    """`raw=2h,60=3d,300=15d` -> seconds per kind of monitor data."""
+    kinds = ("raw", "60", "300", "3600", "86400")
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, value = part.partition("=")
+        if not sep or kind not in kinds:
+            raise ValueError(f"expected KIND=DURATION, KIND one of {', '.join(kinds)}: {part!r}")
+        unit = _UNITS.get(value[-1:], 0)
+        number = value[:-1] if unit else value
+        if not number.isdigit() or int(number) <= 0:
+            raise ValueError(f"bad duration {value!r} (e.g. 3600, 90m, 2h, 7d)")
+        out[kind] = int(number) * (unit or 1)
+    return out
+
+
+def cmd_metrics_token(args: argparse.Namespace) -> int:
+    from openccs.monitor import prometheus
+
+    store, _box = _open(args)
+    with store.session() as s:
+        if args.op == "create":
+            token_id, token = prometheus.create_token(s, args.note or "")
+            print(json.dumps({"id": token_id, "token": token}, indent=2))
+        elif args.op == "ls":
+            _print_table([prometheus.token_row_view(t) for t in prometheus.list_tokens(s)])
+        elif args.op == "revoke" and not (args.id and prometheus.revoke_token(s, args.id)):
+            print(f"openccs: no metrics token {args.id!r}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
     from openccs.coverage import coverage_markdown
 
@@ -563,6 +606,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="seconds between cluster autoscaler passes (default 10)",
+    )
+    s.add_argument(
+        "--sample-interval",
+        type=float,
+        default=10.0,
+        help="seconds between monitor sampling passes (default 10; 0 turns sampling off)",
+    )
+    s.add_argument(
+        "--monitor-retention",
+        help="how long monitor data is kept, e.g. raw=1h,60=2d,300=15d,3600=62d,86400=400d",
+    )
+    s.add_argument(
+        "--monitor-max-points",
+        type=int,
+        default=1440,
+        help="data points one GetMonitorData request may return (default 1440)",
     )
     s.set_defaults(fn=cmd_serve)
 
@@ -643,6 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("op", choices=["official", "unofficial"])
     r.add_argument("namespace")
     r.set_defaults(fn=cmd_registry)
+
+    mt = sub.add_parser("metrics-token", help="bearer tokens for /metrics (Prometheus)")
+    mt.add_argument("op", choices=["create", "ls", "revoke"])
+    mt.add_argument("id", nargs="?", help="with revoke: the token's id (mtk-...)")
+    mt.add_argument("--note", help="with create: what the token is for")
+    mt.set_defaults(fn=cmd_metrics_token)
 
     v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
     v.set_defaults(fn=cmd_coverage)
