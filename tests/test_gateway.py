@@ -162,16 +162,23 @@ def test_unknown_action_is_invalid_action(server: Server) -> None:
 
 
 def test_document_action_not_yet_built_is_6200_not_implemented(server: Server) -> None:
-    res = server.client().call("CreateIngress", {})
+    from openccs.api.registry import finalize
+
+    missing = [a.name for a in finalize().document_actions() if not a.implemented]
+    if not missing:
+        pytest.skip("every action of the document is implemented")
+    res = server.client().call(missing[0], {})
     assert res["code"] == 6200 and res["codeDesc"] == "NotImplemented"
-    assert "CreateIngress" in res["message"]
+    assert missing[0] in res["message"]
 
 
 def test_actions_match_without_case_and_through_the_document_typos(server: Server) -> None:
     c = server.client()
     assert c.call("describeclustertaskresult", {"requestId": MISSING})["code"] == 5000
-    res = c.call("Createlngress", {})
-    assert res["code"] == 6200 and "CreateIngress" in res["message"]
+    # The document's misspellings reach the real actions (which then ask for clusterId).
+    for typo in ("Createlngress", "MosifyIngress"):
+        res = c.call(typo, {"ingressName": "x"})
+        assert res["code"] == 4000 and "clusterId" in res["message"], (typo, res)
 
 
 def test_test_actions_are_hidden_unless_enabled() -> None:
