@@ -19,12 +19,14 @@ COMPONENT_MODULES: list[str] = [
     "openccs.cloud.component",
     "openccs.engine.component",
     "openccs.registry.component",
+    "openccs.kube.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
 MODEL_MODULES: list[str] = [
     "openccs.store.models",
     "openccs.registry.models",
+    "openccs.kube.models",
 ]
 
 

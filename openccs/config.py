@@ -95,6 +95,8 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False
+    # Where OperateClusterVip opens a cluster's external Kubernetes API address.
+    kube_public_address: str = "127.0.0.1"
 
     @property
     def db_url(self) -> str:

@@ -1,3 +1,3 @@
 """Action handlers, one module per API group: decode, authorize, call the domain."""
 
-from openccs.actions import cluster, namespace, registry, service, task  # noqa: F401
+from openccs.actions import cluster, kube, namespace, registry, service, task  # noqa: F401

@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.default_vpc_cidr = args.default_vpc_cidr
     settings.node_grace = args.node_grace
     settings.health_interval = args.health_interval
+    settings.kube_public_address = args.kube_public_address
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -459,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--health-interval", type=float, default=5.0, help="seconds between machine checks"
+    )
+    s.add_argument(
+        "--kube-public-address",
+        default="127.0.0.1",
+        help="address of the clusters' external Kubernetes API (OperateClusterVip)",
     )
     s.set_defaults(fn=cmd_serve)
 
