@@ -264,6 +264,9 @@ class ClusterApi:
         )
         if isinstance(result, Response):
             return result
+        if method == "GET" and not sub and _wants_table(request):
+            rv = result["metadata"].get("resourceVersion", "")
+            return _json(self._table(kind, [result], rv, request))
         code = 201 if method == "POST" and not sub else 200
         return _json(result, code)
 
@@ -493,7 +496,4 @@ def _since(since_time: str | None, since_seconds: str | None) -> int | None:
 
 
 def _wants_table(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=Table" in accept.split(",")[0] or (
-        "as=Table" in accept and "application/json" not in accept.split(",")[0]
-    )
+    return "as=Table" in request.headers.get("accept", "").split(",")[0]

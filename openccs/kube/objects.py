@@ -430,10 +430,10 @@ def pod_phase(pod: Pod) -> str:
     return "Pending"
 
 
-def _container_state(c: dict[str, Any]) -> dict[str, Any]:
+def _container_state(c: dict[str, Any], started: str | None) -> dict[str, Any]:
     status = c.get("status")
     if status == "Running":
-        return {"running": {"startedAt": c.get("startedAt") or None}}
+        return {"running": {"startedAt": c.get("startedAt") or started}}
     if status == "Terminated":
         return {
             "terminated": {
@@ -505,7 +505,7 @@ def render_pod(snap: Snapshot, pod: Pod) -> dict[str, Any]:
             "image": c.get("image", ""),
             "imageID": "",
             "started": c.get("status") == "Running",
-            "state": _container_state(c),
+            "state": _container_state(c, ts(pod.ready_since or pod.created_at)),
         }
         if cid:
             entry["containerID"] = f"docker://{cid}"

@@ -623,10 +623,20 @@ def put_deployment(
     return api.get_object(KINDS["deployments"], namespace, name)
 
 
+def _norm(value: Any) -> Any:
+    """Without empty values (what a Go client sends for its zero fields)."""
+    if isinstance(value, dict):
+        out = {k: _norm(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [], "")}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    return value
+
+
 def _strip_hash(tmpl: dict[str, Any]) -> dict[str, Any]:
     t = copy.deepcopy(tmpl)
     (t.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
-    return t
+    return dict(_norm(t))
 
 
 def update_deployment(
@@ -638,7 +648,8 @@ def update_deployment(
     replicas = new_spec.get("replicas", cur_spec["replicas"])
     if not isinstance(replicas, int) or replicas < 0:
         raise c.bad("spec.replicas", "must be a non-negative integer")
-    new_tmpl, cur_tmpl = _strip_hash(new_spec.get("template") or {}), cur_spec["template"]
+    new_tmpl = _strip_hash(new_spec.get("template") or {})
+    cur_tmpl = _strip_hash(cur_spec["template"])
     new_meta = new.get("metadata") or {}
     new_labels = new_meta.get("labels") or {}
     if new_meta.get("name", name) != name:
@@ -675,7 +686,7 @@ def update_deployment(
 
 
 def _changed(a: dict[str, Any], b: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    return any(a.get(k) != b.get(k) for k in keys)
+    return any((_norm(a.get(k)) or None) != (_norm(b.get(k)) or None) for k in keys)
 
 
 def _change_template(
@@ -698,8 +709,8 @@ def _change_template(
     for rs in revs:
         if cur_rs is not None and rs.id == cur_rs.id:
             continue
-        if _strip_hash(_template_for(svc, rs)) == new_tmpl and (
-            new["spec"].get("strategy") == current["spec"].get("strategy")
+        if _strip_hash(_template_for(svc, rs)) == new_tmpl and not _changed(
+            new["spec"], current["spec"], ("strategy",)
         ):
             spec = dict(svc.spec)
             for key in ("containers", "volumes", "nodeAffinity", "podAffinity"):
@@ -717,7 +728,7 @@ def _change_template(
         swapped = copy.deepcopy(new_tmpl)
         for a, b in zip(swapped["spec"]["containers"], cur_cs, strict=True):
             a["image"] = b["image"]
-        if swapped == cur_tmpl and new["spec"].get("strategy") == current["spec"].get("strategy"):
+        if swapped == cur_tmpl and not _changed(new["spec"], current["spec"], ("strategy",)):
             changes = {
                 b["name"]: a["image"]
                 for a, b in zip(new_cs, cur_cs, strict=True)
