@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from openccs.kube import writes
+from openccs.kube import proto, writes
 from openccs.kube.errors import KubeError, not_found
 from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
@@ -120,6 +120,51 @@ def group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+def _gv_path(group: str) -> str:
+    return f"apis/{group}/{GROUPS[group]}" if group else "api/v1"
+
+
+def openapi_root() -> dict[str, Any]:
+    """The OpenAPI v3 index kubectl reads to learn that PATCH takes `fieldValidation` (the
+    server validates what it is given: unknown fields answer 422)."""
+    return {
+        "paths": {_gv_path(g): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g)}"} for g in GROUPS}
+    }
+
+
+def openapi_doc(gv_path: str) -> dict[str, Any]:
+    group = next((g for g in GROUPS if _gv_path(g) == gv_path), None)
+    if group is None:
+        raise KubeError(404, f"no OpenAPI document for {gv_path}")
+    paths: dict[str, Any] = {}
+    for k in KINDS.values():
+        if k.group != group or "patch" not in k.verbs:
+            continue
+        prefix = f"/{gv_path}/namespaces/{{namespace}}" if k.namespaced else f"/{gv_path}"
+        paths[f"{prefix}/{k.name}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{k.kind}",
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {
+                    "group": k.group,
+                    "kind": k.kind,
+                    "version": k.version,
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "openccs", "version": K8S_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
+
+
 class ClusterApi:
     """The Kubernetes API of one cluster (one app for all its listeners)."""
 
@@ -210,6 +255,10 @@ class ClusterApi:
             return Response("ok", media_type="text/plain")
         if path == "/api/v1":
             return _json(resource_list(""))
+        if path == "/openapi/v3":
+            return _json(openapi_root())
+        if path.startswith("/openapi/v3/"):
+            return _json(openapi_doc(path.removeprefix("/openapi/v3/")))
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2 and parts[1] == "v1":
             group, rest = "", parts[2:]
@@ -253,10 +302,20 @@ class ClusterApi:
         body: Any = None
         if method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                raise KubeError(400, "the request body is not JSON") from None
+            if "protobuf" in request.headers.get("content-type", ""):
+                # Typed clients (kubectl create namespace, eviction) send protobuf: only
+                # objects whose metadata is all that matters are read from it.
+                if kind.name != "namespaces" and sub != "eviction":
+                    raise KubeError(415, "send this object as application/json")
+                try:
+                    body = proto.decode_object(raw)
+                except (ValueError, IndexError):
+                    raise KubeError(400, "the protobuf body cannot be read") from None
+            else:
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    raise KubeError(400, "the request body is not JSON") from None
         ctype = request.headers.get("content-type", "application/json")
         dry_run = bool(q.get("dryRun"))
         result = await in_thread(

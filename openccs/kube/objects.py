@@ -690,7 +690,8 @@ def _endpoints(snap: Snapshot) -> list[dict[str, Any]]:
         obj = manifests.service_object(svc)
         if obj is None:
             continue
-        ready, not_ready = [], []
+        ready: list[dict[str, Any]] = []
+        not_ready: list[dict[str, Any]] = []
         for p in snap.pods_of.get(svc.id, []):
             if p.deleting or not p.status.get("ip"):
                 continue

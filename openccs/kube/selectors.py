@@ -31,31 +31,49 @@ def _split(text: str) -> list[str]:
 
 
 _SET = re.compile(r"^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$")
+Test = Callable[[dict[str, str]], bool]
+
+
+def _in(key: str, values: set[str], negate: bool) -> Test:
+    def test(labels: dict[str, str]) -> bool:
+        return (labels.get(key) in values) != negate
+
+    return test
+
+
+def _eq(key: str, value: str, negate: bool) -> Test:
+    def test(labels: dict[str, str]) -> bool:
+        return (labels.get(key) == value) != negate
+
+    return test
+
+
+def _has(key: str, negate: bool) -> Test:
+    def test(labels: dict[str, str]) -> bool:
+        return (key in labels) != negate
+
+    return test
 
 
 def label_selector(text: str | None) -> Match:
     if not text:
         return lambda _: True
-    tests: list[Callable[[dict[str, str]], bool]] = []
+    tests: list[Test] = []
     for req in _split(text):
         m = _SET.match(req)
         if m:
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            if op == "in":
-                tests.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
-            else:
-                tests.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+            values = {v.strip() for v in m.group(3).split(",")}
+            tests.append(_in(m.group(1), values, m.group(2) == "notin"))
         elif "!=" in req:
             key, value = (x.strip() for x in req.split("!=", 1))
-            tests.append(lambda lb, k=key, v=value: lb.get(k) != v)
+            tests.append(_eq(key, value, True))
         elif "=" in req:
             key, value = (x.strip() for x in re.split(r"==?", req, maxsplit=1))
-            tests.append(lambda lb, k=key, v=value: lb.get(k) == v)
+            tests.append(_eq(key, value, False))
         elif req.startswith("!"):
-            key = req[1:].strip()
-            tests.append(lambda lb, k=key: k not in lb)
+            tests.append(_has(req[1:].strip(), True))
         elif re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", req):
-            tests.append(lambda lb, k=req: k in lb)
+            tests.append(_has(req, False))
         else:
             raise SelectorError(f"unable to parse requirement: {req!r}")
 
@@ -79,17 +97,24 @@ def _field(obj: dict[str, Any], path: str) -> str:
     return str(cur)
 
 
+def _field_eq(path: str, value: str, negate: bool) -> Match:
+    def test(obj: dict[str, Any]) -> bool:
+        return (_field(obj, path) == value) != negate
+
+    return test
+
+
 def field_selector(text: str | None) -> Match:
     if not text:
         return lambda _: True
-    tests: list[Callable[[dict[str, Any]], bool]] = []
+    tests: list[Match] = []
     for req in _split(text):
         if "!=" in req:
             path, value = (x.strip() for x in req.split("!=", 1))
-            tests.append(lambda o, p=path, v=value: _field(o, p) != v)
+            tests.append(_field_eq(path, value, True))
         elif "=" in req:
             path, value = (x.strip() for x in re.split(r"==?", req, maxsplit=1))
-            tests.append(lambda o, p=path, v=value: _field(o, p) == v)
+            tests.append(_field_eq(path, value, False))
         else:
             raise SelectorError(f"invalid field selector: {req!r}")
     return lambda o: all(t(o) for t in tests)

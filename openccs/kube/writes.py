@@ -9,6 +9,7 @@ not have answers 422 naming the field.
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 import uuid
 from collections.abc import Iterator
@@ -162,10 +163,10 @@ def _dispatch(
             return put_service(api, namespace, None, create=False, delete=name)
         elif k == "namespaces":
             with _ctx(api, "DeleteClusterNamespace") as ctx:
-                p = validate_params(
+                pn = validate_params(
                     ns_actions.DeleteNamespaceParams, {"clusterId": api.cluster_id, "names": [name]}
                 )
-                ns_actions.delete_namespace(ctx, p)
+                ns_actions.delete_namespace(ctx, pn)
         else:
             raise KubeError(405, f"deleting {k} is not supported: {_why(k)}")
         try:
@@ -324,7 +325,7 @@ def _quantity_mib(value: Any) -> int:
     return int(float(text) / 1048576)
 
 
-_IGNORED_POD = {
+_IGNORED_POD: dict[str, Any] = {
     "restartPolicy": "Always",
     "terminationGracePeriodSeconds": None,
     "dnsPolicy": "ClusterFirst",
@@ -597,10 +598,51 @@ def deployment_params(
     return params, labels, restarted
 
 
+_FIELDS = {
+    "containerName": "name",
+    "cpu": "resources.requests.cpu",
+    "cpuLimits": "resources.limits.cpu",
+    "memory": "resources.requests.memory",
+    "memoryLimits": "resources.limits.memory",
+    "envs": "env",
+    "arguments": "args",
+    "liveProbe": "livenessProbe",
+    "readyProbe": "readinessProbe",
+    "healthCheck": "readinessProbe",
+    "volumeName": "name",
+}
+
+
+def k8s_field(param: str, kind: str) -> str:
+    """A v2 parameter path (containers.0.cpu) as the Kubernetes field it came from."""
+    parts = param.split(".")
+    if kind == "Service" and parts[0] == "portMappings":
+        tail = {"lbPort": "port", "containerPort": "targetPort"}.get(parts[-1], parts[-1])
+        return f"spec.ports[{parts[1]}].{tail}" if len(parts) > 2 else "spec.ports"
+    head = {
+        "containers": "spec.template.spec.containers",
+        "volumes": "spec.template.spec.volumes",
+        "replicas": "spec.replicas",
+        "serviceName": "metadata.name",
+        "minReadySeconds": "spec.minReadySeconds",
+        "strategy": "spec.strategy.type",
+        "namespace": "metadata.namespace",
+    }.get(parts[0], parts[0])
+    out = head
+    for part in parts[1:]:
+        out += f"[{part}]" if part.isdigit() else "." + _FIELDS.get(part, part)
+    return out
+
+
 def _validate(model: type[Any], params: dict[str, Any], kind: str, name: str) -> Any:
     try:
         return validate_params(model, params)
     except ApiError as err:
+        m = re.match(r"^(?:Invalid|Missing required) parameter (\S+?)(?:: (.*))?$", err.message)
+        if err.code == 4000 and m:
+            group = "apps" if kind == "Deployment" else ""
+            why = m.group(2) or "Required value"
+            raise invalid(kind, name, k8s_field(m.group(1), kind), why, group) from None
         raise from_api(err, kind, name) from None
 
 
@@ -763,8 +805,9 @@ def put_service(
     delete: str = "",
 ) -> dict[str, Any]:
     """A Service is the ClusterIP access of the Deployment of the same name."""
+    params_mappings: list[dict[str, Any]] = []
     if obj is None:
-        name, params_mappings, access = delete, [], "None"
+        name, access = delete, "None"
     else:
         meta = obj.get("metadata") or {}
         name = meta.get("name") or ""
@@ -792,7 +835,6 @@ def put_service(
             )
         if spec.get("sessionAffinity", "None") != "None":
             raise c.bad("spec.sessionAffinity")
-        params_mappings = []
         for i, port in enumerate(spec.get("ports") or []):
             c.leftovers(port, {"name", "port", "targetPort", "protocol"}, f"spec.ports[{i}]")
             target = port.get("targetPort", port.get("port"))
