@@ -433,8 +433,12 @@ def test_create_namespace_apply_and_reach(kube: Kube, tmp_path: Path) -> None:
     # The v2 API's YAML of the service is what kubectl shows.
     text = svc.call("DescribeClusterServiceText", bSimple=1)["serviceText"]
     assert "name: hello" in text and "targetPort: 8000" in text
-    # Applying again changes nothing; scaling through the manifest reaches the v2 API.
-    kube.run("apply", "-f", str(manifest))
+    # Applying again changes nothing (kubectl's last-applied annotation was kept); scaling
+    # through the manifest reaches the v2 API.
+    again = kube.run("apply", "-f", str(manifest))
+    assert "unchanged" in again.stdout and "Warning" not in again.stderr
+    annotations = kube.json("get", "deploy", "hello", "-n", "team")["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in annotations
     manifest.write_text(MANIFEST.replace("replicas: 2", "replicas: 3"))
     kube.run("apply", "-f", str(manifest))
     assert svc.info()["desiredReplicas"] == 3
@@ -488,6 +492,18 @@ def test_authentication_and_other_clusters(kube: Kube, tmp_path: Path) -> None:
     write_kubeconfig(wrong, kube.cluster, info, "wrong-token")
     r = kube.run("get", "pods", check=False, kubeconfig=wrong)
     assert r.returncode != 0 and "Unauthorized" in r.stderr
+    # Inside the VPC the API is always reachable, on the VPC gateway: from a machine.
+    internal = info["clusterInternalEndpoint"]
+    assert internal.startswith("https://")
+    nodes = kube.c.call("DescribeClusterInstances", {"clusterId": kube.cluster})["data"]["nodes"]
+    code = (
+        "import json, ssl, urllib.request as u\n"
+        f"ctx = ssl.create_default_context(cadata={info['certificationAuthority']!r})\n"
+        f"req = u.Request({internal + '/api/v1/nodes'!r},"
+        f" headers={{'Authorization': 'Bearer {kube.token}'}})\n"
+        "print(len(json.load(u.urlopen(req, context=ctx, timeout=5))['items']))"
+    )
+    assert in_machine(kube.srv, nodes[0]["instanceId"], code) == "2"
     # A second cluster (no machines): its own CA and secret; neither opens the other.
     res = kube.c.call("DescribeVpcEx")["data"][0]["unVpcId"]
     made = kube.c.call(

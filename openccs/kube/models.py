@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openccs.store.models import Base
@@ -28,3 +29,15 @@ class KubeEndpoint(Base):
     external_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     external_host: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class KubeAnnotations(Base):
+    """Annotations given through the Kubernetes API to an object the service model has no
+    place for (kubectl apply's last-applied-configuration), by the object's uid."""
+
+    __tablename__ = "kube_annotations"
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

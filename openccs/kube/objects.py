@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from openccs.domain import manifests
 from openccs.domain import workloads as wl
+from openccs.kube.models import KubeAnnotations
 from openccs.store.models import Event, Instance, K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
 
@@ -178,6 +179,14 @@ class Snapshot:
                     .order_by(K8sNamespace.name)
                 )
             )
+        self.annotations: dict[str, dict[str, str]] = {}
+        if kinds & {"namespaces", "services", "deployments"}:
+            self.annotations = {
+                a.uid: a.annotations
+                for a in s.scalars(
+                    select(KubeAnnotations).where(KubeAnnotations.cluster_id == cluster_id)
+                )
+            }
         self.events: list[Event] = []
         if "events" in kinds:
             self.events = list(
@@ -194,7 +203,13 @@ class Snapshot:
         return None
 
     def render(self, kind: str) -> list[dict[str, Any]]:
-        return RENDER[kind](self)
+        objs = RENDER[kind](self)
+        for obj in objs:
+            kept = self.annotations.get(obj["metadata"]["uid"])
+            if kept:
+                meta = obj["metadata"]
+                meta["annotations"] = {**kept, **meta.get("annotations", {})}
+        return objs
 
 
 def _meta(

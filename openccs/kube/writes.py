@@ -28,6 +28,7 @@ from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
 from openccs.engine.component import wake
 from openccs.kube.errors import KubeError, from_api, invalid, not_found, unsupported
+from openccs.kube.models import KubeAnnotations
 from openccs.kube.objects import HASH_LABEL, KINDS, SYSTEM_LABEL_PREFIXES, Kind
 from openccs.kube.patch import apply_patch
 from openccs.store.models import Account, Cluster, Instance, Pod, Service
@@ -80,9 +81,40 @@ def dispatch(
     if dry_run and method != "GET":
         raise KubeError(400, "dryRun is not supported by this server")
     try:
-        return _dispatch(api, method, kind, namespace, name, sub, body, ctype)
+        seen: dict[str, Any] = {"given": body}
+        result = _dispatch(api, method, kind, namespace, name, sub, body, ctype, seen)
+        if method in ("POST", "PUT", "PATCH") and not sub and result.get("kind") != "Status":
+            return remember(api, kind, result, seen["given"])
+        return result
     except ApiError as err:
         raise from_api(err, kind.kind, name) from None
+
+
+OWN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "description")
+
+
+def remember(api: ClusterApi, kind: Kind, obj: dict[str, Any], given: Any) -> dict[str, Any]:
+    """Keep the annotations given to a Deployment, Service or Namespace (kubectl apply's
+    last-applied-configuration); `obj` is the object as it is now."""
+    meta = given.get("metadata") if isinstance(given, dict) else None
+    if kind.name not in ("deployments", "services", "namespaces") or not isinstance(meta, dict):
+        return obj
+    wanted = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
+              if k not in OWN_ANNOTATIONS}  # fmt: skip
+    uid = obj["metadata"]["uid"]
+    with api.services.store.session() as s:
+        row = s.get(KubeAnnotations, (api.cluster_id, uid))
+        if row is None and not wanted:
+            return obj
+        if row is None:
+            s.add(KubeAnnotations(cluster_id=api.cluster_id, uid=uid, annotations=wanted))
+        elif row.annotations != wanted:
+            row.annotations = wanted
+        else:
+            return obj
+    api.tracker.invalidate()
+    meta_now = obj["metadata"]
+    return api.get_object(kind, meta_now.get("namespace", ""), meta_now["name"])
 
 
 def _dispatch(
@@ -94,6 +126,7 @@ def _dispatch(
     sub: str,
     body: Any,
     ctype: str,
+    seen: dict[str, Any],
 ) -> dict[str, Any]:
     k = kind.name
     if method == "GET":
@@ -134,6 +167,7 @@ def _dispatch(
         if sub:
             raise KubeError(405, f"{method} is not allowed on {k}/{sub}")
         new = body if method == "PUT" else apply_patch(current, ctype, body)
+        seen["given"] = new
         if k == "nodes":
             return update_node(api, current, new)
         if k == "deployments":

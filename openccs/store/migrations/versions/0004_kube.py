@@ -31,6 +31,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("cluster_id"),
     )
 
+    op.create_table(
+        "kube_annotations",
+        sa.Column("cluster_id", sa.String(length=32), nullable=False),
+        sa.Column("uid", sa.String(length=36), nullable=False),
+        sa.Column("annotations", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["cluster_id"], ["clusters.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("cluster_id", "uid"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("kube_annotations")
     op.drop_table("kube_endpoints")
