@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -274,10 +275,16 @@ def main() -> int:
         figures["watch_all"] = all_running
         figures["watch_events"] = sum(delivered)
         figures["watch_s"] = max(all_running) if all_running else float("nan")
+    except Exception:
+        traceback.print_exc()
+        raise
     finally:
         if srv.proc is not None:
             srv.stop()
-        srv.sweep()
+        # Hundreds of pods take longer to sweep than the test helper waits.
+        subprocess.run([sys.executable, "-m", "openccs.cli.main", "--data-dir",
+                        str(srv.data_dir), "sweep"], capture_output=True, timeout=1800,
+                       check=False)  # fmt: skip
     write(args, figures)
     return 0
 
