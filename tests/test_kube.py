@@ -443,6 +443,11 @@ def test_create_namespace_apply_and_reach(kube: Kube, tmp_path: Path) -> None:
     kube.run("apply", "-f", str(manifest))
     assert svc.info()["desiredReplicas"] == 3
     svc.wait_normal(3)
+    # kubectl delete -f waits until both are gone; so does the v2 API's service.
+    kube.run("delete", "-f", str(manifest), "--timeout=120s", timeout=150)
+    res = kube.c.call("DescribeClusterService", {"clusterId": kube.cluster, "namespace": "team"})
+    assert res["data"]["services"] == []
+    assert kube.json("get", "pods", "-n", "team")["items"] == []
 
 
 def test_outside_the_service_model_is_422(kube: Kube, tmp_path: Path) -> None:

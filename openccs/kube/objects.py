@@ -7,6 +7,7 @@ and Endpoints; pods and events are the engine's.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ REVISION = "deployment.kubernetes.io/revision"
 _UID_NS = uuid.UUID("6f1c0d4e-8f7a-4c1b-9d35-0c1e5a7b9a10")
 
 
+@functools.lru_cache(maxsize=65536)
 def uid(*parts: object) -> str:
     return str(uuid.uuid5(_UID_NS, "/".join(str(p) for p in parts)))
 
@@ -121,8 +123,17 @@ CATEGORY_ALL = {"pods", "services", "deployments", "replicasets"}
 class Snapshot:
     """The rows a rendering needs, read once."""
 
-    def __init__(self, s: Session, cluster_id: str, kinds: set[str]) -> None:
+    def __init__(
+        self,
+        s: Session,
+        cluster_id: str,
+        kinds: set[str],
+        cache: dict[int, tuple[Any, dict[str, Any]]] | None = None,
+    ) -> None:
         self.cluster_id = cluster_id
+        # Pods rendered before, by id, with what they were rendered from: an unchanged
+        # pod is the same object again (most of a large cluster, most of the time).
+        self.cache = cache if cache is not None else {}
         self.now = utcnow()
         need_services = kinds & {
             "pods",
@@ -559,7 +570,25 @@ def render_pod(snap: Snapshot, pod: Pod) -> dict[str, Any]:
 
 
 def _pods(snap: Snapshot) -> list[dict[str, Any]]:
-    return [render_pod(snap, p) for p in snap.pods]
+    out, cache, seen = [], snap.cache, set()
+    for p in snap.pods:
+        rs = snap.rs_by_id.get(p.replicaset_id or -1)
+        svc = snap.svc_by_id.get(p.service_id or -1)
+        key = (p.name, p.uid, p.namespace, p.node_id, snap.node_ip.get(p.node_id or ""),
+               p.deleting, p.status, p.template, p.ready_since, p.created_at,
+               rs.template_hash if rs else None, rs.id if rs else None,
+               svc.name if svc else None)  # fmt: skip
+        seen.add(p.id)
+        hit = cache.get(p.id)
+        if hit is not None and hit[0] == key:
+            out.append(hit[1])
+            continue
+        obj = render_pod(snap, p)
+        cache[p.id] = (key, obj)
+        out.append(obj)
+    for gone in [k for k in cache if k not in seen]:
+        del cache[gone]
+    return out
 
 
 SYSTEM_LABEL_PREFIXES = (
@@ -826,7 +855,7 @@ def _col(name: str, type_: str = "string", priority: int = 0, fmt: str = "") -> 
 def _dur(stamp: str | None, now: datetime) -> str:
     if not stamp:
         return "<unknown>"
-    return age(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"), now)
+    return age(datetime.fromisoformat(stamp.rstrip("Z")), now)
 
 
 def _images(obj: dict[str, Any]) -> tuple[str, str]:

@@ -46,6 +46,7 @@ class Tracker:
         self.counter = int(time.time() * 1000)
         self.kinds: dict[str, _KindState] = {}
         self.now: Any = None
+        self.render_cache: dict[int, tuple[Any, dict[str, Any]]] = {}
 
     def invalidate(self) -> None:
         with self.lock:
@@ -60,7 +61,7 @@ class Tracker:
         if not stale:
             return
         with self.store.session() as s:
-            snap = Snapshot(s, self.cluster_id, stale)
+            snap = Snapshot(s, self.cluster_id, stale, self.render_cache)
             rendered = {k: snap.render(k) for k in stale}
         with self.lock:
             self.now = snap.now
@@ -80,6 +81,8 @@ class Tracker:
             key = key_of(obj)
             seen.add(key)
             old = st.objects.get(key)
+            if old is not None and old[1] is obj:
+                continue  # rendered from the same rows as before
             meta = obj["metadata"]
             if old is not None and "deletionTimestamp" in meta:
                 # The moment deletion started stays what it was first seen as.

@@ -900,7 +900,23 @@ def put_service(
         ).first()
         if svc is None:
             if obj is None:
-                raise not_found("services", name)
+                going = ctx.db.scalars(
+                    select(Service.id).where(
+                        Service.cluster_id == cluster.id,
+                        Service.namespace == namespace,
+                        Service.name == name,
+                    )
+                ).first()
+                if going is None:
+                    raise not_found("services", name)
+                # Its Deployment is being deleted, and the Service with it.
+                return {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {"name": name, "kind": "services"},
+                }
             raise invalid(
                 "Service",
                 name,
