@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,6 +179,8 @@ class KubeComponent:
             for cid in [c for c in self.apis if c not in live]:
                 self.apis.pop(cid).closing = True
                 self.certs.pop(cid, None)
+                # The cluster is gone: so is its server key.
+                shutil.rmtree(self.services.settings.data_dir / "kube" / cid, ignore_errors=True)
 
     def _open(self, key: tuple[str, Address], api: ClusterApi) -> None:
         cluster_id, addr = key
