@@ -544,6 +544,24 @@ def test_authentication_and_other_clusters(kube: Kube, tmp_path: Path) -> None:
     assert httpx.get(f"{kube.endpoint}/version", verify=kube.verify).status_code == 401
 
 
+def test_official_client_reads_the_credentials(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    from QcloudApi.modules.ccs import Ccs
+    from QcloudApi.qcloudapi import QcloudApi
+
+    monkeypatch.setattr(Ccs, "requestHost", f"127.0.0.1:{kube.srv.https_port}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(kube.srv.ca))
+    acct = kube.srv.default
+    api = QcloudApi("ccs", {"Region": "gz", "secretId": acct.secret_id,
+                            "secretKey": acct.secret_key, "method": "POST"})  # fmt: skip
+    res = json.loads(api.call("DescribeClusterSecurityInfo", {"clusterId": kube.cluster}))
+    assert res["code"] == 0, res
+    assert res["data"]["userName"] == "admin" and res["data"]["password"] == kube.token
+    assert res["data"]["clusterExternalEndpoint"] == kube.endpoint
+    res = json.loads(api.call("OperateClusterVip", {"clusterId": kube.cluster,
+                                                    "operation": "Create"}))  # fmt: skip
+    assert res["code"] == 5100 and "already open" in res["message"]
+
+
 def test_endpoint_survives_kill_9(kube: Kube, web_svc: Svc) -> None:
     """Same address, CA and secret after a kill -9 and a restart: the kubeconfig still works."""
     kube.srv.kill9()
