@@ -23,6 +23,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.autoscaler.component",
     "openccs.logs.component",
     "openccs.monitor.component",
+    "openccs.kube.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -33,6 +34,7 @@ MODEL_MODULES: list[str] = [
     "openccs.autoscaler.models",
     "openccs.logs.models",
     "openccs.monitor.models",
+    "openccs.kube.models",
 ]
 
 

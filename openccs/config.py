@@ -109,6 +109,8 @@ class Settings:
     sample_interval: float = 10.0
     monitor_retention: dict[str, int] = field(default_factory=dict)
     monitor_max_points: int = 1440
+    # Where OperateClusterVip opens a cluster's external Kubernetes API address.
+    kube_public_address: str = "127.0.0.1"
 
     @property
     def db_url(self) -> str:

@@ -4,6 +4,7 @@ from openccs.actions import (  # noqa: F401
     asg,
     cluster,
     ingress,
+    kube,
     logs,
     monitor,
     namespace,

@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"openccs: --monitor-retention: {exc}", file=sys.stderr)
             return 2
+    settings.kube_public_address = args.kube_public_address
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -622,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1440,
         help="data points one GetMonitorData request may return (default 1440)",
+    )
+    s.add_argument(
+        "--kube-public-address",
+        default="127.0.0.1",
+        help="address of the clusters' external Kubernetes API (OperateClusterVip)",
     )
     s.set_defaults(fn=cmd_serve)
 

@@ -20,6 +20,7 @@ from openccs.domain import cloud
 from openccs.domain.accounts import quota
 from openccs.domain.workloads import ensure_default_namespaces
 from openccs.ids import new_id
+from openccs.kube import endpoint as kube_endpoint
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
 from openccs.timeutil import fmt_time, utcnow
 
@@ -272,7 +273,7 @@ def describe_cluster(
         "regionId": region.region_id,
         "region": region.name,
         "k8sVersion": cluster.k8s_version,
-        "clusterExternalEndpoint": None,
+        "clusterExternalEndpoint": kube_endpoint.external_url(s, settings, cluster.id),
         "projectId": cluster.project_id,
     }
 

@@ -100,6 +100,12 @@ def reconcile_service(s: Session, svc: Service) -> None:
         # Up: at most one pod above the desired count.
         if current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1:
             _scale(s, svc, current, current.replicas + 1)
+        # Old pods that are not ready cost no availability: they go first, so a broken
+        # revision never blocks the next one (Kubernetes' cleanup of unhealthy replicas).
+        for rs in olds:
+            broken = sum(1 for p in old_pods if p.replicaset_id == rs.id and not wl.pod_is_ready(p))
+            if broken and rs.replicas > 0:
+                _scale(s, svc, rs, max(0, rs.replicas - broken))
         # Down: only what leaves at least `desired` pods available.
         available = sum(1 for p in live if _available(svc, p))
         spare = available - desired

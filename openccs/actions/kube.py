@@ -1,0 +1,85 @@
+"""The cluster's Kubernetes API: its credentials (DescribeClusterSecurityInfo) and its
+external address (OperateClusterVip)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from openccs.api.context import RequestContext
+from openccs.api.errors import ApiError
+from openccs.api.params import Params
+from openccs.api.registry import action
+from openccs.domain import cloud
+from openccs.domain.cloud import gateway_of
+from openccs.kube import component as kube_component  # also registers the kube.vip task
+from openccs.kube import creds, endpoint
+from openccs.store.models import Instance, Subnet
+from openccs.tasks.runner import create_task
+
+
+class SecurityInfoParams(Params):
+    clusterId: str
+
+
+@action("DescribeClusterSecurityInfo", SecurityInfoParams, resources=("clusterId",))
+def describe_security_info(ctx: RequestContext, p: SecurityInfoParams) -> dict[str, Any]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
+    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster.id)
+    url = endpoint.external_url(ctx.db, ctx.services.settings, cluster.id)
+    if row.internal_port is None:
+        row.internal_port = kube_component.free_port("0.0.0.0")
+    # The gateway of a subnet the cluster's machines are in (any of the VPC's otherwise).
+    subnet = (
+        ctx.db.scalars(
+            select(Subnet.cidr)
+            .join(Instance, Instance.subnet_id == Subnet.id)
+            .where(Instance.cluster_id == cluster.id)
+            .order_by(Subnet.num_id)
+        ).first()
+        or ctx.db.scalars(
+            select(Subnet.cidr).where(Subnet.vpc_id == cluster.vpc_id).order_by(Subnet.num_id)
+        ).first()
+    )
+    internal = endpoint.url(str(gateway_of(subnet).ip), row.internal_port) if subnet else ""
+    return {
+        "userName": creds.USER,
+        "password": ctx.services.box.decrypt(row.password_enc),
+        "certificationAuthority": row.ca_cert,
+        "clusterExternalEndpoint": url or "",
+        # Not in the document: the address machines of the VPC reach the API on, always.
+        "clusterInternalEndpoint": internal,
+    }
+
+
+class OperateVipParams(Params):
+    clusterId: str
+    operation: Literal["Create", "Delete"]
+
+
+@action("OperateClusterVip", OperateVipParams, resources=("clusterId",))
+def operate_cluster_vip(ctx: RequestContext, p: OperateVipParams) -> dict[str, Any]:
+    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId, lock=True)
+    if cluster.status == "Deleting":
+        raise ApiError(5100, "ClusterStateError", f"cluster {cluster.id} is Deleting")
+    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster.id)
+    if p.operation == "Create" and row.external_open:
+        raise ApiError(
+            5100, "ClusterVipExists", f"the external address of {cluster.id} is already open"
+        )
+    if p.operation == "Delete" and not row.external_open:
+        raise ApiError(
+            5100, "ClusterVipNotExists", f"the external address of {cluster.id} is not open"
+        )
+    row.external_open = p.operation == "Create"
+    task = create_task(
+        ctx.db,
+        ctx.account_id,
+        "kube.vip",
+        {"clusterId": cluster.id, "operation": p.operation},
+        cluster.id,
+    )
+    runner, task_id = ctx.services.tasks, task.id
+    ctx.on_commit(lambda: runner.submit(task_id))
+    return {"requestId": task_id}

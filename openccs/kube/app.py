@@ -1,0 +1,558 @@
+"""One cluster's Kubernetes API over HTTPS: discovery, get/list/watch with Tables, logs,
+and the writes kubectl makes (mapped onto the API's domain functions, see writes.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import functools
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from openccs.kube import proto, writes
+from openccs.kube.errors import KubeError, not_found
+from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
+from openccs.kube.selectors import SelectorError, field_selector, label_selector
+from openccs.kube.tracker import Tracker
+from openccs.log import get_logger, log_event
+
+if TYPE_CHECKING:
+    from openccs.server import Services
+
+log = get_logger("openccs.kube")
+T = TypeVar("T")
+
+POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
+WATCH_EVERY = 0.5
+GROUPS = {"": "v1", "apps": "v1", "policy": "v1", "autoscaling": "v1"}
+
+
+def _json(data: Any, code: int = 200) -> Response:
+    return Response(
+        json.dumps(data, separators=(",", ":")), status_code=code, media_type="application/json"
+    )
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        POOL, functools.partial(ctx.run, fn, *args)
+    )
+
+
+def _resource_entry(k: Kind) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": k.name,
+        "singularName": k.kind.lower(),
+        "namespaced": k.namespaced,
+        "kind": k.kind,
+        "verbs": list(k.verbs),
+    }
+    if k.short:
+        entry["shortNames"] = list(k.short)
+    if k.name in CATEGORY_ALL:
+        entry["categories"] = ["all"]
+    return entry
+
+
+def resource_list(group: str) -> dict[str, Any]:
+    version = GROUPS[group]
+    gv = f"{group}/{version}" if group else version
+    resources = [_resource_entry(k) for k in KINDS.values() if k.group == group]
+    if group == "":
+        resources += [
+            {
+                "name": "pods/log",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "Pod",
+                "verbs": ["get"],
+            },
+            {
+                "name": "pods/eviction",
+                "singularName": "",
+                "namespaced": True,
+                "group": "policy",
+                "version": "v1",
+                "kind": "Eviction",
+                "verbs": ["create"],
+            },
+        ]
+    if group == "apps":
+        resources.append(
+            {
+                "name": "deployments/scale",
+                "singularName": "",
+                "namespaced": True,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
+
+
+def group_list() -> dict[str, Any]:
+    groups = []
+    for g, v in GROUPS.items():
+        if not g:
+            continue
+        gv = {"groupVersion": f"{g}/{v}", "version": v}
+        groups.append({"name": g, "versions": [gv], "preferredVersion": gv})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def _gv_path(group: str) -> str:
+    return f"apis/{group}/{GROUPS[group]}" if group else "api/v1"
+
+
+def openapi_root() -> dict[str, Any]:
+    """The OpenAPI v3 index kubectl reads to learn that PATCH takes `fieldValidation` (the
+    server validates what it is given: unknown fields answer 422)."""
+    return {
+        "paths": {_gv_path(g): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g)}"} for g in GROUPS}
+    }
+
+
+def openapi_doc(gv_path: str) -> dict[str, Any]:
+    group = next((g for g in GROUPS if _gv_path(g) == gv_path), None)
+    if group is None:
+        raise KubeError(404, f"no OpenAPI document for {gv_path}")
+    paths: dict[str, Any] = {}
+    for k in KINDS.values():
+        if k.group != group or "patch" not in k.verbs:
+            continue
+        prefix = f"/{gv_path}/namespaces/{{namespace}}" if k.namespaced else f"/{gv_path}"
+        paths[f"{prefix}/{k.name}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{k.kind}",
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {
+                    "group": k.group,
+                    "kind": k.kind,
+                    "version": k.version,
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "openccs", "version": K8S_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
+
+
+class ClusterApi:
+    """The Kubernetes API of one cluster (one app for all its listeners)."""
+
+    def __init__(self, services: Services, cluster_id: str, account_id: int, secret: str):
+        self.services = services
+        self.cluster_id = cluster_id
+        self.account_id = account_id
+        self.secret = secret
+        self.tracker = Tracker(services.store, cluster_id)
+        self.closing = False
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/{path:path}", self.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
+                )
+            ]
+        )
+
+    # -- authentication ---------------------------------------------------------------
+    def _authenticated(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        given = ""
+        if scheme.lower() == "bearer":
+            given = value.strip()
+        elif scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            if user != "admin":
+                return False
+            given = password
+        return bool(given) and hmac.compare_digest(given.encode(), self.secret.encode())
+
+    # -- dispatch ---------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        code = 200
+        try:
+            if not self._authenticated(request):
+                raise KubeError(401, "Unauthorized")
+            resp = await self._route(request)
+            code = resp.status_code
+            return resp
+        except KubeError as err:
+            code = err.code
+            return _json(err.status(), err.code)
+        except Exception:
+            log.exception("kube api error", extra={"fields": {"path": request.url.path}})
+            code = 500
+            return _json(KubeError(500, "internal error; see the server log").status(), 500)
+        finally:
+            log_event(
+                log,
+                "kube request",
+                cluster=self.cluster_id,
+                method=request.method,
+                path=request.url.path,
+                code=code,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _route(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        method = request.method
+        if path == "/version":
+            return _json(
+                {
+                    "major": "1",
+                    "minor": K8S_VERSION.split(".")[1],
+                    "gitVersion": f"{K8S_VERSION}-openccs",
+                    "platform": "linux/amd64",
+                    "goVersion": "",
+                    "compiler": "",
+                    "buildDate": "",
+                    "gitCommit": "",
+                    "gitTreeState": "clean",
+                }
+            )
+        if path == "/api":
+            return _json(
+                {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+            )
+        if path == "/apis":
+            return _json(group_list())
+        if path in ("/healthz", "/livez", "/readyz"):
+            return Response("ok", media_type="text/plain")
+        if path == "/api/v1":
+            return _json(resource_list(""))
+        if path == "/openapi/v3":
+            return _json(openapi_root())
+        if path.startswith("/openapi/v3/"):
+            return _json(openapi_doc(path.removeprefix("/openapi/v3/")))
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 2 and parts[1] == "v1":
+            group, rest = "", parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 3 and GROUPS.get(parts[1]) == parts[2]:
+            group, rest = parts[1], parts[3:]
+            if not rest:
+                return _json(resource_list(group))
+        elif parts[0] == "apis" and len(parts) == 2 and parts[1] in GROUPS:
+            g = parts[1]
+            gv = {"groupVersion": f"{g}/{GROUPS[g]}", "version": GROUPS[g]}
+            return _json(
+                {
+                    "kind": "APIGroup",
+                    "apiVersion": "v1",
+                    "name": g,
+                    "versions": [gv],
+                    "preferredVersion": gv,
+                }
+            )
+        else:
+            raise KubeError(404, f"the server could not find the requested resource ({path})")
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest:
+            raise KubeError(404, f"the server could not find the requested resource ({path})")
+        resource, name = rest[0], rest[1] if len(rest) > 1 else ""
+        sub = "/".join(rest[2:])
+        kind = KINDS.get(resource)
+        if kind is None or kind.group != group:
+            raise KubeError(404, f"the server could not find the requested resource ({path})")
+        if kind.namespaced is False and namespace:
+            raise KubeError(404, f"the server could not find the requested resource ({path})")
+        q = request.query_params
+        if method == "GET" and not name:
+            if q.get("watch") in ("1", "true", "True"):
+                return await self._watch(request, kind, namespace)
+            return await self._list(request, kind, namespace)
+        if method == "GET" and sub == "log" and kind.name == "pods":
+            return await self._logs(request, namespace, name)
+        body: Any = None
+        if method in ("POST", "PUT", "PATCH"):
+            raw = await request.body()
+            if "protobuf" in request.headers.get("content-type", ""):
+                # Typed clients (kubectl create namespace, eviction) send protobuf: only
+                # objects whose metadata is all that matters are read from it.
+                if kind.name != "namespaces" and sub != "eviction":
+                    raise KubeError(415, "send this object as application/json")
+                try:
+                    body = proto.decode_object(raw)
+                except (ValueError, IndexError):
+                    raise KubeError(400, "the protobuf body cannot be read") from None
+            else:
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    raise KubeError(400, "the request body is not JSON") from None
+        ctype = request.headers.get("content-type", "application/json")
+        dry_run = bool(q.get("dryRun"))
+        result = await in_thread(
+            writes.dispatch, self, method, kind, namespace, name, sub, body, ctype, dry_run
+        )
+        if isinstance(result, Response):
+            return result
+        if method == "GET" and not sub and _wants_table(request):
+            rv = result["metadata"].get("resourceVersion", "")
+            return _json(self._table(kind, [result], rv, request))
+        code = 201 if method == "POST" and not sub else 200
+        return _json(result, code)
+
+    # -- reads ------------------------------------------------------------------------
+    def _matching(
+        self, kind: Kind, namespace: str, request: Request
+    ) -> tuple[list[dict[str, Any]], str, Callable[[dict[str, Any]], bool]]:
+        q = request.query_params
+        try:
+            lsel, fsel = (
+                label_selector(q.get("labelSelector")),
+                field_selector(q.get("fieldSelector")),
+            )
+        except SelectorError as exc:
+            raise KubeError(400, str(exc)) from None
+
+        def keep(o: dict[str, Any]) -> bool:
+            if namespace and o["metadata"].get("namespace") != namespace:
+                return False
+            return lsel(o) and fsel(o)
+
+        self.tracker.refresh({kind.name}, max_age=0.0)
+        objs, rv = self.tracker.objects(kind.name)
+        return [o for o in objs if keep(o)], rv, keep
+
+    async def _list(self, request: Request, kind: Kind, namespace: str) -> Response:
+        objs, rv, _ = await in_thread(self._matching, kind, namespace, request)
+        objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        if kind.name == "events":
+            objs.sort(key=lambda o: o.get("lastTimestamp") or "")
+        if _wants_table(request):
+            return _json(self._table(kind, objs, rv, request))
+        return _json(
+            {
+                "kind": f"{kind.kind}List",
+                "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": rv},
+                "items": objs,
+            }
+        )
+
+    def _table(
+        self, kind: Kind, objs: list[dict[str, Any]], rv: str, request: Request
+    ) -> dict[str, Any]:
+        include = request.query_params.get("includeObject", "Metadata")
+        now = self.tracker.now or datetime.now(UTC).replace(tzinfo=None)
+        rows = []
+        for o in objs:
+            row: dict[str, Any] = {"cells": table_row(kind.name, o, now)}
+            if include == "Object":
+                row["object"] = o
+            elif include != "None":
+                row["object"] = {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                }
+            rows.append(row)
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": rv},
+            "columnDefinitions": COLUMNS[kind.name],
+            "rows": rows,
+        }
+
+    def get_object(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        self.tracker.refresh({kind.name})
+        obj = self.tracker.get(kind.name, namespace if kind.namespaced else "", name)
+        if obj is None:
+            raise not_found(kind.name, name, kind.group)
+        return obj
+
+    async def _watch(self, request: Request, kind: Kind, namespace: str) -> Response:
+        q = request.query_params
+        rv_text = q.get("resourceVersion", "")
+        table = _wants_table(request)
+        timeout = float(q.get("timeoutSeconds") or 1800)
+        objs, current_rv, keep = await in_thread(self._matching, kind, namespace, request)
+        if rv_text in ("", "0"):
+            initial = [("ADDED", o) for o in objs]
+            last = int(current_rv)
+        else:
+            try:
+                last = int(rv_text)
+            except ValueError:
+                raise KubeError(400, f"invalid resourceVersion {rv_text!r}") from None
+            changes = self.tracker.since(kind.name, last)
+            if changes is None:
+                raise KubeError(410, f"too old resource version: {last}", "Expired")
+            initial = [(t, o) for _, t, o in changes if keep(o)]
+            if changes:
+                last = changes[-1][0]
+
+        def frame(typ: str, obj: dict[str, Any]) -> bytes:
+            if table:
+                obj = self._table(kind, [obj], obj["metadata"].get("resourceVersion", ""), request)
+            return json.dumps({"type": typ, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+        async def stream() -> AsyncIterator[bytes]:
+            nonlocal last
+            for typ, obj in initial:
+                yield frame(typ, obj)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not self.closing:
+                await asyncio.sleep(WATCH_EVERY)
+                await in_thread(self.tracker.refresh, {kind.name}, WATCH_EVERY * 0.8)
+                changes = self.tracker.since(kind.name, last)
+                if changes is None:
+                    err = KubeError(410, f"too old resource version: {last}", "Expired")
+                    yield json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n"
+                    return
+                for rv, typ, obj in changes:
+                    last = rv
+                    if keep(obj):
+                        yield frame(typ, obj)
+
+        return StreamingResponse(stream(), media_type="application/json")
+
+    # -- logs -------------------------------------------------------------------------
+    async def _logs(self, request: Request, namespace: str, name: str) -> Response:
+        from openccs.kube.objects import KINDS as K
+
+        pod = await in_thread(self.get_object, K["pods"], namespace, name)
+        q = request.query_params
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        cname = q.get("container") or ""
+        if not cname:
+            if len(containers) != 1:
+                raise KubeError(
+                    400,
+                    f"a container name must be specified for pod {name},"
+                    f" choose one of: [{' '.join(containers)}]",
+                )
+            cname = containers[0]
+        if cname not in containers:
+            raise KubeError(400, f"container {cname} is not valid for pod {name}")
+        status = next(
+            (c for c in pod["status"].get("containerStatuses", []) if c["name"] == cname), None
+        )
+        if status is None or not status.get("containerID"):
+            reason = "ContainerCreating"
+            if status is not None:
+                reason = status["state"].get("waiting", {}).get("reason", reason)
+            raise KubeError(
+                400, f'container "{cname}" in pod "{name}" is waiting to start: {reason}'
+            )
+        cid = status["containerID"].removeprefix("docker://")
+        node_id = pod["spec"].get("nodeName")
+        instance = await in_thread(self._instance_of, node_id or "")
+        sock = self.services.extra["cloud"].engine.docker_socket(instance)
+        params = {"stdout": "1", "stderr": "1"}
+        follow = q.get("follow") in ("true", "1")
+        if follow:
+            params["follow"] = "1"
+        if q.get("tailLines"):
+            params["tail"] = str(int(q["tailLines"]))
+        if q.get("timestamps") in ("true", "1"):
+            params["timestamps"] = "1"
+        since = _since(q.get("sinceTime"), q.get("sinceSeconds"))
+        if since is not None:
+            params["since"] = str(since)
+        client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(sock)),
+            base_url="http://docker",
+            timeout=httpx.Timeout(10.0, read=None),
+        )
+        req = client.build_request("GET", f"/containers/{cid}/logs", params=params)
+        resp = await client.send(req, stream=True)
+        if resp.status_code >= 400:
+            text = (await resp.aread()).decode(errors="replace")
+            await client.aclose()
+            raise KubeError(500, f"cannot read the logs of {name}/{cname}: {text[:300]}")
+
+        async def body() -> AsyncIterator[bytes]:
+            buf = b""
+            framed: bool | None = None
+            try:
+                async for chunk in resp.aiter_raw():
+                    buf += chunk
+                    if framed is None and len(buf) >= 8:
+                        framed = buf[0] in (0, 1, 2) and buf[1:4] == b"\0\0\0"
+                    if framed is False:
+                        yield buf
+                        buf = b""
+                        continue
+                    while len(buf) >= 8:
+                        size = int.from_bytes(buf[4:8], "big")
+                        if len(buf) < 8 + size:
+                            break
+                        yield buf[8 : 8 + size]
+                        buf = buf[8 + size :]
+                if buf and not framed:
+                    yield buf
+            finally:
+                await resp.aclose()
+                await client.aclose()
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    def _instance_of(self, lan_ip: str) -> str:
+        from sqlalchemy import select
+
+        from openccs.store.models import Instance
+
+        with self.services.store.session() as s:
+            found = s.scalars(
+                select(Instance.id).where(
+                    Instance.cluster_id == self.cluster_id, Instance.lan_ip == lan_ip
+                )
+            ).first()
+        if found is None:
+            raise KubeError(404, f"node {lan_ip} of the pod is gone")
+        return str(found)
+
+
+def _since(since_time: str | None, since_seconds: str | None) -> int | None:
+    if since_time:
+        try:
+            dt = datetime.fromisoformat(since_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise KubeError(400, f"invalid sinceTime {since_time!r}") from None
+        return int(dt.timestamp())
+    if since_seconds:
+        return int(time.time()) - int(since_seconds)
+    return None
+
+
+def _wants_table(request: Request) -> bool:
+    return "as=Table" in request.headers.get("accept", "").split(",")[0]

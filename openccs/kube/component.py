@@ -1,0 +1,281 @@
+"""The clusters' Kubernetes API listeners.
+
+Every cluster has one HTTPS listener per VPC gateway address of its VPC (the host side of
+the VPC bridge, where its machines reach the host), on a port of its own, always; and,
+while OperateClusterVip has opened it, one on the host's public address. Each listener is a
+uvicorn server in this process, with a certificate signed by the cluster's CA. The database
+says what should listen; `sync` makes it so (at start, every few seconds, and on demand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from sqlalchemy import select
+from starlette.routing import BaseRoute
+
+from openccs.domain.cloud import gateway_of
+from openccs.kube import creds
+from openccs.kube.app import ClusterApi, in_thread
+from openccs.kube.models import KubeEndpoint
+from openccs.log import get_logger, log_event
+from openccs.store.models import Cluster, Subnet
+from openccs.tasks.runner import StepContext, TaskFailed, task_type
+
+if TYPE_CHECKING:
+    from openccs.server import Services
+
+log = get_logger("openccs.kube")
+
+SYNC_EVERY = 2.0
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+Address = tuple[str, int]
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Wanted:
+    cluster_id: str
+    account_id: int
+    secret: str
+    ca_cert: str
+    ca_key: str
+    addresses: list[tuple[str, Address]]  # (role, address)
+
+
+@dataclass
+class _Listener:
+    server: _Server
+    task: asyncio.Task[None]
+    sock: socket.socket
+    cert_key: str
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class KubeComponent:
+    name = "kube"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.apis: dict[str, ClusterApi] = {}
+        self.listeners: dict[tuple[str, Address], _Listener] = {}
+        self.certs: dict[str, tuple[str, Path, Path]] = {}
+        self.errors: dict[tuple[str, Address], str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        services.extra["kube"] = self
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.sync()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for key in list(self.listeners):
+            await self._close(key)
+        for api in self.apis.values():
+            api.closing = True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_EVERY)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("kube listener sync failed")
+
+    # -- desired state ----------------------------------------------------------------
+    def _desired(self) -> list[_Wanted]:
+        box, settings = self.services.box, self.services.settings
+        out = []
+        with self.services.store.session() as s:
+            gateways: dict[str, list[str]] = {}
+            for vpc_id, cidr in s.execute(select(Subnet.vpc_id, Subnet.cidr)).tuples():
+                gw = str(gateway_of(cidr).ip)
+                if gw not in gateways.setdefault(vpc_id, []):
+                    gateways[vpc_id].append(gw)
+            for cluster in s.scalars(select(Cluster).order_by(Cluster.created_at)):
+                if cluster.status == "Deleting":
+                    continue
+                row = creds.ensure_endpoint(s, box, cluster.id)
+                if row.internal_port is None:
+                    row.internal_port = free_port("0.0.0.0")
+                addrs: list[tuple[str, Address]] = [
+                    ("internal", (gw, row.internal_port)) for gw in gateways.get(cluster.vpc_id, [])
+                ]
+                if row.external_open and row.external_port:
+                    host = row.external_host or settings.kube_public_address
+                    addrs.append(("external", (host, row.external_port)))
+                out.append(
+                    _Wanted(
+                        cluster.id,
+                        cluster.account_id,
+                        box.decrypt(row.password_enc),
+                        row.ca_cert,
+                        box.decrypt(row.ca_key_enc),
+                        addrs,
+                    )
+                )
+        return out
+
+    async def sync(self) -> None:
+        async with self._lock:
+            wanted = await in_thread(self._desired)
+            keep: set[tuple[str, Address]] = set()
+            for w in wanted:
+                api = self.apis.get(w.cluster_id)
+                if api is None or api.secret != w.secret:
+                    api = self.apis[w.cluster_id] = ClusterApi(
+                        self.services, w.cluster_id, w.account_id, w.secret
+                    )
+                ips = sorted({"127.0.0.1", *(a[0] for _, a in w.addresses)})
+                cert_key = ",".join(ips)
+                have = self.certs.get(w.cluster_id)
+                if have is None or have[0] != cert_key:
+                    out_dir = self.services.settings.data_dir / "kube" / w.cluster_id
+                    cert, key = await in_thread(
+                        creds.issue_server_cert, out_dir, w.ca_cert, w.ca_key, ips
+                    )
+                    self.certs[w.cluster_id] = (cert_key, cert, key)
+                for _role, addr in w.addresses:
+                    k = (w.cluster_id, addr)
+                    keep.add(k)
+                    lst = self.listeners.get(k)
+                    if lst is not None and (lst.cert_key != cert_key or lst.task.done()):
+                        await self._close(k)
+                        lst = None
+                    if lst is None:
+                        self._open(k, api)
+            for k in [k for k in self.listeners if k not in keep]:
+                await self._close(k)
+            live = {w.cluster_id for w in wanted}
+            for cid in [c for c in self.apis if c not in live]:
+                self.apis.pop(cid).closing = True
+                self.certs.pop(cid, None)
+                # The cluster is gone: so is its server key.
+                shutil.rmtree(self.services.settings.data_dir / "kube" / cid, ignore_errors=True)
+
+    def _open(self, key: tuple[str, Address], api: ClusterApi) -> None:
+        cluster_id, addr = key
+        cert_key, cert, pkey = self.certs[cluster_id]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+            sock.bind(addr)
+            sock.listen(256)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            msg = f"cannot listen on {addr[0]}:{addr[1]}: {exc.strerror or exc}"
+            if self.errors.get(key) != msg:
+                log_event(log, "kube listen failed", cluster=cluster_id, error=msg)
+            self.errors[key] = msg
+            return
+        self.errors.pop(key, None)
+        cfg = uvicorn.Config(
+            api.app,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(pkey),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
+        )
+        server = _Server(cfg)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        self.listeners[key] = _Listener(server, task, sock, cert_key)
+        log_event(log, "kube listening", cluster=cluster_id, address=f"{addr[0]}:{addr[1]}")
+
+    async def _close(self, key: tuple[str, Address]) -> None:
+        lst = self.listeners.pop(key, None)
+        if lst is None:
+            return
+        lst.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(lst.task), timeout=5)
+        except (TimeoutError, Exception):
+            lst.task.cancel()
+        lst.sock.close()
+        log_event(log, "kube listener closed", cluster=key[0], address=f"{key[1][0]}:{key[1][1]}")
+
+    # -- from worker threads ----------------------------------------------------------
+    def sync_blocking(self, timeout: float = 30.0) -> None:
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(self.sync(), self.loop).result(timeout)
+
+    def is_listening(self, cluster_id: str, addr: Address) -> bool:
+        lst = self.listeners.get((cluster_id, addr))
+        return lst is not None and not lst.task.done()
+
+
+def _vip_step(ctx: StepContext) -> None:
+    """OperateClusterVip: open or close the external address, and wait until it is so."""
+    services = ctx.services["services"]
+    comp: KubeComponent = services.extra["kube"]
+    cluster_id, operation = ctx.params["clusterId"], ctx.params["operation"]
+    settings = services.settings
+    with services.store.session() as s:
+        row = creds.ensure_endpoint(s, services.box, cluster_id)
+        if operation == "Create":
+            host = row.external_host or settings.kube_public_address
+            if not row.external_port:
+                row.external_host = host
+                row.external_port = free_port(host)
+            addr: Address = (host, row.external_port)
+        else:
+            addr = (row.external_host or settings.kube_public_address, row.external_port or 0)
+            row.external_port = None
+    comp.sync_blocking()
+    if operation == "Create" and not comp.is_listening(cluster_id, addr):
+        raise TaskFailed(comp.errors.get((cluster_id, addr), "the listener did not start"))
+    if operation == "Delete" and comp.is_listening(cluster_id, addr):
+        raise TaskFailed("the external listener is still open")
+
+
+def _vip_rollback(ctx: StepContext) -> None:
+    """A Create that could not listen leaves the address closed, as before."""
+    if ctx.params["operation"] != "Create":
+        return
+    services = ctx.services["services"]
+    with services.store.session() as s:
+        row = s.get(KubeEndpoint, ctx.params["clusterId"])
+        if row is not None:
+            row.external_open = False
+            row.external_port = None
+    services.extra["kube"].sync_blocking()
+
+
+task_type("kube.vip", [("listen", _vip_step)], rollback=_vip_rollback, retries=1)
+
+
+def component(services: Services) -> Any:
+    return KubeComponent(services)

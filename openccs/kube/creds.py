@@ -1,0 +1,125 @@
+"""A cluster's CA and `admin` secret, made when first needed, and its server certificates."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from openccs.crypto import SecretBox
+from openccs.ids import random_token
+from openccs.kube.models import KubeEndpoint
+from openccs.tls import self_signed
+
+USER = "admin"
+# Names a client inside the cluster may use for the API, as in Kubernetes.
+SERVICE_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+    "localhost",
+)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def new_ca(cluster_id: str) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of a new cluster CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        self_signed(key, f"{cluster_id} cluster CA")
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
+
+
+def ensure_endpoint(s: Session, box: SecretBox, cluster_id: str) -> KubeEndpoint:
+    """The cluster's endpoint row, made (CA, secret) on first need."""
+    row = s.get(KubeEndpoint, cluster_id)
+    if row is not None:
+        return row
+    cert, key = new_ca(cluster_id)
+    row = KubeEndpoint(
+        cluster_id=cluster_id,
+        ca_cert=cert,
+        ca_key_enc=box.encrypt(key),
+        password_enc=box.encrypt(random_token(32)),
+        external_open=False,
+        external_host="",
+    )
+    try:
+        with s.begin_nested():
+            s.add(row)
+    except IntegrityError:
+        # Made at the same moment by another request: theirs is the one.
+        found = s.get(KubeEndpoint, cluster_id)
+        assert found is not None
+        return found
+    return row
+
+
+def issue_server_cert(
+    out_dir: Path, ca_cert_pem: str, ca_key_pem: str, ips: list[str]
+) -> tuple[Path, Path]:
+    """A server certificate for the cluster's API addresses, signed by the cluster CA."""
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVICE_NAMES]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(set(ips))]
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+    cert_path, key_path = out_dir / "server.pem", out_dir / "server-key.pem"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(_key_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
