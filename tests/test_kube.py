@@ -423,7 +423,10 @@ def test_create_namespace_apply_and_reach(kube: Kube, tmp_path: Path) -> None:
     cluster_ip = kube.json("get", "svc", "hello", "-n", "team")["spec"]["clusterIP"]
     assert cluster_ip == info["serviceIp"]
     names = {p["name"] for p in pods}
-    assert {http_get(cluster_ip, 80) for _ in range(20)} == {f"hello-{n}" for n in names}
+    # Ready pods join the service rules within an engine pass of being reported ready.
+    until("both pods behind the ClusterIP",
+          lambda: {http_get(cluster_ip, 80) for _ in range(20)} == {f"hello-{n}" for n in names},
+          30)  # fmt: skip
     nodes = kube.c.call("DescribeClusterInstances", {"clusterId": kube.cluster})["data"]["nodes"]
     code = (
         "import urllib.request as u; print(u.urlopen("
