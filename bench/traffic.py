@@ -44,7 +44,10 @@ def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> di
     if host:
         argv[1:1] = ["-H", f"Host: {host}"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:  # wrk gave up (every connection failed): no figure this round
+        return {"rps": 0.0, "p99_ms": float("nan"), "bad": 0.0, "sock_errors": 1.0}
+    rps = float(found[1])
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -59,9 +62,9 @@ def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if not shutil.which("wrk"):
@@ -96,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             "lb": (f"http://{info['externalIp']}/index.html", None),
             "ingress": (f"http://{ing_ip}/index.html", "bench.example.com"),
         }
-        for _ in range(args.rounds):
-            for name, (url, host) in paths.items():
+        order = list(paths)
+        for i in range(args.rounds):
+            # Each round in another order, so a slow spell of the shared host does not
+            # always fall on the same path.
+            for name in order[i % 3 :] + order[: i % 3]:
+                url, host = paths[name]
                 results[name].append(wrk(url, args.seconds, args.connections, host))
                 print(name, results[name][-1], file=sys.stderr)
     finally:
@@ -119,18 +126,22 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| machine | " + " | ".join(f"{k}: {v}" for k, v in machine_facts().items()) + " |",
         "",
-        "| path | req/s (median) | p99 ms (median) | ratio to direct | target | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| path | req/s median | req/s best | p99 ms median | ratio to direct (median, best)"
+        " | target | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    best_direct = max(r["rps"] for r in results["direct"])
     for name, target in (("direct", None), ("lb", LB_TARGET), ("ingress", INGRESS_TARGET)):
         rps = med(name, "rps")
+        best = max(r["rps"] for r in results[name])
         ratio = rps / direct if direct else float("nan")
+        best_ratio = best / best_direct if best_direct else float("nan")
         verdict = "" if target is None else f"{target:.0%} {'PASS' if ratio >= target else 'FAIL'}"
         errors = sum(r["bad"] + r["sock_errors"] for r in results[name])
         label = {"direct": "pod IP (baseline)", "lb": "LoadBalancer VIP", "ingress": "ingress"}
         lines.append(
-            f"| {label[name]} | {rps:,.0f} | {med(name, 'p99_ms'):.1f} | {ratio:.2f} | "
-            f"{verdict} | {errors:.0f} |"
+            f"| {label[name]} | {rps:,.0f} | {best:,.0f} | {med(name, 'p99_ms'):.1f} | "
+            f"{ratio:.2f}, {best_ratio:.2f} | {verdict} | {errors:.0f} |"
         )
     lines += [
         "",

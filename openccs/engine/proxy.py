@@ -68,7 +68,10 @@ def restore_script(
         )
         for vip in sp.vips:
             match = f"-A {entry} -d {vip}/32 -p {proto} -m {proto} --dport {sp.port} {comment}"
-            rules.append(f"{match} -j MARK --or-mark {LB_MARK}")
+            # Only what comes from elsewhere is marked for masquerading: the host's own
+            # connections are answered through it anyway, and masquerading them would put
+            # them in the same port space as every other connection of the host to a pod.
+            rules.append(f"{match} -m addrtype ! --src-type LOCAL -j MARK --or-mark {LB_MARK}")
             rules.append(f"{match} -j {chain}")
         if sp.node_port and machine:
             rules.append(
