@@ -145,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines += [
         "",
+        "Reading it: busybox httpd forks per connection and closes it after one answer, so"
+        " every path opens a TCP connection per request and the shared host's other work"
+        " moves the figures a lot between rounds (hence the rotating order, medians and"
+        " bests). The ingress p99 of about 1 s is SYN retransmission: nginx opens more"
+        " connections at once than busybox's listen backlog takes. The first version of the"
+        " load balancer masqueraded the host's own connections to a VIP, which put them in"
+        " the port space of all the host's other connections to the pod: SNAT port"
+        " collisions held it at 0.41-0.58 of direct; only traffic from elsewhere is"
+        " masqueraded now.",
+        "",
         "Rounds (req/s): "
         + "; ".join(f"{n} " + ", ".join(f"{r['rps']:,.0f}" for r in v) for n, v in results.items()),
         "",
