@@ -7,7 +7,12 @@ those modules, in start order.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
+import time
+from collections.abc import Callable
+from logging import Logger
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.routing import BaseRoute
@@ -61,3 +66,42 @@ def load_models() -> None:
 
 def load_components(services: Services) -> list[Component]:
     return [importlib.import_module(m).component(services) for m in COMPONENT_MODULES]
+
+
+class PassLoop:
+    """A daemon thread running `step` every `interval` seconds, at once after `wake()`; a
+    failing pass is logged and the next one runs as usual. The loop of the components
+    whose work is level-triggered passes (engine, ingress, log shippers, autoscaler)."""
+
+    def __init__(self, name: str, step: Callable[[], None], interval: float, log: Logger) -> None:
+        self.name, self.step, self.interval, self.log = name, step, interval, log
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.step()
+            except Exception:
+                self.log.exception(f"{self.name} pass failed")
+            self._wake.wait(max(0.05, self.interval - (time.monotonic() - started)))
+            self._wake.clear()

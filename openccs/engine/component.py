@@ -9,9 +9,7 @@ database work.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -23,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
 from openccs.cloud.host import CloudError
+from openccs.components import PassLoop
 from openccs.domain.workloads import pod_is_ready, record_event, service_pods
 from openccs.engine import deployment, dns, scheduler
 from openccs.engine.agent import NodeAgent
@@ -53,9 +52,7 @@ class Engine:
         self.services = services
         self.store = services.store
         self.settings = services.settings
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PassLoop("engine", self.run_pass, PASS_INTERVAL, log)
         self._agents: dict[str, NodeAgent] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
@@ -86,28 +83,14 @@ class Engine:
         return []
 
     async def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+        await self._loop.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_pass()
-            except Exception:
-                log.exception("engine pass failed")
-            self._wake.wait(max(0.05, PASS_INTERVAL - (time.monotonic() - started)))
-            self._wake.clear()
+        self._loop.wake()
 
     def run_pass(self) -> None:
         if time.monotonic() - self._pruned > EVENT_PRUNE_EVERY:

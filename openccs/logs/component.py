@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from starlette.routing import BaseRoute
 
+from openccs.components import PassLoop
 from openccs.log import get_logger, log_event
 from openccs.logs.rules import Rule, load_rules
 from openccs.logs.shipper import MachineShipper
@@ -39,9 +39,7 @@ class LogsComponent:
         self._rules: dict[str, list[Rule]] = {}
         self._shippers: dict[str, MachineShipper] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PassLoop("logs", self.run_pass, PASS_INTERVAL, log)
 
     @property
     def cloud(self) -> Cloud:
@@ -52,14 +50,10 @@ class LogsComponent:
         return []
 
     async def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="logs", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10)
+        await self._loop.stop(timeout=10)
         with self._lock:
             shippers = list(self._shippers.values())
             self._shippers.clear()
@@ -69,7 +63,7 @@ class LogsComponent:
             await asyncio.to_thread(sh.thread.join, 15)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def rules_for(self, cluster_id: str) -> list[Rule]:
         return list(self._rules.get(cluster_id, []))
@@ -88,16 +82,6 @@ class LogsComponent:
                 running += 1
             problems.extend(f"{node}: {p}" for p in sorted(list(sh.problems.values())))
         return running, problems
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_pass()
-            except Exception:
-                log.exception("log collection pass failed")
-            self._wake.wait(max(0.05, PASS_INTERVAL - (time.monotonic() - started)))
-            self._wake.clear()
 
     def run_pass(self) -> None:
         with self.store.session() as s:

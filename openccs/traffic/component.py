@@ -7,10 +7,8 @@ applies them (openccs.engine.component) with the VIPs of openccs.traffic.net.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +17,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
+from openccs.components import PassLoop
 from openccs.log import get_logger, log_event
 from openccs.store.models import Service
 from openccs.traffic.ingress import Nginx, Route, Site, split_url
@@ -52,9 +51,7 @@ class Traffic:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.store = services.store
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PassLoop("ingress", self.run_pass, PASS_INTERVAL, log)
         # cluster -> (configuration served, when checked)
         self._applied: dict[str, tuple[str, float]] = {}
 
@@ -71,27 +68,13 @@ class Traffic:
         return []
 
     async def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="ingress", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+        await self._loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_pass()
-            except Exception:
-                log.exception("ingress pass failed")
-            self._wake.wait(max(0.05, PASS_INTERVAL - (time.monotonic() - started)))
-            self._wake.clear()
+        self._loop.wake()
 
     def run_pass(self) -> None:
         held = host_addresses()
