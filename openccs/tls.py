@@ -26,7 +26,7 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -35,7 +35,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    _write_private(path, _key_pem(key))
+    _write_private(path, key_pem(key))
 
 
 def self_signed(
@@ -55,14 +55,11 @@ def self_signed(
     )
 
 
-def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    ca_pem, ca_key = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
-    if ca_pem.exists() and ca_key.exists():
-        return ca_pem, ca_key
+def new_ca(name: str) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of a new certificate authority called `name`."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        self_signed(key, "openccs local CA")
+        self_signed(key, name)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -81,8 +78,17 @@ def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(ca_key, _key_pem(key))
-    ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key).decode()
+
+
+def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_pem, ca_key = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
+    if ca_pem.exists() and ca_key.exists():
+        return ca_pem, ca_key
+    cert, key = new_ca("openccs local CA")
+    _write_private(ca_key, key.encode())
+    ca_pem.write_text(cert)
     return ca_pem, ca_key
 
 
@@ -116,7 +122,7 @@ def issue_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     cert_path, key_path = tls_dir / f"{name}.pem", tls_dir / f"{name}-key.pem"
-    _write_private(key_path, _key_pem(key))
+    _write_private(key_path, key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_pem.read_bytes())
     return cert_path, key_path
 

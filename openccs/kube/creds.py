@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from openccs.crypto import SecretBox
 from openccs.ids import random_token
 from openccs.kube.models import KubeEndpoint
-from openccs.tls import self_signed
+from openccs.tls import key_pem, new_ca
 
 USER = "admin"
 # Names a client inside the cluster may use for the API, as in Kubernetes.
@@ -30,44 +30,12 @@ SERVICE_NAMES = (
 )
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def new_ca(cluster_id: str) -> tuple[str, str]:
-    """(certificate PEM, key PEM) of a new cluster CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        self_signed(key, f"{cluster_id} cluster CA")
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
-
-
 def ensure_endpoint(s: Session, box: SecretBox, cluster_id: str) -> KubeEndpoint:
     """The cluster's endpoint row, made (CA, secret) on first need."""
     row = s.get(KubeEndpoint, cluster_id)
     if row is not None:
         return row
-    cert, key = new_ca(cluster_id)
+    cert, key = new_ca(f"{cluster_id} cluster CA")
     row = KubeEndpoint(
         cluster_id=cluster_id,
         ca_cert=cert,
@@ -119,7 +87,7 @@ def issue_server_cert(
     os.chmod(out_dir, 0o700)
     cert_path, key_path = out_dir / "server.pem", out_dir / "server-key.pem"
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(_key_pem(key))
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
