@@ -95,6 +95,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+GRACEFUL_SHUTDOWN_S = 5
+
+
 class _Server(uvicorn.Server):
     # Signals are handled once for both listeners by `serve`.
     @contextlib.contextmanager
@@ -144,6 +147,9 @@ async def _serve(settings: Settings) -> None:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            # A stop waits this long for requests in flight (a long poll, a followed log),
+            # then closes them: the components' own shutdown must still run.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         servers.append(_Server(cfg))
         endpoints["https"] = f"https://{settings.https}"
@@ -158,6 +164,9 @@ async def _serve(settings: Settings) -> None:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            # A stop waits this long for requests in flight (a long poll, a followed log),
+            # then closes them: the components' own shutdown must still run.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         servers.append(_Server(cfg))
         endpoints["http"] = f"http://{settings.http}"

@@ -72,3 +72,22 @@ def test_restarts_lose_no_tag_record(own_server: Server, tmp_path: Path) -> None
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
         kill_registry(server)
+
+
+def test_sweep_stops_the_registry_a_killed_openccs_left(own_server: Server) -> None:
+    server = own_server
+    pid = registry_pid(server)
+    assert pid is not None and Path(f"/proc/{pid}").exists()
+    server.kill9()
+    assert Path(f"/proc/{pid}").exists()  # the registry outlives a killed openccs...
+    out = server.cli("sweep").stdout
+    assert str(pid) in out
+    # ...until the data directory's sweep.
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), what="registry gone")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True

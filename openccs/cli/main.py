@@ -482,6 +482,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
     from openccs.cloud.sweep import sweep
     from openccs.registry import certsd
+    from openccs.registry.daemon import sweep_registries
 
     site: str | None = None
     if not args.all:
@@ -493,6 +494,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     removed = sweep(site)
     # The registry's CA files for the machines' dockerds, one per VPC gateway endpoint.
     removed["registryTrust"] = certsd.sweep(site)
+    # A registry whose openccs died (a clean stop takes it along).
+    removed["registries"] = sweep_registries(None if args.all else _data_dir(args))
     print(json.dumps(removed, indent=2, default=str))
     return 0
 

@@ -339,3 +339,30 @@ class RegistryDaemon:
 
     def repository_dir(self, name: str) -> Path:
         return self.storage / "docker" / "registry" / "v2" / "repositories" / name
+
+
+def sweep_registries(data_dir: Path | None) -> list[str]:
+    """Kill the registry a dead openccs left running: the data directory's, or with `data_dir` None every registry started from an openccs data directory
+    (its configuration file lies in `<data dir>/registry/`, next to `<data dir>/site-id`),
+    or from one that was deleted since."""
+    from openccs.cloud import procs
+
+    found: list[int] = []
+    for pid in procs.all_pids():
+        argv = procs.cmdline(pid)
+        if not argv or os.path.basename(argv[0]) != BINARY or len(argv) < 3:
+            continue
+        config = Path(argv[-1])
+        owner = config.parent.parent
+        if data_dir is not None:
+            if owner.resolve() == data_dir.resolve():
+                found.append(pid)
+        elif config.parts[-2:] == ("registry", "config.yml") and (
+            (owner / "site-id").exists() or not config.exists()
+        ):
+            # An openccs data directory's registry, or one whose directory is gone.
+            found.append(pid)
+    killed = procs.kill_now(found)
+    for pid in killed:
+        log_event(log, "leftover registry killed", pid=pid)
+    return [str(p) for p in killed]
