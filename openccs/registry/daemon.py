@@ -342,9 +342,10 @@ class RegistryDaemon:
 
 
 def sweep_registries(data_dir: Path | None) -> list[str]:
-    """Kill the registry a dead openccs left running: the data directory's, or with `data_dir` None every registry started from an openccs data directory
-    (its configuration file lies in `<data dir>/registry/`, next to `<data dir>/site-id`),
-    or from one that was deleted since."""
+    """Kill the registries a dead openccs left running: the data directory's, or with
+    `data_dir` None every registry started from an openccs data directory (its
+    configuration file lies in `<data dir>/registry/`, next to `<data dir>/site-id`), or
+    from one that was deleted since."""
     from openccs.cloud import procs
 
     found: list[int] = []
