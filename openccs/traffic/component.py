@@ -8,7 +8,6 @@ applies them (openccs.engine.component) with the VIPs of openccs.traffic.net.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,8 @@ from openccs.cloud import naming
 from openccs.components import PassLoop
 from openccs.log import get_logger, log_event
 from openccs.store.models import Service
-from openccs.traffic.ingress import Nginx, Route, Site, split_url
+from openccs.traffic import net as traffic_net
+from openccs.traffic.ingress import Nginx, Route, Site, render, split_url
 from openccs.traffic.models import Certificate, Ingress, LoadBalancer
 
 if TYPE_CHECKING:
@@ -31,18 +31,6 @@ log = get_logger("openccs.traffic")
 
 PASS_INTERVAL = 1.0
 RECHECK_EVERY = 15.0
-
-
-def host_addresses() -> set[str]:
-    out = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, timeout=10
-    ).stdout
-    found = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            found.add(parts[parts.index("inet") + 1].split("/")[0])
-    return found
 
 
 class Traffic:
@@ -77,9 +65,30 @@ class Traffic:
         self._loop.wake()
 
     def run_pass(self) -> None:
-        held = host_addresses()
         per_cluster: dict[str, list[Site]] = {}
         waiting: dict[str, list[str]] = {}  # cluster -> balancer ids served once applied
+        with self.store.session() as s:
+            ingresses = list(s.scalars(select(Ingress).order_by(Ingress.id)))
+        if ingresses:
+            self._collect(ingresses, per_cluster, waiting)
+        for cluster_id, sites in per_cluster.items():
+            if sites:
+                self._serve(cluster_id, sites, waiting.get(cluster_id, []))
+        # Clusters whose last ingress went: their nginx goes too.
+        for workdir in self.base.glob("ingress-*"):
+            cluster_id = workdir.name.removeprefix("ingress-")
+            if not per_cluster.get(cluster_id):
+                Nginx(workdir).stop()
+                self._applied.pop(cluster_id, None)
+
+    def _collect(
+        self,
+        ingresses: list[Ingress],
+        per_cluster: dict[str, list[Site]],
+        waiting: dict[str, list[str]],
+    ) -> None:
+        """Each cluster's ingresses as nginx sites, with the balancers not yet Running."""
+        held = traffic_net.host_addresses()
         with self.store.session() as s:
             lbs = {
                 lb.ingress_id: lb
@@ -92,7 +101,7 @@ class Traffic:
                 for svc in s.scalars(select(Service).where(Service.deleting.is_(False)))
                 if svc.cluster_ip
             }
-            for ing in s.scalars(select(Ingress).order_by(Ingress.id)):
+            for ing in ingresses:
                 per_cluster.setdefault(ing.cluster_id, [])
                 lb = lbs.get(ing.id)
                 if lb is None or lb.vip not in held:
@@ -129,15 +138,6 @@ class Traffic:
                 )
                 if lb.status != "Running":
                     waiting.setdefault(ing.cluster_id, []).append(lb.id)
-        for cluster_id, sites in per_cluster.items():
-            if sites:
-                self._serve(cluster_id, sites, waiting.get(cluster_id, []))
-        # Clusters whose last ingress went: their nginx goes too.
-        for workdir in self.base.glob("ingress-*"):
-            cluster_id = workdir.name.removeprefix("ingress-")
-            if not per_cluster.get(cluster_id):
-                Nginx(workdir).stop()
-                self._applied.pop(cluster_id, None)
 
     def _cert_files(self, workdir: Path, row: Certificate) -> tuple[Path, Path]:
         certs = workdir / "certs"
@@ -152,8 +152,6 @@ class Traffic:
         return chain, key
 
     def _serve(self, cluster_id: str, sites: list[Site], waiting: list[str]) -> None:
-        from openccs.traffic.ingress import render
-
         workdir = self.base / f"ingress-{cluster_id}"
         workdir.mkdir(parents=True, exist_ok=True)
         nginx = Nginx(workdir)

@@ -56,9 +56,16 @@ def desired(s: Session, site: str) -> Wanted:
     )
 
 
-def _addresses(link: str, scope: tuple[str, ...] | None) -> set[str]:
-    """The link's addresses; with `scope`, only /32s inside those networks."""
-    out = host.run(["ip", "-4", "-o", "addr", "show", "dev", link], quiet=True).stdout
+def host_addresses() -> set[str]:
+    """Every IPv4 address the host holds (a VIP is served once it is among them)."""
+    return _addresses(None, None)
+
+
+def _addresses(link: str | None, scope: tuple[str, ...] | None) -> set[str]:
+    """The link's addresses (all links' with None); with `scope`, only /32s inside those
+    networks."""
+    argv = ["ip", "-4", "-o", "addr", "show", *(["dev", link] if link else [])]
+    out = host.run(argv, quiet=True).stdout
     nets = [ipaddress.ip_network(n) for n in scope or ()]
     found = set()
     for line in out.splitlines():
