@@ -131,8 +131,8 @@ def test_a_machine_in_each_zone_routes_the_other_zone_through_its_gateway(env: E
     assert machine_routes(env.srv, a["instanceId"]) == {b["podCidr"]: gateway(env.subnets[zone3])}
     assert machine_routes(env.srv, b["instanceId"]) == {a["podCidr"]: gateway(env.subnets[zone4])}
     # ...and the host routes each pod CIDR to the machine that owns it.
-    routes = host_routes()
-    assert routes[a["podCidr"]] == a["lanIp"] and routes[b["podCidr"]] == b["lanIp"]
+    on_host = host_routes()
+    assert on_host[a["podCidr"]] == a["lanIp"] and on_host[b["podCidr"]] == b["lanIp"]
 
 
 def pinned(name: str, zone: str, **extra: Any) -> dict[str, Any]:
@@ -143,19 +143,32 @@ def pinned(name: str, zone: str, **extra: Any) -> dict[str, Any]:
     return spec
 
 
-def wget(env: Env, pod: dict[str, Any], ip: str, port: int) -> str:
+REQUEST = "GET /index.html HTTP/1.0\r\n\r\n"
+
+
+def ask_from(env: Env, pod: dict[str, Any], host: str, port: int) -> str:
+    """Who answers HTTP on host:port, asked from inside a pod (with busybox nc: the static
+    busybox wget crashes with some options)."""
     node = next(n for n in env.nodes.values() if n["lanIp"] == pod["nodeIp"])
-    url = f"http://{ip}:{port}/index.html"
-    # Not wget's own -T: Debian's static busybox wget segfaults with it.
-    return exec_in_pod(env.srv, node["instanceId"], pod["name"], "timeout", "5", "wget", "-q",
-                       "-O", "-", url)  # fmt: skip
+    out = exec_in_pod(env.srv, node["instanceId"], pod["name"], "sh", "-c",
+                      f"printf '{REQUEST}' | nc -w 3 {host} {port}")  # fmt: skip
+    return out.splitlines()[-1] if out else ""
 
 
-def answer(ip: str, port: int) -> str:
+def ask(ip: str, port: int) -> str:
+    """Who answers HTTP on ip:port, asked from the host (outside the cluster)."""
     try:
         return httpx.get(f"http://{ip}:{port}/index.html", timeout=3).text.strip()
     except httpx.HTTPError as exc:
         return f"no answer ({exc!r})"
+
+
+def running_lb(svc: Svc) -> dict[str, Any]:
+    def ready() -> Any:
+        info = svc.info()
+        return info if info["lbStatus"] == "Running" and info["externalIp"] else None
+
+    return dict(until(f"{svc.name}'s balancer Running", ready, 60))
 
 
 def test_pods_services_balancers_and_node_ports_across_zones(env: Env) -> None:
@@ -165,46 +178,36 @@ def test_pods_services_balancers_and_node_ports_across_zones(env: Env) -> None:
                    "instanceId": node["instanceId"], "labels": [{"key": "zone-test",
                                                                  "value": zone}]})  # fmt: skip
     # East runs in zone 3 behind an inner balancer of the zone-4 subnet; west runs in zone 4
-    # behind a public one. Both have a ClusterIP and a node port.
-    east = create(
-        env.c,
-        env.cluster,
-        pinned(
-            "east", zone3, accessType="SvcLBTypeInner", subnetId=env.subnets[zone4]["unSubnetId"]
-        ),
-    )
-    west = create(env.c, env.cluster, pinned("west", zone4, accessType="LoadBalancer"))
-    where: dict[str, tuple[Svc, dict[str, Any], dict[str, Any]]] = {}
-    for svc, zone in ((east, zone3), (west, zone4)):
-        (pod,) = svc.wait_normal(1)
-        assert pod["nodeIp"] == env.nodes[zone]["lanIp"], pod
-
-        def running(svc: Svc = svc) -> Any:
-            info = svc.info()
-            return info if info["lbStatus"] == "Running" and info["externalIp"] else None
-
-        where[svc.name] = (svc, pod, until(f"{svc.name}'s balancer Running", running, 60))
-    assert ipaddress.ip_address(where["east"][2]["externalIp"]) in ipaddress.ip_network(
+    # behind a public one. Both have a ClusterIP, a DNS name and a node port.
+    inner = env.subnets[zone4]["unSubnetId"]
+    specs = {"east": pinned("east", zone3, accessType="SvcLBTypeInner", subnetId=inner),
+             "west": pinned("west", zone4, accessType="LoadBalancer")}  # fmt: skip
+    svcs = {name: create(env.c, env.cluster, spec) for name, spec in specs.items()}
+    pods, infos = {}, {}
+    for name, zone in (("east", zone3), ("west", zone4)):
+        (pods[name],) = svcs[name].wait_normal(1)
+        assert pods[name]["nodeIp"] == env.nodes[zone]["lanIp"], pods[name]
+        infos[name] = running_lb(svcs[name])
+    assert ipaddress.ip_address(infos["east"]["externalIp"]) in ipaddress.ip_network(
         env.subnets[zone4]["cidrBlock"]
     )
     lans = [n["lanIp"] for n in env.nodes.values()]
-    for client, target in (("east", "west"), ("west", "east")):
-        _, from_pod, _ = where[client]
-        _, to_pod, info = where[target]
+    for target, info in infos.items():
+        want = pods[target]["name"]
         node_port = info["portMappings"][0]["nodePort"]
-        ways = [("its pod", to_pod["ip"], 80), ("its ClusterIP", info["serviceIp"], 80),
-                ("its balancer", info["externalIp"], 80),
-                *((f"its node port on {lan}", lan, node_port) for lan in lans)]  # fmt: skip
-        for what, ip, port in ways:
-            until(f"a pod in {client}'s zone reaches {target} through {what} ({ip}:{port})",
-                  lambda ip=ip, port=port, src=from_pod, want=to_pod["name"]:
-                  wget(env, src, ip, port) == want, 30)  # fmt: skip
-        # And from outside the cluster (the host): the balancer and both node ports.
-        for what, ip, port in ways[2:]:
+        outside = [("its balancer", info["externalIp"], 80),
+                   *((f"its node port on {lan}", lan, node_port) for lan in lans)]  # fmt: skip
+        inside = [("its ClusterIP", info["serviceIp"], 80), ("its name", target, 80), *outside]
+        for client, pod in pods.items():
+            ways = inside if client == target else [("its pod", pods[target]["ip"], 80), *inside]
+            for what, host, port in ways:
+                until(f"{client}'s pod reaches {target} through {what} ({host}:{port})",
+                      lambda pod=pod, host=host, port=port, want=want:
+                      ask_from(env, pod, host, port) == want, 30)  # fmt: skip
+        for what, ip, port in outside:
             until(f"the host reaches {target} through {what}",
-                  lambda ip=ip, port=port, want=to_pod["name"]: answer(ip, port) == want,
-                  30)  # fmt: skip
-    for svc, _, _ in where.values():
+                  lambda ip=ip, port=port, want=want: ask(ip, port) == want, 30)  # fmt: skip
+    for svc in svcs.values():
         svc.call("DeleteClusterService")
 
 
@@ -235,7 +238,14 @@ def test_a_subnet_of_another_vpc_is_refused_and_changes_nothing(env: Env) -> Non
     })  # fmt: skip
     assert res["code"] == 4000, res
     assert "subnetId" in res["message"] and "not in the cluster's VPC" in res["message"], res
+    res = env.sdk.call("CreateEmptyCluster", {
+        "clusterName": "elsewhere", "clusterCIDR": unique_cluster_cidr(), "vpcId": env.vpc,
+        "masterSubnetId": foreign,
+    })  # fmt: skip
+    assert res["code"] == 4000 and "masterSubnetId" in res["message"], res
     assert env.sdk.ok("DescribeCluster", {})["totalCount"] == clusters
+    other = env.sdk.call("DescribeVpcEx", {"vpcId": made["vpcId"]}, "vpc")["data"]
+    assert other[0]["vpcDeviceNum"] == 0, other
 
 
 def test_removing_the_machines_removes_their_routes(env: Env) -> None:
