@@ -39,10 +39,18 @@ TITLE = "## Traffic: load balancer and ingress against direct pod access"
 LB_TARGET, INGRESS_TARGET = 0.90, 0.60
 
 
-def wrk(url: str, seconds: int, connections: int, host: str | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    host: str | None = None,
+    prefix: list[str] | None = None,
+) -> dict[str, float]:
+    """wrk's figures for `url`; `prefix` runs it elsewhere (e.g. nsenter into a machine)."""
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if host:
         argv[1:1] = ["-H", f"Host: {host}"]
+    argv = [*(prefix or []), *argv]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None:  # wrk gave up (every connection failed): no figure this round

@@ -6,8 +6,9 @@ Public interface:
 * `MachineSpec` — what a machine is (ids, addresses, pod CIDR, size, directories, userScript).
 * `MachineEngine(site, runtime_base=Path("/run/openccs"))`:
   * `create(spec) -> CreateResult` — idempotent: netns, veth on the VPC bridge, `lan_ip`,
-    default route via the gateway, cgroup limits, dockerd (started only when not running;
-    restarted when it runs with other settings, e.g. a new pod CIDR),
+    default route via the gateway (ICMP redirects ignored), cgroup limits, dockerd
+    (started only when not running; restarted when it runs with other settings, e.g. a new
+    pod CIDR),
     the DOCKER-USER rule letting other machines and the host reach pods, then the userScript
     (once per machine; its result is in `CreateResult.user_script`).
   * `start(spec) -> int` / `stop(instance_id)` — boot / shut down (containers stop with it).
@@ -241,6 +242,11 @@ class MachineEngine:
         host.run(["ip", "-n", ns, "link", "set", "dev", "lo", "up"])
         host.run(["ip", "-n", ns, "link", "set", "dev", "eth0", "up"])
         host.run(["ip", "-n", ns, "route", "replace", "default", "via", spec.gateway])
+        # The host answers traffic for another subnet of the VPC with ICMP redirects (it
+        # forwards it back out of the same bridge); taking them would send it straight over
+        # the bridge, which a VPC router between subnets and zones does not allow.
+        host.run(host.in_netns(ns, ["sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0",
+                                    "net.ipv4.conf.eth0.accept_redirects=0"]))  # fmt: skip
 
     def _dockerd_argv(self, spec: MachineSpec) -> list[str]:
         run_dir = self.runtime_dir(spec.instance_id)

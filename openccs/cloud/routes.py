@@ -8,7 +8,9 @@ Public interface (idempotent; routes carry `proto 233` so ours are told apart):
   pod CIDR -> lan IP. On the host, `ip route replace CIDR via LANIP` and removal of the
   cluster's routes not in `routes` any more (remembered in
   `<runtime_base>/<site>/routes/<cluster_id>.json`); in each machine's netns, routes to the
-  other machines' pod CIDRs (not its own), stale ones removed.
+  other machines' pod CIDRs (not its own), stale ones removed: straight to the owner when it
+  is on the machine's own subnet, else through the machine's gateway (the host, which is the
+  VPC's router between its subnets and zones, as in the cloud).
 * `ensure_cluster_masquerade(site, cluster_id, vpc_id, cluster_cidr)` — pods' traffic that
   leaves the VPC (through the host) is masqueraded, as dockerd runs with --ip-masq=false.
 * `delete_cluster_routes(site, cluster_id, machines=(), runtime_base=...)` — the host routes
@@ -78,6 +80,19 @@ def _apply(netns: str | None, want: dict[str, str], remove: set[str]) -> tuple[i
     return added, deleted
 
 
+def machine_routes(machine: MachineSpec, routes: dict[str, str]) -> dict[str, str]:
+    """Pod CIDR -> next hop in `machine`: the owner's lan IP on the machine's own subnet,
+    the machine's gateway for an owner in another subnet (not on the link: the host routes
+    it on)."""
+    own = _norm(machine.pod_cidr)
+    subnet = ipaddress.ip_interface(f"{machine.lan_ip}/{machine.prefix_len}").network
+    return {
+        cidr: lan if ipaddress.ip_address(lan) in subnet else machine.gateway
+        for cidr, lan in routes.items()
+        if cidr != own and lan != machine.lan_ip
+    }
+
+
 def sync_pod_routes(
     site: str,
     cluster_id: str,
@@ -98,8 +113,7 @@ def sync_pod_routes(
                 log_event(log, "pod routes skipped", instance=machine.instance_id,
                           reason="no network namespace")  # fmt: skip
                 continue
-            own = _norm(machine.pod_cidr)
-            mine = {c: lan for c, lan in want.items() if c != own and lan != machine.lan_ip}
+            mine = machine_routes(machine, want)
             # In a machine every proto-233 route is this cluster's: a machine is in one cluster.
             a, d = _apply(ns, mine, set(_our_routes(ns)))
             added, deleted = added + a, deleted + d

@@ -239,12 +239,24 @@ def get_vpc(s: Session, account_id: int, vpc_id: str, name: str = "vpcId") -> Vp
     return vpc
 
 
-def get_subnet(s: Session, account_id: int, subnet_id: str, vpc_id: str | None = None) -> Subnet:
+def get_subnet(
+    s: Session,
+    account_id: int,
+    subnet_id: str,
+    vpc_id: str | None = None,
+    name: str = "subnetId",
+) -> Subnet:
+    """The account's subnet; with `vpc_id`, one of that VPC (any of its zones)."""
     sub = s.get(Subnet, subnet_id)
     if sub is None or sub.account_id != account_id:
-        raise ApiError(5000, "ResourceNotFound", f"subnet {subnet_id} does not exist (subnetId)")
+        raise ApiError(5000, "ResourceNotFound", f"subnet {subnet_id} does not exist ({name})")
     if vpc_id is not None and sub.vpc_id != vpc_id:
-        raise invalid_parameter("subnetId", f"subnet {subnet_id} is not in VPC {vpc_id}")
+        # The VPC's router joins its subnets (and zones), nothing joins two VPCs.
+        raise invalid_parameter(
+            name,
+            f"subnet {subnet_id} is in VPC {sub.vpc_id}, not in the cluster's VPC {vpc_id}:"
+            " a cluster's machines must all be in subnets of its VPC",
+        )
     return sub
 
 

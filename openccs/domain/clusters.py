@@ -112,7 +112,7 @@ def create_cluster(
         )
     vpc = cloud.get_vpc(s, account_id, vpc_id)
     if master_subnet_id:
-        cloud.get_subnet(s, account_id, master_subnet_id, vpc.id)
+        cloud.get_subnet(s, account_id, master_subnet_id, vpc.id, "masterSubnetId")
     net = cloud.check_cluster_cidr(s, account_id, vpc, cluster_cidr, ignore_conflict)
     cluster = Cluster(
         id=new_id("cls"),
