@@ -17,6 +17,7 @@ import contextlib
 import os
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from openccs.cloud.host import CloudError
@@ -248,15 +249,22 @@ class V2(Driver):
         """Turn on, for `directory`'s children, each wanted controller it has."""
         have = set((_read(directory / "cgroup.controllers") or "").split())
         enabled = set((_read(directory / "cgroup.subtree_control") or "").split())
-        for controller in V2_CONTROLLERS:
-            if controller in have and controller not in enabled:
-                try:
-                    (directory / "cgroup.subtree_control").write_text(f"+{controller}")
-                except OSError as exc:
-                    # e.g. EBUSY: processes in a cgroup that is not the root (the "no
-                    # internal processes" rule); the limit is then reported as not set.
-                    log_event(log, "cannot enable cgroup controller", dir=str(directory),
-                              controller=controller, error=exc.strerror)  # fmt: skip
+        want = [c for c in V2_CONTROLLERS if c in have and c not in enabled]
+        control = directory / "cgroup.subtree_control"
+        try:
+            if want:
+                control.write_text(" ".join(f"+{c}" for c in want))
+            return
+        except OSError:
+            pass
+        for controller in want:  # one at a time, to get those that can be had
+            try:
+                control.write_text(f"+{controller}")
+            except OSError as exc:
+                # e.g. EBUSY: processes in a cgroup that is not the root (the "no internal
+                # processes" rule); the limit is then reported as not set.
+                log_event(log, "cannot enable cgroup controller", dir=str(directory),
+                          controller=controller, error=exc.strerror)  # fmt: skip
 
     def ensure_machine(self, cgroup: str, system: str, cpu: float, mem_mib: int) -> list[str]:
         machine = self.path("", cgroup)
@@ -313,6 +321,17 @@ def driver() -> Driver:
     if _driver is None:
         _driver = detect(Path(os.environ.get(ROOT_ENV) or SYS_ROOT))
     return _driver
+
+
+@contextlib.contextmanager
+def override(tree: Driver) -> Iterator[Driver]:
+    """Use `tree` as this process's driver for a while (tests of the readers)."""
+    global _driver
+    before, _driver = _driver, tree
+    try:
+        yield tree
+    finally:
+        _driver = before
 
 
 def all_drivers() -> list[Driver]:
