@@ -129,6 +129,16 @@ def test_v2_with_no_controller_at_all(tmp_path: Path) -> None:
     assert (tmp_path / "cgroup.subtree_control").read_text() == "\n"  # nothing to enable
 
 
+def test_v2_in_a_container_that_delegates_nothing(tmp_path: Path) -> None:
+    # The container's cgroup is the root here: a child cgroup (it has cgroup.type) holding
+    # processes, so it cannot enable controllers for its children.
+    tree = cgroups.V2(v2_tree(tmp_path, controllers="cpu memory pids"))
+    (tmp_path / "cgroup.type").write_text("domain\n")
+    assert tree.missing() == ["cpu", "memory"]
+    (tmp_path / "cgroup.subtree_control").write_text("cpu\n")  # delegated with cpu enabled
+    assert tree.missing() == ["memory"]
+
+
 def test_v2_daemons_enter_the_cgroup_and_see_the_tree_as_sys_fs_cgroup(tmp_path: Path) -> None:
     private = cgroups.V2(tmp_path)
     argv = private.daemon_argv(SYSTEM, ["dockerd", "--debug"])

@@ -239,7 +239,15 @@ class V2(Driver):
 
     def missing(self) -> list[str]:
         have = self.available()
-        return [c for c in ENFORCED if c not in have]
+        enabled = set((_read(self.root / "cgroup.subtree_control") or "").split())
+        # A root that is itself a child (a container's delegated cgroup: it has a
+        # cgroup.type) with processes in it cannot enable a controller for its children
+        # (the "no internal processes" rule): only what is enabled already counts.
+        busy_child = (self.root / "cgroup.type").exists() and bool(
+            (_read(self.root / "cgroup.procs") or "").split()
+        )
+        usable = enabled if busy_child else have
+        return [c for c in ENFORCED if c not in usable]
 
     def describe(self) -> str:
         private = "" if self.root == SYS_ROOT else " (machines' daemons see it as /sys/fs/cgroup)"
