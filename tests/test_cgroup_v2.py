@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,16 +201,45 @@ def test_missing_controllers_are_said_plainly(
     assert (int(n["cpu"]), int(n["mem"])) == (2000, 2048)  # millicores, MiB
 
 
-def test_a_stopped_server_leaves_machines_that_sweep_removes(
+def machine_processes(srv: Server, ins: str) -> list[int]:
+    needle = f"/run/openccs/{site_of(srv)}/{ins}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_deleting_the_cluster_leaves_nothing_in_the_v2_tree(
     v2_root: Path, env: tuple[Server, Client, str]
 ) -> None:
     srv, c, cluster = env
+    ins = node(c, cluster)["instanceId"]
+    machine = v2_root / f"openccs-{site_of(srv)}" / ins
+    assert machine.is_dir() and machine_processes(srv, ins)
+    res = c.call("DeleteCluster", {"clusterId": cluster})
+    assert res["code"] == 0, res
+    assert srv.wait_task(res["data"]["requestId"], timeout=120)["status"] == "succ"
+    assert not machine.exists()
+    assert not (v2_root / f"openccs-{site_of(srv)}").exists()  # the site's, once empty
+    assert machine_processes(srv, ins) == []
+    assert not (srv.data_dir / "machines" / ins).exists()
+
+
+def test_sweep_removes_what_a_killed_server_left(
+    v2_root: Path, env: tuple[Server, Client, str]
+) -> None:
+    srv, c, _ = env
+    cluster = make_cluster(srv, machines=1)
     svc: Svc = create(c, cluster, web("last", replicas=1))
     svc.wait_normal(1)
+    ins = node(c, cluster)["instanceId"]
     site = site_of(srv)
-    assert (v2_root / f"openccs-{site}").is_dir()
-    srv.stop()
-    time.sleep(0.5)
+    assert (v2_root / f"openccs-{site}" / ins).is_dir()
+    srv.kill9()
     removed = srv.cli("sweep", check=False)
     assert removed.returncode == 0, removed.stderr
     assert not (v2_root / f"openccs-{site}").exists()
+    assert machine_processes(srv, ins) == []
