@@ -5,6 +5,7 @@ reported, counters read the same way on both."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,20 @@ def test_iptables_flavour(text: str, flavour: str) -> None:
 def test_rules_are_counted_in_a_save_dump() -> None:
     dump = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n"
     assert doctor.count_rules(dump) == 1
+
+
+def test_doctor_fails_where_no_cgroup_can_be_made(tmp_path: Path) -> None:
+    (check,) = doctor.check_cgroups(cgroups.V2(tmp_path / "not-mounted"))
+    assert check.status == doctor.PROBLEM and "no cgroup hierarchy" in check.detail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_doctor_makes_and_removes_a_netns_veth_and_bridge() -> None:
+    before = set(os.listdir("/sys/class/net")), set(os.listdir("/run/netns"))
+    checks = doctor.check_network()
+    assert [(c.name, c.status) for c in checks] == [
+        ("network namespace", doctor.OK), ("bridge", doctor.OK), ("veth", doctor.OK),
+        ("veth on bridge", doctor.OK)]  # fmt: skip
+    after = set(os.listdir("/sys/class/net")), set(os.listdir("/run/netns"))
+    assert not {n for n in after[0] - before[0] if n.startswith(("odv", "odb"))}
+    assert not {n for n in after[1] - before[1] if n.startswith("occdoctor-")}
