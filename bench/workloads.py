@@ -542,7 +542,7 @@ class Idle:
 def _system_pids(site: str, instance: str) -> set[int]:
     from openccs.cloud import cgroups
 
-    return cgroups.pids_in(naming.cgroup_system(site, instance))
+    return cgroups.driver().pids_in(naming.cgroup_system(site, instance))
 
 
 def part_idle(
@@ -611,7 +611,7 @@ def part_idle(
     out.server_hwm_mb = status_kb(pid, "VmHWM") / 1024
     for ins, pids in sys_pids.items():
         alive = [p for p in pids if Path(f"/proc/{p}").exists()]
-        usage = cgroups.path("memory", naming.cgroup(site, ins)) / "memory.usage_in_bytes"
+        usage = cgroups.driver().path("memory", naming.cgroup(site, ins)) / "memory.usage_in_bytes"
         out.per_machine.append(
             MachineMem(
                 procs=len(alive),

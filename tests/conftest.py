@@ -126,6 +126,7 @@ class Server:
     extra_args: tuple[str, ...] = ()
     https_port: int = field(default_factory=free_port)
     lb_pool: str = field(default_factory=unique_lb_pool)
+    env: dict[str, str] = field(default_factory=dict)  # added to the server's and the CLI's
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -162,6 +163,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, **self.env},
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -212,7 +214,12 @@ class Server:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         r = subprocess.run(
-            [*self._base_args(), *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+            [*self._base_args(), *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            env={**os.environ, **self.env},
         )
         if check and r.returncode != 0:
             raise AssertionError(f"openccs {' '.join(args)} failed: {r.stderr}")

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
-from openccs.cloud import host, naming, routes, vpc
+from openccs.cloud import cgroups, host, naming, routes, vpc
 from openccs.cloud.host import CloudError
 from openccs.cloud.machine import MachineEngine, MachineSpec, remove_containers
 from openccs.domain import cloud as rules
@@ -91,7 +91,15 @@ class Cloud:
             for v in s.scalars(select(Vpc)):
                 self.ensure_vpc(s, v)
         running = self.engine.find_running()
-        log_event(log, "cloud started", site=self.site, machines_running=len(running))
+        tree = cgroups.driver()
+        log_event(log, "cloud started", site=self.site, machines_running=len(running),
+                  cgroups=tree.describe())  # fmt: skip
+        missing = tree.missing()
+        if missing:
+            # Said once: machines still run, without the limits of these controllers.
+            log.warning("machine limits not enforced", extra={"fields": {
+                "cgroups": tree.describe(), "controllers": ",".join(missing),
+                "not_enforced": "; ".join(cgroups.ENFORCED[c] for c in missing)}})  # fmt: skip
 
     def ensure_vpc(self, s: Session, v: Vpc) -> None:
         vpc.ensure_vpc(self.site, v.id, v.cidr)

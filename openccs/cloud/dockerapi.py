@@ -1,4 +1,5 @@
-"""A minimal client for a machine's dockerd: its Engine API over the unix socket, with httpx.
+"""A minimal client for a machine's dockerd: its Engine API over the unix socket, with httpx,
+at a fixed API version.
 
 Only what the cloud layer itself needs (ping, list/remove containers, import an image);
 the node agents talk to the same socket with their own client.
@@ -14,7 +15,11 @@ import httpx
 
 from openccs.cloud.host import CloudError
 
-API_BASE = "http://docker"
+# Every request names this Engine API version: the lowest with what openccs uses, served by
+# every Docker Engine Debian and Ubuntu ship (20.10 speaks 1.41, 28 speaks 1.24 to 1.51), so
+# answers have the same shape whatever the daemon's own version.
+API_VERSION = "1.41"
+API_BASE = f"http://docker/v{API_VERSION}"
 
 
 def client(socket_path: Path, timeout: float = 10.0) -> httpx.Client:

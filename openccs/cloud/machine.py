@@ -36,7 +36,7 @@ import contextlib
 import ipaddress
 import json
 import os
-import shlex
+import re
 import shutil
 import subprocess
 import threading
@@ -197,12 +197,15 @@ class MachineEngine:
         with self._lock(spec.instance_id):
             self._ensure_dirs(spec)
             self._ensure_network(spec)
-            cgroups.ensure_machine_cgroup(
+            unset = cgroups.driver().ensure_machine(
                 naming.cgroup(self.site, spec.instance_id),
                 naming.cgroup_system(self.site, spec.instance_id),
                 spec.cpu,
                 spec.mem_mib,
             )
+            if unset:
+                log_event(log, "machine limits not enforced", instance=spec.instance_id,
+                          controllers=",".join(unset))  # fmt: skip
             return self._ensure_dockerd(spec)
 
     def _ensure_dirs(self, spec: MachineSpec) -> None:
@@ -274,6 +277,7 @@ class MachineEngine:
             "--max-concurrent-downloads", "3",
             # No --default-ulimit: this host lacks CAP_SYS_RESOURCE, so raising a container's
             # hard nofile limit above the daemon's fails in runc (EPERM); containers inherit.
+            *version_flags(dockerd_version()),
         ]  # fmt: skip
 
     def _ensure_dockerd(self, spec: MachineSpec) -> tuple[int, bool]:
@@ -308,11 +312,9 @@ class MachineEngine:
     def _start_dockerd(self, spec: MachineSpec) -> int:
         ns = self._netns(spec.instance_id)
         system = naming.cgroup_system(self.site, spec.instance_id)
-        # The shell moves itself into the machine's system cgroup, then becomes dockerd
-        # (nsenter execs it): dockerd, its containerd and the shims all stay in that cgroup.
-        enter = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in cgroups.procs_files(system))
-        argv = ["sh", "-c", f'{enter} && exec "$@"', "sh",
-                *host.in_netns(ns, self._dockerd_argv(spec))]  # fmt: skip
+        # The machine's system cgroup is entered first, then dockerd exec'ed (nsenter execs
+        # it): dockerd, its containerd and the shims all stay in that cgroup.
+        argv = cgroups.driver().daemon_argv(system, host.in_netns(ns, self._dockerd_argv(spec)))
         # A stale pidfile of a dead dockerd makes the next one refuse to start.
         self._pidfile(spec.instance_id).unlink(missing_ok=True)
         with open(spec.root_dir / "dockerd.log", "ab") as out:
@@ -432,7 +434,7 @@ class MachineEngine:
 
     def _machine_pids(self, instance_id: str, root_dir: Path | None = None) -> set[int]:
         """Every process of the machine: by cgroup, and by command line for safety."""
-        found = cgroups.pids_in(naming.cgroup(self.site, instance_id))
+        found = cgroups.driver().pids_in(naming.cgroup(self.site, instance_id))
         needles = [str(self.runtime_dir(instance_id)) + "/"]
         if root_dir is not None:
             needles.append(str(root_dir) + "/")
@@ -458,8 +460,8 @@ class MachineEngine:
             self._remove_veth(instance_id)
             if record.get("lan_ip"):
                 delete_host_routes_via(str(record["lan_ip"]))
-            cgroups.remove(naming.cgroup(self.site, instance_id))
-            cgroups.remove_if_empty(naming.cgroup_site(self.site))
+            cgroups.driver().remove(naming.cgroup(self.site, instance_id))
+            cgroups.driver().remove_if_empty(naming.cgroup_site(self.site))
             shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
             _rmdir_quiet(naming.site_runtime_dir(self.site, self.runtime_base))
             _rmtree(root_dir)
@@ -528,6 +530,37 @@ def delete_host_routes_via(lan_ip: str) -> None:
         parts = line.split()
         if "via" in parts and parts[parts.index("via") + 1] == lan_ip:
             host.run(["ip", "route", "del", parts[0], "via", lan_ip], check=False)
+
+
+# The dockerd flags that differ between the Docker Engine versions Debian and Ubuntu ship
+# (20.10 to 28): (first version that needs them, flags).
+VERSION_FLAGS: tuple[tuple[tuple[int, int], tuple[str, ...]], ...] = (
+    # 28 drops packets from outside the host addressed to container addresses; pods are
+    # reached that way from the other machines and the host. 28.2 has the flag to allow it.
+    ((28, 2), ("--allow-direct-routing",)),
+)
+
+
+def version_flags(version: tuple[int, int]) -> list[str]:
+    return [flag for since, flags in VERSION_FLAGS if version >= since for flag in flags]
+
+
+_dockerd_version: tuple[int, int] | None = None
+
+
+def parse_docker_version(text: str) -> tuple[int, int]:
+    """(major, minor) from `dockerd --version` ("Docker version 20.10.24+dfsg1, build ...")."""
+    match = re.search(r"version (\d+)\.(\d+)", text)
+    if match is None:
+        raise CloudError(f"cannot read the dockerd version from {text.strip()[:200]!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def dockerd_version() -> tuple[int, int]:
+    global _dockerd_version
+    if _dockerd_version is None:
+        _dockerd_version = parse_docker_version(host.run([DOCKERD, "--version"], quiet=True).stdout)
+    return _dockerd_version
 
 
 IDENTITY_FLAGS = ("--data-root", "--exec-root", "--bip", "--cgroup-parent")

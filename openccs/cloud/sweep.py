@@ -38,19 +38,14 @@ def _runtime_dirs(site: str | None, runtime_base: Path) -> list[Path]:
         return []
 
 
-def _site_cgroups(site: str | None) -> list[str]:
-    if site is not None:
-        return [naming.cgroup_site(site)]
-    names: set[str] = set()
-    for hierarchy in cgroups.hierarchies():
-        try:
-            names.update(
-                "/" + p.name for p in hierarchy.iterdir()
-                if p.is_dir() and p.name.startswith(naming.CGROUP_PREFIX)
-            )  # fmt: skip
-        except OSError:
-            continue
-    return sorted(names)
+def _site_cgroups(site: str | None) -> list[tuple[cgroups.Driver, str]]:
+    """The site cgroups in every tree a run may have used (the host's and any cgroup2 mount:
+    a run may have had its machines on a private v2 mount)."""
+    found: list[tuple[cgroups.Driver, str]] = []
+    for d in cgroups.all_drivers():
+        names = [naming.cgroup_site(site)] if site is not None else []
+        found.extend((d, name) for name in names or d.children(naming.CGROUP_PREFIX))
+    return found
 
 
 def _machine_root_dirs(runtime_dirs: list[Path]) -> list[Path]:
@@ -86,8 +81,8 @@ def sweep(
 
     ingress = [entry for d in runtime_dirs for entry in sweep_dir(d)]
     pids: set[int] = set()
-    for cg in _site_cgroups(site):
-        pids.update(cgroups.pids_in(cg))
+    for tree, cg in _site_cgroups(site):
+        pids.update(tree.pids_in(cg))
     pids.update(procs.with_cmdline_containing(prefixes))
     pids.discard(os.getpid())
     for pid in pids:
@@ -123,8 +118,8 @@ def sweep(
                 removed["chains"].append(f"{table}/{chain}")
 
     removed["cgroups"] = []
-    for cg in _site_cgroups(site):
-        removed["cgroups"].extend(cgroups.remove(cg))
+    for tree, cg in _site_cgroups(site):
+        removed["cgroups"].extend(tree.remove(cg))
 
     removed["dirs"] = []
     for d in runtime_dirs:

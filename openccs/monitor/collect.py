@@ -1,20 +1,24 @@
-"""Reading the counters of a machine: its pods' containers through their cgroup v1 files,
-each pod's network through its pause container's `/proc/<pid>/net/dev`, and the machine's
-own cgroup for the node.
+"""Reading the counters of a machine: its pods' containers through their cgroup files (v1 or
+v2, as `cgroups.driver()` says), each pod's network through its pause container's
+`/proc/<pid>/net/dev`, and the machine's own cgroup for the node. Both versions give the
+same figures: CPU time in ns, the working set as Kubernetes computes it (usage less the
+inactive file cache), cumulative disk bytes and operations.
 
 The machine's dockerd is asked once per pass for its pod containers (ids, roles, pods);
 everything else is a small file read (docker stats would cost a request per container and
 a second of waiting each). A container runs in `<machine cgroup>/<full container id>` in
 every hierarchy (cgroupfs driver with the machine's cgroup as `--cgroup-parent`).
 
-Disk counters: cgroup v1 counts a group's I/O in `blkio.throttle.io_service*` only once a
-throttle rule exists for the device (kernels since 5.x no longer count unthrottled
-groups). So each container, when first seen, gets a rule on the disk holding the machine's
-data that no I/O can reach (2^50 bytes/s), which turns the counters on without limiting.
+Disk counters on v2 come from `io.stat`, which counts every group. Cgroup v1 counts a
+group's I/O in `blkio.throttle.io_service*` only once a throttle rule exists for the device
+(kernels since 5.x no longer count unthrottled groups). So on v1 each container, when first
+seen, gets a rule on the disk holding the machine's data that no I/O can reach (2^50
+bytes/s), which turns the counters on without limiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +50,10 @@ def whole_disk(path: Path) -> str | None:
 
 
 def enable_io_accounting(cgroup: str, disk: str) -> None:
-    base = cgroups.path("blkio", cgroup)
+    d = cgroups.driver()
+    if d.version != 1:
+        return  # v2's io.stat counts without any rule
+    base = d.path("blkio", cgroup)
     for name in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"):
         try:
             (base / name).write_text(f"{disk} {UNREACHABLE_BPS}")
@@ -71,25 +78,38 @@ def _int(file: Path) -> int | None:
         return None
 
 
+def flat_keyed(text: str) -> dict[str, int]:
+    """A "key value" per line file (memory.stat, cpu.stat) as a dict."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            out[key] = int(value)
+    return out
+
+
 def memory_working_set(cgroup: str) -> int | None:
     """Bytes in use less the inactive file cache (what kubelet calls the working set)."""
-    base = cgroups.path("memory", cgroup)
-    usage = _int(base / "memory.usage_in_bytes")
+    d = cgroups.driver()
+    base = d.path("memory", cgroup)
+    if d.version == 1:
+        usage, inactive_key = _int(base / "memory.usage_in_bytes"), "total_inactive_file"
+    else:
+        usage, inactive_key = _int(base / "memory.current"), "inactive_file"
     if usage is None:
         return None
-    stat = _read(base / "memory.stat") or ""
-    inactive = 0
-    for line in stat.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "total_inactive_file":
-            inactive = int(value)
-            break
+    inactive = flat_keyed(_read(base / "memory.stat") or "").get(inactive_key, 0)
     return max(0, usage - inactive)
 
 
 def cpu_ns(cgroup: str) -> int | None:
     """Cumulative CPU time of the cgroup, nanoseconds."""
-    return _int(cgroups.path("cpuacct", cgroup) / "cpuacct.usage")
+    d = cgroups.driver()
+    if d.version == 1:
+        return _int(d.path("cpuacct", cgroup) / "cpuacct.usage")
+    text = _read(d.path("cpu", cgroup) / "cpu.stat")
+    usec = None if text is None else flat_keyed(text).get("usage_usec")
+    return None if usec is None else usec * 1000
 
 
 def parse_blkio(text: str) -> tuple[int, int]:
@@ -106,9 +126,25 @@ def parse_blkio(text: str) -> tuple[int, int]:
     return read, write
 
 
+def parse_io_stat(text: str) -> tuple[int, int, int, int]:
+    """(rbytes, wbytes, rios, wios) summed over the devices of a v2 `io.stat`
+    ("8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=0 dios=0")."""
+    totals = dict.fromkeys(("rbytes", "wbytes", "rios", "wios"), 0)
+    for line in text.splitlines():
+        for entry in line.split()[1:]:
+            key, _, value = entry.partition("=")
+            if key in totals and value.isdigit():
+                totals[key] += int(value)
+    return totals["rbytes"], totals["wbytes"], totals["rios"], totals["wios"]
+
+
 def blkio(cgroup: str) -> tuple[int, int, int, int] | None:
     """(read bytes, write bytes, read ops, write ops), cumulative."""
-    base = cgroups.path("blkio", cgroup)
+    d = cgroups.driver()
+    if d.version != 1:
+        text = _read(d.path("io", cgroup) / "io.stat")
+        return None if text is None else parse_io_stat(text)
+    base = d.path("blkio", cgroup)
     size = _read(base / "blkio.throttle.io_service_bytes_recursive")
     ops = _read(base / "blkio.throttle.io_serviced_recursive")
     if size is None or ops is None:
@@ -134,7 +170,7 @@ def parse_net_dev(text: str) -> tuple[int, int, int, int]:
 
 
 def first_pid(cgroup: str) -> int | None:
-    text = _read(cgroups.path("pids", cgroup) / "cgroup.procs")
+    text = _read(cgroups.driver().path("pids", cgroup) / "cgroup.procs")
     if not text:
         return None
     return int(text.split()[0])
