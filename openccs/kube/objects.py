@@ -191,13 +191,14 @@ class Snapshot:
                 )
             )
         self.annotations: dict[str, dict[str, str]] = {}
-        if kinds & {"namespaces", "services", "deployments"}:
-            self.annotations = {
-                a.uid: a.annotations
-                for a in s.scalars(
-                    select(KubeAnnotations).where(KubeAnnotations.cluster_id == cluster_id)
-                )
-            }
+        self.managed: dict[str, list[dict[str, Any]]] = {}
+        if kinds & {"namespaces", "nodes", "services", "deployments", "replicasets"}:
+            for row in s.scalars(
+                select(KubeAnnotations).where(KubeAnnotations.cluster_id == cluster_id)
+            ):
+                self.annotations[row.uid] = row.annotations
+                if row.managed_fields:
+                    self.managed[row.uid] = row.managed_fields
         self.events: list[Event] = []
         if "events" in kinds:
             self.events = list(
@@ -215,11 +216,15 @@ class Snapshot:
 
     def render(self, kind: str) -> list[dict[str, Any]]:
         objs = RENDER[kind](self)
+        if kind not in ("namespaces", "nodes", "services", "deployments"):
+            return objs
         for obj in objs:
-            kept = self.annotations.get(obj["metadata"]["uid"])
-            if kept:
-                meta = obj["metadata"]
+            meta = obj["metadata"]
+            kept = self.annotations.get(meta["uid"])
+            if kept and kind != "nodes":
                 meta["annotations"] = {**kept, **meta.get("annotations", {})}
+            if meta["uid"] in self.managed:
+                meta["managedFields"] = self.managed[meta["uid"]]
         return objs
 
 
@@ -297,6 +302,12 @@ def _template_for(svc: Service, rs: ReplicaSet) -> dict[str, Any]:
         HASH_LABEL: rs.template_hash,
     }
     return tmpl
+
+
+def revision_uid(cluster_id: str, service_id: int, template_hash: str) -> str:
+    """Where a revision's annotations (kubernetes.io/change-cause) are kept: by its template,
+    known as soon as the template is, before the engine makes its ReplicaSet."""
+    return uid(cluster_id, "revision", service_id, template_hash)
 
 
 def deployment_uid(cluster_id: str, svc: Service) -> str:
@@ -417,6 +428,9 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
                         rs.created_at,
                         labels=labels,
                         annotations={
+                            **snap.annotations.get(
+                                revision_uid(snap.cluster_id, svc.id, rs.template_hash), {}
+                            ),
                             REVISION: str(rs.revision),
                             "deployment.kubernetes.io/desired-replicas": str(svc.replicas),
                         },

@@ -1,10 +1,14 @@
-"""The three patch formats kubectl sends: JSON merge patch (RFC 7386), strategic merge patch
-(lists of named things merged by their key) and JSON patch (RFC 6902)."""
+"""The three patch formats: JSON merge patch (RFC 7386), strategic merge patch (lists of named
+things merged by their key, for the fields the service model holds) and JSON patch (RFC 6902,
+by the jsonpatch library). Server-side apply is fields.apply."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+import jsonpatch
+import jsonpointer
 
 from openccs.kube.errors import KubeError
 
@@ -75,56 +79,26 @@ def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
     return out
 
 
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise KubeError(422, f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _walk(doc: Any, parts: list[str]) -> Any:
-    for p in parts:
-        if isinstance(doc, list):
-            doc = doc[int(p)]
-        elif isinstance(doc, dict):
-            if p not in doc:
-                raise KubeError(422, f"path /{'/'.join(parts)} does not exist")
-            doc = doc[p]
-        else:
-            raise KubeError(422, f"path /{'/'.join(parts)} does not exist")
-    return doc
-
-
 def json_patch(target: Any, ops: Any) -> Any:
-    if not isinstance(ops, list):
-        raise KubeError(400, "a JSON patch is a list of operations")
-    doc = copy.deepcopy(target)
-    for op in ops:
-        kind, parts = op.get("op"), _pointer(op.get("path", ""))
-        if kind == "test":
-            if _walk(doc, parts) != op.get("value"):
-                raise KubeError(422, f"test of {op['path']} failed")
-            continue
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if kind in ("add", "replace"):
-            value = copy.deepcopy(op.get("value"))
-            if isinstance(parent, list):
-                if last == "-":
-                    parent.append(value)
-                elif kind == "add":
-                    parent.insert(int(last), value)
-                else:
-                    parent[int(last)] = value
-            else:
-                parent[last] = value
-        elif kind == "remove":
-            if isinstance(parent, list):
-                parent.pop(int(last))
-            else:
-                parent.pop(last, None)
-        else:
-            raise KubeError(422, f"unsupported JSON patch operation {kind!r}")
-    return doc
+    """RFC 6902 through jsonpatch: a body that is no patch answers 400 (as the API server's
+    DecodePatch); an operation that cannot apply (a missing path, an index out of range or
+    not a number, a failed test) 422, and nothing changes."""
+    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise KubeError(400, "a JSON patch is a list of operation objects")
+    try:
+        patch = jsonpatch.JsonPatch(ops)
+        return patch.apply(target)
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise KubeError(422, f"the JSON patch is not valid: {exc}") from None
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise KubeError(422, f"the JSON patch's test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise KubeError(422, f"the JSON patch cannot be applied: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise KubeError(422, f"the JSON patch cannot be applied: {exc}") from None
+
+
+APPLY = "application/apply-patch+yaml"  # server-side apply: see fields.apply
 
 
 def apply_patch(target: dict[str, Any], content_type: str, body: Any) -> dict[str, Any]:
@@ -135,10 +109,6 @@ def apply_patch(target: dict[str, Any], content_type: str, body: Any) -> dict[st
         result = merge_patch(target, body)
     elif ct == "application/strategic-merge-patch+json":
         result = strategic_patch(target, body)
-    elif ct == "application/apply-patch+yaml":
-        raise KubeError(
-            415, "server-side apply is not supported: use kubectl apply without --server-side"
-        )
     else:
         raise KubeError(415, f"the patch content type {ct!r} is not supported")
     if not isinstance(result, dict):
