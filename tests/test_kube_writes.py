@@ -51,6 +51,8 @@ def services(kube: Kube) -> dict[str, dict[str, Any]]:
 
 
 def deployment(name: str, replicas: int, image: str = BUSYBOX, labels: str = "") -> str:
+    """A Deployment manifest; `labels` (", k: v") label the Deployment and its pods (one label
+    set in the service model)."""
     return f"""
 apiVersion: apps/v1
 kind: Deployment
@@ -63,7 +65,7 @@ spec:
     matchLabels: {{app: {name}}}
   template:
     metadata:
-      labels: {{app: {name}}}
+      labels: {{app: {name}{labels}}}
     spec:
       containers:
       - name: main
@@ -284,8 +286,7 @@ def test_selectors_by_the_kubernetes_grammar(kube: Kube, tmp_path: Path) -> None
         m = tmp_path / f"{name}.yaml"
         m.write_text(deployment(name, 1, labels=f", tier: {tier}, size: '{len(tier)}'"))
         kube.run("apply", "-f", str(m))
-    v2 = services(kube)
-    assert v2["sel-a"]["labels"]["tier"] == "front"
+    assert Svc(kube.c, kube.cluster, "sel-a").info()["labels"]["tier"] == "front"
 
     def names(*args: str) -> set[str]:
         return {d["metadata"]["name"] for d in kube.json("get", "deploy", *args)["items"]}

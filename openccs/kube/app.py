@@ -306,7 +306,9 @@ class ClusterApi:
             raw = await request.body()
             body = _body(raw, request.headers.get("content-type", ""), kind, sub)
         ctype = request.headers.get("content-type", "application/json")
-        opts = writes.Options.from_query(q, request.headers.get("user-agent", ""))
+        if method == "DELETE":  # DeleteOptions (dryRun) may come in the body
+            body = _delete_options(await request.body())
+        opts = writes.Options.from_query(q, request.headers.get("user-agent", ""), body)
         result = await in_thread(
             writes.dispatch, self, method, kind, namespace, name, sub, body, ctype, opts
         )
@@ -541,6 +543,14 @@ def _since(since_time: str | None, since_seconds: str | None) -> int | None:
     if since_seconds:
         return int(time.time()) - int(since_seconds)
     return None
+
+
+def _delete_options(raw: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _body(raw: bytes, ctype: str, kind: Kind, sub: str) -> Any:

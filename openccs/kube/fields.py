@@ -240,7 +240,9 @@ def apply(
         (e, p)
         for e in others
         for p in sorted(e.paths & me.paths)
-        if p[-1] != "." and _differs(base, applied, p)
+        # A field the object does not hold (the service model keeps no place for it) has
+        # no value to conflict with.
+        if p[-1] != "." and value_at(base, p) is not _MISSING and _differs(base, applied, p)
     ]
     if clashes and not force:
         raise conflict(clashes)

@@ -62,8 +62,11 @@ class Options:
     force: bool = False
 
     @classmethod
-    def from_query(cls, q: Mapping[str, str], user_agent: str = "") -> Options:
+    def from_query(cls, q: Mapping[str, str], user_agent: str = "", body: Any = None) -> Options:
         dry = q.get("dryRun", "")
+        given = body.get("dryRun") if isinstance(body, dict) else None
+        if given:  # a DELETE's DeleteOptions: {"dryRun": ["All"]}
+            dry = ",".join(given) if isinstance(given, list) else str(given)
         if dry not in ("", "All"):
             raise KubeError(400, f'dryRun: Unsupported value: "{dry}": supported values: "All"')
         manager = q.get("fieldManager", "")
