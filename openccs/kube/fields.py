@@ -253,6 +253,12 @@ def apply(
     still_owned = set().union(*(e.paths for e in others)) if others else set()
     for p in sorted(previous - me.paths - still_owned, key=len, reverse=True):
         remove_at(new, p)
+        # and the maps and lists left empty by it (labels: {} after the last label)
+        up = p[:-1] if p[-1] == "." else p
+        for i in range(len(up) - 1, 0, -1):
+            if value_at(new, up[:i]) not in ({}, []):
+                break
+            remove_at(new, up[:i])
     return new, _put(others, me)
 
 
