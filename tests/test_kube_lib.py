@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -252,6 +253,17 @@ def test_apply_owns_fields_and_conflicts_by_the_kubernetes_message() -> None:
     obj3, managers3 = fields.apply(obj2, managers2, bare, _entry("kubectl"), force=False)
     assert "labels" not in obj3["metadata"] and obj3["spec"]["replicas"] == 3
     assert {e.manager for e in managers3} == {"other"}
+
+
+def test_apply_replaces_a_list_element_it_no_longer_applies() -> None:
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"ports": [{"port": 80, "targetPort": 8000, "protocol": "TCP"}]}}  # fmt: skip
+    obj, managers = fields.apply(None, [], svc, _entry("kubectl"), force=False)
+    moved = copy.deepcopy(svc)
+    moved["spec"]["ports"][0]["port"] = 81
+    obj, managers = fields.apply(obj, managers, moved, _entry("kubectl"), force=False)
+    assert obj["spec"]["ports"] == [{"port": 81, "targetPort": 8000, "protocol": "TCP"}]
+    assert ("f:spec", "f:ports", 'k:{"port":81,"protocol":"TCP"}', ".") in managers[0].paths
 
 
 def test_update_takes_the_fields_it_changes_and_conflicts_name_it() -> None:

@@ -92,6 +92,14 @@ def test_generators_create_deployment_and_service(kube: Kube) -> None:
     assert info["accessType"] == "ClusterIP"
     assert [(m["lbPort"], m["containerPort"]) for m in info["portMappings"]] == [(8080, 80)]
     assert kube.json("get", "svc", "gen")["spec"]["clusterIP"] == info["serviceIp"]
+    # kubectl expose: the Service from the Deployment's selector.
+    kube.run("create", "deployment", "exp", f"--image={BUSYBOX}", "--", "httpd", "-f", "-p", "80")
+    r = kube.run("expose", "deployment", "exp", "--port=8081", "--target-port=80")
+    assert "service/exp exposed" in r.stdout
+    exp = Svc(kube.c, kube.cluster, "exp").info()
+    assert exp["accessType"] == "ClusterIP"
+    assert [(m["lbPort"], m["containerPort"]) for m in exp["portMappings"]] == [(8081, 80)]
+    kube.run("delete", "deployment", "exp", "--timeout=120s", timeout=150)
     # Again: AlreadyExists, and nothing changes.
     r = kube.run("create", "deployment", "gen", "--image=other", check=False)
     assert r.returncode != 0 and "already exists" in r.stderr
@@ -165,6 +173,18 @@ def test_server_side_apply_conflicts_and_force(kube: Kube, tmp_path: Path) -> No
     r = kube.run("apply", "--server-side", "--field-manager=other", "-f", str(m3), check=False)
     assert r.returncode != 0 and "conflict with" in r.stderr and ".spec.replicas" in r.stderr
     assert svc.info()["desiredReplicas"] == 1
+    # A Service by server-side apply: created, then changed.
+    svc_yaml = tmp_path / "svc.yaml"
+    text = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: ssa}\nspec:\n"
+        "  selector: {app: ssa}\n  ports: [{port: 80, targetPort: 8000, protocol: TCP}]\n"
+    )
+    svc_yaml.write_text(text)
+    kube.run("apply", "--server-side", "-f", str(svc_yaml))
+    assert [(m["lbPort"], m["containerPort"]) for m in svc.info()["portMappings"]] == [(80, 8000)]
+    svc_yaml.write_text(text.replace("port: 80,", "port: 81,"))
+    kube.run("apply", "--server-side", "-f", str(svc_yaml))
+    assert [(m["lbPort"], m["containerPort"]) for m in svc.info()["portMappings"]] == [(81, 8000)]
     # Server-side dry run: the result shown, nothing changed.
     m5 = tmp_path / "ssa5.yaml"
     m5.write_text(deployment("ssa", 5))

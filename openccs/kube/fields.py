@@ -251,7 +251,8 @@ def apply(
     new = strategic_patch(copy.deepcopy(base), applied) if live is not None else applied
     previous = next((e.paths for e in managers if e.same(me)), set())
     still_owned = set().union(*(e.paths for e in others)) if others else set()
-    for p in sorted(previous - me.paths - still_owned, key=len, reverse=True):
+    # Whole list elements first: their key fields find them.
+    for p in sorted(previous - me.paths - still_owned, key=lambda p: (p[-1] != ".", -len(p))):
         remove_at(new, p)
         # and the maps and lists left empty by it (labels: {} after the last label)
         up = p[:-1] if p[-1] == "." else p
