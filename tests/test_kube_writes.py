@@ -207,6 +207,9 @@ def test_diff_and_dry_run_change_nothing(kube: Kube, tmp_path: Path) -> None:
     assert r.returncode == 1, r.stderr
     assert "-  replicas: 1" in r.stdout and "+  replicas: 2" in r.stdout
     assert "+        image: openccs/busybox\n" in r.stdout
+    r = kube.run("diff", "--server-side", "--force-conflicts", "-f", str(m), check=False)
+    assert r.returncode == 1, r.stderr
+    assert "-  replicas: 1" in r.stdout and "+  replicas: 2" in r.stdout
     # Every write with dryRun=All: validated and shown, the v2 view unchanged.
     r = kube.run("scale", "deployment", "dry", "--replicas=4", "--dry-run=server")
     assert "(server dry run)" in r.stdout
@@ -306,16 +309,28 @@ def test_selectors_by_the_kubernetes_grammar(kube: Kube, tmp_path: Path) -> None
         m = tmp_path / f"{name}.yaml"
         m.write_text(deployment(name, 1, labels=f", tier: {tier}, size: '{len(tier)}'"))
         kube.run("apply", "-f", str(m))
-    assert Svc(kube.c, kube.cluster, "sel-a").info()["labels"]["tier"] == "front"
+    # The v2 API's labels of every service, and what each selector must pick from them.
+    v2 = {n: Svc(kube.c, kube.cluster, n).info()["labels"] for n in services(kube)}
+    assert v2["sel-a"]["tier"] == "front" and v2["sel-b"]["size"] == "4"
 
     def names(*args: str) -> set[str]:
         return {d["metadata"]["name"] for d in kube.json("get", "deploy", *args)["items"]}
 
-    assert names("-l", "tier in(front)") == {"sel-a"}
-    assert names("-l", "tier notin (front),app") == {"sel-b"} | (names("-l", "app") - {"sel-a"})
-    assert names("-l", "tier,!missing,tier!=back") == {"sel-a"}
-    assert names("-l", "size>4") == {"sel-a"} and names("-l", "size<5") == {"sel-b"}
-    assert names("-l", "tier in (front,back)") == {"sel-a", "sel-b"}
+    def size(labels: dict[str, str]) -> int:
+        return int(labels.get("size", "-1"))
+
+    cases = {
+        "tier in(front)": lambda lb: lb.get("tier") == "front",
+        "tier notin (front),app": lambda lb: lb.get("tier") != "front" and "app" in lb,
+        "tier,!missing,tier!=back": lambda lb: lb.get("tier") == "front",
+        "size>4": lambda lb: size(lb) > 4,
+        "size<5": lambda lb: "size" in lb and size(lb) < 5,
+        "tier in (front,back)": lambda lb: lb.get("tier") in ("front", "back"),
+        "!tier": lambda lb: "tier" not in lb,
+    }
+    for text, pick in cases.items():
+        assert names("-l", text) == {n for n, lb in v2.items() if pick(lb)}, text
+    assert names("-l", "size>4") == {"sel-a"}
     assert names("--field-selector", "metadata.name=sel-b") == {"sel-b"}
     assert names("--field-selector", "metadata.name!=sel-b", "-l", "tier") == {"sel-a"}
     for bad, says in (("a=b=c", "found '='"), ("!!a", "found '!'"), ("a in x", "expected: '('"),
