@@ -561,7 +561,9 @@ def _body(raw: bytes, ctype: str, kind: Kind, sub: str) -> Any:
             raise KubeError(415, "send this object as application/json")
         try:
             return proto.decode_object(raw)
-        except (ValueError, IndexError) as exc:
+        except IndexError:
+            raise KubeError(400, "the protobuf body cannot be read") from None
+        except ValueError as exc:  # a field this reader does not know
             raise KubeError(415, f"{exc}: send this object as application/json") from None
     if not raw:
         return {}
