@@ -363,4 +363,11 @@ def test_change_cause_per_revision(kube: Kube, tmp_path: Path) -> None:
 
     assert until("two revisions", lambda: len(history()) == 2)
     assert history() == {"1": "first release", "2": "new image"}
+    # A change through the v2 API: its revision has the Deployment's change-cause, as the
+    # deployment controller gives it; the earlier ones keep theirs.
+    svc.call("ModifyClusterServiceImage", image="docker.io/openccs/busybox:latest")
+    assert until("three revisions", lambda: len(history()) == 3)
+    assert history() == {"1": "first release", "2": "new image", "3": "new image"}
+    kube.run("annotate", "deployment", "cc", "--overwrite", "kubernetes.io/change-cause=back")
+    assert history() == {"1": "first release", "2": "new image", "3": "back"}
     kube.run("delete", "-f", str(m), "--timeout=120s", timeout=150)

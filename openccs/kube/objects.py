@@ -27,6 +27,7 @@ from openccs.timeutil import utcnow
 K8S_VERSION = "v1.32.0"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
 _UID_NS = uuid.UUID("6f1c0d4e-8f7a-4c1b-9d35-0c1e5a7b9a10")
 
 
@@ -405,7 +406,15 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
     out = []
     for svc in snap.services:
         dep_uid = deployment_uid(snap.cluster_id, svc)
+        current = snap.current_rs(svc)
+        # The current revision has the Deployment's change-cause (as the deployment
+        # controller copies it); older ones keep the one they had (see writes.remember).
+        cause = snap.annotations.get(dep_uid, {}).get(CHANGE_CAUSE)
         for rs in snap.replicasets.get(svc.id, []):
+            rev_uid = revision_uid(snap.cluster_id, svc.id, rs.template_hash)
+            kept = dict(snap.annotations.get(rev_uid, {}))
+            if cause and current is not None and rs.id == current.id:
+                kept[CHANGE_CAUSE] = cause
             pods = [
                 p
                 for p in snap.pods_of.get(svc.id, [])
@@ -428,9 +437,7 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
                         rs.created_at,
                         labels=labels,
                         annotations={
-                            **snap.annotations.get(
-                                revision_uid(snap.cluster_id, svc.id, rs.template_hash), {}
-                            ),
+                            **kept,
                             REVISION: str(rs.revision),
                             "deployment.kubernetes.io/desired-replicas": str(svc.replicas),
                         },

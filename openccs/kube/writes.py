@@ -34,6 +34,7 @@ from openccs.kube import fields
 from openccs.kube.errors import KubeError, from_api, invalid, not_found, unsupported
 from openccs.kube.models import KubeAnnotations
 from openccs.kube.objects import (
+    CHANGE_CAUSE,
     HASH_LABEL,
     KINDS,
     SYSTEM_LABEL_PREFIXES,
@@ -48,9 +49,6 @@ from openccs.timeutil import utcnow
 
 if TYPE_CHECKING:
     from openccs.kube.app import ClusterApi
-
-
-CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 
 @dataclass(frozen=True)
