@@ -48,6 +48,36 @@ def test_strategic_merge_patch_merges_containers_by_name() -> None:
     assert DEPLOY["spec"]["template"]["spec"]["containers"][1]["image"] == "i2"  # untouched
 
 
+def test_strategic_merge_patch_directives() -> None:
+    smp = "application/strategic-merge-patch+json"
+    spec = "spec"
+    # A new container placed by $setElementOrder, as kubectl apply sends it.
+    patch = {spec: {"template": {spec: {
+        "$setElementOrder/containers": [{"name": "x"}, {"name": "n"}, {"name": "y"}],
+        "containers": [{"name": "n", "image": "i9"}]}}}}  # fmt: skip
+    out = apply_patch(DEPLOY, smp, patch)
+    assert [c["name"] for c in out[spec]["template"][spec]["containers"]] == ["x", "n", "y"]
+    # $patch: replace on a list element: the list is the patch's.
+    patch = {spec: {"template": {spec: {"containers": [
+        {"$patch": "replace"}, {"name": "only", "image": "i"}]}}}}  # fmt: skip
+    out = apply_patch(DEPLOY, smp, patch)
+    assert out[spec]["template"][spec]["containers"] == [{"name": "only", "image": "i"}]
+    # $patch: delete on a map, $retainKeys, $deleteFromPrimitiveList.
+    out = apply_patch(DEPLOY, smp, {"metadata": {"labels": {"$patch": "delete"}}})
+    assert "labels" not in out["metadata"]
+    dep = {spec: {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}},
+           "metadata": {"finalizers": ["a", "b"]}}  # fmt: skip
+    out = apply_patch(dep, smp, {spec: {"strategy": {"$retainKeys": ["type"],
+                                                     "type": "Recreate"}}})  # fmt: skip
+    assert out[spec]["strategy"] == {"type": "Recreate"}
+    out = apply_patch(dep, smp, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})
+    assert out["metadata"]["finalizers"] == ["b"]
+    # A Service's ports merge by port.
+    svc = {spec: {"ports": [{"port": 80, "targetPort": 8000}, {"port": 81, "targetPort": 1}]}}
+    out = apply_patch(svc, smp, {spec: {"ports": [{"port": 81, "targetPort": 2}]}})
+    assert out[spec]["ports"] == [{"port": 80, "targetPort": 8000}, {"port": 81, "targetPort": 2}]
+
+
 def test_merge_and_json_patch() -> None:
     out = apply_patch(DEPLOY, "application/merge-patch+json", {"spec": {"replicas": 5}})
     assert out["spec"]["replicas"] == 5 and out["metadata"] == DEPLOY["metadata"]

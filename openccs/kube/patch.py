@@ -5,6 +5,7 @@ by the jsonpatch library). Server-side apply is fields.apply."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
@@ -40,6 +41,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def strategic_patch(target: Any, patch: Any, path: str = "") -> Any:
+    """Kubernetes' strategic merge patch: maps merged, the lists of MERGE_KEYS merged element
+    by element, other lists replaced; with its directives ($patch replace and delete,
+    $setElementOrder, $retainKeys, $deleteFromPrimitiveList)."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -52,17 +56,27 @@ def strategic_patch(target: Any, patch: Any, path: str = "") -> Any:
             name = k.split("/", 1)[1]
             out[name] = [x for x in out.get(name) or [] if x not in v]
             continue
-        if v is None:
+        if v is None or (isinstance(v, dict) and v.get("$patch") == "delete"):
             out.pop(k, None)
         elif isinstance(v, list) and isinstance(out.get(k), list) and k in MERGE_KEYS:
             key = "port" if k == "ports" and path.endswith("spec") else MERGE_KEYS[k]
             out[k] = _merge_list(out[k], v, key)
         else:
             out[k] = strategic_patch(out.get(k), v, f"{path}.{k}")
+    for k, order in patch.items():
+        name = k.removeprefix("$setElementOrder/")
+        if name != k and isinstance(order, list) and isinstance(out.get(name), list):
+            key = "port" if name == "ports" and path.endswith("spec") else MERGE_KEYS.get(name, "")
+            out[name] = _ordered(out[name], order, key)
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        out = {k: v for k, v in out.items() if k in retain}
     return out
 
 
 def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
+    if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
+        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     if not all(isinstance(x, dict) for x in current + patch):
         return copy.deepcopy(patch)
     out = [dict(x) for x in current]
@@ -77,6 +91,21 @@ def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
         else:
             out[idx] = strategic_patch(out[idx], item)
     return out
+
+
+def _ordered(items: list[Any], order: list[Any], key: str) -> list[Any]:
+    """`items` in the order a $setElementOrder gives; those it does not name after them."""
+
+    def ident(x: Any) -> Any:
+        return x.get(key) if key and isinstance(x, dict) else x
+
+    wanted = [ident(x) for x in order]
+    rank = {json.dumps(w, sort_keys=True): i for i, w in enumerate(wanted)}
+
+    def place(x: Any) -> int:
+        return rank.get(json.dumps(ident(x), sort_keys=True), len(rank))
+
+    return sorted(items, key=place)
 
 
 def json_patch(target: Any, ops: Any) -> Any:
