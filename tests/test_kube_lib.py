@@ -11,7 +11,7 @@ from openccs.kube import fields, proto
 from openccs.kube.errors import KubeError
 from openccs.kube.patch import apply_patch
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
-from openccs.kube.writes import k8s_field
+from openccs.kube.writes import Options, k8s_field
 
 DEPLOY = {
     "metadata": {"name": "web", "labels": {"a": "1", "b": "2"}},
@@ -377,3 +377,16 @@ def test_v2_parameters_named_as_kubernetes_fields() -> None:
     )
     assert k8s_field("replicas", "Deployment") == "spec.replicas"
     assert k8s_field("portMappings.0.containerPort", "Service") == "spec.ports[0].targetPort"
+
+
+def test_write_options_from_the_query() -> None:
+    opts = Options.from_query({"dryRun": "All", "fieldManager": "me", "force": "true"})
+    assert opts == Options(dry_run=True, field_manager="me", force=True)
+    # Without a field manager, the client's name (as the API server derives it).
+    assert Options.from_query({}, "kubectl/v1.32.4 (linux/amd64)").field_manager == "kubectl"
+    # A DELETE's DeleteOptions carry dryRun in the body.
+    assert Options.from_query({}, "", {"dryRun": ["All"]}).dry_run
+    for q in ({"dryRun": "Some"}, {"fieldManager": "m" * 129}, {"force": "yes"}):
+        with pytest.raises(KubeError) as err:
+            Options.from_query(q)
+        assert err.value.code == 400
