@@ -12,7 +12,7 @@ import copy
 import re
 import shlex
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -80,6 +80,10 @@ class Options:
 
 # The transaction of a dryRun=All write: everything happens in it, then it is rolled back.
 _DRY: ContextVar[Session | None] = ContextVar("kube_dry_run", default=None)
+# Done in the next write's transaction before it commits (see _remember_with_the_write).
+_BEFORE_COMMIT: ContextVar[Callable[[Session], None] | None] = ContextVar(
+    "kube_before_commit", default=None
+)
 
 
 class _Discard(Exception):
@@ -140,6 +144,10 @@ def _ctx(api: ClusterApi, action: str) -> Iterator[RequestContext]:
             services=api.services,
         )
         yield ctx
+        hook = _BEFORE_COMMIT.get()
+        if hook is not None:
+            _BEFORE_COMMIT.set(None)
+            hook(s)
     if _DRY.get() is not None:
         return
     for fn in ctx.after_commit:
@@ -183,14 +191,19 @@ def _write(
     ctype: str,
     opts: Options,
 ) -> dict[str, Any]:
+    seen: dict[str, Any] = {"given": body}
+    token = _BEFORE_COMMIT.set(None)
     try:
-        seen: dict[str, Any] = {"given": body}
         result = _dispatch(api, method, kind, namespace, name, sub, body, ctype, opts, seen)
+        if seen.get("remembered"):
+            return result
         if method in ("POST", "PUT", "PATCH") and not sub and result.get("kind") != "Status":
             return remember(api, kind, result, seen["given"], seen.get("managed"))
         return result
     except ApiError as err:
         raise from_api(err, kind.kind, name) from None
+    finally:
+        _BEFORE_COMMIT.reset(token)
 
 
 OWN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "description")
@@ -208,22 +221,50 @@ def remember(
     Service or Namespace (kubectl apply's last-applied-configuration; a Deployment's
     change-cause also on its current revision) and who manages which field; `obj` is the
     object as it is now."""
-    meta = given.get("metadata") if isinstance(given, dict) else None
-    wanted: dict[str, str] | None = None
-    if kind.name in KEEPS_ANNOTATIONS and isinstance(meta, dict):
-        wanted = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
-                  if k not in OWN_ANNOTATIONS}  # fmt: skip
     meta_now = obj["metadata"]
     with _session(api) as s:
-        changed = _keep(s, api, meta_now["uid"], wanted, managed)
-        if kind.name == "deployments" and wanted and CHANGE_CAUSE in wanted:
-            changed |= _keep_change_cause(s, api, meta_now["namespace"], meta_now["name"],
-                                          wanted[CHANGE_CAUSE])  # fmt: skip
+        changed = _remember_in(s, api, kind, meta_now, given, managed)
     if not changed:
         return obj
     if _DRY.get() is None:
         api.tracker.invalidate()
     return _now(api, kind, meta_now.get("namespace", ""), meta_now["name"])
+
+
+def _remember_in(
+    s: Session,
+    api: ClusterApi,
+    kind: Kind,
+    meta: dict[str, Any],
+    given: Any,
+    managed: list[fields.Entry] | None,
+) -> bool:
+    given_meta = given.get("metadata") if isinstance(given, dict) else None
+    wanted: dict[str, str] | None = None
+    if kind.name in KEEPS_ANNOTATIONS and isinstance(given_meta, dict):
+        wanted = {k: str(v) for k, v in (given_meta.get("annotations") or {}).items()
+                  if k not in OWN_ANNOTATIONS}  # fmt: skip
+    changed = _keep(s, api, meta["uid"], wanted, managed)
+    if kind.name == "deployments" and wanted and CHANGE_CAUSE in wanted:
+        changed |= _keep_change_cause(s, api, meta["namespace"], meta["name"],
+                                      wanted[CHANGE_CAUSE])  # fmt: skip
+    return changed
+
+
+def _remember_with_the_write(
+    api: ClusterApi,
+    kind: Kind,
+    current: dict[str, Any],
+    seen: dict[str, Any],
+) -> None:
+    """Keep what `remember` keeps in the transaction of the write itself (one commit, not
+    two), for an object that exists (its uid is known before the write)."""
+
+    def keep(s: Session) -> None:
+        _remember_in(s, api, kind, current["metadata"], seen["given"], seen.get("managed"))
+        seen["remembered"] = True
+
+    _BEFORE_COMMIT.set(keep)
 
 
 def _keep(
@@ -323,6 +364,7 @@ def _dispatch(
             raise KubeError(400, "the body must be an object")
         seen["given"] = new
         seen["managed"] = fields.update(current, new, _managers(current), _me(kind, opts, "Update"))
+        _remember_with_the_write(api, kind, current, seen)
         return _change(api, kind, namespace, current, new)
     if method == "DELETE":
         if sub:
@@ -404,6 +446,7 @@ def _apply(
     seen["given"] = new
     if current is None:
         return _create(api, kind, namespace, new)
+    _remember_with_the_write(api, kind, current, seen)
     return _change(api, kind, namespace, current, new)
 
 
