@@ -3,7 +3,8 @@ the handler or domain function the matching v2 action uses, in one transaction.
 
 A Deployment is a service of the API (its pod template, replicas, strategy); the Service of
 the same name is that service's ClusterIP access (portMappings). What the service model does
-not have answers 422 naming the field.
+not have answers 422 naming the field. Every write takes dryRun=All (done, rendered, rolled
+back) and a field manager (managedFields, server-side apply: fields.py).
 """
 
 from __future__ import annotations
