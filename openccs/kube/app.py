@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from openccs.kube import proto, writes
 from openccs.kube.errors import KubeError, not_found
 from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
+from openccs.kube.patch import APPLY
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
 from openccs.kube.tracker import Tracker
 from openccs.log import get_logger, log_event
@@ -302,24 +304,13 @@ class ClusterApi:
         body: Any = None
         if method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
-            if "protobuf" in request.headers.get("content-type", ""):
-                # Typed clients (kubectl create namespace, eviction) send protobuf: only
-                # objects whose metadata is all that matters are read from it.
-                if kind.name != "namespaces" and sub != "eviction":
-                    raise KubeError(415, "send this object as application/json")
-                try:
-                    body = proto.decode_object(raw)
-                except (ValueError, IndexError):
-                    raise KubeError(400, "the protobuf body cannot be read") from None
-            else:
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    raise KubeError(400, "the request body is not JSON") from None
+            body = _body(raw, request.headers.get("content-type", ""), kind, sub)
         ctype = request.headers.get("content-type", "application/json")
-        dry_run = bool(q.get("dryRun"))
+        if method == "DELETE":  # DeleteOptions (dryRun) may come in the body
+            body = _delete_options(await request.body())
+        opts = writes.Options.from_query(q, request.headers.get("user-agent", ""), body)
         result = await in_thread(
-            writes.dispatch, self, method, kind, namespace, name, sub, body, ctype, dry_run
+            writes.dispatch, self, method, kind, namespace, name, sub, body, ctype, opts
         )
         if isinstance(result, Response):
             return result
@@ -337,7 +328,7 @@ class ClusterApi:
         try:
             lsel, fsel = (
                 label_selector(q.get("labelSelector")),
-                field_selector(q.get("fieldSelector")),
+                field_selector(q.get("fieldSelector"), kind.name),
             )
         except SelectorError as exc:
             raise KubeError(400, str(exc)) from None
@@ -552,6 +543,40 @@ def _since(since_time: str | None, since_seconds: str | None) -> int | None:
     if since_seconds:
         return int(time.time()) - int(since_seconds)
     return None
+
+
+def _delete_options(raw: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _body(raw: bytes, ctype: str, kind: Kind, sub: str) -> Any:
+    if "protobuf" in ctype:
+        # Typed clients (kubectl create namespace|deployment|service, drain's evictions)
+        # send protobuf.
+        if kind.name not in proto.OBJECTS_OF and sub != "eviction":
+            raise KubeError(415, "send this object as application/json")
+        try:
+            return proto.decode_object(raw)
+        except IndexError:
+            raise KubeError(400, "the protobuf body cannot be read") from None
+        except ValueError as exc:  # a field this reader does not know
+            raise KubeError(415, f"{exc}: send this object as application/json") from None
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    if ctype.split(";")[0].strip() == APPLY:  # an apply configuration may be YAML
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise KubeError(400, "the apply configuration is neither JSON nor YAML") from None
+    raise KubeError(400, "the request body is not JSON")
 
 
 def _wants_table(request: Request) -> bool:

@@ -32,8 +32,9 @@ class KubeEndpoint(Base):
 
 
 class KubeAnnotations(Base):
-    """Annotations given through the Kubernetes API to an object the service model has no
-    place for (kubectl apply's last-applied-configuration), by the object's uid."""
+    """What the service model has no place for, kept by the object's uid: annotations given
+    through the Kubernetes API (kubectl apply's last-applied-configuration, a revision's
+    change-cause) and who manages which field (managedFields)."""
 
     __tablename__ = "kube_annotations"
     cluster_id: Mapped[str] = mapped_column(
@@ -41,3 +42,4 @@ class KubeAnnotations(Base):
     )
     uid: Mapped[str] = mapped_column(String(36), primary_key=True)
     annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    managed_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)

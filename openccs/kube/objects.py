@@ -27,6 +27,7 @@ from openccs.timeutil import utcnow
 K8S_VERSION = "v1.32.0"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
 _UID_NS = uuid.UUID("6f1c0d4e-8f7a-4c1b-9d35-0c1e5a7b9a10")
 
 
@@ -191,13 +192,14 @@ class Snapshot:
                 )
             )
         self.annotations: dict[str, dict[str, str]] = {}
-        if kinds & {"namespaces", "services", "deployments"}:
-            self.annotations = {
-                a.uid: a.annotations
-                for a in s.scalars(
-                    select(KubeAnnotations).where(KubeAnnotations.cluster_id == cluster_id)
-                )
-            }
+        self.managed: dict[str, list[dict[str, Any]]] = {}
+        if kinds & {"namespaces", "nodes", "services", "deployments", "replicasets"}:
+            for row in s.scalars(
+                select(KubeAnnotations).where(KubeAnnotations.cluster_id == cluster_id)
+            ):
+                self.annotations[row.uid] = row.annotations
+                if row.managed_fields:
+                    self.managed[row.uid] = row.managed_fields
         self.events: list[Event] = []
         if "events" in kinds:
             self.events = list(
@@ -215,11 +217,15 @@ class Snapshot:
 
     def render(self, kind: str) -> list[dict[str, Any]]:
         objs = RENDER[kind](self)
+        if kind not in ("namespaces", "nodes", "services", "deployments"):
+            return objs
         for obj in objs:
-            kept = self.annotations.get(obj["metadata"]["uid"])
-            if kept:
-                meta = obj["metadata"]
+            meta = obj["metadata"]
+            kept = self.annotations.get(meta["uid"])
+            if kept and kind != "nodes":
                 meta["annotations"] = {**kept, **meta.get("annotations", {})}
+            if meta["uid"] in self.managed:
+                meta["managedFields"] = self.managed[meta["uid"]]
         return objs
 
 
@@ -297,6 +303,12 @@ def _template_for(svc: Service, rs: ReplicaSet) -> dict[str, Any]:
         HASH_LABEL: rs.template_hash,
     }
     return tmpl
+
+
+def revision_uid(cluster_id: str, service_id: int, template_hash: str) -> str:
+    """Where a revision's annotations (kubernetes.io/change-cause) are kept: by its template,
+    known as soon as the template is, before the engine makes its ReplicaSet."""
+    return uid(cluster_id, "revision", service_id, template_hash)
 
 
 def deployment_uid(cluster_id: str, svc: Service) -> str:
@@ -394,7 +406,15 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
     out = []
     for svc in snap.services:
         dep_uid = deployment_uid(snap.cluster_id, svc)
+        current = snap.current_rs(svc)
+        # The current revision has the Deployment's change-cause (as the deployment
+        # controller copies it); older ones keep the one they had (see writes.remember).
+        cause = snap.annotations.get(dep_uid, {}).get(CHANGE_CAUSE)
         for rs in snap.replicasets.get(svc.id, []):
+            rev_uid = revision_uid(snap.cluster_id, svc.id, rs.template_hash)
+            kept = dict(snap.annotations.get(rev_uid, {}))
+            if cause and current is not None and rs.id == current.id:
+                kept[CHANGE_CAUSE] = cause
             pods = [
                 p
                 for p in snap.pods_of.get(svc.id, [])
@@ -417,6 +437,7 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
                         rs.created_at,
                         labels=labels,
                         annotations={
+                            **kept,
                             REVISION: str(rs.revision),
                             "deployment.kubernetes.io/desired-replicas": str(svc.replicas),
                         },

@@ -1,10 +1,15 @@
-"""The three patch formats kubectl sends: JSON merge patch (RFC 7386), strategic merge patch
-(lists of named things merged by their key) and JSON patch (RFC 6902)."""
+"""The three patch formats: JSON merge patch (RFC 7386), strategic merge patch (lists of named
+things merged by their key, for the fields the service model holds) and JSON patch (RFC 6902,
+by the jsonpatch library). Server-side apply is fields.apply."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
+
+import jsonpatch
+import jsonpointer
 
 from openccs.kube.errors import KubeError
 
@@ -36,6 +41,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def strategic_patch(target: Any, patch: Any, path: str = "") -> Any:
+    """Kubernetes' strategic merge patch: maps merged, the lists of MERGE_KEYS merged element
+    by element, other lists replaced; with its directives ($patch replace and delete,
+    $setElementOrder, $retainKeys, $deleteFromPrimitiveList)."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -48,17 +56,27 @@ def strategic_patch(target: Any, patch: Any, path: str = "") -> Any:
             name = k.split("/", 1)[1]
             out[name] = [x for x in out.get(name) or [] if x not in v]
             continue
-        if v is None:
+        if v is None or (isinstance(v, dict) and v.get("$patch") == "delete"):
             out.pop(k, None)
         elif isinstance(v, list) and isinstance(out.get(k), list) and k in MERGE_KEYS:
             key = "port" if k == "ports" and path.endswith("spec") else MERGE_KEYS[k]
             out[k] = _merge_list(out[k], v, key)
         else:
             out[k] = strategic_patch(out.get(k), v, f"{path}.{k}")
+    for k, order in patch.items():
+        name = k.removeprefix("$setElementOrder/")
+        if name != k and isinstance(order, list) and isinstance(out.get(name), list):
+            key = "port" if name == "ports" and path.endswith("spec") else MERGE_KEYS.get(name, "")
+            out[name] = _ordered(out[name], order, key)
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        out = {k: v for k, v in out.items() if k in retain}
     return out
 
 
 def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
+    if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
+        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     if not all(isinstance(x, dict) for x in current + patch):
         return copy.deepcopy(patch)
     out = [dict(x) for x in current]
@@ -75,56 +93,41 @@ def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
     return out
 
 
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise KubeError(422, f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+def _ordered(items: list[Any], order: list[Any], key: str) -> list[Any]:
+    """`items` in the order a $setElementOrder gives; those it does not name after them."""
 
+    def ident(x: Any) -> Any:
+        return x.get(key) if key and isinstance(x, dict) else x
 
-def _walk(doc: Any, parts: list[str]) -> Any:
-    for p in parts:
-        if isinstance(doc, list):
-            doc = doc[int(p)]
-        elif isinstance(doc, dict):
-            if p not in doc:
-                raise KubeError(422, f"path /{'/'.join(parts)} does not exist")
-            doc = doc[p]
-        else:
-            raise KubeError(422, f"path /{'/'.join(parts)} does not exist")
-    return doc
+    wanted = [ident(x) for x in order]
+    rank = {json.dumps(w, sort_keys=True): i for i, w in enumerate(wanted)}
+
+    def place(x: Any) -> int:
+        return rank.get(json.dumps(ident(x), sort_keys=True), len(rank))
+
+    return sorted(items, key=place)
 
 
 def json_patch(target: Any, ops: Any) -> Any:
-    if not isinstance(ops, list):
-        raise KubeError(400, "a JSON patch is a list of operations")
-    doc = copy.deepcopy(target)
-    for op in ops:
-        kind, parts = op.get("op"), _pointer(op.get("path", ""))
-        if kind == "test":
-            if _walk(doc, parts) != op.get("value"):
-                raise KubeError(422, f"test of {op['path']} failed")
-            continue
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if kind in ("add", "replace"):
-            value = copy.deepcopy(op.get("value"))
-            if isinstance(parent, list):
-                if last == "-":
-                    parent.append(value)
-                elif kind == "add":
-                    parent.insert(int(last), value)
-                else:
-                    parent[int(last)] = value
-            else:
-                parent[last] = value
-        elif kind == "remove":
-            if isinstance(parent, list):
-                parent.pop(int(last))
-            else:
-                parent.pop(last, None)
-        else:
-            raise KubeError(422, f"unsupported JSON patch operation {kind!r}")
-    return doc
+    """RFC 6902 through jsonpatch: a body that is no patch answers 400 (as the API server's
+    DecodePatch); an operation that cannot apply (a missing path, an index out of range or
+    not a number, a failed test) 422, and nothing changes."""
+    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise KubeError(400, "a JSON patch is a list of operation objects")
+    try:
+        patch = jsonpatch.JsonPatch(ops)
+        return patch.apply(target)
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise KubeError(422, f"the JSON patch is not valid: {exc}") from None
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise KubeError(422, f"the JSON patch's test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise KubeError(422, f"the JSON patch cannot be applied: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise KubeError(422, f"the JSON patch cannot be applied: {exc}") from None
+
+
+APPLY = "application/apply-patch+yaml"  # server-side apply: see fields.apply
 
 
 def apply_patch(target: dict[str, Any], content_type: str, body: Any) -> dict[str, Any]:
@@ -135,10 +138,6 @@ def apply_patch(target: dict[str, Any], content_type: str, body: Any) -> dict[st
         result = merge_patch(target, body)
     elif ct == "application/strategic-merge-patch+json":
         result = strategic_patch(target, body)
-    elif ct == "application/apply-patch+yaml":
-        raise KubeError(
-            415, "server-side apply is not supported: use kubectl apply without --server-side"
-        )
     else:
         raise KubeError(415, f"the patch content type {ct!r} is not supported")
     if not isinstance(result, dict):

@@ -3,7 +3,8 @@ the handler or domain function the matching v2 action uses, in one transaction.
 
 A Deployment is a service of the API (its pod template, replicas, strategy); the Service of
 the same name is that service's ClusterIP access (portMappings). What the service model does
-not have answers 422 naming the field.
+not have answers 422 naming the field. Every write takes dryRun=All (done, rendered, rolled
+back) and a field manager (managedFields, server-side apply: fields.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import copy
 import re
 import shlex
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openccs.actions import cluster as cluster_actions
 from openccs.actions import namespace as ns_actions
@@ -27,10 +31,20 @@ from openccs.api.params import validate_params
 from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
 from openccs.engine.component import wake
+from openccs.kube import fields
 from openccs.kube.errors import KubeError, from_api, invalid, not_found, unsupported
 from openccs.kube.models import KubeAnnotations
-from openccs.kube.objects import HASH_LABEL, KINDS, SYSTEM_LABEL_PREFIXES, Kind
-from openccs.kube.patch import apply_patch
+from openccs.kube.objects import (
+    CHANGE_CAUSE,
+    HASH_LABEL,
+    KINDS,
+    SYSTEM_LABEL_PREFIXES,
+    Kind,
+    Snapshot,
+    revision_uid,
+    ts,
+)
+from openccs.kube.patch import APPLY, apply_patch
 from openccs.store.models import Account, Cluster, Instance, Pod, Service
 from openccs.timeutil import utcnow
 
@@ -38,10 +52,79 @@ if TYPE_CHECKING:
     from openccs.kube.app import ClusterApi
 
 
+@dataclass(frozen=True)
+class Options:
+    """A write's query options: dryRun=All, fieldManager, force (apply's conflicts)."""
+
+    dry_run: bool = False
+    field_manager: str = ""
+    force: bool = False
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str], user_agent: str = "", body: Any = None) -> Options:
+        dry = q.get("dryRun", "")
+        given = body.get("dryRun") if isinstance(body, dict) else None
+        if given:  # a DELETE's DeleteOptions: {"dryRun": ["All"]}
+            dry = ",".join(given) if isinstance(given, list) else str(given)
+        if dry not in ("", "All"):
+            raise KubeError(400, f'dryRun: Unsupported value: "{dry}": supported values: "All"')
+        manager = q.get("fieldManager", "")
+        if len(manager) > 128:
+            raise KubeError(400, "fieldManager: Too long: may not be longer than 128 characters")
+        # Without one, the manager is the client's name (as the API server derives it).
+        manager = manager or user_agent.split("/")[0] or "unknown"
+        force = q.get("force", "")
+        if force not in ("", "true", "false", "1", "0"):
+            raise KubeError(400, f'force: Invalid value: "{force}": must be true or false')
+        return cls(dry == "All", manager, force in ("true", "1"))
+
+
+# The transaction of a dryRun=All write: everything happens in it, then it is rolled back.
+_DRY: ContextVar[Session | None] = ContextVar("kube_dry_run", default=None)
+# Done in the next write's transaction before it commits (see _remember_with_the_write).
+_BEFORE_COMMIT: ContextVar[Callable[[Session], None] | None] = ContextVar(
+    "kube_before_commit", default=None
+)
+
+
+class _Discard(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+
+
+@contextmanager
+def _session(api: ClusterApi) -> Iterator[Session]:
+    dry = _DRY.get()
+    if dry is not None:
+        yield dry
+        dry.flush()
+        return
+    with api.services.store.session() as s:
+        yield s
+
+
+def _now(api: ClusterApi, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+    """The object as it is now; in a dry run, as it would be (rendered from the transaction
+    that will be rolled back)."""
+    dry = _DRY.get()
+    if dry is None:
+        return api.get_object(kind, namespace, name)
+    dry.flush()
+    ns = namespace if kind.namespaced else ""
+    for obj in Snapshot(dry, api.cluster_id, {kind.name}).render(kind.name):
+        meta = obj["metadata"]
+        if meta["name"] == name and meta.get("namespace", "") == ns:
+            before = api.tracker.get(kind.name, ns, name)
+            if before is not None:
+                meta["resourceVersion"] = before["metadata"].get("resourceVersion", "")
+            return obj
+    raise not_found(kind.name, name, kind.group)
+
+
 @contextmanager
 def _ctx(api: ClusterApi, action: str) -> Iterator[RequestContext]:
     """A request context of the account owner, as if the v2 action was called."""
-    with api.services.store.session() as s:
+    with _session(api) as s:
         account = s.get(Account, api.account_id)
         assert account is not None
         caller = Caller(
@@ -62,6 +145,12 @@ def _ctx(api: ClusterApi, action: str) -> Iterator[RequestContext]:
             services=api.services,
         )
         yield ctx
+        hook = _BEFORE_COMMIT.get()
+        if hook is not None:
+            _BEFORE_COMMIT.set(None)
+            hook(s)
+    if _DRY.get() is not None:
+        return
     for fn in ctx.after_commit:
         fn()
     api.tracker.invalidate()
@@ -76,45 +165,161 @@ def dispatch(
     sub: str,
     body: Any,
     ctype: str,
-    dry_run: bool,
+    opts: Options,
 ) -> dict[str, Any]:
-    if dry_run and method != "GET":
-        raise KubeError(400, "dryRun is not supported by this server")
+    if not opts.dry_run or method == "GET":
+        return _write(api, method, kind, namespace, name, sub, body, ctype, opts)
     try:
-        seen: dict[str, Any] = {"given": body}
-        result = _dispatch(api, method, kind, namespace, name, sub, body, ctype, seen)
+        with api.services.store.session() as s:
+            token = _DRY.set(s)
+            try:
+                result = _write(api, method, kind, namespace, name, sub, body, ctype, opts)
+            finally:
+                _DRY.reset(token)
+            raise _Discard(result)  # rolls the transaction back
+    except _Discard as done:
+        return done.result
+
+
+def _write(
+    api: ClusterApi,
+    method: str,
+    kind: Kind,
+    namespace: str,
+    name: str,
+    sub: str,
+    body: Any,
+    ctype: str,
+    opts: Options,
+) -> dict[str, Any]:
+    seen: dict[str, Any] = {"given": body}
+    token = _BEFORE_COMMIT.set(None)
+    try:
+        result = _dispatch(api, method, kind, namespace, name, sub, body, ctype, opts, seen)
+        if seen.get("remembered"):
+            return result
         if method in ("POST", "PUT", "PATCH") and not sub and result.get("kind") != "Status":
-            return remember(api, kind, result, seen["given"])
+            return remember(api, kind, result, seen["given"], seen.get("managed"))
         return result
     except ApiError as err:
         raise from_api(err, kind.kind, name) from None
+    finally:
+        _BEFORE_COMMIT.reset(token)
 
 
 OWN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "description")
+KEEPS_ANNOTATIONS = ("deployments", "services", "namespaces")
 
 
-def remember(api: ClusterApi, kind: Kind, obj: dict[str, Any], given: Any) -> dict[str, Any]:
-    """Keep the annotations given to a Deployment, Service or Namespace (kubectl apply's
-    last-applied-configuration); `obj` is the object as it is now."""
-    meta = given.get("metadata") if isinstance(given, dict) else None
-    if kind.name not in ("deployments", "services", "namespaces") or not isinstance(meta, dict):
-        return obj
-    wanted = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
-              if k not in OWN_ANNOTATIONS}  # fmt: skip
-    uid = obj["metadata"]["uid"]
-    with api.services.store.session() as s:
-        row = s.get(KubeAnnotations, (api.cluster_id, uid))
-        if row is None and not wanted:
-            return obj
-        if row is None:
-            s.add(KubeAnnotations(cluster_id=api.cluster_id, uid=uid, annotations=wanted))
-        elif row.annotations != wanted:
-            row.annotations = wanted
-        else:
-            return obj
-    api.tracker.invalidate()
+def remember(
+    api: ClusterApi,
+    kind: Kind,
+    obj: dict[str, Any],
+    given: Any,
+    managed: list[fields.Entry] | None = None,
+) -> dict[str, Any]:
+    """Keep what the service model has no place for: the annotations given to a Deployment,
+    Service or Namespace (kubectl apply's last-applied-configuration; a Deployment's
+    change-cause also on its current revision) and who manages which field; `obj` is the
+    object as it is now."""
     meta_now = obj["metadata"]
-    return api.get_object(kind, meta_now.get("namespace", ""), meta_now["name"])
+    with _session(api) as s:
+        changed = _remember_in(s, api, kind, meta_now, given, managed)
+    if not changed:
+        return obj
+    if _DRY.get() is None:
+        api.tracker.invalidate()
+    return _now(api, kind, meta_now.get("namespace", ""), meta_now["name"])
+
+
+def _remember_in(
+    s: Session,
+    api: ClusterApi,
+    kind: Kind,
+    meta: dict[str, Any],
+    given: Any,
+    managed: list[fields.Entry] | None,
+) -> bool:
+    given_meta = given.get("metadata") if isinstance(given, dict) else None
+    wanted: dict[str, str] | None = None
+    if kind.name in KEEPS_ANNOTATIONS and isinstance(given_meta, dict):
+        wanted = {k: str(v) for k, v in (given_meta.get("annotations") or {}).items()
+                  if k not in OWN_ANNOTATIONS}  # fmt: skip
+    changed = _keep(s, api, meta["uid"], wanted, managed)
+    if kind.name == "deployments" and wanted and CHANGE_CAUSE in wanted:
+        changed |= _keep_change_cause(s, api, meta["namespace"], meta["name"],
+                                      wanted[CHANGE_CAUSE])  # fmt: skip
+    return changed
+
+
+def _remember_with_the_write(
+    api: ClusterApi,
+    kind: Kind,
+    current: dict[str, Any],
+    seen: dict[str, Any],
+) -> None:
+    """Keep what `remember` keeps in the transaction of the write itself (one commit, not
+    two), for an object that exists (its uid is known before the write)."""
+
+    def keep(s: Session) -> None:
+        _remember_in(s, api, kind, current["metadata"], seen["given"], seen.get("managed"))
+        seen["remembered"] = True
+
+    _BEFORE_COMMIT.set(keep)
+
+
+def _keep(
+    s: Session,
+    api: ClusterApi,
+    uid: str,
+    annotations: dict[str, str] | None,
+    managed: list[fields.Entry] | None,
+) -> bool:
+    row = s.get(KubeAnnotations, (api.cluster_id, uid))
+    if row is None and not annotations and not managed:
+        return False
+    if row is None:
+        row = KubeAnnotations(cluster_id=api.cluster_id, uid=uid, annotations={})
+        s.add(row)
+    changed = False
+    if annotations is not None and row.annotations != annotations:
+        row.annotations = annotations
+        changed = True
+    if managed is not None:
+        rendered = [e.render() for e in managed]
+        if row.managed_fields != rendered:
+            row.managed_fields = rendered
+            changed = True
+    return changed
+
+
+def _keep_change_cause(s: Session, api: ClusterApi, namespace: str, name: str, cause: str) -> bool:
+    """The change-cause of a Deployment is its current revision's (kubectl rollout history
+    shows it per revision)."""
+    cluster = s.get(Cluster, api.cluster_id)
+    assert cluster is not None
+    svc = wl.get_service(s, cluster, namespace, name)
+    rev = revision_uid(
+        api.cluster_id, svc.id, wl.template_hash(wl.template_of(svc.spec, svc.restarted_at))
+    )
+    row = s.get(KubeAnnotations, (api.cluster_id, rev))
+    if row is None:
+        s.add(KubeAnnotations(cluster_id=api.cluster_id, uid=rev,
+                              annotations={CHANGE_CAUSE: cause}))  # fmt: skip
+        return True
+    if row.annotations.get(CHANGE_CAUSE) == cause:
+        return False
+    row.annotations = {**row.annotations, CHANGE_CAUSE: cause}
+    return True
+
+
+def _me(kind: Kind, opts: Options, operation: str, subresource: str = "") -> fields.Entry:
+    return fields.Entry(opts.field_manager, operation, kind.api_version,
+                        ts(utcnow()) or "", subresource=subresource)  # fmt: skip
+
+
+def _managers(obj: dict[str, Any] | None) -> list[fields.Entry]:
+    return fields.entries((obj or {}).get("metadata", {}).get("managedFields"))
 
 
 def _dispatch(
@@ -126,6 +331,7 @@ def _dispatch(
     sub: str,
     body: Any,
     ctype: str,
+    opts: Options,
     seen: dict[str, Any],
 ) -> dict[str, Any]:
     k = kind.name
@@ -142,78 +348,176 @@ def _dispatch(
             raise KubeError(405, f"POST is not allowed on {k}/{sub}")
         if not isinstance(body, dict):
             raise KubeError(400, "the body must be an object")
-        if k == "namespaces":
-            return create_namespace(api, body)
-        if k == "deployments":
-            return put_deployment(api, namespace, body, create=True)
-        if k == "services":
-            return put_service(api, namespace, body, create=True)
-        raise KubeError(405, f"creating {k} is not supported: {_why(k)}")
+        seen["managed"] = fields.update(None, body, [], _me(kind, opts, "Update"))
+        return _create(api, kind, namespace, body)
+    if method == "PATCH" and ctype.split(";")[0].strip() == APPLY:
+        if sub:
+            raise KubeError(405, f"server-side apply is not supported on {k}/{sub}")
+        return _apply(api, kind, namespace, name, body, opts, seen)
     if method in ("PUT", "PATCH"):
         current = api.get_object(kind, namespace, name)
         if sub == "scale" and k == "deployments":
-            scale = _scale_object(current)
-            new = body if method == "PUT" else apply_patch(scale, ctype, body)
-            replicas = (new.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or replicas < 0:
-                raise invalid(
-                    "Scale", name, "spec.replicas", "must be a non-negative integer", "autoscaling"
-                )
-            with _ctx(api, "ModifyServiceReplicas") as ctx:
-                svc_actions.modify_replicas(
-                    ctx, _ref(svc_actions.ReplicasParams, api, namespace, name, scaleTo=replicas)
-                )
-            return _scale_object(api.get_object(kind, namespace, name))
+            return _scale(api, kind, namespace, name, current, method, ctype, body, opts)
         if sub:
             raise KubeError(405, f"{method} is not allowed on {k}/{sub}")
         new = body if method == "PUT" else apply_patch(current, ctype, body)
+        if not isinstance(new, dict):
+            raise KubeError(400, "the body must be an object")
         seen["given"] = new
-        if k == "nodes":
-            return update_node(api, current, new)
-        if k == "deployments":
-            return update_deployment(api, namespace, current, new)
-        if k == "services":
-            return put_service(api, namespace, new, create=False)
-        if k == "namespaces":
-            return api.get_object(kind, namespace, name)  # nothing of a namespace changes
-        raise KubeError(405, f"changing {k} is not supported: {_why(k)}")
+        seen["managed"] = fields.update(current, new, _managers(current), _me(kind, opts, "Update"))
+        _remember_with_the_write(api, kind, current, seen)
+        return _change(api, kind, namespace, current, new)
     if method == "DELETE":
         if sub:
             raise KubeError(405, f"DELETE is not allowed on {k}/{sub}")
-        current = api.get_object(kind, namespace, name)
-        if k == "pods":
-            with _ctx(api, "DeleteInstances") as ctx:
-                p = validate_params(
-                    svc_actions.DeleteInstancesParams,
-                    {"clusterId": api.cluster_id, "instances": [name], "namespace": namespace},
-                )
-                res = svc_actions.delete_instances(ctx, p)
-            if res["failedMap"]:
-                raise KubeError(409, res["failedMap"][name])
-        elif k == "deployments":
-            with _ctx(api, "DeleteClusterService") as ctx:
-                svc_actions.delete_service(ctx, _ref(svc_actions.ServiceRef, api, namespace, name))
-        elif k == "services":
-            return put_service(api, namespace, None, create=False, delete=name)
-        elif k == "namespaces":
-            with _ctx(api, "DeleteClusterNamespace") as ctx:
-                pn = validate_params(
-                    ns_actions.DeleteNamespaceParams, {"clusterId": api.cluster_id, "names": [name]}
-                )
-                ns_actions.delete_namespace(ctx, pn)
-        else:
-            raise KubeError(405, f"deleting {k} is not supported: {_why(k)}")
-        try:
-            return api.get_object(kind, namespace, name)
-        except KubeError:
-            return {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {"name": name, "kind": k, "uid": current["metadata"]["uid"]},
-            }
+        return _delete(api, kind, namespace, name)
     raise KubeError(405, f"{method} is not supported")
+
+
+def _create(api: ClusterApi, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    k = kind.name
+    if k == "namespaces":
+        return create_namespace(api, body)
+    if k == "deployments":
+        return put_deployment(api, namespace, body, create=True)
+    if k == "services":
+        return put_service(api, namespace, body, create=True)
+    raise KubeError(405, f"creating {k} is not supported: {_why(k)}")
+
+
+def _change(
+    api: ClusterApi, kind: Kind, namespace: str, current: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    k = kind.name
+    if k == "nodes":
+        return update_node(api, current, new)
+    if k == "deployments":
+        return update_deployment(api, namespace, current, new)
+    if k == "services":
+        return put_service(api, namespace, new, create=False)
+    if k == "namespaces":  # nothing of a namespace changes
+        return _now(api, kind, namespace, current["metadata"]["name"])
+    raise KubeError(405, f"changing {k} is not supported: {_why(k)}")
+
+
+def _apply(
+    api: ClusterApi,
+    kind: Kind,
+    namespace: str,
+    name: str,
+    body: Any,
+    opts: Options,
+    seen: dict[str, Any],
+) -> dict[str, Any]:
+    """Server-side apply: the object is created, or changed to hold what this manager
+    applies; a field another manager set to another value is a 409 unless force=true."""
+    if not isinstance(body, dict):
+        raise KubeError(400, "the apply configuration must be an object")
+    if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
+        raise KubeError(
+            400,
+            f"the API version and kind in the data ({body.get('apiVersion')}, "
+            f"{body.get('kind')}) do not match the expected ones ({kind.api_version}, "
+            f"{kind.kind})",
+        )
+    meta = body.get("metadata")
+    if not isinstance(meta, dict) or meta.get("name", name) != name:
+        given = meta.get("name") if isinstance(meta, dict) else None
+        raise KubeError(
+            400, f"the name of the object ({given}) does not match the name on the URL ({name})"
+        )
+    if kind.namespaced and meta.get("namespace", namespace) not in ("", namespace):
+        raise KubeError(
+            400,
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )
+    applied = copy.deepcopy(body)
+    applied["metadata"]["name"] = name
+    if kind.namespaced:
+        applied["metadata"]["namespace"] = namespace
+    try:
+        current: dict[str, Any] | None = api.get_object(kind, namespace, name)
+    except KubeError as err:
+        if err.code != 404:
+            raise
+        current = None
+    new, seen["managed"] = fields.apply(
+        current, _managers(current), applied, _me(kind, opts, "Apply"), opts.force
+    )
+    seen["given"] = new
+    if current is None:
+        return _create(api, kind, namespace, new)
+    _remember_with_the_write(api, kind, current, seen)
+    return _change(api, kind, namespace, current, new)
+
+
+def _scale(
+    api: ClusterApi,
+    kind: Kind,
+    namespace: str,
+    name: str,
+    current: dict[str, Any],
+    method: str,
+    ctype: str,
+    body: Any,
+    opts: Options,
+) -> dict[str, Any]:
+    scale = _scale_object(current)
+    new = body if method == "PUT" else apply_patch(scale, ctype, body)
+    replicas = (new.get("spec") or {}).get("replicas") if isinstance(new, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise invalid(
+            "Scale", name, "spec.replicas", "must be a non-negative integer", "autoscaling"
+        )
+    after = {**current, "spec": {**current["spec"], "replicas": replicas}}
+    me = _me(kind, opts, "Update", "scale")
+    managed = fields.update(current, after, _managers(current), me)
+    with _ctx(api, "ModifyServiceReplicas") as ctx:
+        svc_actions.modify_replicas(
+            ctx, _ref(svc_actions.ReplicasParams, api, namespace, name, scaleTo=replicas)
+        )
+    with _session(api) as s:
+        _keep(s, api, current["metadata"]["uid"], None, managed)
+    if _DRY.get() is None:
+        api.tracker.invalidate()
+    return _scale_object(_now(api, kind, namespace, name))
+
+
+def _delete(api: ClusterApi, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+    k = kind.name
+    current = api.get_object(kind, namespace, name)
+    if k == "pods":
+        with _ctx(api, "DeleteInstances") as ctx:
+            p = validate_params(
+                svc_actions.DeleteInstancesParams,
+                {"clusterId": api.cluster_id, "instances": [name], "namespace": namespace},
+            )
+            res = svc_actions.delete_instances(ctx, p)
+        if res["failedMap"]:
+            raise KubeError(409, res["failedMap"][name])
+    elif k == "deployments":
+        with _ctx(api, "DeleteClusterService") as ctx:
+            svc_actions.delete_service(ctx, _ref(svc_actions.ServiceRef, api, namespace, name))
+    elif k == "services":
+        return put_service(api, namespace, None, create=False, delete=name)
+    elif k == "namespaces":
+        with _ctx(api, "DeleteClusterNamespace") as ctx:
+            pn = validate_params(
+                ns_actions.DeleteNamespaceParams, {"clusterId": api.cluster_id, "names": [name]}
+            )
+            ns_actions.delete_namespace(ctx, pn)
+    else:
+        raise KubeError(405, f"deleting {k} is not supported: {_why(k)}")
+    try:
+        return _now(api, kind, namespace, name)
+    except KubeError:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": name, "kind": k, "uid": current["metadata"]["uid"]},
+        }
 
 
 def _why(k: str) -> str:
@@ -266,7 +570,7 @@ def create_namespace(api: ClusterApi, body: dict[str, Any]) -> dict[str, Any]:
             },
         )
         ns_actions.create_namespace(ctx, p)
-    return api.get_object(KINDS["namespaces"], "", name)
+    return _now(api, KINDS["namespaces"], "", name)
 
 
 def _node_row(ctx: RequestContext, api: ClusterApi, lan_ip: str) -> Instance:
@@ -310,7 +614,7 @@ def update_node(api: ClusterApi, current: dict[str, Any], new: dict[str, Any]) -
                 },
             )
             cluster_actions.modify_cluster_node_schedulable(ctx, p)
-    return api.get_object(KINDS["nodes"], "", name)
+    return _now(api, KINDS["nodes"], "", name)
 
 
 def evict(api: ClusterApi, namespace: str, name: str) -> dict[str, Any]:
@@ -696,7 +1000,7 @@ def put_deployment(
         svc.labels = labels
         if (dep.get("spec") or {}).get("paused"):
             svc.paused = True
-    return api.get_object(KINDS["deployments"], namespace, name)
+    return _now(api, KINDS["deployments"], namespace, name)
 
 
 def _norm(value: Any) -> Any:
@@ -758,7 +1062,7 @@ def update_deployment(
                 name,
             )
             svc_actions.modify_labels(ctx, p)
-    return api.get_object(KINDS["deployments"], namespace, name)
+    return _now(api, KINDS["deployments"], namespace, name)
 
 
 def _changed(a: dict[str, Any], b: dict[str, Any], keys: tuple[str, ...]) -> bool:
@@ -957,7 +1261,7 @@ def put_service(
             "status": "Success",
             "details": {"name": name, "kind": "services"},
         }
-    return api.get_object(KINDS["services"], namespace, name)
+    return _now(api, KINDS["services"], namespace, name)
 
 
 def _service_params(api: ClusterApi, svc: Service) -> dict[str, Any]:
