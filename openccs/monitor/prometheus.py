@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from openccs.ids import new_id
 from openccs.monitor.metrics import METRICS
 from openccs.monitor.models import MetricsToken
 from openccs.monitor.sampler import Sampler, Series
+from openccs.timeutil import fmt_time_zoned
 
 TOKEN_PREFIX = "occm_"
 PREFIX = "openccs_"
@@ -114,5 +114,4 @@ def render(sampler: Sampler) -> str:
 
 
 def token_row_view(row: MetricsToken) -> dict[str, str]:
-    created: datetime = row.created_at
-    return {"id": row.id, "note": row.note, "created": created.strftime("%Y-%m-%d %H:%M:%S")}
+    return {"id": row.id, "note": row.note, "created": fmt_time_zoned(row.created_at)}

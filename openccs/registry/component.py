@@ -179,6 +179,7 @@ class RegistryComponent:
         realm is restarted (`restart`). True when the certificate was re-issued."""
         with self.rt.store.session() as s:
             gateways = machines.gateway_addresses(s)
+            trusting = machines.gateways_with_machines(s)
         # Garbage collection stops and starts the registry under gc_lock: neither a new
         # certificate nor a restart may happen in the middle of that.
         with self._sync_lock, self.rt.gc_lock:
@@ -194,10 +195,10 @@ class RegistryComponent:
             if restart and stale and daemon.running():
                 log_event(log, "registry restarting for new addresses")
                 self._start_daemon()
-            self._expose(gateways)
+            self._expose(gateways, trusting)
         return reissued
 
-    def _expose(self, gateways: list[str]) -> None:
+    def _expose(self, gateways: list[str], trusting: list[str]) -> None:
         port = self.rt.daemon.port
         routes = {}
         for gw in gateways:
@@ -206,7 +207,7 @@ class RegistryComponent:
         problems = [f"not reachable from machines: {e}" for e in self.forwarder.sync(routes)]
         try:
             _changed, foreign = certsd.sync(
-                self.site, self.rt.daemon.ca.read_bytes(), [f"{g}:{port}" for g in gateways]
+                self.site, self.rt.daemon.ca.read_bytes(), [f"{g}:{port}" for g in trusting]
             )
             problems += [f"CA not written: {d} is not openccs's" for d in foreign]
         except OSError as exc:
