@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from openccs.coverage import BEGIN, END, coverage_markdown
 
 from .conftest import ROOT, Server
@@ -168,3 +170,35 @@ def test_cluster_create_in_one_line_then_delete_and_vpc_delete(server: Server) -
     server.cli("vpc", "delete", vpc_id)
     assert not link_exists(bridge) and vpc_id not in server.cli("vpc", "ls").stdout
     assert server.cli("vpc", "delete", vpc_id, check=False).returncode == 2
+
+
+def test_sweep_refuses_while_the_server_runs_and_all_keeps_live_sites(
+    own_server: Server,
+) -> None:
+    from openccs.cloud import host, naming
+    from openccs.cloud.component import site_id
+
+    if own_server.backend != "sqlite":
+        pytest.skip("the sweep does not depend on the store")
+    site = site_id(own_server.data_dir)
+    bridges = [n for n in host.list_links() if naming.is_site_object(n, site)]
+    assert bridges  # the default VPC's bridge
+    r = own_server.cli("sweep", check=False)
+    assert r.returncode == 1 and f"pid {own_server.proc.pid}" in r.stderr  # type: ignore[union-attr]
+    assert all(host.link_exists(b) for b in bridges)
+    plan = own_server.cli("sweep", "--all", "--dry-run").stdout
+    assert f"keep    site {site}: its server runs (pid {own_server.proc.pid}" in plan  # type: ignore[union-attr]
+    # Without a terminal to ask on and without --yes, --all removes nothing.
+    r = subprocess.run(
+        [sys.executable, "-m", "openccs.cli.main", "--data-dir", str(own_server.data_dir),
+         "sweep", "--all"], input="", capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert "give --yes" in r.stderr or "remove  site" not in r.stdout
+    assert all(host.link_exists(b) for b in bridges)
+    # A killed server's site is listed for removal, and its own sweep then works.
+    own_server.kill9()
+    plan = own_server.cli("sweep", "--all", "--dry-run").stdout
+    assert f"remove  site {site}: no server runs" in plan
+    r = own_server.cli("sweep")
+    assert set(bridges) <= set(json.loads(r.stdout)["links"])
+    assert not any(host.link_exists(b) for b in bridges)

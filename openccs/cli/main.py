@@ -621,23 +621,67 @@ def cmd_asg(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
+    """Remove what the data directory's machines and VPCs left on the host (with --all,
+    every site's whose server is not running, after listing them)."""
+    from openccs.cloud import sites
     from openccs.cloud.sweep import sweep
     from openccs.registry import certsd
     from openccs.registry.daemon import sweep_registries
 
-    site: str | None = None
-    if not args.all:
-        path = _data_dir(args) / "site-id"
-        if not path.exists():
-            print("openccs sweep: this data directory has no site (nothing was created)")
-            return 0
-        site = path.read_text().strip()
+    live = sites.live_servers()
+    if args.all:
+        return _sweep_all(args, live)
+    data_dir = _data_dir(args)
+    site = sites.read_site(data_dir)
+    if site is None:
+        print("openccs sweep: this data directory has no site (nothing was created)")
+        return 0
+    running = [x for x in live if x.site == site]
+    if running and not args.force:
+        print(
+            f"openccs sweep: the server of {data_dir} (site {site}) is running as pid"
+            f" {running[0].pid}: stop it first (or --force to remove what it uses)",
+            file=sys.stderr,
+        )
+        return 1
     removed = sweep(site)
     # The registry's CA files for the machines' dockerds, one per VPC gateway endpoint.
     removed["registryTrust"] = certsd.sweep(site)
     # A registry whose openccs died (a clean stop takes it along).
-    removed["registries"] = sweep_registries(None if args.all else _data_dir(args))
+    removed["registries"] = sweep_registries(data_dir)
+    print(json.dumps(removed, indent=2, default=str))
+    return 0
+
+
+def _sweep_all(args: argparse.Namespace, live: list[Any]) -> int:
+    from openccs.cloud import sites
+    from openccs.cloud.sweep import sweep
+    from openccs.registry import certsd
+    from openccs.registry.daemon import sweep_registries
+
+    found = sites.host_sites(trust_owners=certsd.owners())
+    kept = {x.site: x for x in live if x.site in found}
+    doomed = sorted(found - set(kept))
+    for site, server in sorted(kept.items()):
+        print(f"keep    site {site}: its server runs (pid {server.pid}, {server.data_dir})")
+    for site in doomed:
+        print(f"remove  site {site}: no server runs")
+    print("(registries left by dead servers go too)")
+    if args.dry_run or not doomed:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("openccs sweep --all: give --yes to remove these sites", file=sys.stderr)
+            return 1
+        answer = input(f"Remove the objects of {len(doomed)} site(s)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    removed: dict[str, Any] = {}
+    for site in doomed:
+        removed[site] = sweep(site)
+        removed[site]["registryTrust"] = certsd.sweep(site)
+    removed["registries"] = sweep_registries(None, keep=frozenset(x.data_dir for x in live))
     print(json.dumps(removed, indent=2, default=str))
     return 0
 
@@ -824,7 +868,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_asg)
 
     w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
-    w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")
+    w.add_argument(
+        "--all", action="store_true", help="of every site with no running server (asks first)"
+    )
+    w.add_argument("--yes", action="store_true", help="with --all: do not ask")
+    w.add_argument("--dry-run", action="store_true", help="with --all: only list the sites")
+    w.add_argument("--force", action="store_true", help="sweep even while the server runs")
     w.set_defaults(fn=cmd_sweep)
 
     a = sub.add_parser("account", help="accounts and quotas")
