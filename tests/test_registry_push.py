@@ -335,3 +335,17 @@ def test_trigger_fires_on_matching_pushes_only(
     # No cluster exists yet: the firing is recorded as failed, saying why.
     assert e["invokeResult"]["returnCode"] != 0
     assert "does not exist" in e["invokeResult"]["returnMsg"]
+
+
+def test_a_push_to_a_missing_namespace_says_which_and_how_to_create_it(
+    server: Server, reg: Registry, tmp_path: Path
+) -> None:
+    ns = unique("mi")
+    acct, creds = owner(server, ns)
+    gone = unique("nx")
+    r = push(reg, tagged_image(tmp_path, "v1"), f"{gone}/app:v1", creds)
+    assert r.returncode != 0
+    assert f"registry namespace '{gone}' does not exist" in r.stderr, r.stderr
+    assert f"CreateCCRNamespace namespace={gone}" in r.stderr
+    call_ok(server, acct, "CreateCCRNamespace", namespace=gone)
+    push_ok(reg, tagged_image(tmp_path, "v1"), f"{gone}/app:v1", creds, acct)
