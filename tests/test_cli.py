@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,52 @@ def test_sweep_refuses_while_the_server_runs_and_all_keeps_live_sites(
     r = own_server.cli("sweep")
     assert set(bridges) <= set(json.loads(r.stdout)["links"])
     assert not any(host.link_exists(b) for b in bridges)
+
+
+def _readme_example() -> list[list[str]]:
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- example:begin -->\n```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(cmd, comments=True) for cmd in block.replace("\\\n", " ").splitlines()]
+
+
+def test_readme_cluster_and_service_example_works(server: Server) -> None:
+    from .conftest import unique_cluster_cidr
+    from .workload_helpers import until
+
+    commands = _readme_example()
+    assert [c[:2] for c in commands] == [
+        ["openccs", "call"]] * len(commands)  # fmt: skip
+    c = server.client()
+    vpc = next(v for v in c.call("DescribeVpcEx")["data"] if v["isDefault"])["unVpcId"]
+    subnet = next(x for x in c.call("DescribeSubnetEx", {"vpcId": vpc})["data"]
+                  if x["zone"] == "ap-guangzhou-3")["unSubnetId"]  # fmt: skip
+    values = {"VPC": vpc, "SUBNET": subnet, "CLUSTER": ""}
+    cluster = ""
+    try:
+        for argv in commands:
+            args = [a.replace("=VPC", "=" + vpc).replace("=SUBNET", "=" + subnet)
+                    .replace("=CLUSTER", "=" + values["CLUSTER"]) for a in argv[1:]]  # fmt: skip
+            if args[1] == "CreateCluster":
+                args = [a if not a.startswith("clusterCIDR=") else
+                        "clusterCIDR=" + unique_cluster_cidr() for a in args]  # fmt: skip
+            r = server.cli(*args, check=False)
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+            if args[1] == "CreateCluster":
+                answer = json.loads(r.stdout.partition("\n}\n")[0] + "}")
+                cluster = values["CLUSTER"] = answer["data"]["clusterId"]
+                assert r.stdout.strip().endswith("succ")
+            if args[1] == "CreateClusterService":
+                where = {"clusterId": cluster, "serviceName": "web", "namespace": "default"}
+
+                def two_running(where: dict[str, str] = where) -> list[Any]:
+                    pods = c.call("DescribeServiceInstance", where)["data"]["instances"]
+                    return [p for p in pods if p["status"] == "Running"][1:]
+
+                assert until("two running pods", two_running, timeout=90)
+            if args[1] == "DeleteCluster":
+                cluster = ""
+    finally:
+        if cluster:
+            server.cli("call", "DeleteCluster", f"clusterId={cluster}", "--wait", check=False)
