@@ -548,7 +548,7 @@ def _cluster_create(args: argparse.Namespace) -> int:
     client = _client(args)
     vpc_id = args.vpc or _default_vpc(client)
     subnets = _ok(client.call("DescribeSubnetEx", {"vpcId": vpc_id, "limit": 100}))["data"]
-    zone = args.zone or (subnets[0]["zone"] if subnets else "")
+    zone = args.zone or min((x["zone"] for x in subnets), default="")
     subnet = next((x["unSubnetId"] for x in subnets if x["zone"] == zone), None)
     if subnet is None:
         raise CliError(
@@ -850,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("op", choices=["ls", "create", "delete"])
     cl.add_argument("name", nargs="?", help="create: the new cluster's name; delete: its id")
     cl.add_argument("--machines", type=int, default=1, help="create: machines (default 1)")
-    cl.add_argument("--zone", help="create: zone (default: the VPC's first subnet's)")
+    cl.add_argument("--zone", help="create: zone (default: the first zone with a subnet)")
     cl.add_argument("--vpc", help="create: VPC id (default: the account's default VPC)")
     cl.add_argument("--cidr", help="create: cluster CIDR (default: a free /20 of 172.16/12)")
     cl.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="create: machine type")
