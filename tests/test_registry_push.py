@@ -349,3 +349,13 @@ def test_a_push_to_a_missing_namespace_says_which_and_how_to_create_it(
     assert f"CreateCCRNamespace namespace={gone}" in r.stderr
     call_ok(server, acct, "CreateCCRNamespace", namespace=gone)
     push_ok(reg, tagged_image(tmp_path, "v1"), f"{gone}/app:v1", creds, acct)
+    # The push is counted in /metrics (push_ok waited for its notification).
+    token = json.loads(server.cli("metrics-token", "create").stdout)
+    try:
+        text = httpx.get(f"{server.http_url}/metrics",
+                         headers={"Authorization": f"Bearer {token['token']}"}).text  # fmt: skip
+    finally:
+        server.cli("metrics-token", "revoke", token["id"])
+    pushes = [ln for ln in text.splitlines()
+              if ln.startswith('openccs_registry_events_total{action="push"}')]  # fmt: skip
+    assert pushes and float(pushes[0].split()[-1]) >= 1
