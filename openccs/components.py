@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from starlette.routing import BaseRoute
 
+from openccs.monitor.exposition import PASSES
+
 if TYPE_CHECKING:
     from openccs.server import Services
 
@@ -103,5 +105,6 @@ class PassLoop:
                 self.step()
             except Exception:
                 self.log.exception(f"{self.name} pass failed")
+            PASSES.observe(self.name, seconds=time.monotonic() - started)
             self._wake.wait(max(0.05, self.interval - (time.monotonic() - started)))
             self._wake.clear()

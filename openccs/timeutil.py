@@ -26,5 +26,17 @@ def fmt_time(value: datetime | None) -> str:
     return value.astimezone(_zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def fmt_time_zoned(value: datetime | None) -> str:
+    """`fmt_time` with its UTC offset (`2026-11-29 21:00:00 +08:00`), for people reading
+    the command line's tables rather than the API."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(_zone)
+    offset = local.strftime("%z")
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {offset[:3]}:{offset[3:]}"
+
+
 def zone() -> ZoneInfo:
     return _zone

@@ -498,13 +498,13 @@ def test_metrics_endpoint_needs_a_token(env: tuple[Server, Client, str]) -> None
     def scraped() -> Any:
         r = httpx.get(url, headers=auth)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-        return r.text if f'container="{cid[:12]}"' in r.text else None
+        return r.text if f'container_id="{cid[:12]}"' in r.text else None
 
     text = until("the pod's container in /metrics", scraped, timeout=30)
     line = next(ln for ln in text.splitlines()
                 if ln.startswith("openccs_container_mem_used{") and cid[:12] in ln)  # fmt: skip
     assert f'cluster="{cluster}"' in line and 'namespace="default"' in line
-    assert 'service="scraped"' in line and f'pod="{name}"' in line
+    assert 'service="scraped"' in line and f'pod="{name}"' in line and 'container="main"' in line
     assert float(line.rsplit(" ", 1)[1]) > 0
     assert "# TYPE openccs_dc_cpu_usage gauge" in text
     assert "openccs_monitor_sampler_cpu_seconds_total" in text

@@ -335,3 +335,27 @@ def test_trigger_fires_on_matching_pushes_only(
     # No cluster exists yet: the firing is recorded as failed, saying why.
     assert e["invokeResult"]["returnCode"] != 0
     assert "does not exist" in e["invokeResult"]["returnMsg"]
+
+
+def test_a_push_to_a_missing_namespace_says_which_and_how_to_create_it(
+    server: Server, reg: Registry, tmp_path: Path
+) -> None:
+    ns = unique("mi")
+    acct, creds = owner(server, ns)
+    gone = unique("nx")
+    r = push(reg, tagged_image(tmp_path, "v1"), f"{gone}/app:v1", creds)
+    assert r.returncode != 0
+    assert f"registry namespace '{gone}' does not exist" in r.stderr, r.stderr
+    assert f"CreateCCRNamespace namespace={gone}" in r.stderr
+    call_ok(server, acct, "CreateCCRNamespace", namespace=gone)
+    push_ok(reg, tagged_image(tmp_path, "v1"), f"{gone}/app:v1", creds, acct)
+    # The push is counted in /metrics (push_ok waited for its notification).
+    token = json.loads(server.cli("metrics-token", "create").stdout)
+    try:
+        text = httpx.get(f"{server.http_url}/metrics",
+                         headers={"Authorization": f"Bearer {token['token']}"}).text  # fmt: skip
+    finally:
+        server.cli("metrics-token", "revoke", token["id"])
+    pushes = [ln for ln in text.splitlines()
+              if ln.startswith('openccs_registry_events_total{action="push"}')]  # fmt: skip
+    assert pushes and float(pushes[0].split()[-1]) >= 1

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from openccs.domain.accounts import Caller, CallerCache
 from openccs.log import get_logger, log_event, request_id_var
+from openccs.monitor.exposition import API_DURATION, API_REQUESTS
 
 from . import errors
 from .context import RequestContext
@@ -207,20 +208,31 @@ class Gateway:
             internal = errors.internal_error(request_id)
             body = error_envelope(internal)
             code = internal.code
+        elapsed = time.perf_counter() - started
         log_event(
             log,
             "request",
             action=seen["action"],
             account=seen["account"],
             code=code,
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round(elapsed * 1000, 2),
         )
+        self._count(seen["action"], code, elapsed)
         request_id_var.reset(token)
         return Response(
             json.dumps(body, ensure_ascii=False, separators=(",", ":")),
             media_type="application/json",
             headers={"X-Request-Id": request_id},
         )
+
+    def _count(self, action: str, code: int, seconds: float) -> None:
+        """The request in /metrics, under a known action name only (labels stay few)."""
+        try:
+            name = self.registry.lookup(action, include_test=True).name
+        except ApiError:
+            name = "unknown"
+        API_REQUESTS.inc(name, str(code))
+        API_DURATION.observe(name, seconds=seconds)
 
 
 async def health(_: Request) -> Response:

@@ -15,8 +15,11 @@ def invalid_parameter(name: str, why: str) -> ApiError:
     return ApiError(4000, "InvalidParameter", f"Invalid parameter {name}: {why}")
 
 
-def missing_parameter(name: str) -> ApiError:
-    return ApiError(4000, "MissingParameter", f"Missing required parameter {name}")
+def missing_parameter(*names: str) -> ApiError:
+    plural = "s" if len(names) > 1 else ""
+    return ApiError(
+        4000, "MissingParameter", f"Missing required parameter{plural} {', '.join(names)}"
+    )
 
 
 def invalid_action(action: str) -> ApiError:

@@ -116,14 +116,21 @@ def _loc(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
     return ".".join(parts) or "(parameters)"
 
 
+def _missing_names(errs: list[Any], model: type[BaseModel]) -> list[str]:
+    """Every missing required parameter, so that one answer names them all."""
+    return [_loc(tuple(e["loc"]), model) for e in errs if e["type"] == "missing"]
+
+
 def validate_params(model: type[P], nested: dict[str, Any]) -> P:
     try:
         return model.model_validate(nested)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
+        errs = exc.errors(include_url=False)
+        missing = _missing_names(errs, model)
+        if missing:
+            raise missing_parameter(*missing) from None
+        err = errs[0]
         name = _loc(tuple(err["loc"]), model)
-        if err["type"] == "missing":
-            raise missing_parameter(name) from None
         given = err.get("input")
         shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
         raise invalid_parameter(name, err["msg"] + shown) from None

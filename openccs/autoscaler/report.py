@@ -12,7 +12,7 @@ from openccs.autoscaler import domain as asg
 from openccs.autoscaler.controller import REASONS
 from openccs.autoscaler.models import ClusterAsg
 from openccs.store.models import Cluster, Event
-from openccs.timeutil import fmt_time
+from openccs.timeutil import fmt_time_zoned
 
 
 def asg_groups(s: Session, cluster_id: str) -> list[dict[str, Any]] | None:
@@ -59,7 +59,7 @@ def asg_events(s: Session, cluster_id: str) -> list[dict[str, Any]] | None:
     )
     return [
         {
-            "lastSeen": fmt_time(e.last_seen),
+            "lastSeen": fmt_time_zoned(e.last_seen),
             "count": e.count,
             "reason": e.reason,
             "object": f"{e.obj_type}/{e.namespace + '/' if e.obj_type == 'Pod' else ''}"

@@ -87,6 +87,15 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _owners(s: Any) -> dict[int, dict[str, Any]]:
+    """Accounts as people name them (appId, uin), by their row id."""
+    from sqlalchemy import select
+
+    from openccs.store.models import Account
+
+    return {a.id: {"appId": a.app_id, "uin": a.uin} for a in s.scalars(select(Account))}
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
@@ -145,11 +154,12 @@ def cmd_key(args: argparse.Namespace) -> int:
             q = select(ApiKey, SubUser.uin).outerjoin(SubUser, SubUser.id == ApiKey.subuser_id)
             if args.ref:
                 q = q.where(ApiKey.account_id == acc.get_account(s, args.ref).id)
+            owners = _owners(s)
             _print_table(
                 [
                     {
                         "secretId": k.secret_id,
-                        "account": k.account_id,
+                        **owners[k.account_id],
                         "subuser": sub_uin or "",
                         "enabled": k.enabled,
                     }
@@ -171,7 +181,7 @@ def cmd_cert(args: argparse.Namespace) -> int:
 
     from openccs.domain import accounts as acc
     from openccs.ids import new_id
-    from openccs.timeutil import fmt_time
+    from openccs.timeutil import fmt_time_zoned
     from openccs.traffic.models import Certificate
 
     store, box = _open(args)
@@ -213,10 +223,11 @@ def cmd_cert(args: argparse.Namespace) -> int:
             q = select(Certificate).order_by(Certificate.created_at)
             if args.ref:
                 q = q.where(Certificate.account_id == acc.get_account(s, args.ref).id)
+            owners = _owners(s)
             _print_table(
                 [
-                    {"certId": c.id, "account": c.account_id, "name": c.name,
-                     "createdAt": fmt_time(c.created_at)}
+                    {"certId": c.id, **owners[c.account_id], "name": c.name,
+                     "createdAt": fmt_time_zoned(c.created_at)}
                     for c in s.scalars(q)
                 ]
             )  # fmt: skip
@@ -282,7 +293,12 @@ def _parse_kv(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def cmd_call(args: argparse.Namespace) -> int:
+class CliError(Exception):
+    """A command that cannot go on: its message, printed as `openccs: ...`, exit code 2."""
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """A signed API client for the data directory's server and credentials (or the options)."""
     from openccs.client import Client
     from openccs.server import read_endpoints
 
@@ -294,17 +310,13 @@ def cmd_call(args: argparse.Namespace) -> int:
     secret_id = args.secret_id or os.environ.get("OPENCCS_SECRET_ID") or creds.get("secretId")
     secret_key = args.secret_key or os.environ.get("OPENCCS_SECRET_KEY") or creds.get("secretKey")
     if not secret_id or not secret_key:
-        print("openccs call: no credentials (give --secret-id/--secret-key)", file=sys.stderr)
-        return 2
+        raise CliError("no credentials (give --secret-id/--secret-key)")
     endpoints = read_endpoints(data_dir)
     endpoint = args.endpoint or endpoints.get("https") or endpoints.get("http")
     if not endpoint:
-        print(
-            "openccs call: no endpoint (give --endpoint, or start openccs serve)", file=sys.stderr
-        )
-        return 2
+        raise CliError("no endpoint (give --endpoint, or start openccs serve)")
     ca = args.ca or (str(data_dir / "tls" / "ca.pem") if endpoint.startswith("https") else None)
-    client = Client(
+    return Client(
         endpoint,
         secret_id,
         secret_key,
@@ -313,16 +325,32 @@ def cmd_call(args: argparse.Namespace) -> int:
         method=args.method,
         signature_method=args.signature_method,
     )
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), flush=True)
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    client = _client(args)
     result = client.call(args.action, _parse_kv(args.params))
-    if args.wait and result.get("code") == 0:
-        request_id = (result.get("data") or {}).get("requestId")
-        if request_id:
-            return _wait(client, int(request_id))
-    if args.table and result.get("code") == 0:
+    return _answer(client, result, wait=args.wait, table=args.table)
+
+
+def _answer(client: Any, result: dict[str, Any], wait: bool, table: bool = False) -> int:
+    """Print an action's answer; with `wait`, then follow the task it started to its end.
+    Exit code 0 only when the action (and its task) succeeded."""
+    if table and result.get("code") == 0:
         _print_result_table(result.get("data"))
     else:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0 if result.get("code") == 0 else 1
+        _print_json(result)
+    if result.get("code") != 0:
+        return 1
+    data = result.get("data")
+    request_id = data.get("requestId") if isinstance(data, dict) else None
+    if wait and request_id:
+        return _wait(client, int(request_id))
+    return 0
 
 
 def _wait(client: Any, request_id: int) -> int:
@@ -332,7 +360,7 @@ def _wait(client: Any, request_id: int) -> int:
     while True:
         res = client.call("DescribeClusterTaskResult", {"requestId": request_id})
         if res.get("code") != 0:
-            print(json.dumps(res, indent=2, ensure_ascii=False))
+            _print_json(res)
             return 1
         data = res["data"]
         for item, status in data.get("progress", {}).items():
@@ -380,24 +408,28 @@ def cmd_vpc(args: argparse.Namespace) -> int:
         with store.session() as s:
             if args.op == "ls":
                 rows = []
+                owners = _owners(s)
                 for v in s.scalars(select(Vpc).order_by(Vpc.num_id)):
                     for sub in s.scalars(select(Subnet).where(Subnet.vpc_id == v.id)):
                         rows.append(
                             {
                                 "vpc": v.id,
                                 "vpcCidr": v.cidr,
-                                "account": v.account_id,
+                                **owners[v.account_id],
                                 "subnet": sub.id,
                                 "subnetCidr": sub.cidr,
                                 "zone": sub.zone,
                             }
                         )
                     if not any(r["vpc"] == v.id for r in rows):
-                        rows.append({"vpc": v.id, "vpcCidr": v.cidr, "account": v.account_id})
+                        rows.append({"vpc": v.id, "vpcCidr": v.cidr, **owners[v.account_id]})
                 _print_table(rows)
                 return 0
             site = site_id(settings.data_dir)
-            if args.op == "create":
+            if args.op == "delete":
+                _vpc_delete(s, site, args.ref)
+                print(json.dumps({"deleted": args.ref}))
+            elif args.op == "create":
                 if not args.cidr:
                     raise acc.AccountError("give --cidr")
                 account = acc.get_account(s, args.ref)
@@ -421,6 +453,29 @@ def cmd_vpc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vpc_delete(s: Any, site: str, vpc_id: str | None) -> None:
+    """A VPC without clusters or machines: its rows, then its bridge and rules on the host."""
+    from sqlalchemy import delete, func, select
+
+    from openccs.cloud import vpc as hostvpc
+    from openccs.store.models import Cluster, Instance, Subnet, Vpc
+
+    v = s.get(Vpc, vpc_id) if vpc_id else None
+    if v is None:
+        raise CliError(f"no VPC {vpc_id!r} (openccs vpc ls lists them)")
+    clusters = s.scalars(select(Cluster.id).where(Cluster.vpc_id == v.id)).all()
+    machines = s.scalar(select(func.count()).where(Instance.vpc_id == v.id))
+    if clusters or machines:
+        raise CliError(
+            f"VPC {v.id} still holds {len(clusters)} cluster(s) {' '.join(clusters)} and"
+            f" {machines} machine(s): delete them first (openccs cluster delete CLUSTER)"
+        )
+    s.execute(delete(Subnet).where(Subnet.vpc_id == v.id))
+    s.delete(v)
+    s.flush()
+    hostvpc.delete_vpc(site, v.id)
+
+
 def _zones(args: argparse.Namespace) -> list[tuple[str, str]]:
     pairs = []
     for item in args.subnet or []:
@@ -431,23 +486,38 @@ def _zones(args: argparse.Namespace) -> list[tuple[str, str]]:
     return pairs
 
 
+DEFAULT_INSTANCE_TYPE = "S2.MEDIUM2"
+DEFAULT_OS = "ubuntu16.04.1 LTSx86_64"
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
-    """Readable tables of clusters and their nodes, straight from the state store."""
+    """Readable tables of clusters and their nodes, straight from the state store; create and
+    delete through the API."""
     from sqlalchemy import select
 
     from openccs.domain import clusters as dom
     from openccs.store.models import Cluster
+    from openccs.timeutil import fmt_time_zoned
 
+    if args.what == "cluster" and args.op == "create":
+        return _cluster_create(args)
+    if args.what == "cluster" and args.op == "delete":
+        if not args.name:
+            raise CliError("usage: openccs cluster delete CLUSTER_ID")
+        client = _client(args)
+        result = client.call("DeleteCluster", {"clusterId": args.name})
+        return _answer(client, result, wait=not args.no_wait)
     settings = _settings(args)
     store, _ = _open(args)
     with store.session() as s:
         if args.what == "cluster":
             rows = []
+            owners = _owners(s)
             for c in s.scalars(select(Cluster).order_by(Cluster.created_at)):
                 d = dom.describe_cluster(s, settings, c)
                 rows.append({k: d[k] for k in ("clusterId", "clusterName", "status", "nodeNum",
-                             "nodeStatus", "clusterCIDR", "unVpcId", "createdAt")})  # fmt: skip
-                rows[-1]["account"] = c.account_id
+                             "nodeStatus", "clusterCIDR", "unVpcId")})  # fmt: skip
+                rows[-1].update(owners[c.account_id], createdAt=fmt_time_zoned(c.created_at))
             _print_table(rows)
         else:
             cluster = s.get(Cluster, args.cluster)
@@ -462,6 +532,78 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 rows[-1]["state"] = n.state
             _print_table(rows)
     return 0
+
+
+def _cluster_create(args: argparse.Namespace) -> int:
+    """CreateCluster with the defaults filled in: the account's default VPC, its subnet in
+    the zone, an instance type, and a cluster CIDR nothing on this host or VPC uses."""
+    from openccs.config import INSTANCE_TYPES
+
+    if not args.name:
+        raise CliError("usage: openccs cluster create NAME [--machines N] [--zone Z]")
+    types = {t.name: t for t in INSTANCE_TYPES}
+    it = types.get(args.instance_type)
+    if it is None:
+        raise CliError(f"unknown --instance-type {args.instance_type!r}: one of {', '.join(types)}")
+    client = _client(args)
+    vpc_id = args.vpc or _default_vpc(client)
+    subnets = _ok(client.call("DescribeSubnetEx", {"vpcId": vpc_id, "limit": 100}))["data"]
+    zone = args.zone or min((x["zone"] for x in subnets), default="")
+    subnet = next((x["unSubnetId"] for x in subnets if x["zone"] == zone), None)
+    if subnet is None:
+        raise CliError(
+            f"VPC {vpc_id} has no subnet in zone {zone!r}"
+            f" (subnets in: {', '.join(sorted({x['zone'] for x in subnets})) or 'none'})"
+        )
+    cidr = args.cidr or _free_cluster_cidr(client, vpc_id)
+    params = {
+        "clusterName": args.name,
+        "clusterCIDR": cidr,
+        "vpcId": vpc_id,
+        "osName": DEFAULT_OS,
+        "zoneId": zone,
+        "goodsNum": args.machines,
+        "cpu": it.cpu,
+        "mem": it.mem,
+        "instanceType": it.name,
+        "bandwidthType": "PayByHour",
+        "bandwidth": 0,
+        "subnetId": subnet,
+        "isVpcGateway": 0,
+        "rootSize": 50,
+        "storageSize": 0,
+    }
+    return _answer(client, client.call("CreateCluster", params), wait=not args.no_wait)
+
+
+def _ok(result: dict[str, Any]) -> dict[str, Any]:
+    if result.get("code") != 0:
+        raise CliError(f"{result.get('codeDesc')}: {result.get('message')}")
+    return result
+
+
+def _default_vpc(client: Any) -> str:
+    vpcs = _ok(client.call("DescribeVpcEx", {"limit": 100}))["data"]
+    chosen = next((v for v in vpcs if v.get("isDefault")), vpcs[0] if vpcs else None)
+    if chosen is None:
+        raise CliError("the account has no VPC: make one with openccs vpc create, or give --vpc")
+    return str(chosen["unVpcId"])
+
+
+def _free_cluster_cidr(client: Any, vpc_id: str, prefix: int = 20) -> str:
+    """The first /20 of 172.16.0.0/12, from the top, that this host does not route and that
+    CheckClusterCIDR accepts in the VPC."""
+    import ipaddress
+
+    from openccs.cloud.component import routed_overlaps
+
+    for net in reversed(list(ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=prefix))):
+        if routed_overlaps(str(net)):
+            continue
+        check = client.call("CheckClusterCIDR", {"vpcId": vpc_id, "clusterCIDR": str(net)})
+        if check.get("code") == 0:
+            return str(net)
+    raise CliError("no free cluster CIDR in 172.16.0.0/12: give one with --cidr")
 
 
 def cmd_asg(args: argparse.Namespace) -> int:
@@ -479,23 +621,67 @@ def cmd_asg(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Remove what the data directory's machines and VPCs left on the host (or every site's)."""
+    """Remove what the data directory's machines and VPCs left on the host (with --all,
+    every site's whose server is not running, after listing them)."""
+    from openccs.cloud import sites
     from openccs.cloud.sweep import sweep
     from openccs.registry import certsd
     from openccs.registry.daemon import sweep_registries
 
-    site: str | None = None
-    if not args.all:
-        path = _data_dir(args) / "site-id"
-        if not path.exists():
-            print("openccs sweep: this data directory has no site (nothing was created)")
-            return 0
-        site = path.read_text().strip()
+    live = sites.live_servers()
+    if args.all:
+        return _sweep_all(args, live)
+    data_dir = _data_dir(args)
+    site = sites.read_site(data_dir)
+    if site is None:
+        print("openccs sweep: this data directory has no site (nothing was created)")
+        return 0
+    running = [x for x in live if x.site == site]
+    if running and not args.force:
+        print(
+            f"openccs sweep: the server of {data_dir} (site {site}) is running as pid"
+            f" {running[0].pid}: stop it first (or --force to remove what it uses)",
+            file=sys.stderr,
+        )
+        return 1
     removed = sweep(site)
     # The registry's CA files for the machines' dockerds, one per VPC gateway endpoint.
     removed["registryTrust"] = certsd.sweep(site)
     # A registry whose openccs died (a clean stop takes it along).
-    removed["registries"] = sweep_registries(None if args.all else _data_dir(args))
+    removed["registries"] = sweep_registries(data_dir)
+    print(json.dumps(removed, indent=2, default=str))
+    return 0
+
+
+def _sweep_all(args: argparse.Namespace, live: list[Any]) -> int:
+    from openccs.cloud import sites
+    from openccs.cloud.sweep import sweep
+    from openccs.registry import certsd
+    from openccs.registry.daemon import sweep_registries
+
+    found = sites.host_sites(trust_owners=certsd.owners())
+    kept = {x.site: x for x in live if x.site in found}
+    doomed = sorted(found - set(kept))
+    for site, server in sorted(kept.items()):
+        print(f"keep    site {site}: its server runs (pid {server.pid}, {server.data_dir})")
+    for site in doomed:
+        print(f"remove  site {site}: no server runs")
+    print("(registries left by dead servers go too)")
+    if args.dry_run or not doomed:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("openccs sweep --all: give --yes to remove these sites", file=sys.stderr)
+            return 1
+        answer = input(f"Remove the objects of {len(doomed)} site(s)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    removed: dict[str, Any] = {}
+    for site in doomed:
+        removed[site] = sweep(site)
+        removed[site]["registryTrust"] = certsd.sweep(site)
+    removed["registries"] = sweep_registries(None, keep=frozenset(x.data_dir for x in live))
     print(json.dumps(removed, indent=2, default=str))
     return 0
 
@@ -559,6 +745,16 @@ def cmd_registry(args: argparse.Namespace) -> int:
             return 1
         ns.official = args.op == "official"
     return 0
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", help="default: the running server of the data directory")
+    p.add_argument("--secret-id")
+    p.add_argument("--secret-key")
+    p.add_argument("--ca", help="CA bundle (default: the data directory's CA)")
+    p.add_argument("--region", default="gz")
+    p.add_argument("--method", default="POST", choices=["GET", "POST"])
+    p.add_argument("--signature-method", default="HmacSHA256", choices=["HmacSHA1", "HmacSHA256"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -643,15 +839,23 @@ def build_parser() -> argparse.ArgumentParser:
     ce.set_defaults(fn=cmd_cert)
 
     n = sub.add_parser("vpc", help="VPCs and their subnets")
-    n.add_argument("op", choices=["create", "ls", "subnet"])
-    n.add_argument("ref", nargs="?", help="account (create) or VPC id (subnet)")
+    n.add_argument("op", choices=["create", "ls", "subnet", "delete"])
+    n.add_argument("ref", nargs="?", help="account (create) or VPC id (subnet, delete)")
     n.add_argument("--cidr", help="with create: the VPC's network, e.g. 10.1.0.0/16")
     n.add_argument("--name")
     n.add_argument("--subnet", action="append", help="ZONE=CIDR, e.g. ap-guangzhou-3=10.1.1.0/24")
     n.set_defaults(fn=cmd_vpc)
 
-    cl = sub.add_parser("cluster", help="clusters: openccs cluster ls")
-    cl.add_argument("op", choices=["ls"])
+    cl = sub.add_parser("cluster", help="clusters: openccs cluster ls|create NAME|delete ID")
+    cl.add_argument("op", choices=["ls", "create", "delete"])
+    cl.add_argument("name", nargs="?", help="create: the new cluster's name; delete: its id")
+    cl.add_argument("--machines", type=int, default=1, help="create: machines (default 1)")
+    cl.add_argument("--zone", help="create: zone (default: the first zone with a subnet)")
+    cl.add_argument("--vpc", help="create: VPC id (default: the account's default VPC)")
+    cl.add_argument("--cidr", help="create: cluster CIDR (default: a free /20 of 172.16/12)")
+    cl.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="create: machine type")
+    cl.add_argument("--no-wait", action="store_true", help="answer at once, do not follow")
+    _client_options(cl)
     cl.set_defaults(fn=cmd_cluster, what="cluster")
     no = sub.add_parser("node", help="a cluster's nodes: openccs node ls CLUSTER")
     no.add_argument("op", choices=["ls"])
@@ -664,7 +868,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_asg)
 
     w = sub.add_parser("sweep", help="remove host objects (namespaces, bridges...) left behind")
-    w.add_argument("--all", action="store_true", help="of every openccs site, not only this one")
+    w.add_argument(
+        "--all", action="store_true", help="of every site with no running server (asks first)"
+    )
+    w.add_argument("--yes", action="store_true", help="with --all: do not ask")
+    w.add_argument("--dry-run", action="store_true", help="with --all: only list the sites")
+    w.add_argument("--force", action="store_true", help="sweep even while the server runs")
     w.set_defaults(fn=cmd_sweep)
 
     a = sub.add_parser("account", help="accounts and quotas")
@@ -693,13 +902,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("call", help="call an action: openccs call ACTION name=value ...")
     c.add_argument("action")
     c.add_argument("params", nargs="*")
-    c.add_argument("--endpoint", help="default: the running server of the data directory")
-    c.add_argument("--secret-id")
-    c.add_argument("--secret-key")
-    c.add_argument("--ca", help="CA bundle (default: the data directory's CA)")
-    c.add_argument("--region", default="gz")
-    c.add_argument("--method", default="POST", choices=["GET", "POST"])
-    c.add_argument("--signature-method", default="HmacSHA256", choices=["HmacSHA1", "HmacSHA256"])
+    _client_options(c)
     c.add_argument("--table", action="store_true", help="print data as a table")
     c.add_argument("--wait", action="store_true", help="follow the returned requestId")
     c.set_defaults(fn=cmd_call)
@@ -732,6 +935,9 @@ def main(argv: list[str] | None = None) -> int:
     except AccountError as exc:
         print(f"openccs: {exc}", file=sys.stderr)
         return 1
+    except CliError as exc:
+        print(f"openccs: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

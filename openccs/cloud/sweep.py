@@ -9,7 +9,8 @@ jumping to them, cgroups and runtime dirs. With `remove_data` the machines' own 
 (recorded in their runtime dirs) are removed too. It returns what it removed, by kind, and is
 safe to run when nothing is there.
 
-From a shell: `python -m openccs.cloud.sweep (--site SITE | --all) [--remove-data]`.
+From a shell: `python -m openccs.cloud.sweep (--site SITE | --all) [--remove-data]`; `--all`
+leaves the sites whose server runs alone.
 """
 
 from __future__ import annotations
@@ -149,11 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Remove what crashed local-cloud runs left.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--site", help="the 4-character site id to sweep")
-    which.add_argument("--all", action="store_true", help="every site's objects")
+    which.add_argument("--all", action="store_true", help="every site without a running server")
     p.add_argument("--remove-data", action="store_true", help="machine directories too")
     p.add_argument("--runtime-base", type=Path, default=naming.DEFAULT_RUNTIME_BASE)
     opts = p.parse_args(argv)
-    removed = sweep(None if opts.all else opts.site, opts.runtime_base, opts.remove_data)
+    if opts.all:
+        # Never a site whose server runs: each other site alone.
+        from openccs.cloud import sites
+
+        live = {x.site for x in sites.live_servers()}
+        removed: dict[str, object] = {
+            site: sweep(site, opts.runtime_base, opts.remove_data)
+            for site in sorted(sites.host_sites(opts.runtime_base) - live)
+        }
+    else:
+        removed = dict(sweep(opts.site, opts.runtime_base, opts.remove_data))
     json.dump(removed, sys.stdout, indent=1)
     print()
     return 0

@@ -87,6 +87,15 @@ def sync_network(ctx: StepContext) -> None:
     cluster_id = ctx.params["clusterId"]
     with _store(ctx).session() as s:
         _cloud(ctx).sync_routes(s, cluster_id)
+    _sync_registry_trust(ctx)
+
+
+def _sync_registry_trust(ctx: StepContext) -> None:
+    """The machines' dockerds trust the registry (certs.d) exactly while machines live in
+    a subnet: follow a change now rather than at the registry's next pass."""
+    registry = ctx.services["services"].extra.get("registry.component")
+    if registry is not None:
+        registry.sync_machine_access(restart=False)
 
 
 def mark_running(ctx: StepContext) -> None:
@@ -204,6 +213,7 @@ def delete_cluster_row(ctx: StepContext) -> None:
         cluster = s.get(Cluster, cluster_id)
         if cluster is not None:
             s.delete(cluster)
+    _sync_registry_trust(ctx)
 
 
 def mark_abnormal(ctx: StepContext) -> None:

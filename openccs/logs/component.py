@@ -65,6 +65,12 @@ class LogsComponent:
     def wake(self) -> None:
         self._loop.wake()
 
+    def backlog(self) -> dict[str, int]:
+        """Per machine, the bytes of logs not yet shipped (the shippers' lag)."""
+        with self._lock:
+            shippers = dict(self._shippers)
+        return {node: sh.backlog_bytes() for node, sh in shippers.items()}
+
     def rules_for(self, cluster_id: str) -> list[Rule]:
         return list(self._rules.get(cluster_id, []))
 

@@ -176,6 +176,16 @@ class MachineShipper:
         }
 
     # -- one pass ------------------------------------------------------------------------
+    def backlog_bytes(self) -> int:
+        """Bytes written to the followed files that the broker has not acknowledged yet."""
+        behind = 0
+        for t in list(self.tailers.values()):
+            try:
+                behind += max(0, os.fstat(t.fh.fileno()).st_size - t.offset)
+            except (OSError, ValueError):  # closed meanwhile
+                continue
+        return behind
+
     def step(self) -> int:
         """Discover files (at most once a second), then ship one batch per rule; the number
         of records shipped."""

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from openccs.cloud import naming
 from openccs.monitor import prometheus
 from openccs.monitor.sampler import Sampler
+from openccs.store.models import Instance
 
 if TYPE_CHECKING:
     from openccs.cloud.component import Cloud
@@ -51,8 +53,14 @@ class Monitor:
             return _unauthorized("a bearer token is required (openccs metrics-token create)")
         if not await asyncio.to_thread(self._check, token.strip()):
             return _unauthorized("unknown or revoked token")
-        text = await asyncio.to_thread(prometheus.render, self.sampler)
+        text = await asyncio.to_thread(self._render)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def _render(self) -> str:
+        with self.services.store.session() as s:
+            nodes = dict(s.execute(select(Instance.id, Instance.lan_ip)).tuples().all())
+        logs = self.services.extra.get("logs")
+        return prometheus.render(self.sampler, nodes, logs.backlog() if logs else None)
 
     def _check(self, token: str) -> bool:
         with self.services.store.session() as s:

@@ -103,6 +103,9 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self.latest: list[Series] = []
         self.latest_ts = 0.0
+        # The last pass's raw readings and pods, for the cumulative series of /metrics.
+        self.latest_readings: dict[str, list[collect.MachineReading]] = {}
+        self.latest_pods: dict[str, tuple[str, str]] = {}  # pod uid -> (namespace, name)
         self.cpu_seconds = 0.0
         self.passes = 0
         self.last_pass_ms = 0.0
@@ -211,6 +214,8 @@ class Sampler:
                 self._prune(s, ts, set(topo.nodes))
         self._forget_closed(ts)
         self.latest, self.latest_ts = series, ts
+        self.latest_readings = readings
+        self.latest_pods = {uid: (p.namespace, p.name) for uid, p in topo.pods.items()}
 
     def _topology(self) -> _Topology:
         topo = _Topology()

@@ -79,6 +79,13 @@ def sync(
     return changed, foreign
 
 
+def owners(base: Path = CERTS_D) -> set[str]:
+    """The sites that have trust directories here."""
+    if not base.is_dir():
+        return set()
+    return {o for d in base.iterdir() if d.is_dir() and (o := _owner(d)) is not None}
+
+
 def sweep(site: str | None, base: Path = CERTS_D) -> list[str]:
     """Remove the site's directories (every site's when None); the base directory too when
     that leaves it empty (it was there for them)."""

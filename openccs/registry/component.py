@@ -40,7 +40,7 @@ from .forward import Forwarder
 from .jwt import TokenSigner
 from .machines import LOOPBACK
 from .runtime import RegistryRuntime
-from .token import TOKEN_TTL, grant, issued_at, parse_scopes
+from .token import TOKEN_TTL, grant, issued_at, missing_namespace, parse_scopes
 
 if TYPE_CHECKING:
     from openccs.server import Services
@@ -179,6 +179,7 @@ class RegistryComponent:
         realm is restarted (`restart`). True when the certificate was re-issued."""
         with self.rt.store.session() as s:
             gateways = machines.gateway_addresses(s)
+            trusting = machines.gateways_with_machines(s)
         # Garbage collection stops and starts the registry under gc_lock: neither a new
         # certificate nor a restart may happen in the middle of that.
         with self._sync_lock, self.rt.gc_lock:
@@ -194,10 +195,10 @@ class RegistryComponent:
             if restart and stale and daemon.running():
                 log_event(log, "registry restarting for new addresses")
                 self._start_daemon()
-            self._expose(gateways)
+            self._expose(gateways, trusting)
         return reissued
 
-    def _expose(self, gateways: list[str]) -> None:
+    def _expose(self, gateways: list[str], trusting: list[str]) -> None:
         port = self.rt.daemon.port
         routes = {}
         for gw in gateways:
@@ -206,7 +207,7 @@ class RegistryComponent:
         problems = [f"not reachable from machines: {e}" for e in self.forwarder.sync(routes)]
         try:
             _changed, foreign = certsd.sync(
-                self.site, self.rt.daemon.ca.read_bytes(), [f"{g}:{port}" for g in gateways]
+                self.site, self.rt.daemon.ca.read_bytes(), [f"{g}:{port}" for g in trusting]
             )
             problems += [f"CA not written: {d} is not openccs's" for d in foreign]
         except OSError as exc:
@@ -329,6 +330,14 @@ class RegistryComponent:
             if principal is None:
                 return _unauthorized("wrong registry user or password")
         scopes = parse_scopes(request.query_params.getlist("scope"))
+        if principal is not None:
+            missing = await asyncio.to_thread(self._missing_namespace, scopes)
+            if missing is not None:
+                return _denied(
+                    f"registry namespace {missing!r} does not exist: create it first"
+                    f" (CreateCCRNamespace namespace={missing}, e.g."
+                    f" openccs call CreateCCRNamespace namespace={missing})"
+                )
         access = await asyncio.to_thread(self._grants, principal, scopes)
         subject = principal.uin if principal is not None else ""
         token, now = self.rt.signer.sign(subject, access, TOKEN_TTL)
@@ -353,6 +362,10 @@ class RegistryComponent:
                 return clusters.authenticate(s, self.services.box, user, password)
             return self.rt.auth.authenticate(s, user, password)
 
+    def _missing_namespace(self, scopes: list[tuple[str, str, list[str]]]) -> str | None:
+        with self.rt.store.session() as s:
+            return missing_namespace(s, scopes)
+
     def _grants(self, principal: Any, scopes: list[tuple[str, str, list[str]]]) -> list[Any]:
         with self.rt.store.session() as s:
             return [
@@ -371,6 +384,12 @@ class RegistryComponent:
             return Response(status_code=400)
         await asyncio.to_thread(notifications.handle_events, self.rt, self.seen, events)
         return Response(status_code=200)
+
+
+def _denied(why: str) -> Response:
+    """Distribution's error shape, whose `message` clients show. 401, not 403: skopeo and
+    podman (containers/image) read the body of a token answer only for a 401."""
+    return JSONResponse({"errors": [{"code": "DENIED", "message": why}]}, status_code=401)
 
 
 def _unauthorized(why: str) -> Response:

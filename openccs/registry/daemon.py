@@ -341,11 +341,12 @@ class RegistryDaemon:
         return self.storage / "docker" / "registry" / "v2" / "repositories" / name
 
 
-def sweep_registries(data_dir: Path | None) -> list[str]:
+def sweep_registries(data_dir: Path | None, keep: frozenset[Path] = frozenset()) -> list[str]:
     """Kill the registries a dead openccs left running: the data directory's, or with
     `data_dir` None every registry started from an openccs data directory (its
     configuration file lies in `<data dir>/registry/`, next to `<data dir>/site-id`), or
-    from one that was deleted since."""
+    from one that was deleted since, except those of the data directories in `keep` (the
+    live servers')."""
     from openccs.cloud import procs
 
     found: list[int] = []
@@ -358,8 +359,10 @@ def sweep_registries(data_dir: Path | None) -> list[str]:
         if data_dir is not None:
             if owner.resolve() == data_dir.resolve():
                 found.append(pid)
-        elif config.parts[-2:] == ("registry", "config.yml") and (
-            (owner / "site-id").exists() or not config.exists()
+        elif (
+            config.parts[-2:] == ("registry", "config.yml")
+            and ((owner / "site-id").exists() or not config.exists())
+            and owner.resolve() not in {k.resolve() for k in keep}
         ):
             # An openccs data directory's registry, or one whose directory is gone.
             found.append(pid)

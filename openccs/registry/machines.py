@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs.domain.cloud import gateway_of
-from openccs.store.models import Subnet
+from openccs.store.models import Instance, Subnet
 
 from .client import RegistryError
 
@@ -32,6 +32,18 @@ def gateway_addresses(s: Session) -> list[str]:
     VPC made by the CLI while the server runs appears here at the next reconciliation."""
     found: list[str] = []
     for cidr in s.scalars(select(Subnet.cidr).order_by(Subnet.num_id)):
+        gw = str(gateway_of(cidr).ip)
+        if gw not in found:
+            found.append(gw)
+    return found
+
+
+def gateways_with_machines(s: Session) -> list[str]:
+    """The gateway addresses of the subnets that hold machines: only their dockerds need
+    to trust the registry, and a deleted cluster's machines leave no trust behind."""
+    found: list[str] = []
+    used = select(Instance.subnet_id).distinct()
+    for cidr in s.scalars(select(Subnet.cidr).where(Subnet.id.in_(used)).order_by(Subnet.num_id)):
         gw = str(gateway_of(cidr).ip)
         if gw not in found:
             found.append(gw)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openccs.api.errors import ApiError
 from openccs.log import get_logger, log_event
+from openccs.monitor.exposition import REGISTRY_EVENTS
 from openccs.timeutil import utcnow
 
 from . import domain, retention, triggers
@@ -114,6 +115,7 @@ def handle_events(rt: RegistryRuntime, seen: EventLog, events: list[dict[str, An
         method = (ev.get("request") or {}).get("method", "")
         try:
             if action == "push" and target.get("tag") and media_type in _MANIFESTS:
+                REGISTRY_EVENTS.inc("push")
                 on_push(rt, repo_name, target["tag"], target["digest"], ev.get("timestamp", ""))
             elif (
                 action == "pull"
@@ -121,6 +123,7 @@ def handle_events(rt: RegistryRuntime, seen: EventLog, events: list[dict[str, An
                 and method == "GET"
                 and actor != INTERNAL_SUBJECT
             ):
+                REGISTRY_EVENTS.inc("pull")
                 on_pull(rt, repo_name)
             elif action == "delete" and (target.get("digest") or target.get("tag")):
                 on_delete(rt, repo_name, target.get("digest", ""), target.get("tag", ""))

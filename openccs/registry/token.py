@@ -192,5 +192,18 @@ def grant(
     return granted
 
 
+def missing_namespace(s: Session, scopes: list[tuple[str, str, list[str]]]) -> str | None:
+    """The namespace a push is aimed at that does not exist (Distribution would only say
+    `denied`; the token server can say why)."""
+    for kind, name, wanted in scopes:
+        if kind != "repository" or not ({"push", "*"} & set(wanted)):
+            continue
+        if domain.REPOSITORY_RE.match(name):
+            ns = name.split("/", 1)[0]
+            if domain.namespace_by_name(s, ns) is None:
+                return ns
+    return None
+
+
 def issued_at(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from openccs.log import get_logger, log_event
+from openccs.monitor.exposition import TASKS
 from openccs.store.db import Store
 from openccs.store.models import Task
 from openccs.timeutil import utcnow
@@ -201,6 +202,7 @@ class TaskRunner:
             row.reason = reason
             row.state = dict(ctx.state)
             row.updated_at = row.finished_at = utcnow()
+            TASKS.inc(row.type, status)
         log_event(log, "task finished", task=task_id, status=status, reason=reason)
 
 
