@@ -99,7 +99,7 @@ def host_sites(
     names: list[str] = [*host.list_netns(), *host.list_links()]
     for table in ("filter", "nat"):
         names += host.list_chains(table)
-    for hierarchy in cgroups.hierarchies():
+    for hierarchy in (h for d in cgroups.all_drivers() for h in d.hierarchies()):
         try:
             names += [p.name for p in hierarchy.iterdir() if p.is_dir()]
         except OSError:
