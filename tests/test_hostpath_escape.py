@@ -193,3 +193,24 @@ def test_a_link_swapped_in_while_pods_start_never_shows_the_host(
         return [p for p in safepath.mount_points() if p.startswith(area + "/")]
 
     until("the pods' staged mounts released", lambda: not staged(), 60)
+
+
+def test_staged_mounts_are_private_and_go_with_the_sweep(
+    env: tuple[Server, Client, str],
+) -> None:
+    """Last in this module: openccs is killed and the sweep cleans up after it."""
+    srv, c, cluster = env
+    node = machine(c, cluster)
+    site = (srv.data_dir / "site-id").read_text().strip()
+    area = str(RUN / site / node / "binds")
+    kept = create(c, cluster, shell("kept", "sleep 3600", "/data/kept", "/data"))
+    kept.wait_normal(1)
+    mounts = [p for p in safepath.mount_points() if p.startswith(area + "/")]
+    assert len(mounts) == 1, mounts
+    with open("/proc/self/mountinfo") as f:
+        fields = next(line.split() for line in f if line.split()[4] == area)
+    assert not any(x.startswith(("shared:", "master:")) for x in fields[6 : fields.index("-")])
+    srv.kill9()
+    srv.sweep()
+    assert not [p for p in safepath.mount_points() if p.startswith(str(RUN / site) + "/")]
+    assert (disk(srv, node) / "data" / "kept").is_dir()  # the machine's disk keeps its files
