@@ -77,9 +77,20 @@ def main() -> int:
             for rel in safepath.glob_beneath(root, "/var/log/*/*.log"):
                 os.close(safepath.open_for_reading(root, rel))
 
+        def glob_known() -> None:
+            for rel in safepath.glob_beneath(root, "/var/log/*/*.log"):
+                fd = safepath.open_beneath(root_fd, rel)
+                os.fstat(fd)
+                os.close(fd)
+
         def glob_plain() -> None:
             for path in glob.glob(str(root) + "/var/log/*/*.log"):
                 os.close(os.open(path, os.O_RDONLY))
+
+        def glob_stat() -> None:
+            for path in glob.glob(str(root) + "/var/log/*/*.log"):
+                os.stat(os.path.realpath(path))
+                os.stat(path)
 
         rows = [
             ("resolve a 6-component hostPath: openat2", per_call(openat2, opts.n, opts.rounds)),
@@ -88,8 +99,12 @@ def main() -> int:
              per_call(stage_release, opts.n // 10, opts.rounds)),
             ("host-log glob of 1,000 files, each opened: safepath",
              per_call(glob_safe, 10, opts.rounds)),
-            ("host-log glob of 1,000 files, each opened: glob.glob + open (before)",
+            ("host-log glob of 1,000 files already read (looked at, not opened): safepath",
+             per_call(glob_known, 10, opts.rounds)),
+            ("host-log glob of 1,000 files, each opened: glob.glob + open",
              per_call(glob_plain, 10, opts.rounds)),
+            ("host-log glob of 1,000 files already read: glob.glob + realpath + stat (before)",
+             per_call(glob_stat, 10, opts.rounds)),
         ]  # fmt: skip
         os.close(root_fd)
         safepath.release(area)
@@ -110,7 +125,9 @@ def main() -> int:
         *[f"| {name} | {us:,.1f} |" for name, us in rows],
         "",
         "The node agent stages once per pod and volume (at the first container start); the"
-        " log shipper globs and opens a rule's files once a second.",
+        " log shipper globs a rule's files once a second and opens only those it has not read"
+        " yet. Staging is dominated by the mount and the detaching unmount (the kernel waits"
+        " for a grace period).",
     ]
     section = "\n".join(lines) + "\n"
     print(section)

@@ -152,13 +152,19 @@ def open_for_reading(root: Path | int, path: str) -> int:
     anything else (a FIFO that would block, a device) is refused before it is opened."""
     fd = open_beneath(root, path)
     try:
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise UnsafePath(f"{path} is not a regular file or a directory")
-        # Reopening the held descriptor reaches the same inode, whatever the path is now.
-        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        return reopen_for_reading(fd, path)
     finally:
         os.close(fd)
+
+
+def reopen_for_reading(fd: int, path: str = "") -> int:
+    """A read-only descriptor of what the O_PATH descriptor `fd` holds, a regular file or a
+    directory; anything else (a FIFO that would block, a device) is never opened."""
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UnsafePath(f"{path or 'it'} is not a regular file or a directory")
+    # Reopening the held descriptor reaches the same inode, whatever the path is now.
+    return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
 
 
 def glob_beneath(root: Path, pattern: str) -> list[str]:

@@ -285,33 +285,62 @@ class MachineShipper:
 
     def _discover_files(self, rule: Rule) -> None:
         # Matched and opened inside the machine's disk only (cloud.safepath): a link out of
-        # it, or swapped in while this runs, is never read.
+        # it, or swapped in while this runs, is never read. Files already read are only
+        # looked at (an O_PATH descriptor), not opened again.
         rootfs = self.root_dir / "rootfs"
         found = []
-        for rel in safepath.glob_beneath(rootfs, rule.input_option["path"]):
-            try:
-                fh = os.fdopen(safepath.open_for_reading(rootfs, rel), "rb")
-            except (OSError, safepath.UnsafePath):
-                continue
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                fh.close()
-                continue
-            found.append((st.st_mtime, rel, fh))
-        # Oldest first: a rotated file before its successor.
-        for _, rel, fh in sorted(found, key=lambda f: (f[0], f[1])):
-            meta = {
-                "cluster": self.cluster_id,
-                "namespace": "",
-                "pod": "",
-                "container": "",
-                "service": "",
-                "machine": self.node_id,
-                "collector": rule.name,
-                "path": "/" + rel,
-                "labels": rule.labels,
-            }
-            self._track(rule, str(rootfs / rel), "text", meta, fh)
+        try:
+            root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            for rel in safepath.glob_beneath(rootfs, rule.input_option["path"]):
+                try:
+                    fd = safepath.open_beneath(root_fd, rel)
+                except (OSError, safepath.UnsafePath):
+                    continue
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    found.append((st.st_mtime, rel, fd))
+                else:
+                    os.close(fd)
+            # Oldest first: a rotated file before its successor.
+            for _, rel, fd in sorted(found, key=lambda f: (f[0], f[1])):
+                meta = {
+                    "cluster": self.cluster_id,
+                    "namespace": "",
+                    "pod": "",
+                    "container": "",
+                    "service": "",
+                    "machine": self.node_id,
+                    "collector": rule.name,
+                    "path": "/" + rel,
+                    "labels": rule.labels,
+                }
+                path = str(rootfs / rel)
+                if self._seen_again(rule, file_id(os.fstat(fd)), path, meta):
+                    continue
+                try:
+                    fh = os.fdopen(safepath.reopen_for_reading(fd, rel), "rb")
+                except (OSError, safepath.UnsafePath):
+                    continue
+                self._track(rule, path, "text", meta, fh)
+        finally:
+            os.close(root_fd)
+            for _, _, fd in found:
+                os.close(fd)
+
+    def _seen_again(self, rule: Rule, fid: str, path: str, meta: dict[str, Any]) -> bool:
+        """Whether the file is read already for `rule` (then marked seen where it is now)."""
+        known = self.tailers.get((rule.id, fid))
+        if known is None:
+            return False
+        known.seen = True
+        known.path = path
+        if known.meta != meta and not known.draining:
+            # A rule whose labels or name changed: the next records carry the new ones.
+            self.tailers[(rule.id, fid)] = _retag(known, meta)
+        return True
 
     def _track(
         self, rule: Rule, path: str, kind: str, meta: dict[str, Any], fh: BinaryIO | None = None
@@ -322,15 +351,9 @@ class MachineShipper:
         except OSError:
             return
         fid = file_id(st)
-        known = self.tailers.get((rule.id, fid))
-        if known is not None:
+        if self._seen_again(rule, fid, path, meta):
             if fh is not None:
                 fh.close()
-            known.seen = True
-            known.path = path
-            if known.meta != meta and not known.draining:
-                # A rule whose labels or name changed: the next records carry the new ones.
-                self.tailers[(rule.id, fid)] = _retag(known, meta)
             return
         if fh is None:
             try:
