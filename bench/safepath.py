@@ -126,8 +126,8 @@ def main() -> int:
         "",
         "The node agent stages once per pod and volume (at the first container start); the"
         " log shipper globs a rule's files once a second and opens only those it has not read"
-        " yet. Staging is dominated by the mount and the detaching unmount (the kernel waits"
-        " for a grace period).",
+        " yet. Of staging and releasing, most is the unmount (about 4 ms to stage, 20 ms to"
+        " release, measured apart).",
     ]
     section = "\n".join(lines) + "\n"
     print(section)
