@@ -4,7 +4,8 @@ swapped in while resolving is never followed out, and staged mounts hold what wa
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,22 @@ def _walk(root: Path, path: str, create: bool) -> int:
 def _openat2(root: Path, path: str, create: bool) -> int:
     return safepath.open_beneath(root, path, create)
 
+
+# The racer: a process of its own (as a container would be), so that it runs beside the
+# resolver, not between its bytecodes. It flips a path between a directory and two links out.
+FLIP = """
+import os, sys
+r, out = sys.argv[1], sys.argv[2]
+steps = ((os.mkdir, os.rmdir), (lambda p: os.symlink(out, p), os.unlink),
+         (lambda p: os.symlink("../../outside", p), os.unlink))
+while True:
+    for make, undo in steps:
+        try:
+            make(r)
+            undo(r)
+        except OSError:
+            pass
+"""
 
 RESOLVERS = [pytest.param(_walk, id="walk"), pytest.param(_openat2, id="openat2")]
 
@@ -120,40 +137,26 @@ def test_a_link_swapped_in_a_loop_while_resolving_never_leads_out(
 ) -> None:
     root, outside = tree
     r = root / "a" / "r"
-    stop = threading.Event()
-
-    def flip() -> None:
-        while not stop.is_set():
-            try:
-                r.mkdir()
-                r.rmdir()
-                r.symlink_to(str(outside))
-                r.unlink()
-                r.symlink_to("../../outside")
-                r.unlink()
-            except OSError:
-                pass
-
-    racer = threading.Thread(target=flip)
-    racer.start()
-    seen: dict[str, int] = {}
+    racer = subprocess.Popen([sys.executable, "-c", FLIP, str(r), str(outside)])
+    seen = {"refused": 0, "missing": 0, "inside": 0}
     try:
-        for _ in range(3000):
+        for _ in range(200_000):
             try:
                 fd = resolve(root, "/a/r", False)
             except UnsafePath:
-                seen["refused"] = seen.get("refused", 0) + 1
+                seen["refused"] += 1
                 continue
             except OSError:
-                seen["missing"] = seen.get("missing", 0) + 1
+                seen["missing"] += 1
                 continue
-            got = _ident(fd)
-            assert got != _id_of(outside)
-            seen["inside"] = seen.get("inside", 0) + 1
+            assert _ident(fd) != _id_of(outside)
+            seen["inside"] += 1
+            if seen["refused"] >= 20 and seen["inside"] >= 20:
+                break
     finally:
-        stop.set()
-        racer.join()
-    assert "refused" in seen  # the race was on
+        racer.kill()
+        racer.wait()
+    assert seen["refused"] >= 20 and seen["inside"] >= 20, seen  # the race was on
 
 
 @pytest.fixture
@@ -189,33 +192,27 @@ def test_a_staged_mount_under_a_racing_link_never_shows_the_outside(
 ) -> None:
     root, outside = tree
     r = root / "r"
-    stop = threading.Event()
-
-    def flip() -> None:
-        while not stop.is_set():
-            try:
-                r.mkdir()
-                (r / "inside").write_text("")
-                (r / "inside").unlink()
-                r.rmdir()
-                r.symlink_to(str(outside))
-                r.unlink()
-            except OSError:
-                pass
-
-    racer = threading.Thread(target=flip)
-    racer.start()
+    racer = subprocess.Popen([sys.executable, "-c", FLIP, str(r), str(outside)])
+    seen = {"refused": 0, "staged": 0}
     try:
-        for i in range(300):
+        for i in range(3000):
             try:
                 staged = safepath.stage(root, "/r", area, f"p{i}/v", create=False)
-            except (UnsafePath, OSError):
+            except UnsafePath:
+                seen["refused"] += 1
+                continue
+            except OSError:
                 continue
             assert "secret" not in os.listdir(staged)
+            assert os.stat(staged).st_ino != os.stat(outside).st_ino
+            seen["staged"] += 1
             safepath.release(area / f"p{i}")
+            if min(seen.values()) >= 5:
+                break
     finally:
-        stop.set()
-        racer.join()
+        racer.kill()
+        racer.wait()
+    assert min(seen.values()) >= 5, seen  # the race was on
 
 
 def test_globs_stay_inside_and_only_regular_files_are_opened(
