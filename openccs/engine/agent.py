@@ -287,12 +287,10 @@ class NodeAgent:
             return {**base, "status": "Waiting", "reason": "CreateContainerConfigError",
                     "ready": False}  # fmt: skip
         try:
-            config = self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart)
-            config["HostConfig"]["Binds"] = binds
             cid = docker.create(
                 self.socket,
                 f"k8s_{cname}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{next_restart}",
-                config,
+                self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart, binds),
             )
             self._event(s, pod, "Created", f"Created container {cname}")
             docker.start(self.socket, cid)
@@ -366,11 +364,12 @@ class NodeAgent:
         return None
 
     def _container_config(
-        self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int
+        self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int, binds: list[str]
     ) -> dict[str, Any]:
         host: dict[str, Any] = {
             "NetworkMode": f"container:{pause_id}",
             "Privileged": bool(spec.get("privileged")),
+            "Binds": binds,
         }
         cpu, cpu_limit = int(spec.get("cpu") or 0), int(spec.get("cpuLimits") or 0)
         if cpu:
