@@ -184,6 +184,8 @@ def test_a_staged_mount_holds_what_was_resolved_and_release_keeps_the_data(
     assert (root / "a" / "moved" / "c" / "d" / "inside").read_text() == "in"
     with pytest.raises(UnsafePath):
         safepath.stage(root, "/a/b/c/d", area, "pod/v")
+    with pytest.raises(UnsafePath):
+        safepath.stage(root, "/a/moved", area, "pod/../../v")
     assert not any(p.startswith(f"{area}/") for p in safepath.mount_points())
 
 

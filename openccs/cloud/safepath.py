@@ -268,6 +268,8 @@ def stage(root: Path, path: str, area: Path, name: str, create: bool = True) -> 
     here: a directory, or an empty file to match), the path to give the daemon. `area` is
     a directory of openccs's own that no tenant can write. Already mounted: kept as it is
     (it holds what was resolved when the pod started)."""
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise UnsafePath(f"{name!r} is not a plain name below {area}")
     target = area / name
     if str(target) in mount_points():
         return target
