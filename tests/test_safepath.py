@@ -196,6 +196,13 @@ def test_a_staged_mount_holds_what_was_resolved_and_release_keeps_the_data(
         safepath.stage(root, "/a/b/c/d", area, "pod/v")
     with pytest.raises(UnsafePath):
         safepath.stage(root, "/a/moved", area, "pod/../../v")
+    # What a staged mount holds is deleted: the next stage resolves the path anew.
+    gone = safepath.stage(root, "/e", area, "pod/e")
+    (root / "e").rmdir()
+    assert os.stat(gone).st_nlink == 0
+    assert safepath.stage(root, "/e", area, "pod/e") == gone
+    assert os.stat(gone).st_ino == os.stat(root / "e").st_ino
+    safepath.release(area / "pod")
     assert not any(p.startswith(f"{area}/") for p in safepath.mount_points())
 
 

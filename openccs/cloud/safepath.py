@@ -267,12 +267,15 @@ def stage(root: Path, path: str, area: Path, name: str, create: bool = True) -> 
     """Resolve `path` inside `root` and bind-mount what was found on `area/name` (made
     here: a directory, or an empty file to match), the path to give the daemon. `area` is
     a directory of openccs's own that no tenant can write. Already mounted: kept as it is
-    (it holds what was resolved when the pod started)."""
+    (it holds what was resolved when the pod started), unless what it holds was deleted
+    since (no daemon can mount that again), then resolved anew."""
     if any(part in ("", ".", "..") for part in name.split("/")):
         raise UnsafePath(f"{name!r} is not a plain name below {area}")
     target = area / name
     if str(target) in mount_points():
-        return target
+        if os.stat(target).st_nlink > 0:
+            return target
+        release(target)
     private_dir(area)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = open_beneath(root, path, create)
