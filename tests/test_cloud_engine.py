@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openccs.cloud import dockerapi, host, images, naming, procs, routes, sweep, vpc
+from openccs.cloud import dockerapi, host, images, naming, procs, routes, safepath, sweep, vpc
 from openccs.cloud.host import CloudError
 from openccs.cloud.machine import CreateResult, MachineEngine, MachineSpec, mounts_under
 
@@ -395,7 +395,12 @@ def test_a_killed_dockerd_is_a_failed_machine_until_started_again(site: Site, pa
 
 def test_destroy_and_delete_vpc_leave_nothing(site: Site, pair: Pair) -> None:
     for spec in (pair.a, pair.b):
+        # A pod's volume as the node agent stages it: it goes with the machine.
+        binds = site.engine.runtime_dir(spec.instance_id) / "binds"
+        safepath.stage(spec.root_dir / "rootfs", "/vol", binds, "pod/v")
+        assert mounts_under([binds]) != []
         site.engine.destroy(spec.instance_id, spec.root_dir)
+        assert mounts_under([binds]) == []
         site.engine.destroy(spec.instance_id, spec.root_dir)  # idempotent
     vpc.delete_subnet(site.site, site.vpc_id, f"{site.gateway}/24")
     vpc.delete_vpc(site.site, site.vpc_id)

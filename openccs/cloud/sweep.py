@@ -3,7 +3,8 @@ every site's (`site=None`).
 
 `sweep(site, runtime_base=..., remove_data=False) -> dict[str, list[str]]` kills the site's
 machine processes (dockerd, containerd, shims, containers: found by cgroup and by command
-lines naming the site's runtime dir), unmounts what they left mounted, and removes network
+lines naming the site's runtime dir), unmounts what they left mounted (also the pods' volumes
+staged in the runtime dirs by the node agents), and removes network
 namespaces, veths, bridges (and so the routes through them), iptables chains with the rules
 jumping to them, cgroups and runtime dirs. With `remove_data` the machines' own directories
 (recorded in their runtime dirs) are removed too. It returns what it removed, by kind, and is

@@ -138,7 +138,8 @@ def service_status(s: Session, svc: Service, pods: list[Pod]) -> tuple[str, dict
         return "Paused", reasons
     if svc.operation == "RollingBack":
         return "RollingBack", reasons
-    bad = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Error", "CreateContainerError"}
+    bad = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Error", "CreateContainerError",
+           "CreateContainerConfigError"}  # fmt: skip
     if any(r in bad for r in reasons):
         return "Abnormal", reasons
     live = [p for p in pods if not p.deleting]

@@ -6,10 +6,16 @@ dockershim did. Containers carry labels naming their pod, so after a restart of 
 the agent finds them again instead of starting them twice. Exited containers are started
 again with exponential back-off (CrashLoopBackOff); images are pulled when missing, with
 back-off on failure (ErrImagePull, ImagePullBackOff).
+
+Volumes are resolved inside their root (the machine's disk for a hostPath) by
+`cloud.safepath` and handed to dockerd as bind mounts under the machine's runtime dir, so a
+link a tenant puts on the disk never leads dockerd out of it; a volume that would leave its
+root keeps the container from starting (a FailedMount event says why).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import time
@@ -22,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openccs.cloud import safepath
 from openccs.cloud.host import CloudError
 from openccs.domain.workloads import record_event
 from openccs.engine import dns, docker
@@ -113,7 +120,10 @@ class NodeAgent:
             if uid not in known:  # a pod that no longer exists (deleted while we were away)
                 for c in containers:
                     docker.remove(self.socket, c["Id"])
-                shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+                self._remove_pod_dirs(uid)
+        if self._binds_area.exists():
+            for uid in set(os.listdir(self._binds_area)) - known - set(found):
+                safepath.release(self._binds_area / uid)  # left by a pass that crashed
 
     def _ensure_builtin_images(self) -> None:
         from openccs.cloud.images import import_busybox_image
@@ -125,6 +135,16 @@ class NodeAgent:
 
     def _pod_dir(self, uid: str) -> Path:
         return self.root_dir / "pods" / uid
+
+    @property
+    def _binds_area(self) -> Path:
+        # In the machine's runtime dir (beside its docker socket): no tenant writes there,
+        # and a machine's destroy and the sweep unmount everything below it.
+        return self.socket.parent / "binds"
+
+    def _remove_pod_dirs(self, uid: str) -> None:
+        safepath.release(self._binds_area / uid)  # before anything is deleted
+        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
 
     # -- one pod -------------------------------------------------------------------------
     def _kill(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> bool:
@@ -150,7 +170,7 @@ class NodeAgent:
             docker.stop(self.socket, cid, STOP_GRACE)
         for cid in ids:
             docker.remove(self.socket, cid)
-        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+        self._remove_pod_dirs(uid)
 
     def _sync_pod(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
         pause = next((c for c in containers if c["Labels"].get("openccs.role") == "pause"), None)
@@ -261,10 +281,16 @@ class NodeAgent:
         if pulled is not None:
             return {**base, "status": "Waiting", "reason": pulled, "ready": False}
         try:
+            binds = self._binds(pod, spec)
+        except VolumeError as exc:
+            self._event(s, pod, "FailedMount", str(exc), "Warning")
+            return {**base, "status": "Waiting", "reason": "CreateContainerConfigError",
+                    "ready": False}  # fmt: skip
+        try:
             cid = docker.create(
                 self.socket,
                 f"k8s_{cname}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{next_restart}",
-                self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart),
+                self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart, binds),
             )
             self._event(s, pod, "Created", f"Created container {cname}")
             docker.start(self.socket, cid)
@@ -338,12 +364,12 @@ class NodeAgent:
         return None
 
     def _container_config(
-        self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int
+        self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int, binds: list[str]
     ) -> dict[str, Any]:
         host: dict[str, Any] = {
             "NetworkMode": f"container:{pause_id}",
             "Privileged": bool(spec.get("privileged")),
-            "Binds": self._binds(pod, spec),
+            "Binds": binds,
         }
         cpu, cpu_limit = int(spec.get("cpu") or 0), int(spec.get("cpuLimits") or 0)
         if cpu:
@@ -379,18 +405,38 @@ class NodeAgent:
         volumes = {v["name"]: v for v in pod.template.get("volumes") or []}
         binds = []
         for m in spec.get("volumeMounts") or []:
-            vol = volumes[m["volumeName"]]
-            if vol.get("hostPath"):
-                # The machine's own disk: a path under its root directory, never the host's.
-                src = self.root_dir / "rootfs" / vol["hostPath"].lstrip("/")
-            else:
-                src = self._pod_dir(pod.uid) / "volumes" / vol["name"]
-            src.mkdir(parents=True, exist_ok=True)
+            src = self._volume_source(pod, volumes[m["volumeName"]])
             binds.append(f"{src}:{m['mountPath']}:{m.get('mode') or 'rw'}")
         return binds
 
+    def _volume_source(self, pod: Pod, vol: dict[str, Any]) -> Path:
+        """The path dockerd binds for a volume: the volume resolved inside its root (a
+        hostPath inside the machine's disk, made when missing; any other volume in the pod's
+        own directory) and mounted, as the descriptor resolution gave, in the binds area."""
+        if vol.get("hostPath"):
+            root, path, what = self.root_dir / "rootfs", vol["hostPath"], "hostPath"
+        else:
+            root, path, what = self._pod_dir(pod.uid) / "volumes", vol["name"], "directory"
+            root.mkdir(parents=True, exist_ok=True)
+        try:
+            return safepath.stage(root, path, self._binds_area, f"{pod.uid}/{vol['name']}")
+        except safepath.UnsafePath as exc:
+            raise VolumeError(
+                f'MountVolume.SetUp failed for volume "{vol["name"]}": {what} {path!r} leaves'
+                f" the machine's disk: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise VolumeError(
+                f'MountVolume.SetUp failed for volume "{vol["name"]}": {what} {path!r}:'
+                f" {exc.strerror or exc}"
+            ) from exc
+
     def _event(self, s: _Work, pod: Pod, reason: str, message: str, level: str = "Normal") -> None:
         s.events.append((pod, reason, message, level))
+
+
+class VolumeError(Exception):
+    """A volume that cannot be given to a container; the message is the pod's event."""
 
 
 @dataclass

@@ -15,20 +15,20 @@ rule's name); records of machine files also carry path and the rule's labels.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kafka.partitioner.default import murmur2
 from sqlalchemy import delete, select
 
-from openccs.cloud import dockerapi
+from openccs.cloud import dockerapi, safepath
 from openccs.cloud.host import CloudError
 from openccs.log import get_logger, log_event
 from openccs.logs.models import LogCollector, LogOffset
@@ -159,7 +159,8 @@ class MachineShipper:
         with self.store.session() as s:
             rows = list(s.scalars(select(LogOffset).where(LogOffset.node_id == self.node_id)))
             s.expunge_all()
-        gone = [r for r in rows if not _still_there(r.path, r.file_id)]
+        rootfs = self.root_dir / "rootfs"
+        gone = [r for r in rows if not _still_there(r.path, r.file_id, rootfs)]
         if gone:
             # Files removed while no shipper ran (a container deleted meanwhile).
             with self.store.session() as s:
@@ -228,8 +229,14 @@ class MachineShipper:
 
     def _moved_away(self, t: Tailer) -> bool:
         try:
+            if t.kind == "text":  # a path of the machine's disk: looked at inside it only
+                fd = safepath.open_beneath(self.root_dir / "rootfs", t.meta["path"])
+                try:
+                    return file_id(os.fstat(fd)) != t.file_id
+                finally:
+                    os.close(fd)
             return file_id(os.stat(t.path)) != t.file_id
-        except OSError:
+        except (OSError, safepath.UnsafePath):
             return True
 
     def _discover_containers(self, rules: list[Rule]) -> bool:
@@ -287,53 +294,85 @@ class MachineShipper:
             self.services[uid] = name
 
     def _discover_files(self, rule: Rule) -> None:
-        rootfs = (self.root_dir / "rootfs").resolve()
-        pattern = str(rootfs) + rule.input_option["path"]
+        # Matched and opened inside the machine's disk only (cloud.safepath): a link out of
+        # it, or swapped in while this runs, is never read. Files already read are only
+        # looked at (an O_PATH descriptor), not opened again.
+        rootfs = self.root_dir / "rootfs"
         found = []
-        for path in glob.glob(pattern, recursive=True):
-            real = os.path.realpath(path)
-            # A file of the machine only: a link pointing out of its disk is not followed.
-            if not real.startswith(str(rootfs) + "/") or not os.path.isfile(real):
-                continue
-            try:
-                found.append((os.stat(real).st_mtime, path))
-            except OSError:
-                continue
-        for _, path in sorted(found):  # oldest first: a rotated file before its successor
-            meta = {
-                "cluster": self.cluster_id,
-                "namespace": "",
-                "pod": "",
-                "container": "",
-                "service": "",
-                "machine": self.node_id,
-                "collector": rule.name,
-                "path": "/" + os.path.relpath(path, rootfs),
-                "labels": rule.labels,
-            }
-            self._track(rule, path, "text", meta)
-
-    def _track(self, rule: Rule, path: str, kind: str, meta: dict[str, Any]) -> None:
         try:
-            st = os.stat(path)
+            root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            for rel in safepath.glob_beneath(rootfs, rule.input_option["path"]):
+                try:
+                    fd = safepath.open_beneath(root_fd, rel)
+                except (OSError, safepath.UnsafePath):
+                    continue
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    found.append((st.st_mtime, rel, fd))
+                else:
+                    os.close(fd)
+            # Oldest first: a rotated file before its successor.
+            for _, rel, fd in sorted(found, key=lambda f: (f[0], f[1])):
+                meta = {
+                    "cluster": self.cluster_id,
+                    "namespace": "",
+                    "pod": "",
+                    "container": "",
+                    "service": "",
+                    "machine": self.node_id,
+                    "collector": rule.name,
+                    "path": "/" + rel,
+                    "labels": rule.labels,
+                }
+                path = str(rootfs / rel)
+                if self._seen_again(rule, file_id(os.fstat(fd)), path, meta):
+                    continue
+                try:
+                    fh = os.fdopen(safepath.reopen_for_reading(fd, rel), "rb")
+                except (OSError, safepath.UnsafePath):
+                    continue
+                self._track(rule, path, "text", meta, fh)
+        finally:
+            os.close(root_fd)
+            for _, _, fd in found:
+                os.close(fd)
+
+    def _seen_again(self, rule: Rule, fid: str, path: str, meta: dict[str, Any]) -> bool:
+        """Whether the file is read already for `rule` (then marked seen where it is now)."""
+        known = self.tailers.get((rule.id, fid))
+        if known is None:
+            return False
+        known.seen = True
+        known.path = path
+        if known.meta != meta and not known.draining:
+            # A rule whose labels or name changed: the next records carry the new ones.
+            self.tailers[(rule.id, fid)] = _retag(known, meta)
+        return True
+
+    def _track(
+        self, rule: Rule, path: str, kind: str, meta: dict[str, Any], fh: BinaryIO | None = None
+    ) -> None:
+        """Read the file at `path` (or `fh`, the file already opened) for `rule`."""
+        try:
+            st = os.fstat(fh.fileno()) if fh is not None else os.stat(path)
         except OSError:
             return
         fid = file_id(st)
-        known = self.tailers.get((rule.id, fid))
-        if known is not None:
-            known.seen = True
-            known.path = path
-            if known.meta != meta and not known.draining:
-                # A rule whose labels or name changed: the next records carry the new ones.
-                self.tailers[(rule.id, fid)] = _retag(known, meta)
+        if self._seen_again(rule, fid, path, meta):
+            if fh is not None:
+                fh.close()
             return
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 (kept open: a deleted file is still read)
-        except OSError:
-            return
-        if file_id(os.fstat(fh.fileno())) != fid:
-            fh.close()
-            return
+        if fh is None:
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 (kept open: a deleted file is still read)
+            except OSError:
+                return
+            if file_id(os.fstat(fh.fileno())) != fid:
+                fh.close()
+                return
         offset = 0
         saved = self.saved.get((rule.id, fid))
         if saved is not None and same_start(fh, saved[1]):
@@ -458,12 +497,25 @@ class MachineShipper:
             self.saved.pop((rule.id, t.file_id), None)
 
 
-def _still_there(path: str, fid: str) -> bool:
-    """Whether the file is still on the machine: at its path, or renamed in its directory."""
+def _still_there(path: str, fid: str, rootfs: Path) -> bool:
+    """Whether the file is still on the machine: at its path, or renamed in its directory
+    (a directory of the machine's disk is looked at inside the disk only)."""
+    where = os.path.dirname(path)
     try:
-        with os.scandir(os.path.dirname(path)) as entries:
-            return any(e.is_file() and file_id(e.stat()) == fid for e in entries)
-    except OSError:
+        if where == str(rootfs) or where.startswith(f"{rootfs}/"):
+            fd = safepath.open_for_reading(rootfs, os.path.relpath(where, rootfs))
+        else:
+            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with os.scandir(fd) as entries:
+                return any(
+                    e.is_file(follow_symlinks=False)
+                    and file_id(e.stat(follow_symlinks=False)) == fid
+                    for e in entries
+                )
+        finally:
+            os.close(fd)
+    except (OSError, safepath.UnsafePath):
         return False
 
 
