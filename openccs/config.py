@@ -103,6 +103,9 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_public_plain_http: bool = False
+    # A privileged container has root on this host (the machines share its kernel and
+    # devices): refused (4000) unless the operator allows them for every tenant.
+    allow_privileged: bool = False
     # Monitor: seconds between sampling passes (0 turns the sampler off), seconds each
     # kind of data is kept ("raw" counters, then "60", "300", "3600", "86400" rollups;
     # unset kinds keep openccs.monitor.sampler.DEFAULT_RETENTION), points per request.

@@ -144,12 +144,17 @@ echo "userScript of $OPENCCS_INSTANCE_ID"
 ip -4 -o addr show dev eth0
 echo run >> runs.txt
 echo written > marker.txt
+test -e "$HOST_PATH" && echo host-visible || echo host-hidden
+test -e /proc/1/root/etc/os-release && echo host-root || echo own-root
 """
 
 
 @pytest.fixture(scope="module")
 def pair(site: Site) -> Iterator[Pair]:
-    a = site.spec(10, 1, user_script=base64.b64encode(WRITE_SCRIPT.encode()).decode())
+    a = site.spec(10, 1)
+    # The script looks for the machine's own directory on the host, by its host path.
+    script = f"HOST_PATH={a.root_dir / 'docker'}\n{WRITE_SCRIPT}"
+    a.user_script = base64.b64encode(script.encode()).decode()
     failing = base64.b64encode(b"echo about to fail\nexit 3\n").decode()
     b = site.spec(11, 2, cpu=0.5, mem_mib=512, user_script=failing)
     results: dict[str, CreateResult] = {}
@@ -263,6 +268,8 @@ def test_user_script_runs_in_the_machine_and_failures_are_reported(site: Site, p
     output = (pair.a.root_dir / "userscript.log").read_text()
     assert f"userScript of {pair.a.instance_id}" in output
     assert f"{pair.a.lan_ip}/24" in output  # it ran in the machine's network namespace
+    # ...as the machine's root, not the host's: the host's files are out of its reach.
+    assert "host-hidden" in output and "own-root" in output, output
     failed = pair.results[pair.b.instance_id].user_script
     assert failed is not None and not failed.ok
     assert failed.exit_code == 3

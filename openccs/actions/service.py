@@ -334,8 +334,24 @@ def _allocate_cluster_ip(ctx: RequestContext, cluster: Any) -> str:
     raise ApiError(5200, "ServiceIpExhausted", f"no service IP left in {cluster.service_cidr}")
 
 
+def _check_privileged(ctx: RequestContext, p: ServiceParams) -> None:
+    """Machines share this host's kernel and devices: a privileged container is root on the
+    host, so it is the operator's choice (`--allow-privileged`), not a tenant's."""
+    if ctx.services.settings.allow_privileged:
+        return
+    for i, c in enumerate(p.containers):
+        if c.privileged:
+            raise invalid_parameter(
+                f"containers.{i}.privileged",
+                "privileged containers are not allowed on this openccs (they would have root"
+                " on its host); the operator can allow them with `openccs serve"
+                " --allow-privileged`",
+            )
+
+
 @action("CreateClusterService", ServiceParams, resources=("clusterId",))
 def create_service(ctx: RequestContext, p: ServiceParams) -> None:
+    _check_privileged(ctx, p)
     cluster = _cluster(ctx, p.clusterId)
     wl.active_namespace(ctx.db, cluster, p.namespace)
     exists = ctx.db.scalars(
@@ -590,6 +606,7 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
 @action("ModifyClusterService", ServiceParams, resources=("clusterId",))
 def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     """The whole service again, in the create shape or the describe shape."""
+    _check_privileged(ctx, p)
     cluster, svc = _service(ctx, p)
     spec = spec_of(p)
     # What the request leaves out of the update strategy stays as it was (a client sending

@@ -34,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.https = args.https or None
     settings.enable_test_actions = args.enable_test_actions
     settings.allow_public_plain_http = args.allow_public_http
+    settings.allow_privileged = args.allow_privileged
     settings.timestamp_window = args.timestamp_window
     settings.timezone = args.timezone
     settings.default_vpc_cidr = args.default_vpc_cidr
@@ -769,6 +770,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-cert", help="operator's certificate (default: generated from local CA)")
     s.add_argument("--tls-key", help="operator's private key")
     s.add_argument("--allow-public-http", action="store_true")
+    s.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help="let services run privileged containers (root on this host: trusted tenants only)",
+    )
     s.add_argument("--enable-test-actions", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
     s.add_argument("--timezone", default="Asia/Shanghai")

@@ -44,7 +44,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from openccs.cloud import cgroups, dockerapi, host, naming, procs
+from openccs.cloud import cgroups, dockerapi, host, images, naming, procs
 from openccs.cloud.host import CloudError
 from openccs.log import get_logger, log_event
 
@@ -53,6 +53,9 @@ log = get_logger("openccs.cloud.machine")
 DOCKERD = "dockerd"
 READY_TIMEOUT = 30.0
 USER_SCRIPT_TIMEOUT = 600.0
+# The userScript runs in this image (built offline into every machine), the disk at /disk.
+USER_SCRIPT_IMAGE = "openccs/busybox:latest"
+USER_SCRIPT_DISK = "/disk"
 # Seconds dockerd gives containers to stop on a machine shutdown before killing them.
 SHUTDOWN_TIMEOUT = 5
 
@@ -378,34 +381,74 @@ class MachineEngine:
             exit_path.write_text("1\n")
             return UserScriptResult(1, log_path, log_path.read_text())
         script_path.write_bytes(script)
-        env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(spec.root_dir / "rootfs"),
-            "DOCKER_HOST": f"unix://{self.docker_socket(spec.instance_id)}",
-            "OPENCCS_INSTANCE_ID": spec.instance_id,
-        }
         started = time.monotonic()
-        with open(log_path, "wb") as out:
-            try:
-                proc = subprocess.run(
-                    host.in_netns(self._netns(spec.instance_id), ["sh", str(script_path)]),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=spec.root_dir / "rootfs",
-                    env=env,
-                    timeout=USER_SCRIPT_TIMEOUT,
-                    check=False,
-                )
-                code = proc.returncode
-            except subprocess.TimeoutExpired:
-                out.write(f"\nuserScript killed after {USER_SCRIPT_TIMEOUT:.0f} s\n".encode())
-                code = 124
+        try:
+            code, output = self._run_confined(spec, script_path)
+        except CloudError as exc:
+            code, output = 125, f"userScript could not start: {exc}\n".encode()
+        log_path.write_bytes(output)
         exit_path.write_text(f"{code}\n")
         result = UserScriptResult(code, log_path, _tail(log_path))
         log_event(log, "userScript ran", instance=spec.instance_id, exit_code=code,
                   ms=round((time.monotonic() - started) * 1000, 1))  # fmt: skip
         return result
+
+    def _run_confined(self, spec: MachineSpec, script_path: Path) -> tuple[int, bytes]:
+        """Run the script as the machine's own root would, not the host's: in a container of
+        the machine's dockerd (its cgroup), on the machine's network, with the machine's
+        disk mounted at /disk (its working directory). The host's file system, processes
+        and the machine's docker socket stay out of its reach. Its exit code and output."""
+        sock = self.docker_socket(spec.instance_id)
+        name = "openccs-userscript"
+        self._remove_container(sock, name)
+        try:
+            dockerapi.request(sock, "GET", f"/images/{USER_SCRIPT_IMAGE}/json")
+        except CloudError:
+            images.import_busybox_image(sock, USER_SCRIPT_IMAGE)
+        body = {
+            "Image": USER_SCRIPT_IMAGE,
+            "Cmd": ["sh", "/userscript.sh"],
+            "WorkingDir": USER_SCRIPT_DISK,
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                f"HOME={USER_SCRIPT_DISK}",
+                f"OPENCCS_DISK={USER_SCRIPT_DISK}",
+                f"OPENCCS_INSTANCE_ID={spec.instance_id}",
+            ],
+            "Tty": True,  # one output stream, as the script's terminal would show it
+            "Labels": {"openccs.userscript": spec.instance_id},
+            "HostConfig": {
+                "NetworkMode": "host",  # the machine's network namespace
+                "Binds": [
+                    f"{spec.root_dir / 'rootfs'}:{USER_SCRIPT_DISK}",
+                    f"{script_path}:/userscript.sh:ro",
+                ],
+                "SecurityOpt": ["no-new-privileges"],
+            },
+        }
+        created = dockerapi.request(
+            sock, "POST", "/containers/create", params={"name": name}, json=body
+        ).json()
+        cid = created["Id"]
+        try:
+            dockerapi.request(sock, "POST", f"/containers/{cid}/start")
+            try:
+                waited = dockerapi.request(
+                    sock, "POST", f"/containers/{cid}/wait", timeout=USER_SCRIPT_TIMEOUT
+                ).json()
+            except CloudError:
+                return 124, f"userScript killed after {USER_SCRIPT_TIMEOUT:.0f} s\n".encode()
+            logs = dockerapi.request(
+                sock, "GET", f"/containers/{cid}/logs", params={"stdout": "1", "stderr": "1"}
+            ).content
+            return int(waited.get("StatusCode", 1)), logs
+        finally:
+            self._remove_container(sock, cid)
+
+    @staticmethod
+    def _remove_container(sock: Path, ref: str) -> None:
+        with contextlib.suppress(CloudError):
+            dockerapi.request(sock, "DELETE", f"/containers/{ref}", params={"force": "1"})
 
     # -- health / stop -------------------------------------------------------------------
     def health(self, instance_id: str, timeout: float = 2.0) -> tuple[bool, str]:
