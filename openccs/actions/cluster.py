@@ -13,13 +13,14 @@ from openccs.actions.inputs import ClusterId as ClusterIdParam
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.errors import ApiError, invalid_parameter
-from openccs.api.params import Array, Flag, Paged, Params
+from openccs.api.params import INT_MAX, Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import (
     cloud,
     cluster_tasks,  # noqa: F401  (registers the task types)
 )
 from openccs.domain import clusters as dom
+from openccs.ids import parse_number
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
 from openccs.tasks.runner import create_task
 from openccs.timeutil import fmt_time
@@ -564,7 +565,8 @@ def delete_cluster(ctx: RequestContext, p: DeleteClusterParams) -> dict[str, Any
 def _legacy_num(value: str, prefix: str) -> int:
     """The number of a legacy id (`gz_vpc_12`), or -1."""
     tail = value[len(prefix) :] if value.startswith(prefix) else ""
-    return int(tail) if tail.isdigit() else -1
+    number = parse_number(tail)
+    return -1 if number is None else number
 
 
 def _vpc_match(value: str) -> Any:
@@ -626,7 +628,7 @@ class DescribeSubnetExParams(Paged):
     vpcId: str | None = None
     subnetId: str | None = None
     subnetName: str | None = None
-    zoneIds: Array[int] = []
+    zoneIds: Array[Annotated[int, Field(ge=0, le=INT_MAX)]] = []
     orderField: Literal["createTime", "subnetName"] = "createTime"
     orderDirection: Literal["asc", "desc"] = "desc"
 

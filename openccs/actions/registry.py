@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -853,7 +853,7 @@ def delete_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
     return {}
 
 
-class FavorItem(BaseModel):
+class FavorItem(Params):
     reponame: str = RepoName
     repotype: REPOTYPES
     regionId: int | None = None

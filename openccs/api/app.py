@@ -14,18 +14,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openccs.domain.accounts import Caller, CallerCache
-from openccs.log import get_logger, log_event, request_id_var
+from openccs.ids import parse_number
+from openccs.log import get_logger, log_event, log_failure, request_id_var
 
 from . import errors
 from .context import RequestContext
 from .envelope import envelope, error_envelope
 from .errors import ApiError
-from .params import decode_params, validate_params
+from .params import decode_params, shown, validate_params
 from .registry import Action
 from .signature import verify
 
@@ -37,13 +38,18 @@ log = get_logger("openccs.api")
 T = TypeVar("T")
 
 _REQUIRED = ("Action", "SecretId", "Signature", "Timestamp", "Nonce")
+# Timestamp and Nonce: what the official client sends (time.time(), randint(1, sys.maxsize)).
+INT64_MAX = 2**63 - 1
 
 
 def _positive_int(params: Mapping[str, str], name: str) -> int:
     value = params[name]
-    if not value.isdigit() or int(value) <= 0:
-        raise errors.invalid_parameter(name, f"must be a positive integer (got {value!r})")
-    return int(value)
+    number = parse_number(value, INT64_MAX)
+    if number is None or number <= 0:
+        raise errors.invalid_parameter(
+            name, f"must be a positive integer of ASCII digits below 2^63 (got {shown(value)!r})"
+        )
+    return number
 
 
 def _values_at(data: Any, path: list[str]) -> list[str]:
@@ -194,7 +200,7 @@ class Gateway:
         seen = {"action": "-", "account": "-"}
         try:
             params, method = await self._read(request)
-            seen["action"] = params.get("Action", "-")
+            seen["action"] = shown(params.get("Action", "-"), 64)
             host = request.headers.get("host", "")
             data = await self._process(request_id, params, method, host, seen)
             body = envelope(data if data is not None else {})
@@ -202,8 +208,13 @@ class Gateway:
         except ApiError as err:
             body = error_envelope(err)
             code = err.code
+        except ClientDisconnect:
+            # The client went away before its request was whole: nothing to answer.
+            log_event(log, "client disconnected", action=seen["action"])
+            request_id_var.reset(token)
+            return Response(status_code=400)
         except Exception:
-            log.exception("unhandled error", extra={"fields": {"action": seen["action"]}})
+            log_failure(log, "unhandled error", action=seen["action"])
             internal = errors.internal_error(request_id)
             body = error_envelope(internal)
             code = internal.code
