@@ -26,6 +26,7 @@ from openccs.components import Component, load_components
 from openccs.config import Settings, parse_hostport
 from openccs.crypto import SecretBox
 from openccs.domain import accounts
+from openccs.httpguard import listener_config
 from openccs.log import get_logger, log_event
 from openccs.store.db import Store
 from openccs.store.models import Account
@@ -95,6 +96,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# A stop waits this long for requests in flight (a long poll, a followed log), then closes
+# them: the components' own shutdown must still run.
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -137,18 +140,13 @@ async def _serve(settings: Settings) -> None:
             cert, key = settings.tls_cert, settings.tls_key
         else:
             cert, key = ensure_server_certificate(settings.tls_dir, [host])
-        cfg = uvicorn.Config(
+        cfg = listener_config(
             app,
+            settings,
             host=host,
             port=port,
             ssl_certfile=str(cert),
             ssl_keyfile=str(key),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-            # A stop waits this long for requests in flight (a long poll, a followed log),
-            # then closes them: the components' own shutdown must still run.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         servers.append(_Server(cfg))
@@ -156,17 +154,8 @@ async def _serve(settings: Settings) -> None:
         print(f"openccs: CA certificate {settings.tls_dir / 'ca.pem'}", file=sys.stderr)
     if settings.http:
         host, port = parse_hostport(settings.http)
-        cfg = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-            # A stop waits this long for requests in flight (a long poll, a followed log),
-            # then closes them: the components' own shutdown must still run.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        cfg = listener_config(
+            app, settings, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
         )
         servers.append(_Server(cfg))
         endpoints["http"] = f"http://{settings.http}"
