@@ -143,7 +143,7 @@ def _start(ctx: RequestContext, type_name: str, cluster_id: str, **params: Any) 
     return task_id
 
 
-@action("CreateCluster", CreateClusterParams)
+@action("CreateCluster", CreateClusterParams, resources=("vpcId",))
 def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any]:
     s, settings = ctx.db, ctx.services.settings
     dom.check_goods_num(s, ctx.account_id, p.goodsNum)
@@ -171,7 +171,7 @@ def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any
     return {"requestId": task_id, "clusterId": cluster.id}
 
 
-@action("CreateEmptyCluster", CreateEmptyClusterParams)
+@action("CreateEmptyCluster", CreateEmptyClusterParams, resources=("vpcId",))
 def create_empty_cluster(ctx: RequestContext, p: CreateEmptyClusterParams) -> dict[str, Any]:
     cluster = dom.create_cluster(
         ctx.db,
@@ -197,7 +197,7 @@ class CheckClusterCIDRParams(Params):
     clusterCIDR: str
 
 
-@action("CheckClusterCIDR", CheckClusterCIDRParams, inline=True)
+@action("CheckClusterCIDR", CheckClusterCIDRParams, resources=("vpcId",), inline=True)
 def check_cluster_cidr(ctx: RequestContext, p: CheckClusterCIDRParams) -> None:
     vpc = cloud.get_vpc(ctx.db, ctx.account_id, p.vpcId)
     net = cloud.check_cluster_cidr(ctx.db, ctx.account_id, vpc, p.clusterCIDR, False)
@@ -596,7 +596,8 @@ def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
         q = q.where(Vpc.name.contains(p.vpcName))
     col = Vpc.created_at if p.orderField == "createTime" else Vpc.name
     q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Vpc.num_id)
-    vpcs = list(s.scalars(q))
+    # Without vpcId, a sub-account sees the VPCs its allow-list names.
+    vpcs = [v for v in s.scalars(q) if ctx.caller.may_use(v.id)]
     data = []
     for vpc in vpcs[p.offset : p.offset + p.limit]:
         subnets = s.scalar(select(func.count()).select_from(Subnet).where(Subnet.vpc_id == vpc.id))
@@ -659,7 +660,7 @@ def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLev
         q = q.where(Subnet.zone.in_(names))
     col = Subnet.created_at if p.orderField == "createTime" else Subnet.name
     q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Subnet.num_id)
-    rows = list(s.execute(q).tuples())
+    rows = [(sub, vpc) for sub, vpc in s.execute(q).tuples() if ctx.caller.may_use(vpc.id)]
     data = [
         dom.subnet_entry(sub, vpc, settings) for sub, vpc in rows[p.offset : p.offset + p.limit]
     ]
