@@ -1,15 +1,25 @@
 """Clients that misbehave on the wire: requests that never complete, too many connections,
-clients that go away mid-body. Each listener answers 408 or closes, and logs no error."""
+clients that go away mid-body. Each listener answers 408 or closes, and logs no error.
+And secrets that age: registry password hashes and the server certificate."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from openccs.domain.accounts import create_account
+from openccs.registry.models import CcrUser
+from openccs.registry.token import Authenticator, check_password, hash_password
+from openccs.store.db import Store
+from openccs.tls import issue_certificate
 from tests.conftest import Server, unique_cluster_cidr
 
 READ_TIMEOUT = "2"
@@ -157,3 +167,64 @@ def test_the_clusters_kubernetes_endpoints_have_the_deadline_too(guarded: Server
         res = c.call("DeleteCluster", {"clusterId": cluster})
         if res["code"] == 0:
             guarded.wait_task(res["data"]["requestId"])
+
+
+def test_a_server_certificate_near_its_end_is_renewed_at_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("renew")
+    srv = Server(data_dir=base / "data", db_url=None)
+    try:
+        srv.start()
+        srv.stop()
+        tls = srv.data_dir / "tls"
+        names = (tls / "server.names").read_text().split(",")
+        ips = [n for n in names if n[0].isdigit() or ":" in n]
+        dns = ["localhost", *[n for n in names if n not in ips and n != "localhost"]]
+        issue_certificate(tls, "server", dns, ips, days=10)
+        assert _days_left(tls / "server.pem") < 11
+        srv.start()
+        served = ssl.get_server_certificate(("127.0.0.1", srv.https_port))
+        ends = x509.load_pem_x509_certificate(served.encode()).not_valid_after_utc
+        assert (ends - datetime.now(UTC)).days > 800
+        renewed = _log_lines(srv, "server certificate renewed")
+        assert len(renewed) == 1 and "reason=expires" in renewed[0]
+        # The API still answers over HTTPS with the local CA.
+        assert srv.client().call("DescribeCluster")["code"] == 0
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
+
+
+def _days_left(path: Path) -> int:
+    ends = x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+    return (ends - datetime.now(UTC)).days
+
+
+def _old_cost_hash(password: str) -> str:
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    encoded = [base64.b64encode(v).decode() for v in (salt, digest)]
+    return "$".join(["scrypt", "16384", "8", "1", *encoded])
+
+
+def test_a_registry_password_of_a_lower_cost_is_rehashed_at_the_next_login(store: Store) -> None:
+    with store.session() as s:
+        account = create_account(s, name="rehash")
+        uin, account_id = account.uin, account.id
+        s.add(CcrUser(uin=uin, account_id=account_id, password_hash=_old_cost_hash("Pw-12345")))
+    auth = Authenticator()
+    with store.session() as s:
+        assert auth.authenticate(s, uin, "Pw-wrong1") is None
+    with store.session() as s:
+        assert s.get(CcrUser, uin).password_hash.startswith("scrypt$16384$")
+    with store.session() as s:
+        principal = auth.authenticate(s, uin, "Pw-12345")
+        assert principal is not None and principal.account_id == account_id
+    with store.session() as s:
+        stored = s.get(CcrUser, uin).password_hash
+    assert stored.startswith("scrypt$131072$8$1$")
+    assert check_password("Pw-12345", stored) and not check_password("Pw-wrong1", stored)
+    # New passwords get the current cost too.
+    assert hash_password("Pw-12345").startswith("scrypt$131072$8$1$")
