@@ -25,8 +25,8 @@ from openccs.log import get_logger, log_event, log_failure, request_id_var
 from . import errors
 from .context import RequestContext
 from .envelope import envelope, error_envelope
-from .errors import ApiError
-from .params import decode_params, shown, validate_params
+from .errors import ApiError, shown
+from .params import MAX_PARAMETERS, check_shape, decode_params, validate_params
 from .registry import Action
 from .signature import verify
 
@@ -102,10 +102,17 @@ class Gateway:
                 chunks.append(chunk)
             raw = b"".join(chunks).decode("utf-8", errors="replace")
         params: dict[str, str] = {}
-        for name, value in parse_qsl(raw, keep_blank_values=True):
+        try:
+            pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
+        except ValueError:
+            raise errors.invalid_parameter(
+                "(parameters)", f"more than {MAX_PARAMETERS} parameters"
+            ) from None
+        for name, value in pairs:
             if name in params:
-                raise errors.invalid_parameter(name, "given more than once")
+                raise errors.invalid_parameter(shown(name), "given more than once")
             params[name] = value
+        check_shape(params)
         return params, method
 
     async def _authenticate(
@@ -161,7 +168,9 @@ class Gateway:
         region = params.get("Region", "")
         if region and region not in self.settings.region_names():
             known = ", ".join(sorted(self.settings.region_names()))
-            raise errors.invalid_parameter("Region", f"unknown region {region!r} (known: {known})")
+            raise errors.invalid_parameter(
+                "Region", f"unknown region {shown(region)!r} (known: {known})"
+            )
         self._authorize(caller, action)
         nested = decode_params(params)
         parsed = validate_params(action.params, nested)

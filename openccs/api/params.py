@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import annotated_types
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .errors import invalid_parameter, missing_parameter
+from .errors import invalid_parameter, missing_parameter, shown
 
 COMMON_PARAMETERS = frozenset(
     {
@@ -94,7 +94,8 @@ def _to_lists(node: Any) -> Any:
     return converted
 
 
-def _check_shape(flat: Mapping[str, str]) -> None:
+def check_shape(flat: Mapping[str, str]) -> None:
+    """What any request may carry, checked before anything reads it (authentication too)."""
     if len(flat) > MAX_PARAMETERS:
         raise invalid_parameter(
             "(parameters)", f"{len(flat)} parameters; at most {MAX_PARAMETERS} are accepted"
@@ -106,15 +107,9 @@ def _check_shape(flat: Mapping[str, str]) -> None:
             raise invalid_parameter(shown(name), "NUL character in the value")
 
 
-def shown(text: str, limit: int = 80) -> str:
-    """Caller-supplied text as an answer or a log line may quote it: bounded, printable."""
-    text = text.replace("\x00", "\\0")
-    return text if len(text) <= limit else text[:limit] + f"...({len(text)} characters)"
-
-
 def decode_params(flat: Mapping[str, str]) -> dict[str, Any]:
     """Turn the wire's flat dotted names into nested objects and arrays."""
-    _check_shape(flat)
+    check_shape(flat)
     root: dict[str, Any] = {}
     for name in sorted(flat):
         if name in COMMON_PARAMETERS:
