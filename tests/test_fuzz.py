@@ -135,13 +135,19 @@ def field_paths(schema: dict[str, Any]) -> list[tuple[str, str]]:
     return out or [("clusterId", "string")]
 
 
-def hostile_set(rng: random.Random, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """A parameter set: a few of the action's parameters with plausible or hostile values,
-    and one or more hostile shapes."""
+def hostile_set(
+    rng: random.Random, fields: list[tuple[str, str]], real: dict[str, list[str]]
+) -> list[tuple[str, str]]:
+    """A parameter set: a few of the action's parameters with real or hostile values (real
+    ones reach the handlers' own checks), and one or more hostile shapes."""
     pairs: dict[str, str] = {}
     for name, kind in rng.sample(fields, min(len(fields), rng.randint(1, 6))):
         pool = HOSTILE_INTS if kind in ("integer", "number") else HOSTILE_STRINGS
-        pairs[name] = rng.choice(pool) if rng.random() < 0.8 else rng.choice(HOSTILE_STRINGS)
+        last = name.rsplit(".", 1)[-1]
+        if last in real and rng.random() < 0.5:
+            pairs[name] = rng.choice(real[last])
+        else:
+            pairs[name] = rng.choice(pool) if rng.random() < 0.8 else rng.choice(HOSTILE_STRINGS)
     name = rng.choice(fields)[0]
     top = name.split(".")[0]
     shape = rng.randrange(12)
@@ -250,7 +256,26 @@ def fuzzed(
 
 def test_hostile_parameters_to_every_action(fuzzed: Server) -> None:
     srv = fuzzed
-    account = srv.new_account()  # owns nothing: no machine can start, no one else is touched
+    account = srv.new_account()  # no VPC: no machine can start, no one else is touched
+    # A registry namespace and repository of its own: the registry handlers get past their
+    # lookups (they keep no state outside the database).
+    ns = f"fz{SEED % 10**6}"
+    c = srv.client(account)
+    for action, params in [
+        ("CreateCCRNamespace", {"namespace": ns}),
+        ("CreateRepository", {"reponame": f"{ns}/app", "public": 0}),
+    ]:
+        res = c.call(action, params)
+        assert res["code"] == 0, (action, res)
+    real = {
+        "namespace": [ns],
+        "reponame": [f"{ns}/app", f"{ns}/none"],
+        "reponames": [f"{ns}/app"],
+        "src_image": [f"{ns}/app:v1"],
+        "dest_image": [f"{ns}/app:v2"],
+        "tag": ["v1", "latest"],
+        "repotype": ["QCLOUD HUB", "DOCKER HUB"],
+    }
     engine = create_engine(srv.db_url or f"sqlite:///{srv.data_dir / 'openccs.db'}")
     meta = MetaData()
     meta.reflect(engine)
@@ -268,7 +293,7 @@ def test_hostile_parameters_to_every_action(fuzzed: Server) -> None:
                 if time.monotonic() > deadline:
                     break
                 for act in rng.sample(actions, len(actions)):
-                    pairs = hostile_set(rng, fields[act.name])
+                    pairs = hostile_set(rng, fields[act.name], real)
                     status, answer, method = send(http, srv, account, act.name, pairs, rng)
                     code = answer.get("code", -1)
                     codes[code] = codes.get(code, 0) + 1

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +164,15 @@ def test_the_clusters_kubernetes_endpoints_have_the_deadline_too(guarded: Server
             )
             answer = _answer(sock)
         assert answer.startswith(b"HTTP/1.1 408 "), answer
+        # The cluster's API saw a client that went away: a line at info, no traceback.
+        for _ in range(50):
+            if _log_lines(guarded, "kube client disconnected"):
+                break
+            time.sleep(0.1)
+        assert all("level=info" in x for x in _log_lines(guarded, "kube client disconnected"))
+        assert _log_lines(guarded, "kube client disconnected")
+        assert not _log_lines(guarded, "kube api error")
+        assert "Traceback" not in guarded.log_path.read_text()
     finally:
         res = c.call("DeleteCluster", {"clusterId": cluster})
         if res["code"] == 0:
