@@ -238,3 +238,27 @@ def test_a_registry_password_of_a_lower_cost_is_rehashed_at_the_next_login(store
     assert check_password("Pw-12345", stored) and not check_password("Pw-wrong1", stored)
     # New passwords get the current cost too.
     assert hash_password("Pw-12345").startswith("scrypt$131072$8$1$")
+
+
+def test_a_failure_logs_its_traceback_once_per_place_then_one_line_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from openccs.log import get_logger, log_failure
+
+    log = get_logger("openccs.test.failure")
+
+    def fail(n: int) -> None:
+        raise RecursionError(f"deep {n}")
+
+    with caplog.at_level("ERROR", logger="openccs.test.failure"):
+        for n in range(3):
+            try:
+                fail(n)
+            except RecursionError:
+                log_failure(log, "unhandled error", action="X")
+    records = [r for r in caplog.records if r.name == "openccs.test.failure"]
+    assert len(records) == 3
+    assert records[0].exc_info is not None
+    assert all(r.exc_info is None for r in records[1:])
+    assert [r.fields["seen"] for r in records[1:]] == [2, 3]  # type: ignore[attr-defined]
+    assert records[2].fields["error"] == "RecursionError: deep 2"  # type: ignore[attr-defined]
