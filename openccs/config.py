@@ -81,6 +81,10 @@ class Settings:
     nonce_memory_per_key: int = 500_000
     max_get_bytes: int = 32 * 1024
     max_post_bytes: int = 1024 * 1024
+    # Seconds a client has to send a whole request (headers and body), and the connections
+    # one client address may hold on a listener (openccs.httpguard).
+    request_read_timeout: float = 10.0
+    max_connections_per_client: int = 128
     enable_test_actions: bool = False
     task_workers: int = 8
     regions: tuple[Region, ...] = (Region("ap-guangzhou", "gz", 1),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -53,3 +54,38 @@ def get_logger(name: str) -> logging.Logger:
 def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
     if logger.isEnabledFor(logging.INFO):
         logger.info(event, extra={"fields": fields})
+
+
+_seen_failures: dict[tuple[str, str, int], int] = {}
+_seen_lock = threading.Lock()
+
+
+def log_failure(logger: logging.Logger, event: str, **fields: Any) -> None:
+    """Log the exception being handled: its traceback once per place it is raised from, a
+    one-line error with a count after that, so that repeated requests cannot fill the log."""
+    exc = sys.exc_info()[1]
+    tb = exc.__traceback__ if exc is not None else None
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = (
+        type(exc).__name__,
+        tb.tb_frame.f_code.co_filename if tb else "",
+        tb.tb_lineno if tb else 0,
+    )
+    with _seen_lock:
+        count = _seen_failures[where] = _seen_failures.get(where, 0) + 1
+    if count == 1:
+        logger.error(event, exc_info=True, extra={"fields": fields})
+    else:
+        text = str(exc)
+        logger.error(
+            event,
+            extra={
+                "fields": {
+                    **fields,
+                    "error": f"{where[0]}: {text[:200]}",
+                    "at": f"{where[1]}:{where[2]}",
+                    "seen": count,
+                }
+            },
+        )

@@ -26,11 +26,12 @@ from openccs.components import Component, load_components
 from openccs.config import Settings, parse_hostport
 from openccs.crypto import SecretBox
 from openccs.domain import accounts
-from openccs.log import get_logger, log_event
+from openccs.httpguard import listener_config
+from openccs.log import get_logger, log_event, log_failure
 from openccs.store.db import Store
 from openccs.store.models import Account
 from openccs.tasks.runner import TaskRunner
-from openccs.tls import ensure_server_certificate
+from openccs.tls import ensure_server_certificate, not_valid_after
 
 log = get_logger("openccs.server")
 
@@ -95,6 +96,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# A stop waits this long for requests in flight (a long poll, a followed log), then closes
+# them: the components' own shutdown must still run.
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -131,42 +134,31 @@ async def _serve(settings: Settings) -> None:
     app = build_app(services)
     servers: list[uvicorn.Server] = []
     endpoints: dict[str, str] = {}
+    background: list[asyncio.Task[None]] = []
     if settings.https:
         host, port = parse_hostport(settings.https)
         if settings.tls_cert and settings.tls_key:
             cert, key = settings.tls_cert, settings.tls_key
         else:
             cert, key = ensure_server_certificate(settings.tls_dir, [host])
-        cfg = uvicorn.Config(
+        cfg = listener_config(
             app,
+            settings,
             host=host,
             port=port,
             ssl_certfile=str(cert),
             ssl_keyfile=str(key),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-            # A stop waits this long for requests in flight (a long poll, a followed log),
-            # then closes them: the components' own shutdown must still run.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         servers.append(_Server(cfg))
+        if not settings.tls_cert:
+            background.append(asyncio.create_task(_renew_certificate(settings, host, cfg)))
         endpoints["https"] = f"https://{settings.https}"
         print(f"openccs: CA certificate {settings.tls_dir / 'ca.pem'}", file=sys.stderr)
     if settings.http:
         host, port = parse_hostport(settings.http)
-        cfg = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-            # A stop waits this long for requests in flight (a long poll, a followed log),
-            # then closes them: the components' own shutdown must still run.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        cfg = listener_config(
+            app, settings, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
         )
         servers.append(_Server(cfg))
         endpoints["http"] = f"http://{settings.http}"
@@ -195,6 +187,8 @@ async def _serve(settings: Settings) -> None:
         await asyncio.gather(*(srv.serve() for srv in servers))
     finally:
         log_event(log, "shutting down")
+        for task in background:
+            task.cancel()
         await asyncio.to_thread(services.tasks.stop)
         for comp in reversed(started):
             try:
@@ -204,6 +198,23 @@ async def _serve(settings: Settings) -> None:
         await asyncio.to_thread(services.replay.stop)
         services.store.dispose()
         log_event(log, "stopped")
+
+
+CERTIFICATE_CHECK_S = 6 * 3600
+
+
+async def _renew_certificate(settings: Settings, host: str, cfg: uvicorn.Config) -> None:
+    """A server that runs for years: the generated certificate is issued again before its
+    end, and new handshakes present the new one (no restart, no dropped connection)."""
+    while True:
+        await asyncio.sleep(CERTIFICATE_CHECK_S)
+        try:
+            before = not_valid_after(settings.tls_dir / "server.pem")
+            cert, key = await asyncio.to_thread(ensure_server_certificate, settings.tls_dir, [host])
+            if not_valid_after(cert) != before and cfg.ssl is not None:
+                cfg.ssl.load_cert_chain(str(cert), str(key))
+        except Exception:
+            log_failure(log, "server certificate renewal failed")
 
 
 def serve(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""TLS material: a local CA and a server certificate generated into the data directory."""
+"""TLS material: a local CA and a server certificate generated into the data directory.
+The server certificate is issued again when the names change or its end comes near."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from openccs.log import get_logger, log_event
+
+log = get_logger("openccs.tls")
+
+SERVER_CERT_DAYS = 825
+# A server certificate this close to its end is issued again (at start, and while running).
+RENEW_BEFORE = datetime.timedelta(days=30)
 
 API_HOSTS = (
     "ccs.api.qcloud.com",
@@ -93,7 +102,7 @@ def ensure_ca(tls_dir: Path) -> tuple[Path, Path]:
 
 
 def issue_certificate(
-    tls_dir: Path, name: str, dns_names: list[str], ips: list[str]
+    tls_dir: Path, name: str, dns_names: list[str], ips: list[str], days: int = SERVER_CERT_DAYS
 ) -> tuple[Path, Path]:
     """A server certificate signed by the local CA, for the given names and addresses."""
     ca_pem, ca_key_path = ensure_ca(tls_dir)
@@ -111,7 +120,7 @@ def issue_certificate(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=825))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -144,7 +153,23 @@ def ensure_server_certificate(tls_dir: Path, extra_hosts: list[str]) -> tuple[Pa
     marker = tls_dir / "server.names"
     cert, key = tls_dir / "server.pem", tls_dir / "server-key.pem"
     if cert.exists() and key.exists() and marker.exists() and marker.read_text() == wanted:
-        return cert, key
+        ends = not_valid_after(cert)
+        if ends is not None and ends - RENEW_BEFORE > datetime.datetime.now(datetime.UTC):
+            return cert, key
+        log_event(
+            log,
+            "server certificate renewed",
+            reason="unreadable" if ends is None else "expires",
+            not_after="-" if ends is None else ends.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     cert, key = issue_certificate(tls_dir, "server", dns, ips)
     marker.write_text(wanted)
     return cert, key
+
+
+def not_valid_after(path: Path) -> datetime.datetime | None:
+    """The end of the first certificate of a PEM file (UTC), or None if it cannot be read."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+    except (OSError, ValueError):
+        return None

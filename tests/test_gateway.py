@@ -256,6 +256,49 @@ def test_subaccount_outside_its_resources_is_4102_naming_it(server: Server) -> N
     assert owner_view["code"] == 0
 
 
+def test_subaccount_reads_only_the_tasks_of_resources_it_is_allowed(server: Server) -> None:
+    owner = server.new_account()
+    sub = _subuser(server, owner.uin, "--action", "*", "--resource", "cls-team*")
+    c = server.client(sub)
+    others = run_task(server, owner, stepSeconds="0", clusterId="cls-other1")
+    teams = run_task(server, owner, stepSeconds="0", clusterId="cls-team1")
+    no_resource = run_task(server, owner, stepSeconds="0")
+    assert c.call("DescribeClusterTaskResult", {"requestId": teams})["code"] == 0
+    for request_id in (others, no_resource):
+        res = c.call("DescribeClusterTaskResult", {"requestId": request_id})
+        assert res["code"] == 4102 and f"task {request_id}" in res["message"], res
+        assert "data" not in res
+    assert (
+        server.client(owner).call("DescribeClusterTaskResult", {"requestId": others})["code"] == 0
+    )
+
+
+def test_every_action_declares_its_resources_or_says_why_not() -> None:
+    from openccs.api.registry import finalize
+
+    silent = [
+        a.name for a in finalize().all() if a.implemented and not a.resources and not a.unscoped
+    ]
+    assert not silent, f"actions with neither resources nor a reason: {silent}"
+
+
+def test_subaccount_lists_only_the_vpcs_it_is_allowed(server: Server) -> None:
+    owner = server.default  # the account with the default VPC
+    vpcs = server.client(owner).call("DescribeVpcEx")
+    assert vpcs["code"] == 0 and vpcs["totalCount"] >= 1, vpcs
+    vpc = vpcs["data"][0]["unVpcId"]
+    sub = _subuser(server, owner.uin, "--action", "*", "--resource", "cls-*")
+    c = server.client(sub)
+    assert c.call("DescribeVpcEx")["totalCount"] == 0
+    assert c.call("DescribeSubnetEx")["totalCount"] == 0
+    res = c.call(
+        "CreateEmptyCluster", {"clusterName": "x", "vpcId": vpc, "clusterCIDR": "172.31.0.0/20"}
+    )
+    assert res["code"] == 4102 and vpc in res["message"], res
+    server.cli("subuser", "allow", sub.uin, "--resource", vpc)
+    assert c.call("DescribeVpcEx")["totalCount"] == 1
+
+
 def test_subaccount_allow_list_changes_take_effect_at_once(server: Server) -> None:
     owner = server.new_account()
     sub = _subuser(server, owner.uin)

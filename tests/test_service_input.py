@@ -264,8 +264,10 @@ SPEC_CASES: list[tuple[dict[str, Any], str]] = [
     ({"containers": [container(privileged="maybe")]}, "containers.0.privileged"),
     # Root on the host: refused unless the operator runs `serve --allow-privileged`.
     ({"containers": [container(privileged=1)]}, "containers.0.privileged"),
-    ({"containers": [container(), container(containerName="d", privileged=1)]},
-     "containers.1.privileged"),  # fmt: skip
+    (
+        {"containers": [container(), container(containerName="d", privileged=1)]},
+        "containers.1.privileged",
+    ),
     ({"containers": [container(workingDir="relative/dir")]}, "containers.0.workingDir"),
     ({"containers": [container(envs=[{"value": "x"}])]}, "containers.0.envs.0.name"),
     (

@@ -19,6 +19,7 @@ from openccs.autoscaler import tasks  # noqa: F401  (registers the task types)
 from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
 from openccs.domain import cloud
 from openccs.domain import clusters as dom
+from openccs.ids import parse_number
 
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # The document gives no bounds; these are the autoscaling service's group limits.
@@ -69,8 +70,9 @@ GROUP_NAME = Field(default=None, min_length=1, max_length=55, pattern=r"^[^\s].*
 
 def _expander_in(value: Any) -> Any:
     # The document types `expander` as Int while listing names: accept either, by position.
-    if isinstance(value, str) and value.isdigit() and int(value) < len(asg.EXPANDERS):
-        return asg.EXPANDERS[int(value)]
+    index = parse_number(value) if isinstance(value, str) else None
+    if index is not None and index < len(asg.EXPANDERS):
+        return asg.EXPANDERS[index]
     return value
 
 

@@ -13,13 +13,14 @@ from openccs.actions.inputs import ClusterId as ClusterIdParam
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.errors import ApiError, invalid_parameter
-from openccs.api.params import Array, Flag, Paged, Params
+from openccs.api.params import INT_MAX, Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import (
     cloud,
     cluster_tasks,  # noqa: F401  (registers the task types)
 )
 from openccs.domain import clusters as dom
+from openccs.ids import parse_number
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
 from openccs.tasks.runner import create_task
 from openccs.timeutil import fmt_time
@@ -142,7 +143,7 @@ def _start(ctx: RequestContext, type_name: str, cluster_id: str, **params: Any) 
     return task_id
 
 
-@action("CreateCluster", CreateClusterParams)
+@action("CreateCluster", CreateClusterParams, resources=("vpcId",))
 def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any]:
     s, settings = ctx.db, ctx.services.settings
     dom.check_goods_num(s, ctx.account_id, p.goodsNum)
@@ -170,7 +171,7 @@ def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any
     return {"requestId": task_id, "clusterId": cluster.id}
 
 
-@action("CreateEmptyCluster", CreateEmptyClusterParams)
+@action("CreateEmptyCluster", CreateEmptyClusterParams, resources=("vpcId",))
 def create_empty_cluster(ctx: RequestContext, p: CreateEmptyClusterParams) -> dict[str, Any]:
     cluster = dom.create_cluster(
         ctx.db,
@@ -196,7 +197,7 @@ class CheckClusterCIDRParams(Params):
     clusterCIDR: str
 
 
-@action("CheckClusterCIDR", CheckClusterCIDRParams, inline=True)
+@action("CheckClusterCIDR", CheckClusterCIDRParams, resources=("vpcId",), inline=True)
 def check_cluster_cidr(ctx: RequestContext, p: CheckClusterCIDRParams) -> None:
     vpc = cloud.get_vpc(ctx.db, ctx.account_id, p.vpcId)
     net = cloud.check_cluster_cidr(ctx.db, ctx.account_id, vpc, p.clusterCIDR, False)
@@ -564,7 +565,8 @@ def delete_cluster(ctx: RequestContext, p: DeleteClusterParams) -> dict[str, Any
 def _legacy_num(value: str, prefix: str) -> int:
     """The number of a legacy id (`gz_vpc_12`), or -1."""
     tail = value[len(prefix) :] if value.startswith(prefix) else ""
-    return int(tail) if tail.isdigit() else -1
+    number = parse_number(tail)
+    return -1 if number is None else number
 
 
 def _vpc_match(value: str) -> Any:
@@ -594,7 +596,8 @@ def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
         q = q.where(Vpc.name.contains(p.vpcName))
     col = Vpc.created_at if p.orderField == "createTime" else Vpc.name
     q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Vpc.num_id)
-    vpcs = list(s.scalars(q))
+    # Without vpcId, a sub-account sees the VPCs its allow-list names.
+    vpcs = [v for v in s.scalars(q) if ctx.caller.may_use(v.id)]
     data = []
     for vpc in vpcs[p.offset : p.offset + p.limit]:
         subnets = s.scalar(select(func.count()).select_from(Subnet).where(Subnet.vpc_id == vpc.id))
@@ -626,7 +629,7 @@ class DescribeSubnetExParams(Paged):
     vpcId: str | None = None
     subnetId: str | None = None
     subnetName: str | None = None
-    zoneIds: Array[int] = []
+    zoneIds: Array[Annotated[int, Field(ge=0, le=INT_MAX)]] = []
     orderField: Literal["createTime", "subnetName"] = "createTime"
     orderDirection: Literal["asc", "desc"] = "desc"
 
@@ -657,7 +660,7 @@ def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLev
         q = q.where(Subnet.zone.in_(names))
     col = Subnet.created_at if p.orderField == "createTime" else Subnet.name
     q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Subnet.num_id)
-    rows = list(s.execute(q).tuples())
+    rows = [(sub, vpc) for sub, vpc in s.execute(q).tuples() if ctx.caller.may_use(vpc.id)]
     data = [
         dom.subnet_entry(sub, vpc, settings) for sub, vpc in rows[p.offset : p.offset + p.limit]
     ]

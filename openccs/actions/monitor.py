@@ -26,7 +26,11 @@ class GetMonitorDataParams(Params):
     endTime: Any = None
 
 
-@action("GetMonitorData", GetMonitorDataParams)
+@action(
+    "GetMonitorData",
+    GetMonitorDataParams,
+    unscoped="the handler checks the cluster its dimensions name (clusterId, docker_clusterid)",
+)
 def get_monitor_data(ctx: RequestContext, p: GetMonitorDataParams) -> TopLevel:
     req = query.parse(p.model_dump(), time.time(), ctx.services.settings.monitor_max_points)
     cluster_id = req.dims.get("docker_clusterid") or req.dims["clusterId"]

@@ -7,18 +7,18 @@ the document's tables and examples use).
 
 from __future__ import annotations
 
-import fnmatch
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, not_found
+from openccs.api.errors import ApiError, invalid_parameter, not_found, resource_not_allowed
 from openccs.api.params import Array, Params
 from openccs.api.registry import action
 from openccs.domain.accounts import quota
@@ -39,6 +39,9 @@ from openccs.registry.token import hash_password
 from openccs.timeutil import fmt_time, utcnow
 
 HOST = "ccr.api.qcloud.com"
+# Reasons of the actions that name no resource (see openccs.api.registry.Action.unscoped).
+LISTS_ALLOWED = "lists the account's own, filtered by a sub-account's allow-list"
+OWN_LOGIN = "acts on the caller's own registry login, not on a resource"
 REPOTYPES = Literal["QCLOUD HUB", "DOCKER HUB"]
 
 Offset = Field(default=0, ge=0)
@@ -72,6 +75,23 @@ def _count(s: Session, q: Any) -> int:
     return s.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
 
 
+def _visible_page(
+    ctx: RequestContext,
+    q: Any,
+    offset: int,
+    limit: int,
+    name_of: Callable[[Any], str],
+    rows: bool = False,
+) -> tuple[int, list[Any], bool]:
+    """(total, page, filtered) of a listing: a sub-account sees what its allow-list names."""
+    fetch: Any = ctx.db.execute if rows else ctx.db.scalars
+    if not ctx.caller.is_subuser:
+        return _count(ctx.db, q), list(fetch(_page(q, offset, limit))), False
+    everything = list(fetch(q))
+    visible = [r for r in everything if ctx.caller.may_use(name_of(r))]
+    return len(visible), visible[offset : offset + limit], len(visible) != len(everything)
+
+
 def _registry_user(ctx: RequestContext) -> str:
     return ctx.caller.subuser_uin or ctx.caller.uin
 
@@ -81,7 +101,7 @@ class PasswordParams(Params):
     password: str = Password
 
 
-@action("RegisterRepositoryAccountNew", PasswordParams)
+@action("RegisterRepositoryAccountNew", PasswordParams, unscoped=OWN_LOGIN)
 def register_account(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
     uin = _registry_user(ctx)
     if ctx.db.get(CcrUser, uin) is not None:
@@ -104,7 +124,7 @@ def register_account(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
     return {}
 
 
-@action("ChangePassword", PasswordParams)
+@action("ChangePassword", PasswordParams, unscoped=OWN_LOGIN)
 def change_password(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
     user = ctx.db.get(CcrUser, _registry_user(ctx))
     if user is None:
@@ -124,7 +144,7 @@ LIMIT_TYPES = (
 )
 
 
-@action("GetLimit")
+@action("GetLimit", unscoped="shows the account's registry quotas")
 def get_limit(ctx: RequestContext, p: Params) -> dict[str, Any]:
     return {
         "limitInfo": [
@@ -152,13 +172,13 @@ class GetNamespaceInfoParams(Params):
     limit: int = Limit
 
 
-@action("GetNamespaceInfo", GetNamespaceInfoParams)
+@action("GetNamespaceInfo", GetNamespaceInfoParams, unscoped=LISTS_ALLOWED)
 def get_namespace_info(ctx: RequestContext, p: GetNamespaceInfoParams) -> dict[str, Any]:
     q = select(CcrNamespace).where(CcrNamespace.account_id == ctx.account_id)
     if p.namespace:
         q = q.where(CcrNamespace.name.contains(p.namespace, autoescape=True))
-    total = _count(ctx.db, q)
-    rows = list(ctx.db.scalars(_page(q.order_by(CcrNamespace.name), p.offset, p.limit)))
+    q = q.order_by(CcrNamespace.name)
+    total, rows, _ = _visible_page(ctx, q, p.offset, p.limit, lambda n: n.name)
     counts = dict(
         ctx.db.execute(
             select(CcrRepository.namespace_id, func.count())
@@ -179,7 +199,11 @@ def get_namespace_info(ctx: RequestContext, p: GetNamespaceInfoParams) -> dict[s
     }
 
 
-@action("NamespaceIsExists", NamespaceParams)
+@action(
+    "NamespaceIsExists",
+    NamespaceParams,
+    unscoped="tells whether a name is taken in any account; shows no resource of the caller's",
+)
 def namespace_is_exists(ctx: RequestContext, p: NamespaceParams) -> dict[str, Any]:
     # Namespaces are unique across accounts: "exists" tells whether the name is taken.
     return {
@@ -302,7 +326,11 @@ class GetRepositoryListParams(Params):
     order: Literal["desc", "asc"] = "desc"
 
 
-@action("GetRepositoryList", GetRepositoryListParams)
+@action(
+    "GetRepositoryList",
+    GetRepositoryListParams,
+    unscoped="lists the public repositories of every account (the public catalogue)",
+)
 def get_repository_list(ctx: RequestContext, p: GetRepositoryListParams) -> dict[str, Any]:
     q = (
         select(CcrRepository)
@@ -328,12 +356,7 @@ class SearchUserRepositoryParams(Params):
     namespace: str | None = Field(default=None, max_length=64)
 
 
-def _subuser_may_see(ctx: RequestContext, name: str) -> bool:
-    pats = ctx.caller.allowed_resources
-    return any(x == "*" or fnmatch.fnmatchcase(name, x) for x in pats)
-
-
-@action("SearchUserRepository", SearchUserRepositoryParams)
+@action("SearchUserRepository", SearchUserRepositoryParams, unscoped=LISTS_ALLOWED)
 def search_user_repository(ctx: RequestContext, p: SearchUserRepositoryParams) -> dict[str, Any]:
     q = select(CcrRepository).where(CcrRepository.account_id == ctx.account_id)
     if p.reponame:
@@ -345,14 +368,7 @@ def search_user_repository(ctx: RequestContext, p: SearchUserRepositoryParams) -
             CcrNamespace.name == p.namespace
         )
     q = q.order_by(CcrRepository.name)
-    filtered = False
-    if ctx.caller.is_subuser:
-        # A sub-account sees the repositories its resource allow-list names.
-        visible = [r for r in ctx.db.scalars(q) if _subuser_may_see(ctx, r.name)]
-        filtered = len(visible) != _count(ctx.db, q)
-        total, repos = len(visible), visible[p.offset : p.offset + p.limit]
-    else:
-        total, repos = _count(ctx.db, q), list(ctx.db.scalars(_page(q, p.offset, p.limit)))
+    total, repos, filtered = _visible_page(ctx, q, p.offset, p.limit, lambda r: r.name)
     return {"totalCount": total, "privilegeFiltered": filtered, "repoInfo": _repo_infos(ctx, repos)}
 
 
@@ -729,9 +745,18 @@ class TriggerNameParams(Params):
     triggerName: str = TriggerName
 
 
-@action("DeleteUpdateServiceTrigger", TriggerNameParams)
+@action(
+    "DeleteUpdateServiceTrigger",
+    TriggerNameParams,
+    unscoped="the handler checks the repository and cluster of the named trigger",
+)
 def delete_trigger(ctx: RequestContext, p: TriggerNameParams) -> dict[str, Any]:
-    ctx.db.delete(_own_trigger(ctx, p.triggerName))
+    row = _own_trigger(ctx, p.triggerName)
+    repo = ctx.db.get(CcrRepository, row.repository_id)
+    for resource in (repo.name if repo else "", row.cluster_id):
+        if resource and not ctx.caller.may_use(resource):
+            raise resource_not_allowed(resource)
+    ctx.db.delete(row)
     return {}
 
 
@@ -742,7 +767,7 @@ class ListTriggerParams(Params):
     reponame: str | None = Field(default=None, max_length=domain.REPOSITORY_MAX)
 
 
-@action("ListTrigger", ListTriggerParams)
+@action("ListTrigger", ListTriggerParams, unscoped=LISTS_ALLOWED)
 def list_trigger(ctx: RequestContext, p: ListTriggerParams) -> dict[str, Any]:
     q = (
         select(CcrTrigger, CcrRepository.name)
@@ -753,8 +778,8 @@ def list_trigger(ctx: RequestContext, p: ListTriggerParams) -> dict[str, Any]:
         q = q.where(CcrTrigger.name == p.triggerName)
     if p.reponame:
         q = q.where(CcrRepository.name == p.reponame)
-    total = _count(ctx.db, q)
-    rows = ctx.db.execute(_page(q.order_by(CcrTrigger.id), p.offset, p.limit)).all()
+    q = q.order_by(CcrTrigger.id)
+    total, rows, _ = _visible_page(ctx, q, p.offset, p.limit, lambda r: r[1], rows=True)
     return {
         "totalCount": total,
         "triggerInfo": [
@@ -853,7 +878,7 @@ def delete_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
     return {}
 
 
-class FavorItem(BaseModel):
+class FavorItem(Params):
     reponame: str = RepoName
     repotype: REPOTYPES
     regionId: int | None = None
@@ -881,13 +906,11 @@ class GetFavorParams(Params):
     limit: int = Limit
 
 
-@action("GetFavor", GetFavorParams)
+@action("GetFavor", GetFavorParams, unscoped=LISTS_ALLOWED)
 def get_favor(ctx: RequestContext, p: GetFavorParams) -> dict[str, Any]:
     q = select(CcrFavor).where(CcrFavor.account_id == ctx.account_id)
-    total = _count(ctx.db, q)
-    favs = list(
-        ctx.db.scalars(_page(q.order_by(CcrFavor.created_at, CcrFavor.reponame), p.offset, p.limit))
-    )
+    q = q.order_by(CcrFavor.created_at, CcrFavor.reponame)
+    total, favs, _ = _visible_page(ctx, q, p.offset, p.limit, lambda f: f.reponame)
     names = [f.reponame for f in favs if f.repotype == domain.REPOTYPE]
     repos = {
         r.name: r
@@ -921,7 +944,13 @@ class MaintainParams(Params):
     gc: bool = False
 
 
-@action("OpenccsRegistryMaintain", MaintainParams, host=HOST, test_only=True)
+@action(
+    "OpenccsRegistryMaintain",
+    MaintainParams,
+    host=HOST,
+    test_only=True,
+    unscoped="test-only maintenance of the whole registry",
+)
 def maintain(ctx: RequestContext, p: MaintainParams) -> dict[str, Any]:
     """Run the periodic registry pass now (reconcile, retention, garbage collection)."""
     result: dict[str, int] = ctx.extra("registry.component").maintain(force_gc=p.gc)

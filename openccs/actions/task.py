@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import not_found
+from openccs.api.errors import ApiError, not_found
 from openccs.api.params import Params
 from openccs.api.registry import action
 from openccs.store.models import Task
@@ -18,13 +18,27 @@ class DescribeClusterTaskResultParams(Params):
     requestId: int = Field(ge=1)
 
 
-@action("DescribeClusterTaskResult", DescribeClusterTaskResultParams, inline=True)
+@action(
+    "DescribeClusterTaskResult",
+    DescribeClusterTaskResultParams,
+    unscoped="a task belongs to the resource it acts on: the handler checks it",
+    inline=True,
+)
 def describe_cluster_task_result(
     ctx: RequestContext, p: DescribeClusterTaskResultParams
 ) -> dict[str, Any]:
     task = ctx.db.get(Task, p.requestId)
     if task is None or task.account_id != ctx.account_id:
         raise not_found("Task (requestId)", p.requestId)
+    caller = ctx.caller
+    # A task without a resource (the test task) is the owner's alone.
+    if caller.is_subuser and (task.resource_id is None or not caller.may_use(task.resource_id)):
+        raise ApiError(
+            4102,
+            "UnauthorizedResource",
+            f"This sub-account is not allowed to use the resource task {p.requestId} acts on:"
+            " ask the account owner to allow it",
+        )
     return describe(task)
 
 
@@ -79,7 +93,13 @@ def run_test_task(ctx: RequestContext, p: RunTestTaskParams) -> dict[str, Any]:
     return {"requestId": task_id}
 
 
-@action("OpenccsWhoAmI", host="ccs.api.qcloud.com", owner_only=True, test_only=True)
+@action(
+    "OpenccsWhoAmI",
+    host="ccs.api.qcloud.com",
+    owner_only=True,
+    test_only=True,
+    unscoped="test-only: tells who the caller is",
+)
 def who_am_i(ctx: RequestContext, p: Params) -> dict[str, Any]:
     """An owner-only action for the tests of 4103."""
     return {"appId": ctx.caller.app_id, "uin": ctx.caller.uin}

@@ -14,19 +14,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openccs.domain.accounts import Caller, CallerCache
-from openccs.log import get_logger, log_event, request_id_var
+from openccs.ids import parse_number
+from openccs.log import get_logger, log_event, log_failure, request_id_var
 from openccs.monitor.exposition import API_DURATION, API_REQUESTS
 
 from . import errors
 from .context import RequestContext
 from .envelope import envelope, error_envelope
-from .errors import ApiError
-from .params import decode_params, validate_params
+from .errors import ApiError, shown
+from .params import MAX_PARAMETERS, check_shape, decode_params, validate_params
 from .registry import Action
 from .signature import verify
 
@@ -38,13 +39,18 @@ log = get_logger("openccs.api")
 T = TypeVar("T")
 
 _REQUIRED = ("Action", "SecretId", "Signature", "Timestamp", "Nonce")
+# Timestamp and Nonce: what the official client sends (time.time(), randint(1, sys.maxsize)).
+INT64_MAX = 2**63 - 1
 
 
 def _positive_int(params: Mapping[str, str], name: str) -> int:
     value = params[name]
-    if not value.isdigit() or int(value) <= 0:
-        raise errors.invalid_parameter(name, f"must be a positive integer (got {value!r})")
-    return int(value)
+    number = parse_number(value, INT64_MAX)
+    if number is None or number <= 0:
+        raise errors.invalid_parameter(
+            name, f"must be a positive integer of ASCII digits below 2^63 (got {shown(value)!r})"
+        )
+    return number
 
 
 def _values_at(data: Any, path: list[str]) -> list[str]:
@@ -97,10 +103,17 @@ class Gateway:
                 chunks.append(chunk)
             raw = b"".join(chunks).decode("utf-8", errors="replace")
         params: dict[str, str] = {}
-        for name, value in parse_qsl(raw, keep_blank_values=True):
+        try:
+            pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
+        except ValueError:
+            raise errors.invalid_parameter(
+                "(parameters)", f"more than {MAX_PARAMETERS} parameters"
+            ) from None
+        for name, value in pairs:
             if name in params:
-                raise errors.invalid_parameter(name, "given more than once")
+                raise errors.invalid_parameter(shown(name), "given more than once")
             params[name] = value
+        check_shape(params)
         return params, method
 
     async def _authenticate(
@@ -156,7 +169,9 @@ class Gateway:
         region = params.get("Region", "")
         if region and region not in self.settings.region_names():
             known = ", ".join(sorted(self.settings.region_names()))
-            raise errors.invalid_parameter("Region", f"unknown region {region!r} (known: {known})")
+            raise errors.invalid_parameter(
+                "Region", f"unknown region {shown(region)!r} (known: {known})"
+            )
         self._authorize(caller, action)
         nested = decode_params(params)
         parsed = validate_params(action.params, nested)
@@ -195,7 +210,7 @@ class Gateway:
         seen = {"action": "-", "account": "-"}
         try:
             params, method = await self._read(request)
-            seen["action"] = params.get("Action", "-")
+            seen["action"] = shown(params.get("Action", "-"), 64)
             host = request.headers.get("host", "")
             data = await self._process(request_id, params, method, host, seen)
             body = envelope(data if data is not None else {})
@@ -203,8 +218,13 @@ class Gateway:
         except ApiError as err:
             body = error_envelope(err)
             code = err.code
+        except ClientDisconnect:
+            # The client went away before its request was whole: nothing to answer.
+            log_event(log, "client disconnected", action=seen["action"])
+            request_id_var.reset(token)
+            return Response(status_code=400)
         except Exception:
-            log.exception("unhandled error", extra={"fields": {"action": seen["action"]}})
+            log_failure(log, "unhandled error", action=seen["action"])
             internal = errors.internal_error(request_id)
             body = error_envelope(internal)
             code = internal.code

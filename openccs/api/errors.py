@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """Caller-supplied text as an answer or a log line may quote it: bounded, no NUL."""
+    text = text.replace("\x00", "\\0")
+    return text if len(text) <= limit else text[:limit] + f"...({len(text)} characters)"
+
+
 class ApiError(Exception):
     def __init__(self, code: int, code_desc: str, message: str) -> None:
         super().__init__(message)
@@ -23,7 +29,7 @@ def missing_parameter(*names: str) -> ApiError:
 
 
 def invalid_action(action: str) -> ApiError:
-    return ApiError(4000, "InvalidAction", f"Unknown action {action!r}")
+    return ApiError(4000, "InvalidAction", f"Unknown action {shown(action)!r}")
 
 
 def not_implemented(action: str) -> ApiError:
@@ -44,7 +50,7 @@ def signature_failure() -> ApiError:
 
 def secret_id_not_found(secret_id: str) -> ApiError:
     return ApiError(
-        4104, "SecretIdNotFound", f"SecretId {secret_id!r} does not exist or is disabled"
+        4104, "SecretIdNotFound", f"SecretId {shown(secret_id)!r} does not exist or is disabled"
     )
 
 
@@ -53,7 +59,7 @@ def replay(message: str) -> ApiError:
 
 
 def not_found(kind: str, ident: object) -> ApiError:
-    return ApiError(5000, "ResourceNotFound", f"{kind} {ident} does not exist")
+    return ApiError(5000, "ResourceNotFound", f"{kind} {shown(str(ident))} does not exist")
 
 
 def quota_exceeded(quota: str, limit: int) -> ApiError:

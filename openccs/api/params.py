@@ -3,6 +3,8 @@
 `containers.0.envs.1.name=x` becomes `{"containers": [{"envs": [{}, {"name": "x"}]}]}`.
 Objects whose keys are all array indexes become lists. Each action declares a pydantic
 model; its errors become 4000 answers naming the parameter in the wire's dotted form.
+Hostile shapes (too many parameters, names nested too deep, huge array indexes, NUL
+characters) are refused before any of that, and every integer has a range.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
+import annotated_types
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .errors import invalid_parameter, missing_parameter
+from .errors import invalid_parameter, missing_parameter, shown
 
 COMMON_PARAMETERS = frozenset(
     {
@@ -30,10 +33,39 @@ COMMON_PARAMETERS = frozenset(
 )
 
 
+# What one request may carry. The deepest name of the document is 5 segments
+# (containers.0.healthCheck.0.type); the largest arrays hold 100 items.
+MAX_PARAMETERS = 2000
+MAX_DEPTH = 8
+MAX_INDEX = 999
+# An integer parameter without a range of its own gets this one: it fits every integer
+# column of both databases, and no count, size or id of the document comes near it.
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+
+
 class Params(BaseModel):
-    """Base of every action's parameter model: unknown parameters are ignored."""
+    """Base of every action's parameter model: unknown parameters are ignored, and an
+    integer field declared without a bound gets the missing side of INT_MIN..INT_MAX."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        changed = False
+        for field in cls.model_fields.values():
+            if field.annotation not in (int, int | None):
+                continue
+            kinds = {type(m) for m in field.metadata}
+            if not kinds & {annotated_types.Le, annotated_types.Lt}:
+                field.metadata.append(annotated_types.Le(INT_MAX))
+                changed = True
+            if not kinds & {annotated_types.Ge, annotated_types.Gt}:
+                field.metadata.append(annotated_types.Ge(INT_MIN))
+                changed = True
+        if changed:
+            cls.model_rebuild(force=True)
 
 
 class NoParams(Params):
@@ -47,24 +79,56 @@ class Paged(Params):
     limit: int = Field(default=20, ge=1, le=100)
 
 
+def is_index(segment: str) -> bool:
+    """An array index as the wire writes it: ASCII digits only (str.isdigit takes '²')."""
+    return segment.isascii() and segment.isdigit()
+
+
 def _to_lists(node: Any) -> Any:
+    # Recursion is bounded: decode_params refuses names deeper than MAX_DEPTH.
     if not isinstance(node, dict):
         return node
     converted = {k: _to_lists(v) for k, v in node.items()}
-    if converted and all(k.isdigit() for k in converted):
+    if converted and all(is_index(k) for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
 
 
+def check_shape(flat: Mapping[str, str]) -> None:
+    """What any request may carry, checked before anything reads it (authentication too)."""
+    if len(flat) > MAX_PARAMETERS:
+        raise invalid_parameter(
+            "(parameters)", f"{len(flat)} parameters; at most {MAX_PARAMETERS} are accepted"
+        )
+    for name, value in flat.items():
+        if "\x00" in name:
+            raise invalid_parameter(shown(name), "NUL character in the parameter name")
+        if "\x00" in value:
+            raise invalid_parameter(shown(name), "NUL character in the value")
+
+
 def decode_params(flat: Mapping[str, str]) -> dict[str, Any]:
     """Turn the wire's flat dotted names into nested objects and arrays."""
+    check_shape(flat)
     root: dict[str, Any] = {}
     for name in sorted(flat):
         if name in COMMON_PARAMETERS:
             continue
         parts = name.split(".")
         if any(p == "" for p in parts):
-            raise invalid_parameter(name, "empty segment in parameter name")
+            raise invalid_parameter(shown(name), "empty segment in parameter name")
+        if len(parts) > MAX_DEPTH:
+            raise invalid_parameter(
+                shown(name), f"nested {len(parts)} deep; at most {MAX_DEPTH} segments"
+            )
+        if is_index(parts[0]):
+            raise invalid_parameter(shown(name), "a parameter name cannot start with an index")
+        for i, part in enumerate(parts):
+            # Length first: int() of thousands of digits is slow, and refused past 4300.
+            if is_index(part) and (len(part) > 6 or int(part) > MAX_INDEX):
+                raise invalid_parameter(
+                    shown(".".join(parts[: i + 1])), f"array index above {MAX_INDEX}"
+                )
         node = root
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -72,12 +136,13 @@ def decode_params(flat: Mapping[str, str]) -> dict[str, Any]:
                 child = node[part] = {}
             elif not isinstance(child, dict):
                 raise invalid_parameter(
-                    ".".join(parts[: i + 1]), "given both as a value and as an array or object"
+                    shown(".".join(parts[: i + 1])),
+                    "given both as a value and as an array or object",
                 )
             node = child
         last = parts[-1]
         if isinstance(node.get(last), dict):
-            raise invalid_parameter(name, "given both as a value and as an array or object")
+            raise invalid_parameter(shown(name), "given both as a value and as an array or object")
         node[last] = flat[name]
     result: dict[str, Any] = _to_lists(root)
     return result
@@ -132,5 +197,5 @@ def validate_params(model: type[P], nested: dict[str, Any]) -> P:
         err = errs[0]
         name = _loc(tuple(err["loc"]), model)
         given = err.get("input")
-        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
-        raise invalid_parameter(name, err["msg"] + shown) from None
+        got = "" if isinstance(given, dict | list) else f" (got {shown(repr(given))})"
+        raise invalid_parameter(shown(name), err["msg"] + got) from None

@@ -28,6 +28,10 @@ class Action:
     handler: Handler | None
     # Dotted paths of parameters naming resources a sub-account must be allowed to use.
     resources: tuple[str, ...] = ()
+    # Why an action names no resource in its parameters (a listing filtered by the
+    # allow-list, a check the handler makes on what it reads...): an empty `resources`
+    # needs a written reason.
+    unscoped: str = ""
     # Only the account owner's SecretId may call it (4103 for a sub-account).
     owner_only: bool = False
     # Hidden actions used by the test suite; registered only when the server enables them.
@@ -78,6 +82,7 @@ def action(
     *,
     host: str | None = None,
     resources: tuple[str, ...] = (),
+    unscoped: str = "",
     owner_only: bool = False,
     test_only: bool = False,
     inline: bool = False,
@@ -95,6 +100,7 @@ def action(
                 params=params,
                 handler=fn,
                 resources=resources,
+                unscoped=unscoped,
                 owner_only=owner_only,
                 test_only=test_only,
                 inline=inline,

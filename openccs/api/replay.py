@@ -87,7 +87,8 @@ class ReplayGuard:
         """Raise 4500 for a stale timestamp or a reused nonce; otherwise remember the nonce
         and return the batch that will persist it (for `persisted`)."""
         now = time.time() if now is None else now
-        if abs(now - timestamp) > self.window:
+        # In integers: a float conversion of a huge timestamp would overflow.
+        if abs(int(now) - timestamp) > self.window:
             raise replay(
                 f"Timestamp {timestamp} is more than {self.window} s away from the server's"
                 f" clock ({int(now)}): sign with the current time"

@@ -36,6 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.allow_public_plain_http = args.allow_public_http
     settings.allow_privileged = args.allow_privileged
     settings.timestamp_window = args.timestamp_window
+    settings.request_read_timeout = args.request_read_timeout
+    settings.max_connections_per_client = args.max_connections_per_client
     settings.timezone = args.timezone
     settings.default_vpc_cidr = args.default_vpc_cidr
     settings.node_grace = args.node_grace
@@ -777,6 +779,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--enable-test-actions", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
+    s.add_argument(
+        "--request-read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a whole request, else 408 (default 10)",
+    )
+    s.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=128,
+        help="connections one client address may hold on a listener (default 128)",
+    )
     s.add_argument("--timezone", default="Asia/Shanghai")
     s.add_argument("--log-level", default="INFO")
     s.add_argument(

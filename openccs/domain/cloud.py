@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.config import INSTANCE_TYPES, InstanceType, Settings, Zone
-from openccs.ids import new_id
+from openccs.ids import new_id, parse_number
 from openccs.store.models import Cluster, Instance, Subnet, Vpc
 
 PRIVATE_RANGES = tuple(
@@ -229,9 +229,10 @@ def gateway_of(subnet_cidr: str) -> ipaddress.IPv4Interface:
 def get_vpc(s: Session, account_id: int, vpc_id: str, name: str = "vpcId") -> Vpc:
     vpc = s.get(Vpc, vpc_id)
     if vpc is None or vpc.account_id != account_id:
-        if vpc_id.isdigit():  # the legacy numeric id
+        num_id = parse_number(vpc_id)  # the legacy numeric id
+        if num_id is not None:
             vpc = s.scalars(
-                select(Vpc).where(Vpc.num_id == int(vpc_id), Vpc.account_id == account_id)
+                select(Vpc).where(Vpc.num_id == num_id, Vpc.account_id == account_id)
             ).first()
             if vpc is not None:
                 return vpc

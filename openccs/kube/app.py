@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import yaml
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -28,7 +28,7 @@ from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind
 from openccs.kube.patch import APPLY
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
 from openccs.kube.tracker import Tracker
-from openccs.log import get_logger, log_event
+from openccs.log import get_logger, log_event, log_failure
 
 if TYPE_CHECKING:
     from openccs.server import Services
@@ -215,8 +215,13 @@ class ClusterApi:
         except KubeError as err:
             code = err.code
             return _json(err.status(), err.code)
+        except ClientDisconnect:
+            # The client went away (or was timed out) before its request was whole.
+            code = 499
+            log_event(log, "kube client disconnected", cluster=self.cluster_id)
+            return Response(status_code=400)
         except Exception:
-            log.exception("kube api error", extra={"fields": {"path": request.url.path}})
+            log_failure(log, "kube api error", path=request.url.path)
             code = 500
             return _json(KubeError(500, "internal error; see the server log").status(), 500)
         finally:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute
 
 from openccs.domain.cloud import gateway_of
+from openccs.httpguard import listener_config
 from openccs.kube import creds
 from openccs.kube.app import ClusterApi, in_thread
 from openccs.kube.models import KubeEndpoint
@@ -200,14 +201,11 @@ class KubeComponent:
             self.errors[key] = msg
             return
         self.errors.pop(key, None)
-        cfg = uvicorn.Config(
+        cfg = listener_config(
             api.app,
+            self.services.settings,
             ssl_certfile=str(cert),
             ssl_keyfile=str(pkey),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
             timeout_graceful_shutdown=2,
         )
         server = _Server(cfg)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from openccs import timeutil
 from openccs.api.errors import ApiError
+from openccs.ids import parse_number
 from openccs.monitor.metrics import DIMENSIONS, METRICS, NS_CVM, NS_DOCKER, PERIODS, Metric
 from openccs.monitor.models import MonitorRollup
 from openccs.monitor.rollup import bucket_start, count_points, points, value_of
@@ -135,9 +136,10 @@ def parse(raw: dict[str, Any], now: float, max_points: int) -> Request:
     period_raw = _text(raw, "period", False)
     period = DEFAULT_PERIOD
     if period_raw is not None:
-        if not period_raw.strip().isdigit() or int(period_raw) not in PERIODS:
+        number = parse_number(period_raw.strip())
+        if number is None or number not in PERIODS:
             raise bad_parameter("period", f"must be one of {', '.join(map(str, PERIODS))}")
-        period = int(period_raw)
+        period = number
     start_raw = _text(raw, "startTime", False)
     end_raw = _text(raw, "endTime", False)
     end = _time("endTime", end_raw) if end_raw else float(int(now))

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from openccs.cloud.component import site_id
 from openccs.config import parse_hostport
+from openccs.httpguard import listener_config
 from openccs.log import get_logger, log_event
 
 from . import certsd, clusters, gc, machines, notifications, retention
@@ -231,14 +232,11 @@ class RegistryComponent:
                 f"token listener: cannot listen on {LOOPBACK}:{self.token_port}: {exc}"
             ) from None
         app = Starlette(routes=[Route(TOKEN_PATH, self.token, methods=["GET"])])
-        config = uvicorn.Config(
+        config = listener_config(
             app,
+            self.services.settings,
             ssl_certfile=str(self.rt.daemon.cert),
             ssl_keyfile=str(self.rt.daemon.key),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
         )
         config.load()
         server = _TokenServer(config)

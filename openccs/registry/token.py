@@ -24,40 +24,53 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openccs.domain.accounts import quota
+from openccs.log import get_logger, log_event
 from openccs.store.models import Account, SubUser
 
 from . import domain
 from .models import CcrRepository, CcrUser
 
+log = get_logger("openccs.registry.token")
+
 TOKEN_TTL = 900
-# scrypt cost: about 50 ms per check on a small machine.
-_N, _R, _P = 2**14, 8, 1
+# scrypt cost as OWASP advises (N=2^17, r=8, p=1): 128 MiB and a few hundred ms per hash.
+# Hashes of a lower cost are replaced at the next successful login.
+_N, _R, _P = 2**17, 8, 1
+_MAXMEM = 129 * _R * _N + 2**20
+# At most two hashes at once: failed logins in parallel cannot take gigabytes.
+_HASHING = threading.BoundedSemaphore(2)
 
 # A sub-account's registry rights follow the API actions it may call.
 PULL_ACTION = "GetTagList"
 PUSH_ACTION = "DuplicateImage"
 
 
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    with _HASHING:
+        return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=_MAXMEM)
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    digest = _scrypt(password, salt, _N, _R, _P)
     encoded = [base64.b64encode(v).decode() for v in (salt, digest)]
     return "$".join(["scrypt", str(_N), str(_R), str(_P), *encoded])
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a stored hash is of another cost than the current one."""
+    return stored.split("$")[1:4] != [str(_N), str(_R), str(_P)]
 
 
 def check_password(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
+        if scheme != "scrypt" or not all(x.isascii() and x.isdigit() for x in (n, r, p)):
             return False
-        got = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=32,
-        )
+        # Never above the current cost: a stored hash cannot make a check take more.
+        if int(n) > _N or int(r) > _R or int(p) > _P:
+            return False
+        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
     except (ValueError, binascii.Error):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))
@@ -120,6 +133,10 @@ class Authenticator:
         if not (hit and hit.stored_hash == user.password_hash and hit.until > now):
             if not check_password(password, user.password_hash):
                 return None
+            if needs_rehash(user.password_hash):
+                # The password is known right now: store it at the current cost.
+                user.password_hash = hash_password(password)
+                log_event(log, "registry password rehashed", uin=uin)
             with self._lock:
                 if len(self._cache) > 10000:
                     self._cache.clear()
