@@ -10,6 +10,7 @@ import re
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,13 +109,25 @@ def test_exec_runs_in_the_pod_with_its_exit_code_and_stdin(kube: Kube, web_svc: 
 
 def test_exec_with_a_terminal(kube: Kube, web_svc: Svc) -> None:
     pod = web_svc.pods()[0]["name"]
-    # script gives kubectl a pseudo-terminal of 40x100; the pod's terminal gets that size.
-    line = f"stty rows 40 cols 100; kubectl exec -it {pod} -- sh -c 'tty; stty size; exit 4'"
-    r = subprocess.run(["script", "-qec", line, "/dev/null"], capture_output=True, text=True,
-                       timeout=60, env=kube.env())  # fmt: skip
-    assert "/dev/pts/" in r.stdout, r
-    assert "40 100" in r.stdout, r
-    assert r.returncode == 4, r
+    # script gives kubectl a pseudo-terminal; what is typed reaches an interactive shell
+    # through the pod's own terminal, and the shell's exit code comes back.
+    typed = "tty; echo marker-$((6*7)); exit 5\n"
+    shell = subprocess.Popen(["script", "-qec", f"kubectl exec -it {pod} -- sh", "/dev/null"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=kube.env())  # fmt: skip
+    assert shell.stdin is not None
+    try:
+        time.sleep(2)  # the shell's prompt first, as a person would wait for it
+        shell.stdin.write(typed.encode())
+        shell.stdin.flush()
+        out, _ = shell.communicate(timeout=60)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+    text = out.decode(errors="replace")
+    assert "/dev/pts/" in text and "marker-42" in text, text
+    assert "BusyBox" in text  # the interactive shell's banner: it saw a terminal
+    assert shell.returncode == 5, text
 
 
 def test_attach_streams_the_container_output(kube: Kube) -> None:
@@ -143,7 +156,9 @@ def _port_forward(kube: Kube, target: str, remote: int) -> tuple[subprocess.Pope
                             env=kube.env())  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
-    assert f"127.0.0.1:{local}" in line, (line, proc.stderr.read() if proc.poll() else "")
+    if f"127.0.0.1:{local}" not in line:
+        proc.kill()
+        raise AssertionError(f"kubectl port-forward: {line} {proc.communicate(timeout=10)}")
     return proc, local
 
 
@@ -232,7 +247,8 @@ def test_top_shows_nodes_and_a_busy_pod(kube: Kube, web_svc: Svc) -> None:
     assert _cores(rows[busy["nodeIp"]][1]) >= 0.3
     assert rows[busy["nodeIp"]][2].endswith("%")
     # Selectors apply; an unknown pod is not found.
-    assert kube.run("top", "pod", "-l", "qcloud-app=nothing", check=False).returncode != 0
+    r = kube.run("top", "pod", "-l", "qcloud-app=nothing")
+    assert r.stdout == "" and "No resources found" in r.stderr
     r = kube.run("top", "pod", "no-such-pod", check=False)
     assert r.returncode != 0 and "not found" in r.stderr
     svc.call("DeleteClusterService")
@@ -251,8 +267,8 @@ def test_logs_previous_after_a_crash(kube: Kube) -> None:
 
     def restarted_and_running() -> bool:
         p = kube.json("get", "pod", pod)
-        st = p["status"]["containerStatuses"][0]
-        return st["restartCount"] >= 1 and "running" in st["state"]
+        st = (p["status"].get("containerStatuses") or [{}])[0]
+        return st.get("restartCount", 0) >= 1 and "running" in st.get("state", {})
 
     until("a restart", restarted_and_running, timeout=120)
     current = kube.out("logs", pod).strip()

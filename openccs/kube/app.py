@@ -225,6 +225,7 @@ class ClusterApi:
         """exec, attach and port-forward (WebSocket); refused before the upgrade without
         credentials."""
         p = ws.path_params
+        log_event(log, "kube stream", cluster=self.cluster_id, path=ws.url.path, action=p["action"])
         if not self._authenticated(ws):
             await ws.close(code=1008, reason="Unauthorized")
             return

@@ -134,6 +134,7 @@ async def serve_command(
 ) -> None:
     protocol = next((p for p in offered(ws) if p in CHANNEL_PROTOCOLS), None)
     if protocol is None:
+        log_event(log, "kube stream refused", cluster=api.cluster_id, offered=offered(ws))
         await ws.close(code=1002, reason=f"subprotocols spoken here: {CHANNEL_PROTOCOLS}")
         return
     await ws.accept(subprotocol=protocol)
@@ -146,6 +147,8 @@ async def serve_command(
     result = "error"
     try:
         t = await target(api, namespace, name, q.get("container") or "")
+        early: list[bytes] = []
+        size = await _first_size(ws, early) if tty and action == "exec" else None
         if action == "exec":
             if not command:
                 raise KubeError(400, "you must specify at least one command for the container")
@@ -164,9 +167,13 @@ async def serve_command(
                 )
             )["Id"]
             resize_path = f"/exec/{exec_id}/resize"
-            reader, writer = await hijack(
-                t.sock, f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty}
-            )
+            start: dict[str, Any] = {"Detach": False, "Tty": tty}
+            if size is not None:
+                start["ConsoleSize"] = [size["h"], size["w"]]
+            reader, writer = await hijack(t.sock, f"/exec/{exec_id}/start", start)
+            if size is not None:
+                with contextlib.suppress(KubeError):
+                    await docker_call(t.sock, "POST", resize_path, params=size)
         else:
             info = await docker_call(t.sock, "GET", f"/containers/{t.container_id}/json")
             tty = bool(info["Config"].get("Tty"))
@@ -177,6 +184,9 @@ async def serve_command(
                 f"/containers/{t.container_id}/attach?stream=1&stdout=1&stderr=1"
                 f"&stdin={int(stdin)}",
             )
+        for data in early:
+            if data[:1] == bytes([STDIN]) and stdin:
+                writer.write(data[1:])
         pump_in = asyncio.create_task(_client_to_docker(ws, writer, t.sock, resize_path, stdin))
         try:
             await _docker_to_client(ch, reader, tty)
@@ -229,6 +239,29 @@ async def _docker_to_client(ch: Channels, reader: asyncio.StreamReader, tty: boo
         except asyncio.IncompleteReadError as exc:
             payload = exc.partial
         await ch.send(STDERR if head[0] == 2 else STDOUT, payload)
+
+
+async def _first_size(
+    ws: WebSocket, early: list[bytes], wait: float = 1.0
+) -> dict[str, int] | None:
+    """kubectl sends the terminal's size first thing: the process starts with it (a resize
+    after the start races with what the process prints). Other messages are kept."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while (left := deadline - loop.time()) > 0:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), left)
+        except TimeoutError:
+            return None
+        if msg["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(msg.get("code", 1000))
+        data = msg.get("bytes") or b""
+        if data[:1] == bytes([RESIZE]):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                size = json.loads(data[1:])
+                return {"h": int(size["Height"]), "w": int(size["Width"])}
+        early.append(data)
+    return None
 
 
 async def _client_to_docker(
@@ -405,6 +438,7 @@ class Tunnel:
 
 async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, name: str) -> None:
     if TUNNEL_PROTOCOL not in offered(ws):
+        log_event(log, "kube stream refused", cluster=api.cluster_id, offered=offered(ws))
         await ws.close(code=1002, reason=f"subprotocol spoken here: {TUNNEL_PROTOCOL}")
         return
     await ws.accept(subprotocol=TUNNEL_PROTOCOL)
