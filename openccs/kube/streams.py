@@ -184,16 +184,22 @@ async def serve_command(
                 f"/containers/{t.container_id}/attach?stream=1&stdout=1&stderr=1"
                 f"&stdin={int(stdin)}",
             )
+        inp = _Input(writer, t.sock, resize_path, stdin)
         for data in early:
-            if data[:1] == bytes([STDIN]) and stdin:
-                writer.write(data[1:])
-        pump_in = asyncio.create_task(_client_to_docker(ws, writer, t.sock, resize_path, stdin))
+            await inp.handle(data)
+        pump_in = asyncio.create_task(inp.run(ws))
+        pump_out = asyncio.create_task(_docker_to_client(ch, reader, tty))
         try:
-            await _docker_to_client(ch, reader, tty)
+            await asyncio.wait({pump_in, pump_out}, return_when=asyncio.FIRST_COMPLETED)
+            if not pump_out.done():
+                # The client left: so does the process's connection (a terminal hangs up).
+                raise WebSocketDisconnect(1001)
+            await pump_out
         finally:
-            pump_in.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump_in
+            for task in (pump_in, pump_out):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             writer.close()
         if action == "exec":
             code = await _exit_code(t.sock, exec_id)
@@ -264,33 +270,45 @@ async def _first_size(
     return None
 
 
-async def _client_to_docker(
-    ws: WebSocket, writer: asyncio.StreamWriter, sock: Path, resize_path: str, stdin: bool
-) -> None:
-    while True:
-        msg = await ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            if stdin and writer.can_write_eof():
-                writer.write_eof()
-            return
-        data = msg.get("bytes") or (msg.get("text") or "").encode()
+class _Input:
+    """What the client sends: stdin to the process, terminal sizes, the end of stdin (v5)."""
+
+    def __init__(
+        self, writer: asyncio.StreamWriter, sock: Path, resize_path: str, stdin: bool
+    ) -> None:
+        self.writer, self.sock, self.resize_path = writer, sock, resize_path
+        self.stdin = stdin
+
+    async def run(self, ws: WebSocket) -> None:
+        """Until the client disconnects."""
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            await self.handle(msg.get("bytes") or (msg.get("text") or "").encode())
+
+    async def handle(self, data: bytes) -> None:
         if not data:
-            continue
+            return
         channel, payload = data[0], data[1:]
-        if channel == STDIN and stdin:
-            writer.write(payload)
-            await writer.drain()
-        elif channel == RESIZE:
-            try:
+        try:
+            if channel == STDIN and self.stdin:
+                self.writer.write(payload)
+                await self.writer.drain()
+            elif channel == RESIZE:
                 size = json.loads(payload)
                 params = {"h": int(size["Height"]), "w": int(size["Width"])}
-            except (ValueError, KeyError, TypeError):
-                continue
-            with contextlib.suppress(KubeError):
-                await docker_call(sock, "POST", resize_path, params=params)
-        elif channel == CLOSE and payload[:1] == bytes([STDIN]) and writer.can_write_eof():
-            # v5: the client has no more input; the process sees end of file.
-            writer.write_eof()
+                with contextlib.suppress(KubeError):
+                    await docker_call(self.sock, "POST", self.resize_path, params=params)
+            elif channel == CLOSE and payload[:1] == bytes([STDIN]) and self.stdin:
+                # v5: the client has no more input; the process sees end of file.
+                self.stdin = False
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
+        except (ValueError, KeyError, TypeError):
+            pass  # a size that is not one
+        except (ConnectionError, OSError):
+            self.stdin = False  # the process is gone or closed its input
 
 
 async def _exit_code(sock: Path, exec_id: str) -> int:
@@ -307,6 +325,7 @@ async def _exit_code(sock: Path, exec_id: str) -> int:
 class _Forward:
     """One forwarded connection: kubectl's data and error streams of one request id."""
 
+    request: str
     port: int
     data_id: int = 0
     error_id: int = 0
@@ -322,6 +341,7 @@ class Tunnel:
     def __init__(self, ws: WebSocket, pod_ip: str) -> None:
         self.ws, self.pod_ip = ws, pod_ip
         self.refusal = ""
+        self.closed_by = ""
         self.framer = spdy.Framer()
         self.forwards: dict[str, _Forward] = {}
         self.by_stream: dict[int, _Forward] = {}
@@ -337,6 +357,7 @@ class Tunnel:
             while True:
                 msg = await self.ws.receive()
                 if msg["type"] == "websocket.disconnect":
+                    self.closed_by = f"client ({msg.get('code')})"
                     return
                 raw = msg.get("bytes") or b""
                 for frame in self.framer.feed(raw):
@@ -345,6 +366,7 @@ class Tunnel:
                     else:
                         await self._control(frame)
                         if frame.type == spdy.GOAWAY:
+                            self.closed_by = "client (GOAWAY)"
                             return
         finally:
             for fw in self.forwards.values():
@@ -371,7 +393,7 @@ class Tunnel:
             port = int(headers.get("port", ""))
         except ValueError:
             port = 0
-        fw = self.forwards.setdefault(request, _Forward(port))
+        fw = self.forwards.setdefault(request, _Forward(request, port))
         self.by_stream[stream_id] = fw
         if kind == "error":
             fw.error_id = stream_id
@@ -423,13 +445,20 @@ class Tunnel:
             fw.pending.append(frame.data)
             fw.client_done = fw.client_done or bool(frame.flags & spdy.FLAG_FIN)
             return
-        if frame.data:
-            fw.writer.write(frame.data)
-            await fw.writer.drain()
-        if frame.flags & spdy.FLAG_FIN and fw.writer.can_write_eof():
-            fw.writer.write_eof()
+        try:
+            if frame.data:
+                fw.writer.write(frame.data)
+                await fw.writer.drain()
+            if frame.flags & spdy.FLAG_FIN and fw.writer.can_write_eof():
+                fw.writer.write_eof()
+        except (ConnectionError, OSError):
+            # The pod closed this connection; the others of the tunnel go on.
+            self._drop(fw)
 
     def _drop(self, fw: _Forward) -> None:
+        self.forwards.pop(fw.request, None)
+        for sid in (fw.data_id, fw.error_id):
+            self.by_stream.pop(sid, None)
         if fw.writer is not None:
             fw.writer.close()
         if fw.task is not None:
@@ -451,10 +480,13 @@ async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, nam
     result = "closed"
     try:
         await tunnel.run()
+        result = f"closed by {tunnel.closed_by}"
     except spdy.SpdyError as exc:
         result = str(exc)
-    except (WebSocketDisconnect, ConnectionError):
-        result = "client gone"
+    except WebSocketDisconnect as exc:
+        result = f"client gone ({exc.code})"
+    except ConnectionError as exc:
+        result = f"connection lost: {exc!r}"
     finally:
         with contextlib.suppress(Exception):
             await ws.close(code=1000)
