@@ -166,6 +166,7 @@ def main() -> int:
     srv = Server(data_dir=base / "data", db_url=None)
     rows: list[tuple[str, str, str, str]] = []
     exec_rows: list[tuple[str, str, str]] = []
+    load: list[float] = []
     try:
         srv.start()
         cluster = make_cluster(srv, machines=2)
@@ -191,6 +192,7 @@ def main() -> int:
         pod = svc.wait_normal(1, timeout=180)[0]
         time.sleep(3)  # the file written
         name, ip = pod["name"], pod["ip"]
+        load.append(os.getloadavg()[0])
         size = args.megabytes * 1024 * 1024
         direct_dl = [download(f"http://{ip}/big") for _ in range(args.rounds)]
         direct_ul = [upload(ip, 9001, size) for _ in range(args.rounds)]
@@ -228,6 +230,7 @@ def main() -> int:
         k_echo = echo_rtts(["kubectl", "exec", "-i", name, "--", "cat"], env, args.samples * 10)
         d_echo = echo_rtts([*docker, "exec", "-i", cid, "cat"], env, args.samples * 10)
         exec_rows.append(("one line echoed by `cat` (session open)", ms(k_echo), ms(d_echo)))
+        load.append(os.getloadavg()[0])
     except Exception:
         traceback.print_exc()
         return 0
@@ -249,6 +252,10 @@ def main() -> int:
         f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
         f" {facts['kernel']}, {facts['dockerd']}",
         f"- kubectl: {kubectl_version()}",
+        f"- load average (1 min) at the start and the end of the measurements:"
+        f" {' and '.join(f'{x:.1f}' for x in load)} (the machine is shared: a high load"
+        " slows the three processes of the port-forward path more than the kernel's direct"
+        " path)",
         f"- transfer: {args.megabytes} MiB per round, {args.rounds} rounds, median; the pod"
         " on a machine of 2 CPUs; curl (download) and a Python socket (upload) on the host",
         "",
