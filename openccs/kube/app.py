@@ -539,9 +539,7 @@ class ClusterApi:
             raise KubeError(
                 400, f'container "{cname}" in pod "{name}" is waiting to start: {reason}'
             )
-        node_id = pod["spec"].get("nodeName")
-        instance = await in_thread(self._instance_of, node_id or "")
-        sock = self.services.extra["cloud"].engine.docker_socket(instance)
+        sock = await in_thread(self.node_socket, pod["spec"].get("nodeName") or "")
         if previous:
             running = status is not None and "running" in status.get("state", {})
             found = await in_thread(
@@ -600,6 +598,10 @@ class ClusterApi:
                 await client.aclose()
 
         return StreamingResponse(body(), media_type="text/plain")
+
+    def node_socket(self, lan_ip: str) -> Path:
+        """The docker socket of the cluster's machine with this LAN address (a pod's node)."""
+        return Path(self.services.extra["cloud"].engine.docker_socket(self._instance_of(lan_ip)))
 
     def _instance_of(self, lan_ip: str) -> str:
         from sqlalchemy import select

@@ -109,8 +109,7 @@ async def target(api: ClusterApi, namespace: str, name: str, container: str) -> 
     )
     if status is None or "running" not in status.get("state", {}):
         raise KubeError(400, f"container {cname} is not running in pod {name}")
-    instance = await in_thread(api._instance_of, pod["spec"].get("nodeName") or "")
-    sock = api.services.extra["cloud"].engine.docker_socket(instance)
+    sock = await in_thread(api.node_socket, pod["spec"].get("nodeName") or "")
     cid = status["containerID"].removeprefix("docker://")
     return Target(sock, cid, pod["status"].get("podIP", ""))
 
