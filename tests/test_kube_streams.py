@@ -288,6 +288,10 @@ def test_a_client_that_falls_back_to_spdy_is_told_why(kube: Kube, web_svc: Svc) 
     r = subprocess.run(["kubectl", "exec", pod, "--", "true"], capture_output=True, text=True,
                        timeout=60, env=env)  # fmt: skip
     assert r.returncode != 0 and "SPDY is not supported" in r.stderr, r.stderr
+    env = {**kube.env(), "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+    r = subprocess.run(["kubectl", "port-forward", f"pod/{pod}", f"{free_port()}:80"],
+                       capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert r.returncode != 0 and "SPDY is not supported" in r.stderr, r.stderr
     # Without credentials there is no stream at all.
     resp = httpx.get(
         f"{kube.endpoint}/api/v1/namespaces/default/pods/{pod}/exec?command=true",
