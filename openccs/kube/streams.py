@@ -423,6 +423,8 @@ class Tunnel:
         fw.task = asyncio.create_task(self._pod_to_client(fw, reader))
 
     async def _fail(self, fw: _Forward, message: str) -> None:
+        """kubectl reports what the error stream says (and, since 1.31, stops forwarding)."""
+        self._drop(fw)
         await self.send(spdy.data(fw.error_id, message.encode(), fin=True))
         await self.send(spdy.data(fw.data_id, b"", fin=True))
 
