@@ -7,8 +7,8 @@ by `openccs kubeconfig`. One pod (busybox) serves a `--megabytes` file with http
 
 * Download: `curl` of the file from the host, straight to the pod's address (pods are
   routed from the host) and through `kubectl port-forward pod/NAME` (WebSocket carrying
-  SPDY to openccs, then TCP to the pod); `--rounds` each, the median MB/s. Target:
-  port-forward >= 50 % of direct.
+  SPDY to openccs, then TCP made in the pod's network namespace); `--rounds` each, the
+  median MB/s. Target: port-forward >= 50 % of direct.
 * Upload: the same number of bytes written to the nc sink, direct and through the
   port-forward (time until the pod closes the connection).
 * exec: `kubectl exec POD -- true` wall time (a kubectl process: it reads the pod, then runs

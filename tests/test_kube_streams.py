@@ -185,6 +185,26 @@ def test_port_forward_to_a_pod_and_to_a_service(kube: Kube, web_svc: Svc) -> Non
     finally:
         proc.terminate()
         proc.wait(10)
+    # Like the kubelet, the connection is made in the pod's network namespace: a port bound
+    # to the pod's loopback is reached, though not from outside the pod.
+    svc = create(kube.c, kube.cluster, {
+        "serviceName": "loopback", "replicas": 1, "accessType": "None",
+        "containers": [{"containerName": "h", "image": BUSYBOX, "command": "sh",
+                        "arguments": ["-c", "mkdir -p /www && echo loopback-only >"
+                                      " /www/index.html && exec httpd -f -p 127.0.0.1:8081"
+                                      " -h /www"]}],
+    })  # fmt: skip
+    lo = svc.wait_normal(1)[0]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://{lo['ip']}:8081/index.html", timeout=5)
+    proc, local = _port_forward(kube, f"pod/{lo['name']}", 8081)
+    try:
+        got = httpx.get(f"http://127.0.0.1:{local}/index.html", timeout=10).text.strip()
+        assert got == "loopback-only"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    svc.call("DeleteClusterService")
     # A port nothing listens on: the connection fails and kubectl says why.
     proc, local = _port_forward(kube, f"pod/{pod}", 81)
     try:

@@ -1,14 +1,18 @@
 """exec, attach and port-forward of a cluster's pods, over WebSocket as kubectl 1.30+
 speaks them: the channel protocols (v5.channel.k8s.io, v4) bridged to the machine's dockerd
 (exec and attach on a hijacked connection), and SPDY tunnelled in WebSocket for port-forward,
-bridged to the pod's address (pods are routable from the host)."""
+bridged to connections made in the pod's network namespace."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
+import os
+import socket
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +96,6 @@ async def docker_call(sock: Path, method: str, path: str, **kw: Any) -> Any:
 class Target:
     sock: Path
     container_id: str
-    pod_ip: str
 
 
 async def target(api: ClusterApi, namespace: str, name: str, container: str) -> Target:
@@ -111,7 +114,7 @@ async def target(api: ClusterApi, namespace: str, name: str, container: str) -> 
         raise KubeError(400, f"container {cname} is not running in pod {name}")
     sock = await in_thread(api.node_socket, pod["spec"].get("nodeName") or "")
     cid = status["containerID"].removeprefix("docker://")
-    return Target(sock, cid, pod["status"].get("podIP", ""))
+    return Target(sock, cid)
 
 
 # -- exec and attach (channel protocols) -------------------------------------------------
@@ -320,6 +323,49 @@ async def _exit_code(sock: Path, exec_id: str) -> int:
 
 
 # -- port-forward (SPDY in WebSocket) -------------------------------------------------------
+# Only for connects made inside pods' namespaces: a thread that could not go back to its own
+# namespace (it never happened) is then harmless.
+NETNS_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-netns")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def connect_in_netns(pid: int, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to 127.0.0.1:PORT in the network namespace of process PID (a pod's
+    container), as the kubelet makes it: ports bound to the pod's loopback are reached too.
+    setns moves only the calling thread, which then goes back to its own namespace; the
+    socket stays in the pod's."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        pod_ns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    except OSError:
+        os.close(own)
+        raise
+    try:
+        _setns(pod_ns)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                raise
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+        os.close(pod_ns)
+    sock.setblocking(False)
+    return sock
+
+
 @dataclass
 class _Forward:
     """One forwarded connection: kubectl's data and error streams of one request id."""
@@ -337,8 +383,9 @@ class _Forward:
 class Tunnel:
     """kubectl's SPDY session, carried in WebSocket binary messages."""
 
-    def __init__(self, ws: WebSocket, pod_ip: str) -> None:
-        self.ws, self.pod_ip = ws, pod_ip
+    def __init__(self, ws: WebSocket, pod: str) -> None:
+        self.ws, self.pod = ws, pod
+        self.target: Target | None = None
         self.refusal = ""
         self.closed_by = ""
         self.framer = spdy.Framer()
@@ -407,11 +454,19 @@ class Tunnel:
             await self._fail(fw, f"invalid port {headers.get('port', '')!r}")
             return
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.pod_ip, port, limit=CHUNK * 2), 10
+            t = self.target
+            if t is None:
+                raise KubeError(500, "the pod was not found")
+            # The container's current process (it may have restarted since the upgrade).
+            info = await docker_call(t.sock, "GET", f"/containers/{t.container_id}/json")
+            loop = asyncio.get_running_loop()
+            sock = await loop.run_in_executor(
+                NETNS_POOL, connect_in_netns, int(info["State"]["Pid"]), port, 10.0
             )
-        except (OSError, TimeoutError) as exc:
-            await self._fail(fw, f"error forwarding port {port} to pod {self.pod_ip}: {exc}")
+            reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK * 2)
+        except (OSError, TimeoutError, KubeError, KeyError, ValueError) as exc:
+            why = exc.message if isinstance(exc, KubeError) else str(exc)
+            await self._fail(fw, f"error forwarding port {port} to pod {self.pod}: {why}")
             return
         self.connections += 1
         fw.writer = writer
@@ -472,9 +527,9 @@ async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, nam
         await ws.close(code=1002, reason=f"subprotocol spoken here: {TUNNEL_PROTOCOL}")
         return
     await ws.accept(subprotocol=TUNNEL_PROTOCOL)
-    tunnel = Tunnel(ws, "")
+    tunnel = Tunnel(ws, f"{namespace}/{name}")
     try:
-        tunnel.pod_ip = (await target(api, namespace, name, "")).pod_ip
+        tunnel.target = await target(api, namespace, name, "")
     except KubeError as err:
         # Told on each connection's error stream, where kubectl reads it.
         tunnel.refusal = err.message
