@@ -148,6 +148,12 @@ def timed(cmd: list[str], env: dict[str, str], n: int) -> list[float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def kubectl_version() -> str:
     out = subprocess.run(
         ["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True
@@ -164,7 +170,7 @@ def main() -> int:
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="openccs-bench-kstreams-"))
     srv = Server(data_dir=base / "data", db_url=None)
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     exec_rows: list[tuple[str, str, str]] = []
     load: list[float] = []
     try:
@@ -196,25 +202,33 @@ def main() -> int:
         size = args.megabytes * 1024 * 1024
         direct_dl = [download(f"http://{ip}/big") for _ in range(args.rounds)]
         direct_ul = [upload(ip, 9001, size) for _ in range(args.rounds)]
-        pf = PortForward(env, name, 80)
-        try:
-            pf_dl = []
-            for _ in range(args.rounds):
-                pf_dl.append(download(f"http://127.0.0.1:{pf.local}/big"))
-                pf.drain()
-        finally:
-            pf.close()
-        pf = PortForward(env, name, 9001)
-        try:
-            pf_ul = []
-            for _ in range(args.rounds):
-                pf_ul.append(upload("127.0.0.1", pf.local, size))
-                pf.drain()
-        finally:
-            pf.close()
+        assert srv.proc is not None
+        cores: dict[str, tuple[float, float]] = {}
+        pf_dl: list[float] = []
+        pf_ul: list[float] = []
+        for what, port, results in (("download", 80, pf_dl), ("upload", 9001, pf_ul)):
+            pf = PortForward(env, name, port)
+            try:
+                before = (cpu_seconds(srv.proc.pid), cpu_seconds(pf.proc.pid), time.monotonic())
+                for _ in range(args.rounds):
+                    if what == "download":
+                        results.append(download(f"http://127.0.0.1:{pf.local}/big"))
+                    else:
+                        results.append(upload("127.0.0.1", pf.local, size))
+                    pf.drain()
+                wall = time.monotonic() - before[2]
+                cores[what] = (
+                    (cpu_seconds(srv.proc.pid) - before[0]) / wall,
+                    (cpu_seconds(pf.proc.pid) - before[1]) / wall,
+                )
+            finally:
+                pf.close()
         for what, direct, tunnel in (("download", direct_dl, pf_dl), ("upload", direct_ul, pf_ul)):
             d, t = statistics.median(direct), statistics.median(tunnel)
-            rows.append((what, f"{d:,.0f}", f"{t:,.0f}", f"{t / d:.2f}"))
+            server, kubectl = cores[what]
+            rows.append(
+                (what, f"{d:,.0f}", f"{t:,.0f}", f"{t / d:.2f}", f"{server:.2f}", f"{kubectl:.2f}")
+            )
         # exec
         instance = node_of(c, cluster, pod["nodeIp"])
         sock = socket_of(srv, instance)
@@ -259,9 +273,16 @@ def main() -> int:
         f"- transfer: {args.megabytes} MiB per round, {args.rounds} rounds, median; the pod"
         " on a machine of 2 CPUs; curl (download) and a Python socket (upload) on the host",
         "",
-        "| direction | direct to the pod MB/s | kubectl port-forward MB/s | ratio |",
-        "| --- | ---: | ---: | ---: |",
-        *(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows),
+        "| direction | direct to the pod MB/s | kubectl port-forward MB/s | ratio"
+        " | openccs cores | kubectl cores |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        "The cores columns: CPU used by the openccs server and by kubectl during the"
+        " port-forward rounds (the machine has 2). The direct path is the kernel's alone; the"
+        " port-forward path has kubectl (TLS, WebSocket, SPDY) and openccs (the same, then"
+        " the pod's socket) in it, each a process that shares the machine's 2 CPUs with"
+        " whatever else runs.",
         "",
         f"{args.samples} commands, {args.samples * 10} echoes; p50 / p90 / p99 ms:",
         "",
