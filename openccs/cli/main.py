@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from openccs.cli import kubeconfig
 from openccs.config import Settings, default_data_dir
 
 
@@ -943,6 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
     v.set_defaults(fn=cmd_coverage)
+
+    kubeconfig.add_parser(sub)
     return p
 
 

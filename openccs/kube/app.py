@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -20,9 +21,12 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from openccs.kube import proto, writes
+from openccs.cloud import dockerapi
+from openccs.engine.docker import POD_LABEL
+from openccs.kube import metrics, proto, streams, writes
 from openccs.kube.errors import KubeError, not_found
 from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
 from openccs.kube.patch import APPLY
@@ -82,6 +86,20 @@ def resource_list(group: str) -> dict[str, Any]:
                 "kind": "Pod",
                 "verbs": ["get"],
             },
+            *(
+                {
+                    "name": f"pods/{sub}",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": kind,
+                    "verbs": ["create", "get"],
+                }
+                for sub, kind in (
+                    ("exec", "PodExecOptions"),
+                    ("attach", "PodAttachOptions"),
+                    ("portforward", "PodPortForwardOptions"),
+                )
+            ),
             {
                 "name": "pods/eviction",
                 "singularName": "",
@@ -119,6 +137,7 @@ def group_list() -> dict[str, Any]:
             continue
         gv = {"groupVersion": f"{g}/{v}", "version": v}
         groups.append({"name": g, "versions": [gv], "preferredVersion": gv})
+    groups.append(metrics.group())
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -179,14 +198,15 @@ class ClusterApi:
         self.closing = False
         self.app = Starlette(
             routes=[
+                WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{action}", self.stream),
                 Route(
                     "/{path:path}", self.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
-                )
+                ),
             ]
         )
 
     # -- authentication ---------------------------------------------------------------
-    def _authenticated(self, request: Request) -> bool:
+    def _authenticated(self, request: Request | WebSocket) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         given = ""
@@ -203,6 +223,21 @@ class ClusterApi:
         return bool(given) and hmac.compare_digest(given.encode(), self.secret.encode())
 
     # -- dispatch ---------------------------------------------------------------------
+    async def stream(self, ws: WebSocket) -> None:
+        """exec, attach and port-forward (WebSocket); refused before the upgrade without
+        credentials."""
+        p = ws.path_params
+        log_event(log, "kube stream", cluster=self.cluster_id, path=ws.url.path, action=p["action"])
+        if not self._authenticated(ws):
+            await ws.close(code=1008, reason="Unauthorized")
+            return
+        if p["action"] in ("exec", "attach"):
+            await streams.serve_command(self, ws, p["namespace"], p["name"], p["action"])
+        elif p["action"] == "portforward":
+            await streams.serve_port_forward(self, ws, p["namespace"], p["name"])
+        else:
+            await ws.close(code=1008, reason=f"no stream {p['action']}")
+
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         code = 200
@@ -266,6 +301,13 @@ class ClusterApi:
             return _json(openapi_root())
         if path.startswith("/openapi/v3/"):
             return _json(openapi_doc(path.removeprefix("/openapi/v3/")))
+        if path == f"/apis/{metrics.GROUP}":
+            return _json({"kind": "APIGroup", "apiVersion": "v1", **metrics.group()})
+        if path == f"/apis/{metrics.GROUP_VERSION}":
+            return _json(metrics.resource_list())
+        if path.startswith(f"/apis/{metrics.GROUP_VERSION}/") and method == "GET":
+            rest = path.removeprefix(f"/apis/{metrics.GROUP_VERSION}/").split("/")
+            return _json(await in_thread(self._metrics, rest, request))
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2 and parts[1] == "v1":
             group, rest = "", parts[2:]
@@ -306,6 +348,9 @@ class ClusterApi:
             return await self._list(request, kind, namespace)
         if method == "GET" and sub == "log" and kind.name == "pods":
             return await self._logs(request, namespace, name)
+        if kind.name == "pods" and sub in ("exec", "attach", "portforward"):
+            # What reaches here is not a WebSocket: a client that fell back to SPDY.
+            raise KubeError(400, streams.SPDY_ONLY)
         body: Any = None
         if method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
@@ -326,6 +371,25 @@ class ClusterApi:
         return _json(result, code)
 
     # -- reads ------------------------------------------------------------------------
+    def _metrics(self, rest: list[str], request: Request) -> dict[str, Any]:
+        q = request.query_params
+        try:
+            lsel, fsel = (
+                label_selector(q.get("labelSelector")),
+                field_selector(q.get("fieldSelector")),
+            )
+        except SelectorError as exc:
+            raise KubeError(400, str(exc)) from None
+
+        def objects(kind: str) -> list[dict[str, Any]]:
+            self.tracker.refresh({kind})
+            return self.tracker.objects(kind)[0]
+
+        sampler = self.services.extra["monitor"].sampler
+        return metrics.answer(
+            sampler, self.cluster_id, rest, objects, lambda o: lsel(o) and fsel(o)
+        )
+
     def _matching(
         self, kind: Kind, namespace: str, request: Request
     ) -> tuple[list[dict[str, Any]], str, Callable[[dict[str, Any]], bool]]:
@@ -462,17 +526,26 @@ class ClusterApi:
         status = next(
             (c for c in pod["status"].get("containerStatuses", []) if c["name"] == cname), None
         )
-        if status is None or not status.get("containerID"):
+        previous = q.get("previous") in ("true", "1")
+        cid = (status or {}).get("containerID", "").removeprefix("docker://")
+        if not cid and not previous:
             reason = "ContainerCreating"
             if status is not None:
                 reason = status["state"].get("waiting", {}).get("reason", reason)
             raise KubeError(
                 400, f'container "{cname}" in pod "{name}" is waiting to start: {reason}'
             )
-        cid = status["containerID"].removeprefix("docker://")
-        node_id = pod["spec"].get("nodeName")
-        instance = await in_thread(self._instance_of, node_id or "")
-        sock = self.services.extra["cloud"].engine.docker_socket(instance)
+        sock = await in_thread(self.node_socket, pod["spec"].get("nodeName") or "")
+        if previous:
+            running = status is not None and "running" in status.get("state", {})
+            found = await in_thread(
+                _previous_container, sock, pod["metadata"]["uid"], cname, cid if running else ""
+            )
+            if found is None:
+                raise KubeError(
+                    400, f'previous terminated container "{cname}" in pod "{name}" not found'
+                )
+            cid = found
         params = {"stdout": "1", "stderr": "1"}
         follow = q.get("follow") in ("true", "1")
         if follow:
@@ -522,6 +595,10 @@ class ClusterApi:
 
         return StreamingResponse(body(), media_type="text/plain")
 
+    def node_socket(self, lan_ip: str) -> Path:
+        """The docker socket of the cluster's machine with this LAN address (a pod's node)."""
+        return Path(self.services.extra["cloud"].engine.docker_socket(self._instance_of(lan_ip)))
+
     def _instance_of(self, lan_ip: str) -> str:
         from sqlalchemy import select
 
@@ -536,6 +613,20 @@ class ClusterApi:
         if found is None:
             raise KubeError(404, f"node {lan_ip} of the pod is gone")
         return str(found)
+
+
+def _previous_container(sock: Path, pod_uid: str, cname: str, current: str) -> str | None:
+    """The pod's last exited instance of a container other than `current` (the node agent
+    keeps the last one for its logs)."""
+    filters = {"label": [f"{POD_LABEL}={pod_uid}", f"openccs.container={cname}"]}
+    found = dockerapi.request(
+        sock, "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
+    ).json()
+    found.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")), reverse=True)
+    for c in found:
+        if c["Id"] != current and c["State"] != "running":
+            return str(c["Id"])
+    return None
 
 
 def _since(since_time: str | None, since_seconds: str | None) -> int | None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from sqlalchemy import select
 from starlette.routing import BaseRoute
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from openccs.domain.cloud import gateway_of
 from openccs.httpguard import listener_config
@@ -39,6 +40,20 @@ log = get_logger("openccs.kube")
 SYNC_EVERY = 2.0
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 Address = tuple[str, int]
+
+
+class _KubeWebSockets(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, but the subprotocol is left to the app: kubectl offers
+    names such as `SPDY/3.1+portforward.k8s.io` that are not RFC 6455 tokens, which the
+    websockets library refuses outright."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.process_subprotocol = _app_decides  # type: ignore[method-assign]
+
+
+def _app_decides(headers: Any) -> None:
+    return None
 
 
 class _Server(uvicorn.Server):
@@ -206,6 +221,7 @@ class KubeComponent:
             self.services.settings,
             ssl_certfile=str(cert),
             ssl_keyfile=str(pkey),
+            ws=_KubeWebSockets,
             timeout_graceful_shutdown=2,
         )
         server = _Server(cfg)
