@@ -69,6 +69,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._disarm()
 
+    def handle_websocket_upgrade(self) -> None:
+        # The request has arrived whole; the connection now belongs to a WebSocket protocol
+        # (an exec or port-forward session may last hours): this deadline must not close it.
+        self._disarm()
+        super().handle_websocket_upgrade()
+
     def _arm(self) -> None:
         self._disarm()
         self._cycle_before = self.cycle

@@ -107,6 +107,15 @@ def test_exec_runs_in_the_pod_with_its_exit_code_and_stdin(kube: Kube, web_svc: 
     assert r.returncode != 0 and "nothing" in r.stderr
 
 
+def test_an_exec_session_outlives_the_request_read_deadline(kube: Kube, web_svc: Svc) -> None:
+    # The listeners close a request that has not arrived whole within 10 s
+    # (--request-read-timeout); an upgraded session is no longer a request being read.
+    pod = web_svc.pods()[0]["name"]
+    r = kube.run("exec", pod, "--", "sh", "-c", "sleep 12; echo still here", check=False)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout == "still here\n"
+
+
 def test_exec_with_a_terminal(kube: Kube, web_svc: Svc) -> None:
     pod = web_svc.pods()[0]["name"]
     # script gives kubectl a pseudo-terminal; what is typed reaches an interactive shell
