@@ -6,13 +6,21 @@ dockershim did. Containers carry labels naming their pod, so after a restart of 
 the agent finds them again instead of starting them twice. Exited containers are started
 again with exponential back-off (CrashLoopBackOff); images are pulled when missing, with
 back-off on failure (ErrImagePull, ImagePullBackOff).
+
+The agent does not wait for the next pass to notice a change: dockerd's event stream
+(a pod container started, died, was OOM-killed), a finished probe and a finished stop
+call `notify`, which wakes the passes of the machine's cluster; each pass also says when
+the next one is due at the latest (a probe or a back-off that expires).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +66,7 @@ class _Backoff:
 @dataclass
 class NodeAgent:
     node_id: str
+    cluster_id: str
     socket: Path
     root_dir: Path
     # (pod, image) -> (the name this machine pulls it by, credentials or None)
@@ -69,6 +78,29 @@ class NodeAgent:
     killing: dict[str, Future[None]] = field(default_factory=dict)
     seen_containers: set[str] = field(default_factory=set)
     images_ready: bool = False
+    # Wakes the passes of the machine's cluster (called from any thread).
+    notify: Callable[[], None] = lambda: None
+    # Images seen on the machine: a pod start asks dockerd once per image, not per pod.
+    images: set[str] = field(default_factory=set)
+    # time.monotonic() by which a pass is needed (a probe due, a back-off over), or inf.
+    next_due: float = math.inf
+    closed: bool = False
+
+    # -- dockerd's events ------------------------------------------------------------------
+    def watch(self) -> None:
+        """Follow the machine's dockerd events in a thread of its own until `close()`."""
+        threading.Thread(
+            target=docker.watch_events,
+            args=(self.socket, lambda _event: self.notify(), lambda: self.closed),
+            name=f"events-{self.node_id}",
+            daemon=True,
+        ).start()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _due_in(self, seconds: float) -> None:
+        self.next_due = min(self.next_due, time.monotonic() + max(0.0, seconds))
 
     # -- the whole node ----------------------------------------------------------------
     def sync(self, store: Any) -> None:
@@ -89,6 +121,7 @@ class NodeAgent:
             }
         work = _Work(names)
         self.seen_containers = set()
+        self.next_due = math.inf
         for pod in pods:
             before = (dict(pod.status), pod.ready_since)
             try:
@@ -138,6 +171,7 @@ class NodeAgent:
                     self._event(s, pod, "Killing", f"Stopping container {name}")
             ids = [c["Id"] for c in containers]
             self.killing[pod.uid] = _KILLERS.submit(self._stop_and_remove, pod.uid, ids)
+            self.killing[pod.uid].add_done_callback(lambda _f: self.notify())
             return False
         if not running.done():
             return False
@@ -243,6 +277,7 @@ class NodeAgent:
             finished = _parse_time(state.get("FinishedAt"))
             delay = min(BACKOFF_START * 2**restarts, BACKOFF_MAX)
             if finished is not None and (time.time() - finished) < delay:
+                self._due_in(finished + delay - time.time())
                 self._event(
                     s, pod, "BackOff", f"Back-off restarting failed container {cname}", "Warning"
                 )
@@ -269,6 +304,8 @@ class NodeAgent:
             self._event(s, pod, "Created", f"Created container {cname}")
             docker.start(self.socket, cid)
         except CloudError as exc:
+            if "No such image" in exc.message:  # removed behind our back: pull it again
+                self.images.discard(ref)
             self._event(s, pod, "Failed", f"Error: {exc.message[-300:]}", "Warning")
             return {**base, "status": "Waiting", "reason": "CreateContainerError", "ready": False}
         self._event(s, pod, "Started", f"Started container {cname}")
@@ -296,7 +333,7 @@ class NodeAgent:
         if checks is None:
             checks = self.probes[cid] = probes_for(spec, float(container.get("Created") or 0))
         self.seen_containers.add(cid)
-        for kind, message in checks.step(ip, self.socket, cid):
+        for kind, message in checks.step(ip, self.socket, cid, self.notify):
             self._event(s, pod, "Unhealthy", f"{kind} probe failed: {message}", "Warning")
         if checks.dead:
             name = spec["containerName"]
@@ -306,6 +343,7 @@ class NodeAgent:
             docker.stop(self.socket, cid, STOP_GRACE)
             self.probes.pop(cid, None)
             return {**base, "status": "Waiting", "reason": "Unhealthy", "ready": False}
+        self._due_in(checks.next_due() - time.time())
         return {**base, "status": "Running", "reason": "", "ready": checks.ready_now}
 
     def _ensure_image(
@@ -318,10 +356,12 @@ class NodeAgent:
             and image not in BUILTIN_IMAGES
             and (pod.uid, image) not in self.pulled
         )
-        if not repull and docker.image_present(self.socket, image):
+        if not repull and (image in self.images or docker.image_present(self.socket, image)):
+            self.images.add(image)
             return None
         backoff = self.pulls.setdefault((pod.uid, image), _Backoff())
         if backoff.waiting:
+            self._due_in(backoff.until - time.monotonic())
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:
@@ -334,6 +374,7 @@ class NodeAgent:
             return "ErrImagePull"
         self.pulls.pop((pod.uid, image), None)
         self.pulled.add((pod.uid, image))
+        self.images.add(image)
         self._event(s, pod, "Pulled", f'Successfully pulled image "{image}"')
         return None
 

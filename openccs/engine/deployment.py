@@ -5,13 +5,16 @@ As in Kubernetes: each distinct pod template is a revision (ReplicaSet). Rolling
 pods are available (ready for minReadySeconds), so there are never fewer ready pods than
 desired; Recreate removes every old pod before new ones start. A paused service neither
 rolls out nor scales. Each pass takes one step toward the desired state, so a pass may be
-interrupted anywhere and the next one goes on.
+interrupted anywhere and the next one goes on. A pass returns when the next one is due at
+the latest (a ready pod becoming available after minReadySeconds), as nothing else would
+wake the cluster then.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,9 +24,11 @@ from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
 
 
-def reconcile_cluster(s: Session, cluster_id: str) -> None:
+def reconcile_cluster(s: Session, cluster_id: str) -> float:
+    """One step for every service of the cluster; seconds until the next pass is due."""
+    due = math.inf
     for svc in s.scalars(select(Service).where(Service.cluster_id == cluster_id)):
-        reconcile_service(s, svc)
+        due = min(due, reconcile_service(s, svc))
     # A terminating namespace goes once nothing is left in it.
     for ns in s.scalars(
         select(K8sNamespace).where(
@@ -42,20 +47,34 @@ def reconcile_cluster(s: Session, cluster_id: str) -> None:
         )
         if left is None:
             s.delete(ns)
+    return due
 
 
 def _event(s: Session, svc: Service, obj_type: str, obj: str, reason: str, message: str) -> None:
     wl.record_event(s, svc.cluster_id, svc.namespace, svc.name, obj_type, obj, reason, message)
 
 
-def _available(svc: Service, pod: Pod) -> bool:
+def _available_at(svc: Service, pod: Pod) -> datetime | None:
+    """When a ready pod is (or becomes) available; None for a pod that is not ready."""
     if not wl.pod_is_ready(pod) or pod.ready_since is None:
-        return False
-    min_ready = int(svc.spec.get("minReadySeconds") or 0)
-    return pod.ready_since <= utcnow() - timedelta(seconds=min_ready)
+        return None
+    return pod.ready_since + timedelta(seconds=int(svc.spec.get("minReadySeconds") or 0))
 
 
-def reconcile_service(s: Session, svc: Service) -> None:
+def _available(svc: Service, pod: Pod) -> bool:
+    at = _available_at(svc, pod)
+    return at is not None and at <= utcnow()
+
+
+def _due(svc: Service, pods: list[Pod]) -> float:
+    """Seconds until the first ready pod that is not yet available becomes available."""
+    now = utcnow()
+    later = [at for p in pods if (at := _available_at(svc, p)) is not None and at > now]
+    return min(((at - now).total_seconds() for at in later), default=math.inf)
+
+
+def reconcile_service(s: Session, svc: Service) -> float:
+    """One step toward the service's desired state; seconds until the next is due."""
     pods = wl.service_pods(s, svc)
     if svc.deleting:
         for p in pods:
@@ -64,13 +83,13 @@ def reconcile_service(s: Session, svc: Service) -> None:
             for rs in wl.revisions(s, svc):
                 s.delete(rs)
             s.delete(svc)
-        return
+        return math.inf
     revs = wl.revisions(s, svc)
     template = wl.template_of(svc.spec, svc.restarted_at)
     digest = wl.template_hash(template)
     current = next((rs for rs in revs if rs.template_hash == digest), None)
     if svc.paused:
-        return
+        return math.inf
     if current is None:
         current = ReplicaSet(
             service_id=svc.id,
@@ -123,6 +142,7 @@ def reconcile_service(s: Session, svc: Service) -> None:
         _sync_replicaset(s, svc, rs, [p for p in live if p.replicaset_id == rs.id])
     if svc.operation == "RollingBack" and wl.rollout_done(s, svc):
         svc.operation = ""
+    return _due(svc, live)
 
 
 def _scale(s: Session, svc: Service, rs: ReplicaSet, replicas: int) -> None:
