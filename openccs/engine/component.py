@@ -13,12 +13,14 @@ loops, the load balancers' VIPs and the event table.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +63,7 @@ class Engine:
         self.store = services.store
         self.settings = services.settings
         self._loop = PassLoop("engine", self.run_pass, PASS_INTERVAL, log)
-        self._clusters: dict[str, PassLoop] = {}
+        self._clusters: dict[str, _ClusterLoops] = {}
         self._agents: dict[str, NodeAgent] = {}
         self._lock = threading.Lock()  # the two dicts above, changed from several threads
         self._vips_lock = threading.Lock()
@@ -107,8 +109,10 @@ class Engine:
         with self._lock:
             loops, self._clusters = list(self._clusters.values()), {}
             agents, self._agents = list(self._agents.values()), {}
-        for loop in loops:
-            await loop.stop()
+        for loops_of in loops:
+            loops_of.cancel()
+        for loops_of in loops:
+            await asyncio.to_thread(loops_of.join, 30)
         for agent in agents:
             agent.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -153,13 +157,14 @@ class Engine:
         with self._lock:
             started = [c for c in clusters if c not in self._clusters]
             for cluster_id in started:
-                loop = self._clusters[cluster_id] = PassLoop(
-                    f"engine-{cluster_id}",
-                    functools.partial(self.run_cluster_pass, cluster_id),
-                    self.settings.engine_resync,
-                    log,
-                )
-                loop.start()
+                interval = self.settings.engine_resync
+                loops_of = self._clusters[cluster_id] = _ClusterLoops(
+                    PassLoop(f"engine-{cluster_id}",
+                             functools.partial(self.run_cluster_pass, cluster_id), interval, log),
+                    PassLoop(f"services-{cluster_id}",
+                             functools.partial(self._sync_services, cluster_id), interval, log),
+                )  # fmt: skip
+                loops_of.start()
             ended = [c for c in self._clusters if c not in clusters]
             for cluster_id in ended:
                 self._clusters.pop(cluster_id).cancel()
@@ -169,8 +174,9 @@ class Engine:
                     agent.close()
 
     def run_cluster_pass(self, cluster_id: str) -> None:
-        """One cluster: controllers, then the agents of its machines in parallel, then its
-        service addresses."""
+        """One cluster: controllers, then the agents of its machines in parallel; then its
+        service addresses follow in a loop of their own (iptables and DNS take time the
+        next step of a rollout need not wait for)."""
         with self.store.session() as s:
             due = self._node_lifecycle(s, cluster_id)
             due = min(due, deployment.reconcile_cluster(s, cluster_id))
@@ -194,10 +200,10 @@ class Engine:
                 if agent.cluster_id == cluster_id and node_id not in nodes:
                     del self._agents[node_id]
                     agent.close()
-            loop = self._clusters.get(cluster_id)
-        if loop is not None:
-            loop.wake_at(min([time.monotonic() + due, *(a.next_due for a in agents)]))
-        self._sync_services(cluster_id, nodes)
+            loops_of = self._clusters.get(cluster_id)
+        if loops_of is not None:
+            loops_of.passes.wake_at(min([time.monotonic() + due, *(a.next_due for a in agents)]))
+            loops_of.services.wake()
 
     def _sync_vips(self) -> None:
         """The VIPs of every load balancer on the host (checked again every 30 s even when
@@ -219,7 +225,7 @@ class Engine:
             return
         self._vips, self._vips_checked = want, now
 
-    def _sync_services(self, cluster_id: str, nodes: list[str]) -> None:
+    def _sync_services(self, cluster_id: str) -> None:
         """Service addresses to ready endpoints, on the host and in every machine: cluster
         IPs, load balancer VIPs and node ports."""
         ports: list[ServicePort] = []
@@ -228,6 +234,13 @@ class Engine:
             cluster = s.get(Cluster, cluster_id)
             if cluster is None:
                 return
+            nodes = list(
+                s.scalars(
+                    select(Instance.id).where(
+                        Instance.cluster_id == cluster_id, Instance.state == "Running"
+                    )
+                )
+            )
             vpc_id, service_cidr = cluster.vpc_id, cluster.service_cidr
             lbs = {
                 lb.service_id: lb
@@ -290,10 +303,10 @@ class Engine:
     def forget_cluster(self, cluster_id: str, vpc_id: str, service_cidr: str) -> None:
         """What a deleted cluster leaves on the host: service rules and its DNS."""
         with self._lock:
-            loop = self._clusters.pop(cluster_id, None)
-        if loop is not None:  # its last pass must not put the rules back
-            loop.cancel()
-            loop.join(30)
+            loops_of = self._clusters.pop(cluster_id, None)
+        if loops_of is not None:  # their last pass must not put the rules back
+            loops_of.cancel()
+            loops_of.join(30)
         self.proxy.forget(cluster_id)
         self.dns.stop(cluster_id, vpc_id, dns.dns_ip(service_cidr))
 
@@ -380,6 +393,29 @@ class Engine:
                 )  # fmt: skip
                 s.delete(pod)
         return due
+
+
+@dataclass
+class _ClusterLoops:
+    """A cluster's two loops: its passes, and its service addresses (woken by each pass)."""
+
+    passes: PassLoop
+    services: PassLoop
+
+    def start(self) -> None:
+        self.passes.start()
+        self.services.start()
+
+    def wake(self) -> None:
+        self.passes.wake()
+
+    def cancel(self) -> None:
+        self.passes.cancel()
+        self.services.cancel()
+
+    def join(self, timeout: float) -> None:
+        self.passes.join(timeout)
+        self.services.join(timeout)
 
 
 def component(services: Services) -> Engine:

@@ -117,10 +117,12 @@ def reconcile_service(s: Session, svc: Service) -> float:
         _scale(s, svc, current, 0)
     else:
         # Up: at most one pod above the desired count.
-        if current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1:
+        upped = current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1
+        if upped:
             _scale(s, svc, current, current.replicas + 1)
         # Old pods that are not ready cost no availability: they go first, so a broken
         # revision never blocks the next one (Kubernetes' cleanup of unhealthy replicas).
+        old_before = sum(rs.replicas for rs in olds)
         for rs in olds:
             broken = sum(1 for p in old_pods if p.replicaset_id == rs.id and not wl.pod_is_ready(p))
             if broken and rs.replicas > 0:
@@ -135,6 +137,12 @@ def reconcile_service(s: Session, svc: Service) -> float:
                 take = min(spare, rs.replicas)
                 _scale(s, svc, rs, rs.replicas - take)
                 spare -= take
+        # Up again for the room the step down just made (surge still at most one): the
+        # next new pod starts in this pass, not the next one.
+        left = len(live) - (old_before - sum(rs.replicas for rs in olds))
+        wanted = sum(rs.replicas for rs in revs)
+        if not upped and current.replicas < desired and max(left, wanted) < desired + 1:
+            _scale(s, svc, current, current.replicas + 1)
         if current.replicas > desired:
             _scale(s, svc, current, desired)
 
