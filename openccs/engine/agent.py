@@ -46,6 +46,8 @@ BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 # Stops wait out their grace period here, in parallel, not in the node's pass.
 _KILLERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kill")
+# Pause containers start here while the agent creates the pod's other containers.
+_STARTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox")
 STOP_GRACE = 5
 
 
@@ -193,10 +195,12 @@ class NodeAgent:
             for c in containers:
                 docker.remove(self.socket, c["Id"])
             containers, pause = [], None
+        sandbox: Future[str] | None = None
         if pause is None:
-            pause_id = self._start_pause(pod)
-            info = docker.inspect(self.socket, pause_id) or {}
-            ip = (info.get("NetworkSettings") or {}).get("IPAddress", "")
+            pause_id = self._create_pause(pod)
+            # dockerd sets the sandbox's network up while the app containers are created.
+            sandbox = _STARTS.submit(self._start_sandbox, pause_id)
+            ip = ""
         else:
             # The container list carries the address: no inspect per pod and pass.
             pause_id = pause["Id"]
@@ -209,7 +213,11 @@ class NodeAgent:
                 for c in containers
                 if c["Labels"].get("openccs.container") == spec["containerName"]
             ]
-            statuses.append(self._sync_container(s, pod, spec, mine, pause_id, ip))
+            statuses.append(
+                self._sync_container(s, pod, spec, mine, pause_id, ip, _waiter(sandbox))
+            )
+        if sandbox is not None:
+            ip = sandbox.result()
         ready = bool(statuses) and all(st["ready"] for st in statuses)
         status = {"ip": ip, "ready": ready, "containers": statuses, "reason": ""}
         waiting = [st for st in statuses if st["status"] != "Running"]
@@ -231,7 +239,13 @@ class NodeAgent:
             **extra,
         }
 
-    def _start_pause(self, pod: Pod) -> str:
+    def _start_sandbox(self, pause_id: str) -> str:
+        """Start a pod's pause container; its IP address."""
+        docker.start(self.socket, pause_id)
+        info = docker.inspect(self.socket, pause_id) or {}
+        return str((info.get("NetworkSettings") or {}).get("IPAddress", ""))
+
+    def _create_pause(self, pod: Pod) -> str:
         name = f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid[:8]}"
         cid = docker.create(
             self.socket,
@@ -250,7 +264,6 @@ class NodeAgent:
                 "StopSignal": "SIGKILL",
             },
         )
-        docker.start(self.socket, cid)
         return cid
 
     def _sync_container(
@@ -261,7 +274,10 @@ class NodeAgent:
         mine: list[dict[str, Any]],
         pause_id: str,
         ip: str,
+        sandbox_ready: Callable[[], None],
     ) -> dict[str, Any]:
+        """One container's status, after starting it if it is not running. A container
+        joins the pod's network, so it starts once `sandbox_ready()` returned."""
         cname = spec["containerName"]
         image = spec["image"]
         mine.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")))
@@ -302,6 +318,7 @@ class NodeAgent:
                 self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart),
             )
             self._event(s, pod, "Created", f"Created container {cname}")
+            sandbox_ready()
             docker.start(self.socket, cid)
         except CloudError as exc:
             if "No such image" in exc.message:  # removed behind our back: pull it again
@@ -456,6 +473,17 @@ class _Work:
             service = self.service_names.get(pod.service_id or -1, "")
             record_event(s, pod.cluster_id, pod.namespace, service, "Pod", pod.name, reason,
                          message, level)  # fmt: skip
+
+
+def _waiter(sandbox: Future[str] | None) -> Callable[[], None]:
+    """Waits for a sandbox being started (a failure raises here); nothing to wait for
+    when the pod's sandbox was already running."""
+
+    def wait() -> None:
+        if sandbox is not None:
+            sandbox.result()
+
+    return wait
 
 
 def _parse_time(value: str | None) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -26,9 +27,26 @@ from openccs.timeutil import utcnow
 
 def reconcile_cluster(s: Session, cluster_id: str) -> float:
     """One step for every service of the cluster; seconds until the next pass is due."""
+    services = list(s.scalars(select(Service).where(Service.cluster_id == cluster_id)))
+    # The cluster's pods and revisions in two queries, not two per service.
+    pods: dict[int, list[Pod]] = defaultdict(list)
+    for pod in s.scalars(
+        select(Pod)
+        .where(Pod.cluster_id == cluster_id, Pod.service_id.is_not(None))
+        .order_by(Pod.created_at)
+    ):
+        pods[pod.service_id or 0].append(pod)
+    revs: dict[int, list[ReplicaSet]] = defaultdict(list)
+    for rs in s.scalars(
+        select(ReplicaSet)
+        .join(Service, ReplicaSet.service_id == Service.id)
+        .where(Service.cluster_id == cluster_id)
+        .order_by(ReplicaSet.revision)
+    ):
+        revs[rs.service_id].append(rs)
     due = math.inf
-    for svc in s.scalars(select(Service).where(Service.cluster_id == cluster_id)):
-        due = min(due, reconcile_service(s, svc))
+    for svc in services:
+        due = min(due, reconcile_service(s, svc, pods[svc.id], revs[svc.id]))
     # A terminating namespace goes once nothing is left in it.
     for ns in s.scalars(
         select(K8sNamespace).where(
@@ -73,18 +91,24 @@ def _due(svc: Service, pods: list[Pod]) -> float:
     return min(((at - now).total_seconds() for at in later), default=math.inf)
 
 
-def reconcile_service(s: Session, svc: Service) -> float:
-    """One step toward the service's desired state; seconds until the next is due."""
-    pods = wl.service_pods(s, svc)
+def reconcile_service(
+    s: Session,
+    svc: Service,
+    pods: list[Pod] | None = None,
+    revisions: list[ReplicaSet] | None = None,
+) -> float:
+    """One step toward the service's desired state (its pods, oldest first, and revisions,
+    by number, when the caller has them); seconds until the next is due."""
+    pods = wl.service_pods(s, svc) if pods is None else pods
     if svc.deleting:
         for p in pods:
             p.deleting = True
         if not pods:
-            for rs in wl.revisions(s, svc):
+            for rs in wl.revisions(s, svc) if revisions is None else revisions:
                 s.delete(rs)
             s.delete(svc)
         return math.inf
-    revs = wl.revisions(s, svc)
+    revs = wl.revisions(s, svc) if revisions is None else list(revisions)
     template = wl.template_of(svc.spec, svc.restarted_at)
     digest = wl.template_hash(template)
     current = next((rs for rs in revs if rs.template_hash == digest), None)
