@@ -37,7 +37,7 @@ from openccs.engine.agent import NodeAgent
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, Event, Instance, Pod, Service
+from openccs.store.models import Cluster, Event, Instance, K8sNamespace, Pod, Service
 from openccs.timeutil import utcnow
 from openccs.traffic import net as traffic_net
 from openccs.traffic.lb import NODE_PORT_TYPES
@@ -435,24 +435,22 @@ def wake(services: Any, cluster_id: str | None = None) -> None:
 # Session.info keys: the clusters whose rows a transaction changed, and whether it changed
 # a load balancer (the VIPs are the global pass's).
 _CHANGED, _VIPS = "engine_changed_clusters", "engine_changed_vips"
+_WATCHED = (Instance, K8sNamespace, Service, Pod, LoadBalancer)
 
 
 def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
-    """Before each flush: note the clusters of what it writes (events excepted: writing one
-    is no reason for a pass)."""
+    """Before each flush: note the clusters whose rows the engine works from (clusters,
+    machines, namespaces, services, pods, load balancers) it writes. Events, samples and
+    the like are no reason for a pass."""
     changed: set[str] = session.info.setdefault(_CHANGED, set())
     dirty = [o for o in session.dirty if session.is_modified(o)]
     for obj in (*session.new, *dirty, *session.deleted):
-        if isinstance(obj, Event):
-            continue
         if isinstance(obj, Cluster):
             changed.add(obj.id)
-            continue
-        cluster_id = getattr(obj, "cluster_id", None)
-        if isinstance(cluster_id, str):
-            changed.add(cluster_id)
-        if isinstance(obj, LoadBalancer):
-            session.info[_VIPS] = True
+        elif isinstance(obj, _WATCHED) and obj.cluster_id:
+            changed.add(obj.cluster_id)
+            if isinstance(obj, LoadBalancer):
+                session.info[_VIPS] = True
 
 
 def _forget_changes(session: Session) -> None:
