@@ -802,7 +802,8 @@ def render_startup(r: Startup, waited: float | None) -> list[str]:
          [p.app_started - p.pause_created for p in r.pods]),
         ("  of which dockerd starting the pause container (Created -> StartedAt)",
          [p.pause_docker for p in r.pods]),
-        ("  of which dockerd starting the app container (Created -> StartedAt)",
+        ("  of which the app container Created -> StartedAt (created while the pause"
+         " container starts, it starts once that one runs)",
          [p.app_docker for p in r.pods]),
         ("app started -> Running seen (rest of the agent pass, database write, poll)",
          [p.running - p.app_started for p in r.pods]),
@@ -854,6 +855,8 @@ def render_rolling(r: Rolling, waited: float | None, docker_run: float | None) -
         "| --- | ---: |",
         f"| Modify to all {r.replicas} pods new, Running, service Normal | {r.duration:.1f} s |",
         f"| Modify to the first new pod Running | {r.first_new_running:.1f} s |",
+        f"| Modify to the last new pod Running (old ones may still be Terminating, as"
+        f" `kubectl rollout status` counts) | {max(r.new_running, default=float('nan')):.1f} s |",
         f"| between one new pod Running and the next (median, max) | {med(gaps):.1f} s,"
         f" {max(gaps, default=float('nan')):.1f} s |",
         f"| an old pod Terminating until gone (median, max) | {med(r.terminating):.1f} s,"
