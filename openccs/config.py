@@ -96,6 +96,9 @@ class Settings:
     health_interval: float = 5.0
     # Seconds a machine may be not ready before its pods are replaced on other machines.
     node_grace: float = 60.0
+    # Seconds between a cluster's engine passes when nothing wakes it (the resync that
+    # repairs what an event lost; changes, dockerd events and probes wake it at once).
+    engine_resync: float = 1.0
     # Public VIPs of load balancers and ingresses (accessType LoadBalancer, public ingress).
     lb_pool: str = "198.18.0.0/24"
     # Node ports allocated when a portMapping gives none (Kubernetes' default range).

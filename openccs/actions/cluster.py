@@ -677,7 +677,6 @@ class DrainParams(Params):
 def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
     """Cordon the node and evict its pods (their services start them elsewhere); with
     DryRun (the default) only list what would be evicted."""
-    from openccs.engine.component import wake
     from openccs.store.models import Pod
 
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId, name="ClusterId")
@@ -689,8 +688,6 @@ def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
         node.drain_status = "drained"
         for pod in pods:
             pod.deleting = True
-        services = ctx.services
-        ctx.on_commit(lambda: wake(services))
     return {"Pods": listed}
 
 

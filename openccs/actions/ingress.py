@@ -14,7 +14,6 @@ from openccs.api.params import Array, Flag, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
-from openccs.engine.component import wake as wake_engine
 from openccs.ids import new_id
 from openccs.store.models import Service
 from openccs.timeutil import fmt_time, utcnow
@@ -60,12 +59,7 @@ class ModifyIngressParams(IngressRef):
 
 def _wake(ctx: RequestContext) -> None:
     services = ctx.services
-
-    def both() -> None:
-        wake_engine(services)
-        wake_traffic(services)
-
-    ctx.on_commit(both)
+    ctx.on_commit(lambda: wake_traffic(services))
 
 
 def check_rules(

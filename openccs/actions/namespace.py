@@ -15,7 +15,6 @@ from openccs.api.params import Array, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
-from openccs.engine.component import wake
 from openccs.store.models import K8sNamespace, Service
 from openccs.timeutil import fmt_time
 from openccs.traffic.models import Ingress
@@ -101,8 +100,6 @@ def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
         ctx.db.execute(
             delete(Ingress).where(Ingress.cluster_id == cluster.id, Ingress.namespace == ns.name)
         )
-    services = ctx.services
-    ctx.on_commit(lambda: wake(services))
 
 
 class ModifyNamespaceDescriptionParams(Params):

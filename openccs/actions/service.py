@@ -34,7 +34,6 @@ from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
 from openccs.engine import docker
-from openccs.engine.component import wake
 from openccs.store.models import Event, Instance, Pod, Service
 from openccs.timeutil import fmt_time, utcnow
 from openccs.traffic import lb
@@ -318,11 +317,6 @@ def _cluster(ctx: RequestContext, cluster_id: str) -> Any:
     return cluster
 
 
-def _wake(ctx: RequestContext) -> None:
-    services = ctx.services
-    ctx.on_commit(lambda: wake(services))
-
-
 def _allocate_cluster_ip(ctx: RequestContext, cluster: Any) -> str:
     import ipaddress
 
@@ -381,7 +375,6 @@ def create_service(ctx: RequestContext, p: ServiceParams) -> None:
     ctx.db.add(svc)
     ctx.db.flush()
     _access(ctx, cluster, svc, None)
-    _wake(ctx)
 
 
 def _access(ctx: RequestContext, cluster: Any, svc: Service, old: dict[str, Any] | None) -> None:
@@ -469,7 +462,6 @@ def describe_service_info(ctx: RequestContext, p: ServiceRef) -> dict[str, Any]:
 def delete_service(ctx: RequestContext, p: ServiceRef) -> None:
     _, svc = _service(ctx, p)
     svc.deleting = True
-    _wake(ctx)
 
 
 class ReplicasParams(ServiceRef):
@@ -481,7 +473,6 @@ def modify_replicas(ctx: RequestContext, p: ReplicasParams) -> None:
     _, svc = _service(ctx, p)
     svc.replicas = p.scaleTo
     svc.updated_at = utcnow()
-    _wake(ctx)
 
 
 class DescribeInstancesParams(ServiceRef, Paged):
@@ -532,7 +523,6 @@ def delete_instances(ctx: RequestContext, p: DeleteInstancesParams) -> dict[str,
         else:
             pod.deleting = True
             done.append(name)
-    _wake(ctx)
     return {"successList": done, "failedMap": failed}
 
 
@@ -625,7 +615,6 @@ def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     svc.replicas = p.replicas
     svc.operation = ""
     svc.updated_at = utcnow()
-    _wake(ctx)
 
 
 class DescriptionParams(ServiceRef):
@@ -676,7 +665,6 @@ def modify_image(ctx: RequestContext, p: ImageParams) -> None:
     else:
         raise invalid_parameter("image", "give image (one container) or containers.n")
     wl.set_images(svc, changes)
-    _wake(ctx)
 
 
 class LabelsParams(ServiceRef):
@@ -718,7 +706,6 @@ def rollback(ctx: RequestContext, p: ServiceRef) -> None:
     target.revision = max(rs.revision for rs in revs) + 1
     svc.operation = "RollingBack"
     svc.paused = False
-    _wake(ctx)
 
 
 @action("RedeployClusterService", ServiceRef, resources=("clusterId",))
@@ -726,7 +713,6 @@ def redeploy(ctx: RequestContext, p: ServiceRef) -> None:
     """Every pod made again with the current spec (images pulled again)."""
     _, svc = _service(ctx, p)
     svc.restarted_at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
-    _wake(ctx)
 
 
 @action("PauseClusterService", ServiceRef, resources=("clusterId",))
@@ -743,7 +729,6 @@ def resume(ctx: RequestContext, p: ServiceRef) -> None:
     if not svc.paused:
         raise ApiError(5100, "ServiceNotPaused", f"service {svc.name} is not paused")
     svc.paused = False
-    _wake(ctx)
 
 
 class TextParams(ServiceRef):

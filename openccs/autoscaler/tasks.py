@@ -59,8 +59,6 @@ def drain(ctx: StepContext) -> None:
     ids = _targets(ctx)
     if not ctx.params.get("drain", True) or not ids:
         return
-    from openccs.engine.component import wake
-
     with services.store.session() as s:
         for node in s.scalars(select(Instance).where(Instance.id.in_(ids))):
             node.unschedulable = True
@@ -80,7 +78,6 @@ def drain(ctx: StepContext) -> None:
                     "ScaleDown",
                     f"deleting pod for node scale down ({node.lan_ip})",
                 )
-    wake(services)
     deadline = time.monotonic() + minutes(services.settings, DRAIN_TIMEOUT_MINUTES)
     while time.monotonic() < deadline:
         with services.store.session() as s:

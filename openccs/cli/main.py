@@ -43,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.default_vpc_cidr = args.default_vpc_cidr
     settings.node_grace = args.node_grace
     settings.health_interval = args.health_interval
+    settings.engine_resync = args.engine_resync
     settings.lb_pool = args.lb_pool
     low, _, high = args.node_port_range.partition("-")
     settings.node_port_range = (int(low), int(high or low))
@@ -807,6 +808,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--health-interval", type=float, default=5.0, help="seconds between machine checks"
+    )
+    s.add_argument(
+        "--engine-resync",
+        type=float,
+        default=1.0,
+        help="seconds between a cluster's engine passes when no change wakes it (default 1)",
     )
     s.add_argument(
         "--lb-pool",

@@ -11,14 +11,22 @@ Volumes are resolved inside their root (the machine's disk for a hostPath) by
 `cloud.safepath` and handed to dockerd as bind mounts under the machine's runtime dir, so a
 link a tenant puts on the disk never leads dockerd out of it; a volume that would leave its
 root keeps the container from starting (a FailedMount event says why).
+
+The agent does not wait for the next pass to notice a change: dockerd's event stream
+(a pod container started, died, was OOM-killed), a finished probe and a finished stop
+call `notify`, which wakes the passes of the machine's cluster; each pass also says when
+the next one is due at the latest (a probe or a back-off that expires).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +53,8 @@ BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 # Stops wait out their grace period here, in parallel, not in the node's pass.
 _KILLERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kill")
+# Pause containers start here while the agent creates the pod's other containers.
+_STARTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox")
 STOP_GRACE = 5
 
 
@@ -65,6 +75,7 @@ class _Backoff:
 @dataclass
 class NodeAgent:
     node_id: str
+    cluster_id: str
     socket: Path
     root_dir: Path
     # (pod, image) -> (the name this machine pulls it by, credentials or None)
@@ -76,6 +87,29 @@ class NodeAgent:
     killing: dict[str, Future[None]] = field(default_factory=dict)
     seen_containers: set[str] = field(default_factory=set)
     images_ready: bool = False
+    # Wakes the passes of the machine's cluster (called from any thread).
+    notify: Callable[[], None] = lambda: None
+    # Images seen on the machine: a pod start asks dockerd once per image, not per pod.
+    images: set[str] = field(default_factory=set)
+    # time.monotonic() by which a pass is needed (a probe due, a back-off over), or inf.
+    next_due: float = math.inf
+    closed: bool = False
+
+    # -- dockerd's events ------------------------------------------------------------------
+    def watch(self) -> None:
+        """Follow the machine's dockerd events in a thread of its own until `close()`."""
+        threading.Thread(
+            target=docker.watch_events,
+            args=(self.socket, lambda _event: self.notify(), lambda: self.closed),
+            name=f"events-{self.node_id}",
+            daemon=True,
+        ).start()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _due_in(self, seconds: float) -> None:
+        self.next_due = min(self.next_due, time.monotonic() + max(0.0, seconds))
 
     # -- the whole node ----------------------------------------------------------------
     def sync(self, store: Any) -> None:
@@ -96,6 +130,7 @@ class NodeAgent:
             }
         work = _Work(names)
         self.seen_containers = set()
+        self.next_due = math.inf
         for pod in pods:
             before = (dict(pod.status), pod.ready_since)
             try:
@@ -158,6 +193,7 @@ class NodeAgent:
                     self._event(s, pod, "Killing", f"Stopping container {name}")
             ids = [c["Id"] for c in containers]
             self.killing[pod.uid] = _KILLERS.submit(self._stop_and_remove, pod.uid, ids)
+            self.killing[pod.uid].add_done_callback(lambda _f: self.notify())
             return False
         if not running.done():
             return False
@@ -179,10 +215,12 @@ class NodeAgent:
             for c in containers:
                 docker.remove(self.socket, c["Id"])
             containers, pause = [], None
+        sandbox: Future[str] | None = None
         if pause is None:
-            pause_id = self._start_pause(pod)
-            info = docker.inspect(self.socket, pause_id) or {}
-            ip = (info.get("NetworkSettings") or {}).get("IPAddress", "")
+            pause_id = self._create_pause(pod)
+            # dockerd sets the sandbox's network up while the app containers are created.
+            sandbox = _STARTS.submit(self._start_sandbox, pause_id)
+            ip = ""
         else:
             # The container list carries the address: no inspect per pod and pass.
             pause_id = pause["Id"]
@@ -195,7 +233,11 @@ class NodeAgent:
                 for c in containers
                 if c["Labels"].get("openccs.container") == spec["containerName"]
             ]
-            statuses.append(self._sync_container(s, pod, spec, mine, pause_id, ip))
+            statuses.append(
+                self._sync_container(s, pod, spec, mine, pause_id, ip, _waiter(sandbox))
+            )
+        if sandbox is not None:
+            ip = sandbox.result()
         ready = bool(statuses) and all(st["ready"] for st in statuses)
         status = {"ip": ip, "ready": ready, "containers": statuses, "reason": ""}
         waiting = [st for st in statuses if st["status"] != "Running"]
@@ -217,7 +259,13 @@ class NodeAgent:
             **extra,
         }
 
-    def _start_pause(self, pod: Pod) -> str:
+    def _start_sandbox(self, pause_id: str) -> str:
+        """Start a pod's pause container; its IP address."""
+        docker.start(self.socket, pause_id)
+        info = docker.inspect(self.socket, pause_id) or {}
+        return str((info.get("NetworkSettings") or {}).get("IPAddress", ""))
+
+    def _create_pause(self, pod: Pod) -> str:
         name = f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid[:8]}"
         cid = docker.create(
             self.socket,
@@ -236,7 +284,6 @@ class NodeAgent:
                 "StopSignal": "SIGKILL",
             },
         )
-        docker.start(self.socket, cid)
         return cid
 
     def _sync_container(
@@ -247,7 +294,10 @@ class NodeAgent:
         mine: list[dict[str, Any]],
         pause_id: str,
         ip: str,
+        sandbox_ready: Callable[[], None],
     ) -> dict[str, Any]:
+        """One container's status, after starting it if it is not running. A container
+        joins the pod's network, so it starts once `sandbox_ready()` returned."""
         cname = spec["containerName"]
         image = spec["image"]
         mine.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")))
@@ -263,6 +313,7 @@ class NodeAgent:
             finished = _parse_time(state.get("FinishedAt"))
             delay = min(BACKOFF_START * 2**restarts, BACKOFF_MAX)
             if finished is not None and (time.time() - finished) < delay:
+                self._due_in(finished + delay - time.time())
                 self._event(
                     s, pod, "BackOff", f"Back-off restarting failed container {cname}", "Warning"
                 )
@@ -293,8 +344,11 @@ class NodeAgent:
                 self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart, binds),
             )
             self._event(s, pod, "Created", f"Created container {cname}")
+            sandbox_ready()
             docker.start(self.socket, cid)
         except CloudError as exc:
+            if "No such image" in exc.message:  # removed behind our back: pull it again
+                self.images.discard(ref)
             self._event(s, pod, "Failed", f"Error: {exc.message[-300:]}", "Warning")
             return {**base, "status": "Waiting", "reason": "CreateContainerError", "ready": False}
         self._event(s, pod, "Started", f"Started container {cname}")
@@ -322,7 +376,7 @@ class NodeAgent:
         if checks is None:
             checks = self.probes[cid] = probes_for(spec, float(container.get("Created") or 0))
         self.seen_containers.add(cid)
-        for kind, message in checks.step(ip, self.socket, cid):
+        for kind, message in checks.step(ip, self.socket, cid, self.notify):
             self._event(s, pod, "Unhealthy", f"{kind} probe failed: {message}", "Warning")
         if checks.dead:
             name = spec["containerName"]
@@ -332,6 +386,7 @@ class NodeAgent:
             docker.stop(self.socket, cid, STOP_GRACE)
             self.probes.pop(cid, None)
             return {**base, "status": "Waiting", "reason": "Unhealthy", "ready": False}
+        self._due_in(checks.next_due() - time.time())
         return {**base, "status": "Running", "reason": "", "ready": checks.ready_now}
 
     def _ensure_image(
@@ -344,10 +399,12 @@ class NodeAgent:
             and image not in BUILTIN_IMAGES
             and (pod.uid, image) not in self.pulled
         )
-        if not repull and docker.image_present(self.socket, image):
+        if not repull and (image in self.images or docker.image_present(self.socket, image)):
+            self.images.add(image)
             return None
         backoff = self.pulls.setdefault((pod.uid, image), _Backoff())
         if backoff.waiting:
+            self._due_in(backoff.until - time.monotonic())
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:
@@ -360,6 +417,7 @@ class NodeAgent:
             return "ErrImagePull"
         self.pulls.pop((pod.uid, image), None)
         self.pulled.add((pod.uid, image))
+        self.images.add(image)
         self._event(s, pod, "Pulled", f'Successfully pulled image "{image}"')
         return None
 
@@ -461,6 +519,17 @@ class _Work:
             service = self.service_names.get(pod.service_id or -1, "")
             record_event(s, pod.cluster_id, pod.namespace, service, "Pod", pod.name, reason,
                          message, level)  # fmt: skip
+
+
+def _waiter(sandbox: Future[str] | None) -> Callable[[], None]:
+    """Waits for a sandbox being started (a failure raises here); nothing to wait for
+    when the pod's sandbox was already running."""
+
+    def wait() -> None:
+        if sandbox is not None:
+            sandbox.result()
+
+    return wait
 
 
 def _parse_time(value: str | None) -> float | None:

@@ -1,21 +1,30 @@
-"""The workload engine as a server component: one loop that, for every cluster, runs the
-deployment controller, the scheduler, the node lifecycle and every node's agent.
+"""The workload engine as a server component: for every cluster, a loop of its own that
+runs the deployment controller, the scheduler, the node lifecycle and every node's agent.
 
 Level-triggered: each pass compares what the database wants with what the machines run
-and takes a step. A pass runs every second, and at once when an action changed something
-(`wake()`). Node agents of a cluster run in parallel threads; everything else is quick
-database work.
+and takes a step. What wakes a cluster's pass is what changed in that cluster: a committed
+change to its rows (any transaction, the API's or the engine's own, so a pass that changed
+something runs again at once), an event of one of its machines' dockerd, a finished probe
+or stop. Each cluster also runs a pass every second (the resync: a lost wake costs at most
+that), and clusters never wait for each other. Node agents of a cluster run in parallel
+threads; everything else is quick database work. One global loop keeps the set of cluster
+loops, the load balancers' VIPs and the event table.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import math
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
@@ -28,7 +37,7 @@ from openccs.engine.agent import NodeAgent
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, Event, Instance, Pod, Service
+from openccs.store.models import Cluster, Event, Instance, K8sNamespace, Pod, Service
 from openccs.timeutil import utcnow
 from openccs.traffic import net as traffic_net
 from openccs.traffic.lb import NODE_PORT_TYPES
@@ -40,7 +49,8 @@ if TYPE_CHECKING:
 
 log = get_logger("openccs.engine")
 
-PASS_INTERVAL = 1.0
+PASS_INTERVAL = 1.0  # the global pass (cluster loops, VIPs)
+AGENT_THREADS = 32
 EVENT_PRUNE_EVERY = 600.0
 EVENT_RETENTION = timedelta(hours=6)
 
@@ -53,8 +63,11 @@ class Engine:
         self.store = services.store
         self.settings = services.settings
         self._loop = PassLoop("engine", self.run_pass, PASS_INTERVAL, log)
+        self._clusters: dict[str, _ClusterLoops] = {}
         self._agents: dict[str, NodeAgent] = {}
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent")
+        self._lock = threading.Lock()  # the two dicts above, changed from several threads
+        self._vips_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=AGENT_THREADS, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
         self._pruned = 0.0
         self._proxy: Proxy | None = None
@@ -83,16 +96,51 @@ class Engine:
         return []
 
     async def start(self) -> None:
+        event.listen(self.store.sessions, "before_flush", _note_changes)
+        event.listen(self.store.sessions, "after_commit", self._after_commit)
+        event.listen(self.store.sessions, "after_rollback", _forget_changes)
         self._loop.start()
 
     async def stop(self) -> None:
+        event.remove(self.store.sessions, "before_flush", _note_changes)
+        event.remove(self.store.sessions, "after_commit", self._after_commit)
+        event.remove(self.store.sessions, "after_rollback", _forget_changes)
         await self._loop.stop()
+        with self._lock:
+            loops, self._clusters = list(self._clusters.values()), {}
+            agents, self._agents = list(self._agents.values()), {}
+        for loops_of in loops:
+            loops_of.cancel()
+        for loops_of in loops:
+            await asyncio.to_thread(loops_of.join, 30)
+        for agent in agents:
+            agent.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def wake(self) -> None:
-        self._loop.wake()
+    def wake(self, cluster_id: str | None = None) -> None:
+        """Run the cluster's pass at once (every cluster's, and the global one, without
+        an id)."""
+        with self._lock:
+            loops = (
+                list(self._clusters.values())
+                if cluster_id is None
+                else [x for x in (self._clusters.get(cluster_id),) if x is not None]
+            )
+        if cluster_id is None or not loops:  # a cluster the global pass does not know yet
+            self._loop.wake()
+        for loop in loops:
+            loop.wake()
+
+    def _after_commit(self, session: Session) -> None:
+        clusters, vips = session.info.pop(_CHANGED, set()), session.info.pop(_VIPS, False)
+        for cluster_id in clusters:
+            self.wake(cluster_id)
+        if vips:
+            self._loop.wake()
 
     def run_pass(self) -> None:
+        """The global pass: a loop for every active cluster (and none for the others),
+        the VIPs, the pruning of old events."""
         if time.monotonic() - self._pruned > EVENT_PRUNE_EVERY:
             self._pruned = time.monotonic()
             with self.store.session() as s:
@@ -106,30 +154,64 @@ class Engine:
                 )
             ]
         self._sync_vips()
-        seen: set[str] = set()
-        for cluster_id in clusters:
-            with self.store.session() as s:
-                self._node_lifecycle(s, cluster_id)
-                deployment.reconcile_cluster(s, cluster_id)
-                scheduler.schedule_cluster(s, cluster_id)
-                nodes = [
-                    n.id
-                    for n in s.scalars(
-                        select(Instance).where(
-                            Instance.cluster_id == cluster_id, Instance.state == "Running"
-                        )
+        with self._lock:
+            started = [c for c in clusters if c not in self._clusters]
+            for cluster_id in started:
+                interval = self.settings.engine_resync
+                loops_of = self._clusters[cluster_id] = _ClusterLoops(
+                    PassLoop(f"engine-{cluster_id}",
+                             functools.partial(self.run_cluster_pass, cluster_id), interval, log),
+                    PassLoop(f"services-{cluster_id}",
+                             functools.partial(self._sync_services, cluster_id), interval, log),
+                )  # fmt: skip
+                loops_of.start()
+            ended = [c for c in self._clusters if c not in clusters]
+            for cluster_id in ended:
+                self._clusters.pop(cluster_id).cancel()
+            for node_id, agent in list(self._agents.items()):
+                if agent.cluster_id in ended:
+                    del self._agents[node_id]
+                    agent.close()
+
+    def run_cluster_pass(self, cluster_id: str) -> None:
+        """One cluster: controllers, then the agents of its machines in parallel; then its
+        service addresses follow in a loop of their own (iptables and DNS take time the
+        next step of a rollout need not wait for)."""
+        with self.store.session() as s:
+            due = self._node_lifecycle(s, cluster_id)
+            due = min(due, deployment.reconcile_cluster(s, cluster_id))
+            scheduler.schedule_cluster(s, cluster_id)
+            nodes = [
+                n.id
+                for n in s.scalars(
+                    select(Instance).where(
+                        Instance.cluster_id == cluster_id, Instance.state == "Running"
                     )
-                ]
-            list(self._pool.map(self._sync_node, nodes))
-            seen.update(nodes)
-            self._sync_services(cluster_id, nodes)
-        # A machine that left its cluster gets a fresh agent if it joins another.
-        for node_id in [n for n in self._agents if n not in seen]:
-            del self._agents[node_id]
+                )
+            ]
+        agents = [
+            a
+            for a in self._pool.map(lambda n: self._sync_node(cluster_id, n), nodes)
+            if a is not None
+        ]
+        # A machine that left the cluster gets a fresh agent if it joins another.
+        with self._lock:
+            for node_id, agent in list(self._agents.items()):
+                if agent.cluster_id == cluster_id and node_id not in nodes:
+                    del self._agents[node_id]
+                    agent.close()
+            loops_of = self._clusters.get(cluster_id)
+        if loops_of is not None:
+            loops_of.passes.wake_at(min([time.monotonic() + due, *(a.next_due for a in agents)]))
+            loops_of.services.wake()
 
     def _sync_vips(self) -> None:
         """The VIPs of every load balancer on the host (checked again every 30 s even when
         nothing changed, in case someone removed one)."""
+        with self._vips_lock:
+            self._sync_vips_locked()
+
+    def _sync_vips_locked(self) -> None:
         with self.store.session() as s:
             want = traffic_net.desired(s, self.cloud.site)
         now = time.monotonic()
@@ -143,7 +225,7 @@ class Engine:
             return
         self._vips, self._vips_checked = want, now
 
-    def _sync_services(self, cluster_id: str, nodes: list[str]) -> None:
+    def _sync_services(self, cluster_id: str) -> None:
         """Service addresses to ready endpoints, on the host and in every machine: cluster
         IPs, load balancer VIPs and node ports."""
         ports: list[ServicePort] = []
@@ -152,6 +234,13 @@ class Engine:
             cluster = s.get(Cluster, cluster_id)
             if cluster is None:
                 return
+            nodes = list(
+                s.scalars(
+                    select(Instance.id).where(
+                        Instance.cluster_id == cluster_id, Instance.state == "Running"
+                    )
+                )
+            )
             vpc_id, service_cidr = cluster.vpc_id, cluster.service_cidr
             lbs = {
                 lb.service_id: lb
@@ -213,29 +302,41 @@ class Engine:
 
     def forget_cluster(self, cluster_id: str, vpc_id: str, service_cidr: str) -> None:
         """What a deleted cluster leaves on the host: service rules and its DNS."""
+        with self._lock:
+            loops_of = self._clusters.pop(cluster_id, None)
+        if loops_of is not None:  # their last pass must not put the rules back
+            loops_of.cancel()
+            loops_of.join(30)
         self.proxy.forget(cluster_id)
         self.dns.stop(cluster_id, vpc_id, dns.dns_ip(service_cidr))
 
-    def _sync_node(self, node_id: str) -> None:
+    def _sync_node(self, cluster_id: str, node_id: str) -> NodeAgent | None:
         agent = self._agents.get(node_id)
-        if agent is None:
+        if agent is None or agent.cluster_id != cluster_id:
+            if agent is not None:
+                agent.close()
             with self.store.session() as s:
-                node = s.get(Instance, node_id)
-                cluster = s.get(Cluster, node.cluster_id) if node and node.cluster_id else None
+                cluster = s.get(Cluster, cluster_id)
                 if cluster is None:
-                    return
+                    return None
                 dns_ip = dns.dns_ip(cluster.service_cidr)
-            agent = self._agents[node_id] = NodeAgent(
+            agent = NodeAgent(
                 node_id=node_id,
+                cluster_id=cluster_id,
                 socket=self.cloud.engine.docker_socket(node_id),
                 root_dir=self.cloud.root_dir(node_id),
                 resolve_image=self.resolve_image,
                 dns_ip=dns_ip,
+                notify=lambda: self.wake(cluster_id),
             )
+            with self._lock:
+                self._agents[node_id] = agent
+            agent.watch()
         try:
             agent.sync(self.store)
         except Exception as exc:
             log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
+        return agent
 
     def resolve_image(self, pod: Pod, image: str) -> tuple[str, dict[str, str] | None]:
         """The name a node pulls `image` by, and the credentials it pulls with: openccs's
@@ -270,16 +371,19 @@ class Engine:
                         }
         return image, None
 
-    def _node_lifecycle(self, s: Session, cluster_id: str) -> None:
+    def _node_lifecycle(self, s: Session, cluster_id: str) -> float:
         """Pods of a machine that stopped answering are replaced elsewhere after a grace
-        period, as the node lifecycle controller evicts pods of a NotReady node."""
+        period, as the node lifecycle controller evicts pods of a NotReady node; seconds
+        until a grace period ends."""
         now = time.monotonic()
+        due = math.inf
         for node in s.scalars(select(Instance).where(Instance.cluster_id == cluster_id)):
             if node.state == "Running" and node.is_normal:
                 self._not_ready_since.pop(node.id, None)
                 continue
             since = self._not_ready_since.setdefault(node.id, now)
             if now - since < self.settings.node_grace:
+                due = min(due, since + self.settings.node_grace - now)
                 continue
             for pod in s.scalars(select(Pod).where(Pod.node_id == node.id)):
                 svc = s.get(Service, pod.service_id) if pod.service_id else None
@@ -288,6 +392,30 @@ class Engine:
                     "NodeNotReady", f"Node {node.lan_ip} is not ready: pod evicted", "Warning",
                 )  # fmt: skip
                 s.delete(pod)
+        return due
+
+
+@dataclass
+class _ClusterLoops:
+    """A cluster's two loops: its passes, and its service addresses (woken by each pass)."""
+
+    passes: PassLoop
+    services: PassLoop
+
+    def start(self) -> None:
+        self.passes.start()
+        self.services.start()
+
+    def wake(self) -> None:
+        self.passes.wake()
+
+    def cancel(self) -> None:
+        self.passes.cancel()
+        self.services.cancel()
+
+    def join(self, timeout: float) -> None:
+        self.passes.join(timeout)
+        self.services.join(timeout)
 
 
 def component(services: Services) -> Engine:
@@ -296,7 +424,35 @@ def component(services: Services) -> Engine:
     return engine
 
 
-def wake(services: Any) -> None:
+def wake(services: Any, cluster_id: str | None = None) -> None:
+    """Wake the engine's passes (of one cluster, or all). A committed change of a cluster's
+    rows wakes its pass anyway; this is for what the database does not show."""
     engine = services.extra.get("engine")
     if engine is not None:
-        engine.wake()
+        engine.wake(cluster_id)
+
+
+# Session.info keys: the clusters whose rows a transaction changed, and whether it changed
+# a load balancer (the VIPs are the global pass's).
+_CHANGED, _VIPS = "engine_changed_clusters", "engine_changed_vips"
+_WATCHED = (Instance, K8sNamespace, Service, Pod, LoadBalancer)
+
+
+def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """Before each flush: note the clusters whose rows the engine works from (clusters,
+    machines, namespaces, services, pods, load balancers) it writes. Events, samples and
+    the like are no reason for a pass."""
+    changed: set[str] = session.info.setdefault(_CHANGED, set())
+    dirty = [o for o in session.dirty if session.is_modified(o)]
+    for obj in (*session.new, *dirty, *session.deleted):
+        if isinstance(obj, Cluster):
+            changed.add(obj.id)
+        elif isinstance(obj, _WATCHED) and obj.cluster_id:
+            changed.add(obj.cluster_id)
+            if isinstance(obj, LoadBalancer):
+                session.info[_VIPS] = True
+
+
+def _forget_changes(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+    session.info.pop(_VIPS, None)

@@ -5,13 +5,17 @@ As in Kubernetes: each distinct pod template is a revision (ReplicaSet). Rolling
 pods are available (ready for minReadySeconds), so there are never fewer ready pods than
 desired; Recreate removes every old pod before new ones start. A paused service neither
 rolls out nor scales. Each pass takes one step toward the desired state, so a pass may be
-interrupted anywhere and the next one goes on.
+interrupted anywhere and the next one goes on. A pass returns when the next one is due at
+the latest (a ready pod becoming available after minReadySeconds), as nothing else would
+wake the cluster then.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,9 +25,28 @@ from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
 
 
-def reconcile_cluster(s: Session, cluster_id: str) -> None:
-    for svc in s.scalars(select(Service).where(Service.cluster_id == cluster_id)):
-        reconcile_service(s, svc)
+def reconcile_cluster(s: Session, cluster_id: str) -> float:
+    """One step for every service of the cluster; seconds until the next pass is due."""
+    services = list(s.scalars(select(Service).where(Service.cluster_id == cluster_id)))
+    # The cluster's pods and revisions in two queries, not two per service.
+    pods: dict[int, list[Pod]] = defaultdict(list)
+    for pod in s.scalars(
+        select(Pod)
+        .where(Pod.cluster_id == cluster_id, Pod.service_id.is_not(None))
+        .order_by(Pod.created_at)
+    ):
+        pods[pod.service_id or 0].append(pod)
+    revs: dict[int, list[ReplicaSet]] = defaultdict(list)
+    for rs in s.scalars(
+        select(ReplicaSet)
+        .join(Service, ReplicaSet.service_id == Service.id)
+        .where(Service.cluster_id == cluster_id)
+        .order_by(ReplicaSet.revision)
+    ):
+        revs[rs.service_id].append(rs)
+    due = math.inf
+    for svc in services:
+        due = min(due, reconcile_service(s, svc, pods[svc.id], revs[svc.id]))
     # A terminating namespace goes once nothing is left in it.
     for ns in s.scalars(
         select(K8sNamespace).where(
@@ -42,35 +65,55 @@ def reconcile_cluster(s: Session, cluster_id: str) -> None:
         )
         if left is None:
             s.delete(ns)
+    return due
 
 
 def _event(s: Session, svc: Service, obj_type: str, obj: str, reason: str, message: str) -> None:
     wl.record_event(s, svc.cluster_id, svc.namespace, svc.name, obj_type, obj, reason, message)
 
 
-def _available(svc: Service, pod: Pod) -> bool:
+def _available_at(svc: Service, pod: Pod) -> datetime | None:
+    """When a ready pod is (or becomes) available; None for a pod that is not ready."""
     if not wl.pod_is_ready(pod) or pod.ready_since is None:
-        return False
-    min_ready = int(svc.spec.get("minReadySeconds") or 0)
-    return pod.ready_since <= utcnow() - timedelta(seconds=min_ready)
+        return None
+    return pod.ready_since + timedelta(seconds=int(svc.spec.get("minReadySeconds") or 0))
 
 
-def reconcile_service(s: Session, svc: Service) -> None:
-    pods = wl.service_pods(s, svc)
+def _available(svc: Service, pod: Pod) -> bool:
+    at = _available_at(svc, pod)
+    return at is not None and at <= utcnow()
+
+
+def _due(svc: Service, pods: list[Pod]) -> float:
+    """Seconds until the first ready pod that is not yet available becomes available."""
+    now = utcnow()
+    later = [at for p in pods if (at := _available_at(svc, p)) is not None and at > now]
+    return min(((at - now).total_seconds() for at in later), default=math.inf)
+
+
+def reconcile_service(
+    s: Session,
+    svc: Service,
+    pods: list[Pod] | None = None,
+    revisions: list[ReplicaSet] | None = None,
+) -> float:
+    """One step toward the service's desired state (its pods, oldest first, and revisions,
+    by number, when the caller has them); seconds until the next is due."""
+    pods = wl.service_pods(s, svc) if pods is None else pods
     if svc.deleting:
         for p in pods:
             p.deleting = True
         if not pods:
-            for rs in wl.revisions(s, svc):
+            for rs in wl.revisions(s, svc) if revisions is None else revisions:
                 s.delete(rs)
             s.delete(svc)
-        return
-    revs = wl.revisions(s, svc)
+        return math.inf
+    revs = wl.revisions(s, svc) if revisions is None else list(revisions)
     template = wl.template_of(svc.spec, svc.restarted_at)
     digest = wl.template_hash(template)
     current = next((rs for rs in revs if rs.template_hash == digest), None)
     if svc.paused:
-        return
+        return math.inf
     if current is None:
         current = ReplicaSet(
             service_id=svc.id,
@@ -98,10 +141,12 @@ def reconcile_service(s: Session, svc: Service) -> None:
         _scale(s, svc, current, 0)
     else:
         # Up: at most one pod above the desired count.
-        if current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1:
+        upped = current.replicas < desired and len(old_pods) + len(new_pods) < desired + 1
+        if upped:
             _scale(s, svc, current, current.replicas + 1)
         # Old pods that are not ready cost no availability: they go first, so a broken
         # revision never blocks the next one (Kubernetes' cleanup of unhealthy replicas).
+        old_before = sum(rs.replicas for rs in olds)
         for rs in olds:
             broken = sum(1 for p in old_pods if p.replicaset_id == rs.id and not wl.pod_is_ready(p))
             if broken and rs.replicas > 0:
@@ -116,6 +161,12 @@ def reconcile_service(s: Session, svc: Service) -> None:
                 take = min(spare, rs.replicas)
                 _scale(s, svc, rs, rs.replicas - take)
                 spare -= take
+        # Up again for the room the step down just made (surge still at most one): the
+        # next new pod starts in this pass, not the next one.
+        left = len(live) - (old_before - sum(rs.replicas for rs in olds))
+        wanted = sum(rs.replicas for rs in revs)
+        if not upped and current.replicas < desired and max(left, wanted) < desired + 1:
+            _scale(s, svc, current, current.replicas + 1)
         if current.replicas > desired:
             _scale(s, svc, current, desired)
 
@@ -123,6 +174,7 @@ def reconcile_service(s: Session, svc: Service) -> None:
         _sync_replicaset(s, svc, rs, [p for p in live if p.replicaset_id == rs.id])
     if svc.operation == "RollingBack" and wl.rollout_done(s, svc):
         svc.operation = ""
+    return _due(svc, live)
 
 
 def _scale(s: Session, svc: Service, rs: ReplicaSet, replicas: int) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from openccs.cloud import dockerapi
 from openccs.cloud.host import CloudError
@@ -157,3 +161,47 @@ def exec_run(sock: Path, cid: str, cmd: list[str], timeout: float) -> int:
     )
     info = dockerapi.request(sock, "GET", f"/exec/{exec_id}/json").json()
     return int(info.get("ExitCode") or 0)
+
+
+# What a node agent reacts to at once: a container of a pod started, died (exited, killed,
+# OOM) or changed health. Everything else waits for the periodic pass.
+WATCHED_EVENTS = ("start", "die", "oom", "health_status")
+EVENTS_IDLE_S = 5.0  # an idle event stream is reopened after this long
+
+
+def watch_events(
+    sock: Path, on_event: Callable[[dict[str, Any]], None], stopping: Callable[[], bool]
+) -> None:
+    """Follow dockerd's event stream (pod containers only) until `stopping()`, calling
+    `on_event` for each event. A broken stream is opened again (events missed meanwhile
+    are replayed from the last one seen); a daemon that is down is retried every second.
+    An idle stream is reopened every few seconds, so `stopping` is seen in time."""
+    since = f"{time.time():.9f}"
+    filters = json.dumps(
+        {"type": ["container"], "event": list(WATCHED_EVENTS), "label": [POD_LABEL]}
+    )
+    with dockerapi.client(sock, timeout=30.0) as c:
+        while not stopping():
+            params = {"filters": filters, "since": since}
+            timeout = httpx.Timeout(5.0, read=EVENTS_IDLE_S)
+            try:
+                with c.stream("GET", "/events", params=params, timeout=timeout) as resp:
+                    if resp.status_code != 200:
+                        raise httpx.TransportError(f"/events answered {resp.status_code}")
+                    for line in resp.iter_lines():
+                        if stopping():
+                            return
+                        try:
+                            event = json.loads(line)
+                        except ValueError:
+                            continue
+                        nano = int(event.get("timeNano") or 0) + 1
+                        if nano > 1:  # the next stream starts just after this event
+                            since = f"{nano // 1_000_000_000}.{nano % 1_000_000_000:09d}"
+                        on_event(event)
+            except httpx.ReadTimeout:
+                continue
+            except httpx.HTTPError:
+                if stopping():
+                    return
+                time.sleep(1.0)

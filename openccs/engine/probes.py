@@ -3,14 +3,17 @@
 successes in a row to pass and unhealthNum failures in a row to fail.
 
 Probes run in a pool of their own, so a slow one never holds up a node's pass; the agent
-reads each container's latest verdict."""
+reads each container's latest verdict. A finished probe that may change the verdict (or
+records a failure) wakes the node's cluster at once, through `notify`."""
 
 from __future__ import annotations
 
+import math
 import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +68,16 @@ class ProbeState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def due(self, now: float) -> bool:
+        return now >= self.next_run() and self.running is None
+
+    def next_run(self) -> float:
+        """When (epoch seconds) the next probe is due; inf while one runs."""
+        if self.running is not None:
+            return math.inf
         p = self.probe
-        return (
-            now >= self.started + float(p.get("delayTime") or 0)
-            and now >= self.last_run + float(p.get("intervalTime") or 10)
-            and self.running is None
+        return max(
+            self.started + float(p.get("delayTime") or 0),
+            self.last_run + float(p.get("intervalTime") or 10),
         )
 
     def collect(self) -> str | None:
@@ -90,9 +98,17 @@ class ProbeState:
             self.passing = False
         return message
 
-    def start(self, ip: str, sock: Path, container_id: str) -> None:
+    def start(self, ip: str, sock: Path, container_id: str, notify: Callable[[], None]) -> None:
         self.last_run = time.time()
         self.running = _POOL.submit(run_probe, self.probe, ip, sock, container_id)
+
+        def done(fut: Future[tuple[bool, str]]) -> None:
+            ok = not fut.cancelled() and fut.exception() is None and fut.result()[0]
+            # A pass of a passing probe that stays passing changes nothing: no wake.
+            if not ok or not self.passing:
+                notify()
+
+        self.running.add_done_callback(done)
 
 
 @dataclass
@@ -100,7 +116,9 @@ class ContainerProbes:
     live: ProbeState | None
     ready: ProbeState | None
 
-    def step(self, ip: str, sock: Path, container_id: str) -> list[tuple[str, str]]:
+    def step(
+        self, ip: str, sock: Path, container_id: str, notify: Callable[[], None]
+    ) -> list[tuple[str, str]]:
         """Collect finished probes and start due ones; (kind, failure message) pairs."""
         now = time.time()
         failures = []
@@ -111,8 +129,12 @@ class ContainerProbes:
             if message:
                 failures.append((kind, message))
             if st.due(now) and ip:
-                st.start(ip, sock, container_id)
+                st.start(ip, sock, container_id, notify)
         return failures
+
+    def next_due(self) -> float:
+        """When (epoch seconds) a pass should start the next probe."""
+        return min((st.next_run() for st in (self.live, self.ready) if st), default=math.inf)
 
     @property
     def ready_now(self) -> bool:

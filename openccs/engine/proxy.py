@@ -94,6 +94,9 @@ class Proxy:
         self.site = site
         self._applied: dict[tuple[str, str | None], str] = {}
         self._lock = threading.Lock()
+        # Clusters sync in threads of their own; on the host one at a time, so one never
+        # drops another's fresh entry chain before its jump is in place.
+        self._host_lock = threading.Lock()
         # UDP endpoints last applied per port key: a UDP "connection" to a pod that left
         # would otherwise keep its conntrack entry (and its dead destination) for minutes.
         self._udp: dict[str, set[tuple[str, int]]] = {}
@@ -119,7 +122,11 @@ class Proxy:
                 if self._applied.get(key) == script:
                     continue
             try:
-                self._apply(cluster_id, netns, script)
+                if netns is None:
+                    with self._host_lock:
+                        self._apply(cluster_id, netns, script)
+                else:
+                    self._apply(cluster_id, netns, script)
             except CloudError as exc:
                 log_event(log, "service rules failed", cluster=cluster_id, netns=netns or "host",
                           error=exc.message[-300:])  # fmt: skip
@@ -158,9 +165,10 @@ class Proxy:
         with self._lock:
             for key in [k for k in self._applied if k[0] == cluster_id]:
                 del self._applied[key]
-        if host.chain_exists(entry, "nat"):
-            host.delete_chain(entry, "nat")
-        _drop_unreferenced(None, f"OCC-{self.site}-")
+        with self._host_lock:
+            if host.chain_exists(entry, "nat"):
+                host.delete_chain(entry, "nat")
+            _drop_unreferenced(None, f"OCC-{self.site}-")
 
 
 def _ensure_jump(netns: str | None, parent: str, chain: str) -> None:

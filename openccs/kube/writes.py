@@ -30,7 +30,6 @@ from openccs.api.errors import ApiError
 from openccs.api.params import validate_params
 from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
-from openccs.engine.component import wake
 from openccs.kube import fields
 from openccs.kube.errors import KubeError, from_api, invalid, not_found, unsupported
 from openccs.kube.models import KubeAnnotations
@@ -629,8 +628,6 @@ def evict(api: ClusterApi, namespace: str, name: str) -> dict[str, Any]:
         if pod is None:
             raise not_found("pods", name)
         pod.deleting = True
-        services = api.services
-        ctx.on_commit(lambda: wake(services))
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
@@ -1080,8 +1077,6 @@ def _change_template(
 ) -> None:
     from openccs.kube.objects import _template_for
 
-    services = api.services
-    ctx.on_commit(lambda: wake(services))
     # Back to a revision it had (kubectl rollout undo): that revision becomes the newest,
     # as RollBackClusterService does.
     revs = wl.revisions(ctx.db, svc)
