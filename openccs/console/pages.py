@@ -15,7 +15,7 @@ from openccs.api.errors import ApiError
 from openccs.timeutil import fmt_time
 
 from .charts import RANGES, line_chart
-from .web import PREFIX, View
+from .web import PREFIX, View, http_status
 
 PAGE_SIZE = 100
 # Actions that page with offset/limit answer at most this many per call.
@@ -61,6 +61,25 @@ def _cluster(view: View, cluster_id: str) -> dict[str, Any]:
 # --- overview --------------------------------------------------------------------------------
 
 
+def _count_cluster(
+    view: View,
+    cid: str,
+    nodes: Counter[str],
+    services: Counter[str],
+    pods: Counter[str],
+    events: list[dict[str, Any]],
+) -> None:
+    for n in _all_pages(view, "DescribeClusterInstances", "nodes", clusterId=cid):
+        nodes["normal" if n["isNormal"] else "abnormal"] += 1
+    for svc in view.call("DescribeClusterService", clusterId=cid, allnamespace=1)["services"]:
+        services[svc["status"]] += 1
+        ref = {"clusterId": cid, "serviceName": svc["serviceName"], "namespace": svc["namespace"]}
+        for pod in _all_pages(view, "DescribeServiceInstance", "instances", **ref):
+            pods[pod["status"]] += 1
+        for ev in view.call("DescribeServiceEvent", **ref)["eventList"][:5]:
+            events.append({**ev, "service": svc["serviceName"], "cluster": cid})
+
+
 def overview(view: View) -> Response:
     clusters = _clusters(view)
     nodes: Counter[str] = Counter()
@@ -70,19 +89,10 @@ def overview(view: View) -> Response:
     for c in clusters:
         if c["status"] not in ("Running", "Abnormal"):
             continue
-        for n in view.call("DescribeClusterInstances", clusterId=c["clusterId"], limit=API_PAGE)[
-            "nodes"
-        ]:
-            nodes["normal" if n["isNormal"] else "abnormal"] += 1
-        svcs = view.call("DescribeClusterService", clusterId=c["clusterId"], allnamespace=1)
-        for svc in svcs["services"]:
-            services[svc["status"]] += 1
-            ref = {"clusterId": c["clusterId"], "serviceName": svc["serviceName"]}
-            ref["namespace"] = svc["namespace"]
-            for pod in _all_pages(view, "DescribeServiceInstance", "instances", **ref):
-                pods[pod["status"]] += 1
-            for ev in view.call("DescribeServiceEvent", **ref)["eventList"][:5]:
-                events.append({**ev, "service": svc["serviceName"], "cluster": c["clusterId"]})
+        try:
+            _count_cluster(view, c["clusterId"], nodes, services, pods, events)
+        except ApiError:
+            continue  # what a sub-account may not read is left out of the counts
     events.sort(key=lambda e: e.get("lastSeen", ""), reverse=True)
     return view.render(
         "overview.html",
@@ -99,11 +109,13 @@ def overview(view: View) -> Response:
 
 
 def _network(view: View) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    vpcs = view.call("DescribeVpcEx").get("data", [])
+    """The VPCs and subnets for the create form (none when the caller may not list them)."""
+    vpcs, _ = view.attempt("DescribeVpcEx")
     subnets: list[dict[str, Any]] = []
-    for v in vpcs:
-        subnets += view.call("DescribeSubnetEx", vpcId=v["unVpcId"]).get("data", [])
-    return vpcs, subnets
+    for v in (vpcs or {}).get("data", []):
+        found, _ = view.attempt("DescribeSubnetEx", vpcId=v["unVpcId"])
+        subnets += (found or {}).get("data", [])
+    return (vpcs or {}).get("data", []), subnets
 
 
 def clusters(view: View, error: ApiError | None = None, status: int = 200) -> Response:
@@ -134,7 +146,7 @@ def create_cluster(view: View) -> Response:
     params = {k: view.form[k] for k in CLUSTER_FIELDS if view.form.get(k, "") != ""}
     data, err = view.attempt("CreateCluster", **params)
     if err is not None:
-        return clusters(view, err, 400)
+        return clusters(view, err, http_status(err))
     return view.redirect(f"{PREFIX}/clusters/{data['clusterId']}?task={data['requestId']}")
 
 
@@ -168,7 +180,7 @@ def delete_cluster(view: View) -> Response:
     cid = view.path["cid"]
     data, err = view.attempt("DeleteCluster", clusterId=cid)
     if err is not None:
-        return cluster(view, err, 400)
+        return cluster(view, err, http_status(err))
     return view.redirect(f"{PREFIX}/clusters/{cid}?task={data['requestId']}")
 
 
@@ -178,7 +190,7 @@ def add_nodes(view: View) -> Response:
     params = {k: view.form[k] for k in CLUSTER_FIELDS if view.form.get(k, "") != ""}
     data, err = view.attempt("AddClusterInstances", clusterId=info["clusterId"], **params)
     if err is not None:
-        return cluster(view, err, 400)
+        return cluster(view, err, http_status(err))
     return view.redirect(f"{PREFIX}/clusters/{cid}?task={data['requestId']}")
 
 
@@ -207,7 +219,7 @@ def node_op(view: View) -> Response:
     else:
         err = ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
     if err is not None:
-        return cluster(view, err, 400)
+        return cluster(view, err, http_status(err))
     return view.redirect(f"{PREFIX}/clusters/{cid}")
 
 
@@ -220,7 +232,7 @@ def create_namespace(view: View) -> Response:
         description=view.form.get("description", ""),
     )
     if err is not None:
-        return cluster(view, err, 400)
+        return cluster(view, err, http_status(err))
     return view.redirect(f"{PREFIX}/clusters/{cid}")
 
 
@@ -394,7 +406,7 @@ def create_service(view: View) -> Response:
         spec = service_spec(view.form)
         view.call("CreateClusterService", clusterId=cid, **spec)
     except ApiError as err:
-        return new_service(view, err, 400)
+        return new_service(view, err, http_status(err))
     ns, name = spec["namespace"], spec["serviceName"]
     return view.redirect(f"{PREFIX}/clusters/{cid}/services/{quote(ns)}/{quote(name)}")
 
@@ -447,7 +459,7 @@ def service_op(view: View) -> Response:
         else:
             raise ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
     except ApiError as err:
-        return service(view, err, 400)
+        return service(view, err, http_status(err))
     return view.redirect(f"{base}/services/{quote(ref['namespace'])}/{quote(ref['serviceName'])}")
 
 

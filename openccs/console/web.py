@@ -54,7 +54,7 @@ class Forbidden(Exception):
 
 
 def http_status(err: ApiError) -> int:
-    if err.code in (4102, 4103, 4104, 4300):
+    if err.code in (4101, 4102, 4103, 4300):
         return 403
     if err.code_desc == "ResourceNotFound":
         return 404
