@@ -374,7 +374,7 @@ def service_spec(form: dict[str, str]) -> dict[str, Any]:
 
 def _images(view: View) -> list[str]:
     """The images of the account's registry, for the form's picker."""
-    repos, err = view.attempt("GetRepositoryList", limit=100)
+    repos, err = view.attempt("SearchUserRepository", limit=100)
     if err is not None:
         return []
     out = []
@@ -523,7 +523,7 @@ def monitoring(view: View) -> Response:
         "startTime": fmt_time_ts(now - seconds),
         "endTime": fmt_time_ts(now),
     }
-    charts: list[tuple[str, Any]] = []
+    charts: list[tuple[str, str, Any]] = []
     services_list: list[dict[str, Any]] = []
     pods_list: list[dict[str, Any]] = []
     error = None
@@ -550,7 +550,7 @@ def monitoring(view: View) -> Response:
                     dimensions=dims,
                     **window,
                 )
-                charts.append((metric, line_chart(title, metric, res, period)))
+                charts.append((metric, title, line_chart(title, metric, res, period)))
         except ApiError as err:
             error = err
     return view.render(
@@ -580,7 +580,7 @@ def fmt_time_ts(ts: float) -> str:
 
 def registry(view: View) -> Response:
     namespaces = _all_pages(view, "GetNamespaceInfo", "namespaceInfo")
-    repos = _all_pages(view, "GetRepositoryList", "repoInfo")
+    repos = _all_pages(view, "SearchUserRepository", "repoInfo")
     favors, _ = view.attempt("GetFavor", limit=100)
     items, pager = _page_of(view, repos)
     runtime = view.console.services.extra.get("registry")
