@@ -5,6 +5,7 @@ data, then delete it all; each step checked against the v2 API's view."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,8 +29,10 @@ pytestmark = [
     pytest.mark.skipif(not browser.available(), reason="needs Debian's chromium and chromedriver"),
 ]
 
-# Screenshots the README shows (copied from the test's artefacts into docs/).
+# Screenshots the README shows: copied from the test's artefacts into docs/ when
+# OPENCCS_UPDATE_DOCS=1 (a normal run leaves the work tree as it was).
 DOCS = ROOT / "docs" / "console"
+UPDATE_DOCS = os.environ.get("OPENCCS_UPDATE_DOCS") == "1"
 FOR_README = ("overview", "service", "monitoring")
 
 
@@ -82,7 +85,7 @@ def pod_rows(d: WebDriver) -> list[tuple[str, str, str]]:
 
 def shot(d: WebDriver, name: str) -> None:
     path = browser.screenshot(d, name)
-    if name in FOR_README and path.exists():
+    if UPDATE_DOCS and name in FOR_README and path.exists():
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS / f"{name}.png")
 
