@@ -35,6 +35,7 @@ PAGES: list[tuple[str, Page, list[str]]] = [
     (CLUSTER + "/new-service", pages.new_service, ["GET"]),
     (SERVICE, pages.service, ["GET"]),
     (SERVICE + "/yaml", pages.service_yaml, ["GET"]),
+    (SERVICE + "/events", pages.service_events, ["GET"]),
     (SERVICE + "/pods/{pod}", pages.pod, ["GET"]),
     (SERVICE + "/{op}", pages.service_op, ["POST"]),
     (PREFIX + "/monitoring", pages.monitoring, ["GET"]),

@@ -35,6 +35,17 @@ def _page_of(view: View, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     }
 
 
+def _api_page(view: View, action: str, key: str, **params: Any) -> tuple[list[Any], dict[str, Any]]:
+    """One page of a list action that pages with offset/limit and answers totalCount:
+    only that page is asked for."""
+    raw = view.query.get("page", "1")
+    page = max(1, int(raw)) if raw.isdigit() else 1
+    data = view.call(action, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **params)
+    total = int(data.get("totalCount", 0))
+    pages = max(1, -(-total // PAGE_SIZE))
+    return data.get(key, []), {"page": page, "pages": pages, "total": total}
+
+
 def _all_pages(view: View, action: str, key: str, **params: Any) -> list[Any]:
     """Every item of a list action that pages with offset/limit."""
     items: list[Any] = []
@@ -42,7 +53,7 @@ def _all_pages(view: View, action: str, key: str, **params: Any) -> list[Any]:
         data = view.call(action, offset=len(items), limit=API_PAGE, **params)
         batch = data.get(key, [])
         items.extend(batch)
-        if len(batch) < API_PAGE:
+        if len(batch) < API_PAGE or len(items) >= int(data.get("totalCount", 1 << 30)):
             return items
 
 
@@ -417,22 +428,27 @@ def _ref(view: View) -> dict[str, str]:
 
 
 def service(view: View, error: ApiError | None = None, status: int = 200) -> Response:
+    """The service and one page of its pods (its events have a page of their own: a busy
+    service has thousands within the hour)."""
     ref = _ref(view)
     info = view.call("DescribeClusterServiceInfo", **ref)["service"]
-    pods = _all_pages(view, "DescribeServiceInstance", "instances", **ref)
-    events = view.call("DescribeServiceEvent", **ref)["eventList"]
-    pods_page, pager = _page_of(view, pods)
+    pods, pager = _api_page(view, "DescribeServiceInstance", "instances", **ref)
     return view.render(
         "service.html",
         status=status,
         ref=ref,
         service=info,
-        pods=pods_page,
+        pods=pods,
         pager=pager,
-        events=events[:50],
         images=_images(view) if not view.live else [],
         error=error,
     )
+
+
+def service_events(view: View) -> Response:
+    ref = _ref(view)
+    events, pager = _page_of(view, view.call("DescribeServiceEvent", **ref)["eventList"])
+    return view.render("events.html", ref=ref, events=events, pager=pager)
 
 
 SERVICE_OPS = {

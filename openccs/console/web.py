@@ -185,6 +185,7 @@ class Console:
         worker thread, security headers on every answer."""
 
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             token = request.cookies.get(SESSION_COOKIE, "")
             found = await run_in_threadpool(self._session, token)
             if found is None:
@@ -214,6 +215,15 @@ class Console:
                 response = await run_in_threadpool(self._run, fn, view)
             finally:
                 request_id_var.reset(token_var)
+            log_event(
+                log,
+                "console page",
+                path=request.url.path,
+                method=request.method,
+                account=caller.uin,
+                status=response.status_code,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
             return _secure(response)
 
         return endpoint
