@@ -214,3 +214,22 @@ def test_user_text_is_shown_as_text_never_run(
         assert d.title != "pwned" and "pwned" not in d.title
         assert not d.find_elements(By.CSS_SELECTOR, "main script, main img")
         browser.screenshot(d, "escaped-text")
+
+
+def test_pages_of_an_empty_cluster_render(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    for path in ("", "/services", "/new-service", "/more"):
+        r = b.get(f"/console/clusters/{cluster}{path}")
+        assert r.status_code == 200, (path, error_in(r.text))
+        assert not error_in(r.text), path
+    more = b.get(f"/console/clusters/{cluster}/more").text
+    assert "Ingresses" in more and "Autoscaling groups" in more and "Log collection rules" in more
+    for path in ("/console/", "/console/clusters", "/console/registry",
+                 f"/console/monitoring?cluster={cluster}&range=week"):  # fmt: skip
+        r = b.get(path)
+        assert r.status_code == 200 and not error_in(r.text), (path, error_in(r.text))
+    # The live refresh of a signed-out browser is told so (its script then goes to sign-in).
+    r = Browser(server).http.get("/console/", headers={"X-Console-Live": "1"})
+    assert r.status_code == 401

@@ -30,6 +30,7 @@ PAGES: list[tuple[str, Page, list[str]]] = [
     (CLUSTER + "/nodes/{iid}/{op}", pages.node_op, ["POST"]),
     (CLUSTER + "/namespaces", pages.create_namespace, ["POST"]),
     (CLUSTER + "/kubeconfig", pages.kubeconfig, ["GET"]),
+    (CLUSTER + "/more", pages.cluster_more, ["GET"]),
     (CLUSTER + "/services", pages.services, ["GET"]),
     (CLUSTER + "/services", pages.create_service, ["POST"]),
     (CLUSTER + "/new-service", pages.new_service, ["GET"]),

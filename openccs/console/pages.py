@@ -628,3 +628,22 @@ def repository(view: View) -> Response:
         retention=retention,
         uin=view.caller.uin,
     )
+
+
+# --- the rest of a cluster: ingresses, autoscaling groups, log collection rules (read-only) --
+
+
+def cluster_more(view: View) -> Response:
+    cid = view.path["cid"]
+    info = _cluster(view, cid)
+    ingresses, ing_err = view.attempt("DescribeIngress", clusterId=cid, allnamespace=1)
+    groups, asg_err = view.attempt("DescribeClusterAsg", clusterId=cid, limit=100)
+    rules, log_err = view.attempt("ListLogCollector", clusterId=cid, limit=100)
+    return view.render(
+        "cluster_more.html",
+        cluster=info,
+        ingresses=(ingresses or {}).get("ingressList", []),
+        groups=(groups or {}).get("asgInfo", []),
+        rules=(rules or {}).get("logCollectorList", []),
+        errors=[e for e in (ing_err, asg_err, log_err) if e is not None],
+    )
