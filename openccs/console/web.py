@@ -182,45 +182,23 @@ class Console:
 
     def page(self, fn: Page) -> Callable[[Request], Any]:
         """A page's endpoint: a signed-in session, the CSRF token on POST, the view in a
-        worker thread, security headers on every answer."""
+        worker thread (one hand-off for the session and the page), security headers on
+        every answer."""
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
-            token = request.cookies.get(SESSION_COOKIE, "")
-            found = await run_in_threadpool(self._session, token)
-            if found is None:
-                if request.headers.get("x-console-live") == "1":
-                    return _secure(Response("signed out", status_code=401))
-                target = f"{PREFIX}/login?next={quote(request.url.path, safe='')}"
-                return _secure(RedirectResponse(target, status_code=303))
-            caller, csrf = found
             form: dict[str, str] = {}
             if request.method == "POST":
                 try:
                     form = await read_form(request)
                 except Forbidden:
                     return _secure(Response("form too large", status_code=413))
-                if not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
-                    log_event(log, "console csrf refused", account=caller.uin)
-                    return _secure(
-                        HTMLResponse(
-                            "<h1>403</h1><p>The form's security token is missing or stale:"
-                            " reload the page and try again.</p>",
-                            status_code=403,
-                        )
-                    )
-            view = View(self, request, caller, csrf, form)
-            token_var = request_id_var.set(view.request_id)
-            try:
-                response = await run_in_threadpool(self._run, fn, view)
-            finally:
-                request_id_var.reset(token_var)
+            response = await run_in_threadpool(self._serve, request, fn, form)
             log_event(
                 log,
                 "console page",
                 path=request.url.path,
                 method=request.method,
-                account=caller.uin,
                 status=response.status_code,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
@@ -228,11 +206,31 @@ class Console:
 
         return endpoint
 
-    def _run(self, fn: Page, view: View) -> Response:
+    def _serve(self, request: Request, fn: Page, form: dict[str, str]) -> Response:
+        found = self._session(request.cookies.get(SESSION_COOKIE, ""))
+        if found is None:
+            if request.headers.get("x-console-live") == "1":
+                return Response("signed out", status_code=401)
+            target = f"{PREFIX}/login?next={quote(request.url.path, safe='')}"
+            return RedirectResponse(target, status_code=303)
+        caller, csrf = found
+        if request.method == "POST" and not hmac.compare_digest(
+            form.get("csrf", "").encode(), csrf.encode()
+        ):
+            log_event(log, "console csrf refused", account=caller.uin)
+            return HTMLResponse(
+                "<h1>403</h1><p>The form's security token is missing or stale:"
+                " reload the page and try again.</p>",
+                status_code=403,
+            )
+        view = View(self, request, caller, csrf, form)
+        token = request_id_var.set(view.request_id)
         try:
             return fn(view)
         except ApiError as err:
             return view.render("error.html", status=http_status(err), error=err)
+        finally:
+            request_id_var.reset(token)
 
     # --- sign-in --------------------------------------------------------------------------
 
