@@ -59,3 +59,28 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def sign_in(driver: webdriver.Chrome, base: str, uin: str, password: str, then: str = "/") -> None:
+    """Sign in with the console password form, landing on `then` (a path under /console)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/console{then}")
+    assert "/console/login" in driver.current_url
+    driver.find_element(By.ID, "uin").send_keys(uin)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "sign-in").click()
+    WebDriverWait(driver, 30).until(lambda d: "/console/login" not in d.current_url)
+    assert driver.current_url.endswith(f"/console{then}"), driver.current_url
+
+
+def click_through(driver: webdriver.Chrome, by: str, value: str) -> None:
+    """Click a link or submit button and wait until the next page replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, value).click()
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))

@@ -204,10 +204,7 @@ def test_user_text_is_shown_as_text_never_run(
     assert r.status_code == 400 and "serviceName" in error_in(r.text)
     assert "<script>x</script>" not in r.text and "&lt;script&gt;x&lt;/script&gt;" in r.text
     with browser.chromium() as d:
-        d.get(f"{server.http_url}/console/login")
-        d.find_element(By.ID, "uin").send_keys(owner.uin)
-        d.find_element(By.ID, "password").send_keys(PASSWORD)
-        d.find_element(By.ID, "sign-in").click()
+        browser.sign_in(d, server.http_url, owner.uin, PASSWORD)
         d.get(f"{server.http_url}/console/clusters/{cluster}/services/default/xss")
         env = d.find_element(By.CSS_SELECTOR, "code.env").text
         assert env == f"EVIL={XSS}"

@@ -108,12 +108,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
     with browser.chromium() as d:
         # Sign in.
-        d.get(base + "/clusters")
-        assert "/console/login" in d.current_url
-        d.find_element(By.ID, "uin").send_keys(uin)
-        d.find_element(By.ID, "password").send_keys(PASSWORD)
-        d.find_element(By.ID, "sign-in").click()
-        assert d.current_url.endswith("/console/clusters")
+        browser.sign_in(d, srv.https_url, uin, PASSWORD, then="/clusters")
 
         # Create a cluster from the form, and watch its task until it is Running.
         d.find_element(By.ID, "clusterName").send_keys("journey")
@@ -124,7 +119,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         for field, value in (("goodsNum", "1"), ("cpu", "2"), ("mem", "2")):
             d.find_element(By.ID, field).clear()
             d.find_element(By.ID, field).send_keys(value)
-        d.find_element(By.ID, "create-cluster-submit").click()
+        browser.click_through(d, By.ID, "create-cluster-submit")
         assert "/console/clusters/cls-" in d.current_url, d.page_source[:2000]
         cluster = d.current_url.split("/console/clusters/")[1].split("?")[0]
         assert d.find_element(By.ID, "task")
@@ -142,7 +137,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         shot(d, "cluster")
 
         # A service from the registry's image, picked from the form's list.
-        d.find_element(By.ID, "new-service-link").click()
+        browser.click_through(d, By.ID, "new-service-link")
         d.find_element(By.ID, "serviceName").send_keys("site")
         picker = Select(d.find_element(By.ID, "image-picker"))
         v1 = next(o.text for o in picker.options if o.text.endswith("team/site:v1"))
@@ -157,7 +152,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
             "-c\necho started $HOSTNAME; exec httpd -f -p 80 -h /www"
         )
         d.find_element(By.ID, "envs").send_keys("GREETING=hello")
-        d.find_element(By.ID, "create-service-submit").click()
+        browser.click_through(d, By.ID, "create-service-submit")
         assert d.current_url.endswith(f"/clusters/{cluster}/services/default/site"), d.current_url
         ref = {"clusterId": cluster, "serviceName": "site", "namespace": "default"}
 
@@ -173,7 +168,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
         # A pod's logs, followed live.
         pod = pod_rows(d)[0][0]
-        d.find_element(By.LINK_TEXT, pod).click()
+        browser.click_through(d, By.LINK_TEXT, pod)
         log = lambda: d.find_element(By.CSS_SELECTOR, "pre.log").text  # noqa: E731
         wait_page(d, "the pod's log", lambda: f"started {pod}" in log())
         api_log = ok(c, "DescribeInstanceLog", podName=pod, **ref)["podLog"][0]["containerLog"][0]
@@ -181,10 +176,10 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         shot(d, "pod")
 
         # Scale to 3.
-        d.back()
+        d.get(f"{base}/clusters/{cluster}/services/default/site")
         d.find_element(By.ID, "scale-replicas").clear()
         d.find_element(By.ID, "scale-replicas").send_keys("3")
-        d.find_element(By.ID, "scale-submit").click()
+        browser.click_through(d, By.ID, "scale-submit")
         wait_page(d, "3 pods Running", lambda: running(3, v1), timeout=180)
         info = ok(c, "DescribeClusterServiceInfo", **ref)["service"]
         assert info["desiredReplicas"] == 3
@@ -192,7 +187,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         # A new image, rolled out.
         d.find_element(By.ID, "new-image").clear()
         d.find_element(By.ID, "new-image").send_keys(v2)
-        d.find_element(By.ID, "image-submit").click()
+        browser.click_through(d, By.ID, "image-submit")
         wait_page(d, "rollout to v2", lambda: running(3, v2), timeout=240)
         status = lambda: d.find_element(By.ID, "service-status").text  # noqa: E731
         wait_page(d, "service Normal", lambda: status() == "Normal")
@@ -226,7 +221,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
         # Delete the service, then the cluster.
         d.get(f"{base}/clusters/{cluster}/services/default/site")
-        d.find_element(By.ID, "delete-service-submit").click()
+        browser.click_through(d, By.ID, "delete-service-submit")
         assert "/services?namespace=default" in d.current_url
 
         def service_gone() -> bool:
@@ -234,7 +229,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
         until("service deleted", service_gone, timeout=120)
         d.get(f"{base}/clusters/{cluster}")
-        d.find_element(By.ID, "delete-cluster-submit").click()
+        browser.click_through(d, By.ID, "delete-cluster-submit")
         until(
             "cluster deleted",
             lambda: not ok(c, "DescribeCluster", clusterIds=[cluster])["clusters"],
