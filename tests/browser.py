@@ -77,10 +77,17 @@ def sign_in(driver: webdriver.Chrome, base: str, uin: str, password: str, then: 
 
 def click_through(driver: webdriver.Chrome, by: str, value: str) -> None:
     """Click a link or submit button and wait until the next page replaced this one."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(by, value).click()
+    for attempt in range(5):
+        try:
+            driver.find_element(by, value).click()
+            break
+        except WebDriverException:  # replaced by a live refresh between find and click
+            if attempt == 4:
+                raise
     WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))

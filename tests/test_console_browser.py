@@ -130,10 +130,12 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         wait_page(d, "task succ", lambda: d.find_element(By.ID, "task-status").text == "succ")
         api_cluster = ok(c, "DescribeCluster", clusterIds=[cluster])["clusters"][0]
         assert api_cluster["status"] == "Running" and api_cluster["nodeNum"] == 1
-        wait_page(d, "its node", lambda: d.find_elements(By.CSS_SELECTOR, "tr[data-node]"))
+        rows = lambda sel, attr: {  # noqa: E731 (read again if a refresh replaced them)
+            r.get_attribute(attr) for r in d.find_elements(By.CSS_SELECTOR, sel)
+        }
+        shown = wait_page(d, "its node", lambda: rows("tr[data-node]", "data-node"))
         nodes = ok(c, "DescribeClusterInstances", clusterId=cluster)["nodes"]
-        shown = d.find_elements(By.CSS_SELECTOR, "tr[data-node]")
-        assert {r.get_attribute("data-node") for r in shown} == {n["instanceId"] for n in nodes}
+        assert shown == {n["instanceId"] for n in nodes}
         shot(d, "cluster")
 
         # A service from the registry's image, picked from the form's list.
@@ -162,12 +164,14 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
         wait_page(d, "2 pods Running", lambda: running(2, v1), timeout=180)
         api_pods = ok(c, "DescribeServiceInstance", **ref)["instances"]
-        assert {p["name"] for p in api_pods} == {name for name, _, _ in pod_rows(d)}
+        assert {p["name"] for p in api_pods} == wait_page(
+            d, "pod names", lambda: {n for n, _, _ in pod_rows(d)}
+        )
         assert all(p["status"] == "Running" for p in api_pods)
         shot(d, "service")
 
         # A pod's logs, followed live.
-        pod = pod_rows(d)[0][0]
+        pod = wait_page(d, "a pod", lambda: pod_rows(d)[0][0])
         browser.click_through(d, By.LINK_TEXT, pod)
         log = lambda: d.find_element(By.CSS_SELECTOR, "pre.log").text  # noqa: E731
         wait_page(d, "the pod's log", lambda: f"started {pod}" in log())
@@ -211,9 +215,18 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
 
         # The registry page knows the pushed tags.
         d.get(f"{base}/registry/repository?name=team/site")
-        tags = d.find_elements(By.CSS_SELECTOR, "tr[data-tag]")
-        assert {r.get_attribute("data-tag") for r in tags} == {"v1", "v2"}
+        assert wait_page(d, "tags", lambda: rows("tr[data-tag]", "data-tag")) == {"v1", "v2"}
+        assert d.find_element(By.ID, "visibility").text == "private"
+        browser.click_through(d, By.ID, "toggle-public-submit")
+        assert d.find_element(By.ID, "visibility").text == "public"
+        own = ok(c, "SearchUserRepository", reponame="team/site")["repoInfo"]
+        assert own[0]["public"] == 1
         d.get(f"{base}/registry")
+        browser.click_through(d, By.CSS_SELECTOR, "tr[data-repo='team/site'] button.favor")
+        favoured = lambda: d.find_element(By.CSS_SELECTOR, "tr[data-repo='team/site']").text  # noqa: E731
+        wait_page(d, "favourite shown", lambda: "unfavourite" in favoured())
+        favors = ok(c, "GetFavor")["repoInfo"]
+        assert [f["reponame"] for f in favors] == ["team/site"]
         shot(d, "registry")
         d.get(f"{base}/")
         wait_page(d, "overview counts", lambda: d.find_element(By.ID, "count-pods").text == "3")

@@ -42,6 +42,7 @@ PAGES: list[tuple[str, Page, list[str]]] = [
     (PREFIX + "/monitoring", pages.monitoring, ["GET"]),
     (PREFIX + "/registry", pages.registry, ["GET"]),
     (PREFIX + "/registry/repository", pages.repository, ["GET"]),
+    (PREFIX + "/registry/{op}", pages.registry_op, ["POST"]),
 ]
 
 

@@ -618,9 +618,11 @@ def repository(view: View) -> Response:
     triggers, _ = view.attempt("ListTrigger", reponame=name)
     retention, _ = view.attempt("GetAutoDelStrategy")
     items, pager = _page_of(view, tags)
+    own = view.call("SearchUserRepository", reponame=name, limit=1)["repoInfo"]
     return view.render(
         "repository.html",
         name=name,
+        public=bool(own and own[0]["public"]),
         server=head["server"],
         tags=items,
         pager=pager,
@@ -647,3 +649,24 @@ def cluster_more(view: View) -> Response:
         rules=(rules or {}).get("logCollectorList", []),
         errors=[e for e in (ing_err, asg_err, log_err) if e is not None],
     )
+
+
+def registry_op(view: View) -> Response:
+    """Create a namespace; make a repository public or private; mark or unmark a favourite."""
+    op, form = view.path["op"], view.form
+    repo = form.get("reponame", "")
+    back = f"{PREFIX}/registry"
+    try:
+        if op == "namespace":
+            view.call("CreateCCRNamespace", namespace=form.get("namespace", ""))
+        elif op == "public":
+            view.call("UpdateRepositoryPublic", reponame=repo, public=form.get("public", ""))
+            back = f"{PREFIX}/registry/repository?name={quote(repo, safe='')}"
+        elif op in ("favor", "unfavor"):
+            action = "AddFavor" if op == "favor" else "DeleteFavor"
+            view.call(action, reponame=repo, repotype="QCLOUD HUB")
+        else:
+            raise ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
+    except ApiError as err:
+        return view.render("error.html", status=http_status(err), error=err)
+    return view.redirect(back)
