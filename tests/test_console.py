@@ -5,6 +5,7 @@ another's clusters, a sub-account held to its allow-list, and user text shown as
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +231,33 @@ def test_pages_of_an_empty_cluster_render(server: Server, owner: Account) -> Non
     # The live refresh of a signed-out browser is told so (its script then goes to sign-in).
     r = Browser(server).http.get("/console/", headers={"X-Console-Live": "1"})
     assert r.status_code == 401
+
+
+def test_a_list_of_more_than_500_pages(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    c = server.client(owner)
+    for i in range(519):
+        res = c.call("CreateClusterNamespace", {"clusterId": cluster, "name": f"ns-{i:03d}",
+                                                "description": ""})  # fmt: skip
+        assert res["code"] == 0, res
+    # The last one through the console's own form.
+    b_form = Browser(server)
+    b_form.sign_in_ok(owner.uin)
+    r = b_form.post(f"/console/clusters/{cluster}/namespaces", {"namespace": "ns-519"},
+                    page=f"/console/clusters/{cluster}")  # fmt: skip
+    assert r.status_code == 303, error_in(r.text)
+    api = c.call("DescribeClusterNameSpaces", {"clusterId": cluster})["data"]["namespaces"]
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    seen: list[str] = []
+    page = 1
+    while True:
+        html = b.get(f"/console/clusters/{cluster}?nspage={page}").text
+        shown = re.findall(r'data-namespace="([^"]+)"', html)
+        assert 0 < len(shown) <= 100
+        seen += shown
+        if 'rel="next"' not in html.split('data-pager="nspage"')[1].split("</nav>")[0]:
+            break
+        page += 1
+    assert len(api) > 520 and page == -(-len(api) // 100) and f"{len(api)} items" in html
+    assert seen == [n["name"] for n in api]

@@ -22,9 +22,10 @@ PAGE_SIZE = 100
 API_PAGE = 100
 
 
-def _page_of(view: View, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-    """One page of a long list, and what the pager shows."""
-    raw = view.query.get("page", "1")
+def _page_of(view: View, items: list[Any], param: str = "page") -> tuple[list[Any], dict[str, Any]]:
+    """One page of a long list, and what the pager shows (`param` names the query
+    parameter, for pages with two lists)."""
+    raw = view.query.get(param, "1")
     page = max(1, int(raw)) if raw.isdigit() else 1
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(page, pages)
@@ -32,6 +33,7 @@ def _page_of(view: View, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
         "page": page,
         "pages": pages,
         "total": len(items),
+        "param": param,
     }
 
 
@@ -43,7 +45,7 @@ def _api_page(view: View, action: str, key: str, **params: Any) -> tuple[list[An
     data = view.call(action, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **params)
     total = int(data.get("totalCount", 0))
     pages = max(1, -(-total // PAGE_SIZE))
-    return data.get(key, []), {"page": page, "pages": pages, "total": total}
+    return data.get(key, []), {"page": page, "pages": pages, "total": total, "param": "page"}
 
 
 def _all_pages(view: View, action: str, key: str, **params: Any) -> list[Any]:
@@ -174,13 +176,15 @@ def cluster(view: View, error: ApiError | None = None, status: int = 200) -> Res
     if rid.isdigit():
         task, _ = view.attempt("DescribeClusterTaskResult", requestId=int(rid))
     nodes_page, pager = _page_of(view, nodes)
+    ns_page, ns_pager = _page_of(view, namespaces, "nspage")
     return view.render(
         "cluster.html",
         status=status,
         cluster=info,
         nodes=nodes_page,
         pager=pager,
-        namespaces=namespaces,
+        namespaces=ns_page,
+        ns_pager=ns_pager,
         task=task,
         task_id=rid,
         error=error,
@@ -239,7 +243,7 @@ def create_namespace(view: View) -> Response:
     _, err = view.attempt(
         "CreateClusterNamespace",
         clusterId=cid,
-        namespace=view.form.get("namespace", ""),
+        name=view.form.get("namespace", ""),
         description=view.form.get("description", ""),
     )
     if err is not None:
