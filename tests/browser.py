@@ -72,6 +72,7 @@ def sign_in(driver: webdriver.Chrome, base: str, uin: str, password: str, then: 
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
     WebDriverWait(driver, 30).until(lambda d: "/console/login" not in d.current_url)
+    loaded(driver)
     assert driver.current_url.endswith(f"/console{then}"), driver.current_url
 
 
@@ -91,3 +92,13 @@ def click_through(driver: webdriver.Chrome, by: str, value: str) -> None:
             if attempt == 4:
                 raise
     WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    loaded(driver)
+
+
+def loaded(driver: webdriver.Chrome) -> None:
+    """Wait until the current document has loaded (after a navigation a click started)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )

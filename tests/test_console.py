@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from selenium.webdriver.common.by import By
 
 from . import browser
@@ -41,6 +42,7 @@ def cluster_ids(server: Server, account: Account | None = None) -> set[str]:
 def owner(server: Server) -> Account:
     """An account of the module's own, with a VPC and a console password."""
     account, _ = account_with_vpc(server)
+    server.cli("account", "quota", account.uin, "clusters", "50")
     set_password(server, account.uin)
     return account
 
@@ -222,6 +224,13 @@ def test_pages_of_an_empty_cluster_render(server: Server, owner: Account) -> Non
         r = b.get(f"/console/clusters/{cluster}{path}")
         assert r.status_code == 200, (path, error_in(r.text))
         assert not error_in(r.text), path
+    kubeconfig = b.get(f"/console/clusters/{cluster}/kubeconfig")
+    assert kubeconfig.status_code == 200
+    assert "attachment" in kubeconfig.headers["content-disposition"]
+    config = yaml.safe_load(kubeconfig.text)
+    security = server.client(owner).call("DescribeClusterSecurityInfo", {"clusterId": cluster})
+    assert config["users"][0]["user"]["token"] == security["data"]["password"]
+    assert config["current-context"] == cluster
     more = b.get(f"/console/clusters/{cluster}/more").text
     assert "Ingresses" in more and "Autoscaling groups" in more and "Log collection rules" in more
     for path in ("/console/", "/console/clusters", "/console/registry",

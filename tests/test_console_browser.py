@@ -137,6 +137,23 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         nodes = ok(c, "DescribeClusterInstances", clusterId=cluster)["nodes"]
         assert shown == {n["instanceId"] for n in nodes}
         shot(d, "cluster")
+        node = nodes[0]["instanceId"]
+
+        # Cordon and uncordon the node, label it.
+        def unschedulable() -> bool:
+            found = ok(c, "DescribeClusterInstances", clusterId=cluster)["nodes"]
+            return bool(found[0]["unschedulable"])
+
+        browser.click_through(d, By.CSS_SELECTOR, f"tr[data-node='{node}'] button.op-cordon")
+        assert unschedulable()
+        wait_page(d, "cordoned", lambda: "cordoned" in d.find_element(By.ID, "node-table").text)
+        browser.click_through(d, By.CSS_SELECTOR, f"tr[data-node='{node}'] button.op-uncordon")
+        assert not unschedulable()
+        d.find_element(By.ID, "label-nodes").click()
+        d.find_element(By.CSS_SELECTOR, f"#label-{node} textarea").send_keys("tier=web")
+        browser.click_through(d, By.CSS_SELECTOR, f"#label-{node} button")
+        labels = ok(c, "DescribeClusterInstances", clusterId=cluster)["nodes"][0]["labels"]
+        assert labels.get("tier") == "web", labels
 
         # A service from the registry's image, picked from the form's list.
         browser.click_through(d, By.ID, "new-service-link")
@@ -200,6 +217,11 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         api_pods = ok(c, "DescribeServiceInstance", **ref)["instances"]
         assert len(api_pods) == 3
         assert all(ct["image"] == v2 for p in api_pods for ct in p["containers"])
+
+        # The YAML view is the API's text.
+        browser.click_through(d, By.ID, "yaml-link")
+        text = ok(c, "DescribeClusterServiceText", **ref)["serviceText"]
+        assert d.find_element(By.ID, "yaml").text.strip() == text.strip()
 
         # A CPU chart with data.
         d.get(f"{base}/monitoring?cluster={cluster}&range=hour")

@@ -220,7 +220,7 @@ def node_op(view: View) -> Response:
             unschedulable=1 if op == "cordon" else 0,
         )
     elif op == "drain":
-        _, err = view.attempt("DrainClusterNode", ClusterId=cid, InstanceId=iid, DryRun="false")
+        _, err = view.attempt("DrainClusterNode", ClusterId=cid, InstanceId=iid, DryRun=0)
     elif op == "remove":
         _, err = view.attempt("DeleteClusterInstances", clusterId=cid, instanceIds=[iid])
     elif op == "label":
@@ -229,7 +229,7 @@ def node_op(view: View) -> Response:
             "ModifyClusterNodeLabel",
             clusterId=cid,
             instanceId=iid,
-            labels=[{"name": k, "value": v} for k, v in labels],
+            labels=[{"key": k, "value": v.strip()} for k, v in labels],
         )
     else:
         err = ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
@@ -486,7 +486,7 @@ def service_op(view: View) -> Response:
 def service_yaml(view: View) -> Response:
     ref = _ref(view)
     text = view.call("DescribeClusterServiceText", **ref)
-    return view.render("yaml.html", ref=ref, text=text.get("text", text))
+    return view.render("yaml.html", ref=ref, text=text["serviceText"])
 
 
 def pod(view: View) -> Response:
