@@ -80,7 +80,6 @@ def click_through(driver: webdriver.Chrome, by: str, value: str) -> None:
     """Click a link or submit button and wait until the next page replaced this one."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
@@ -91,7 +90,17 @@ def click_through(driver: webdriver.Chrome, by: str, value: str) -> None:
         except WebDriverException:  # replaced by a live refresh between find and click
             if attempt == 4:
                 raise
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+
+    def replaced(_: webdriver.Chrome) -> bool:
+        # chromedriver answers a detached node with a stale-element error, or with an
+        # inspector error when the whole document went: both mean the page was replaced.
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(driver, 60).until(replaced)
     loaded(driver)
 
 

@@ -218,6 +218,15 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         assert len(api_pods) == 3
         assert all(ct["image"] == v2 for p in api_pods for ct in p["containers"])
 
+        # Pause and resume.
+        browser.click_through(d, By.ID, "pause-submit")
+        assert ok(c, "DescribeClusterServiceInfo", **ref)["service"]["status"] == "Paused"
+        wait_page(d, "Paused shown", lambda: status() == "Paused")
+        browser.click_through(d, By.ID, "resume-submit")
+        info_status = lambda: ok(c, "DescribeClusterServiceInfo", **ref)["service"]["status"]  # noqa: E731
+        until("resumed", lambda: info_status() == "Normal")
+        wait_page(d, "Normal again", lambda: status() == "Normal")
+
         # The YAML view is the API's text.
         browser.click_through(d, By.ID, "yaml-link")
         text = ok(c, "DescribeClusterServiceText", **ref)["serviceText"]
