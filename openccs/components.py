@@ -32,6 +32,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.logs.component",
     "openccs.monitor.component",
     "openccs.kube.component",
+    "openccs.console.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -43,6 +44,7 @@ MODEL_MODULES: list[str] = [
     "openccs.logs.models",
     "openccs.monitor.models",
     "openccs.kube.models",
+    "openccs.console.models",
 ]
 
 

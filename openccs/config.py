@@ -121,6 +121,8 @@ class Settings:
     monitor_max_points: int = 1440
     # Where OperateClusterVip opens a cluster's external Kubernetes API address.
     kube_public_address: str = "127.0.0.1"
+    # Seconds a console sign-in lasts.
+    console_session_ttl: float = 8 * 3600.0
 
     @property
     def db_url(self) -> str:

@@ -64,6 +64,53 @@ def _values_at(data: Any, path: list[str]) -> list[str]:
     return []
 
 
+def authorize(caller: Caller, action: Action) -> None:
+    """May this caller call this action at all (a sub-account's allow-list)."""
+    if not caller.is_subuser:
+        return
+    if action.owner_only:
+        raise errors.owner_only(action.name)
+    if not caller.may_call(action.name):
+        raise errors.action_not_allowed(action.name)
+
+
+def execute(
+    services: Services, request_id: str, caller: Caller, action: Action, params: dict[str, str]
+) -> Any:
+    """An authenticated caller's action: region, authorization, validation, then the handler
+    in one transaction and its after-commit effects. Every front end (the v2 wire, the
+    console) goes through here, so all of them check the same things."""
+    region = params.get("Region", "")
+    if region and region not in services.settings.region_names():
+        known = ", ".join(sorted(services.settings.region_names()))
+        raise errors.invalid_parameter(
+            "Region", f"unknown region {shown(region)!r} (known: {known})"
+        )
+    authorize(caller, action)
+    nested = decode_params(params)
+    parsed = validate_params(action.params, nested)
+    if caller.is_subuser:
+        dumped = parsed.model_dump(by_alias=True)
+        for path in action.resources:
+            for value in _values_at(dumped, path.split(".")):
+                if not caller.may_use(value):
+                    raise errors.resource_not_allowed(value)
+    assert action.handler is not None
+    with services.store.session() as s:
+        ctx = RequestContext(
+            request_id=request_id,
+            action=action.name,
+            region=region,
+            caller=caller,
+            db=s,
+            services=services,
+        )
+        result = action.handler(ctx, parsed)
+    for fn in ctx.after_commit:
+        fn()
+    return result
+
+
 class Gateway:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -154,47 +201,10 @@ class Gateway:
             return self._execute(request_id, caller, action, params)
         return await self._in_thread(self._execute, request_id, caller, action, params)
 
-    def _authorize(self, caller: Caller, action: Action) -> None:
-        if not caller.is_subuser:
-            return
-        if action.owner_only:
-            raise errors.owner_only(action.name)
-        if not caller.may_call(action.name):
-            raise errors.action_not_allowed(action.name)
-
     def _execute(
         self, request_id: str, caller: Caller, action: Action, params: dict[str, str]
     ) -> Any:
-        """Validation, authorization, then the handler in one transaction."""
-        region = params.get("Region", "")
-        if region and region not in self.settings.region_names():
-            known = ", ".join(sorted(self.settings.region_names()))
-            raise errors.invalid_parameter(
-                "Region", f"unknown region {shown(region)!r} (known: {known})"
-            )
-        self._authorize(caller, action)
-        nested = decode_params(params)
-        parsed = validate_params(action.params, nested)
-        if caller.is_subuser:
-            dumped = parsed.model_dump(by_alias=True)
-            for path in action.resources:
-                for value in _values_at(dumped, path.split(".")):
-                    if not caller.may_use(value):
-                        raise errors.resource_not_allowed(value)
-        assert action.handler is not None
-        with self.services.store.session() as s:
-            ctx = RequestContext(
-                request_id=request_id,
-                action=action.name,
-                region=region,
-                caller=caller,
-                db=s,
-                services=self.services,
-            )
-            result = action.handler(ctx, parsed)
-        for fn in ctx.after_commit:
-            fn()
-        return result
+        return execute(self.services, request_id, caller, action, params)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         # Copy the context so the request id follows the work into the thread's log lines.

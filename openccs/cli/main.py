@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"openccs: --monitor-retention: {exc}", file=sys.stderr)
             return 2
     settings.kube_public_address = args.kube_public_address
+    settings.console_session_ttl = args.console_session_ttl
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
@@ -107,9 +108,22 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _read_password() -> str:
+    """A console password: asked twice on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("console password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("openccs: the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
 def cmd_account(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from openccs.console.auth import set_password
     from openccs.domain import accounts as acc
     from openccs.store.models import Account
 
@@ -137,6 +151,9 @@ def cmd_account(args: argparse.Namespace) -> int:
                     raise acc.AccountError("usage: account quota ACCOUNT [NAME VALUE]")
                 acc.set_quota(s, a.id, args.name_value[0], int(args.name_value[1]))
             _print_table([{"quota": k, "value": v} for k, v in acc.all_quotas(s, a.id).items()])
+        elif args.op == "password":
+            uin = set_password(s, args.account or "", _read_password(), subuser=False)
+            print(f"console password set for {uin}")
     return 0
 
 
@@ -247,6 +264,7 @@ def cmd_cert(args: argparse.Namespace) -> int:
 def cmd_subuser(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from openccs.console.auth import set_password
     from openccs.domain import accounts as acc
     from openccs.store.models import SubUser
 
@@ -285,6 +303,9 @@ def cmd_subuser(args: argparse.Namespace) -> int:
                     elif args.op == "revoke" and item in lst:
                         lst.remove(item)
             sub.allowed_actions, sub.allowed_resources = actions, resources
+        elif args.op == "password":
+            uin = set_password(s, args.ref or "", _read_password(), subuser=True)
+            print(f"console password set for {uin}")
     return 0
 
 
@@ -856,6 +877,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address of the clusters' external Kubernetes API (OperateClusterVip)",
     )
+    s.add_argument(
+        "--console-session-ttl",
+        type=float,
+        default=8 * 3600.0,
+        help="seconds a web console sign-in lasts (default 8 hours)",
+    )
     s.set_defaults(fn=cmd_serve)
 
     ce = sub.add_parser("cert", help="certificates for HTTPS ingress (certId)")
@@ -905,7 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=cmd_sweep)
 
     a = sub.add_parser("account", help="accounts and quotas")
-    a.add_argument("op", choices=["create", "ls", "disable", "enable", "quota"])
+    a.add_argument("op", choices=["create", "ls", "disable", "enable", "quota", "password"])
     a.add_argument("account", nargs="?", help="appId, uin or name")
     a.add_argument("name_value", nargs="*", help="with quota: NAME VALUE")
     a.add_argument("--name")
@@ -919,7 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=cmd_key)
 
     u = sub.add_parser("subuser", help="sub-accounts and their allow-lists")
-    u.add_argument("op", choices=["create", "ls", "allow", "revoke"])
+    u.add_argument("op", choices=["create", "ls", "allow", "revoke", "password"])
     u.add_argument("ref", nargs="?", help="account (create, ls) or sub-account uin/name")
     u.add_argument("--name")
     u.add_argument("--action", action="append", help="allowed action (repeat; * for all)")

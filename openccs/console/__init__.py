@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages over the same action handlers the v2 API runs."""
