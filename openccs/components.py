@@ -31,6 +31,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.logs.component",
     "openccs.monitor.component",
     "openccs.kube.component",
+    "openccs.faults.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -42,6 +43,7 @@ MODEL_MODULES: list[str] = [
     "openccs.logs.models",
     "openccs.monitor.models",
     "openccs.kube.models",
+    "openccs.faults.models",
 ]
 
 

@@ -943,6 +943,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
     v.set_defaults(fn=cmd_coverage)
+
+    from openccs.cli import faults
+
+    faults.register(sub, _client_options)
     return p
 
 
