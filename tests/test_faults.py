@@ -20,8 +20,17 @@ import pytest
 
 from openccs.client import Client
 
-from .conftest import Server
-from .workload_helpers import Svc, create, machine_netns, make_cluster, node_of, until, web
+from .conftest import Account, Server
+from .workload_helpers import (
+    Svc,
+    create,
+    in_machine,
+    machine_netns,
+    make_cluster,
+    node_of,
+    until,
+    web,
+)
 
 pytestmark = pytest.mark.xdist_group("faults")
 
@@ -128,7 +137,8 @@ def world(srv: Server, iid: str) -> dict[str, Any]:
         "routes": sorted(
             line.replace(" linkdown", "")
             for line in _sh(["ip", "-n", ns, "route", "show", "table", "all"]).splitlines()
-            if " dev veth" not in line
+            # IPv6 link-local addresses follow a bridge's MAC, new when dockerd boots.
+            if " dev veth" not in line and "fe80::" not in line
         ),
         "iptables": rules_lines,
         "cgroups": sorted(groups),
@@ -265,6 +275,36 @@ def test_one_way_cut_and_packet_loss_restore_the_rules(
         restored(srv, iid, before)
 
 
+def connect_from(srv: Server, iid: str, ip: str, port: int) -> str:
+    code = (
+        "import socket\ns = socket.socket()\ns.settimeout(3)\n"
+        f"try:\n    s.connect(({ip!r}, {port}))\n    print('ok')\n"
+        "except ConnectionRefusedError:\n    print('refused')\n"
+        "except OSError as exc:\n    print('error', exc)\n"
+    )
+    return in_machine(srv, iid, code)
+
+
+def test_registry_cut_refuses_the_machines_pulls_only(
+    env: tuple[Server, Client, str, Svc],
+) -> None:
+    srv, c, cluster, svc = env
+    iid = busiest(c, cluster, svc)
+    before = world(srv, iid)
+    fid = call(c, "OpenccsCreateFault", kind="registry-cut", instanceId=iid, duration=300)[
+        "faultId"
+    ]
+    (rule,) = [r for r in world(srv, iid)["iptables"] if "REJECT" in r and "--dport" in r]
+    gateway = re.search(r"-d (\S+)/32", rule).group(1)  # type: ignore[union-attr]
+    port = int(re.search(r"--dport (\d+)", rule).group(1))  # type: ignore[union-attr]
+    assert connect_from(srv, iid, gateway, port) == "refused"
+    assert svc.running()  # the rest of its traffic flows
+    until("every request served", lambda: answers(vip_of(svc))[0] == 0, 30)
+    call(c, "OpenccsEndFault", faultId=fid)
+    assert connect_from(srv, iid, gateway, port) == "ok"
+    restored(srv, iid, before)
+
+
 def test_dockerd_kill_and_freeze_are_undone(env: tuple[Server, Client, str, Svc]) -> None:
     srv, c, cluster, svc = env
     iid = busiest(c, cluster, svc)
@@ -300,6 +340,13 @@ def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
                                             "podName": pod})  # fmt: skip
     assert res["code"] == 5000, res
     assert other.call("OpenccsDescribeFaults", {})["data"]["totalCount"] == 0
+    # A sub-account needs the machine in its allow-list.
+    out = json.loads(srv.cli("subuser", "create", srv.default.uin, "--action", "*",
+                             "--resource", "cls-elsewhere*").stdout)  # fmt: skip
+    sub = srv.client(Account(0, out["uin"], out["secretId"], out["secretKey"]))
+    res = sub.call("OpenccsCreateFault", {"kind": "net-cut", "instanceId": iid})
+    assert res["code"] == 4102 and iid in res["message"], res
+    assert sub.call("OpenccsDescribeFaults", {})["data"]["totalCount"] == 0
     for params, name in (
         ({"kind": "power-off", "instanceId": iid}, "kind"),
         ({"kind": "net-cut", "instanceId": iid, "duration": -1}, "duration"),
