@@ -175,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         "Reading it: times are from the start of the stop call, which returns once the"
-        " machine's dockerd has stopped its containers (up to its shutdown timeout). The node"
-        " is abnormal at the next health check; its pods are deleted --node-grace seconds"
-        " after that and started on the other machine, and the load balancer is full once"
-        " they are ready. Until then the requests the balancer sends to the stopped machine's"
-        " pods time out.",
+        " machine's dockerd has stopped its containers (~11 s: its shutdown timeout and the"
+        " clean-up); the node is abnormal within a health interval of dockerd going silent,"
+        " during the call (the column can only show the call's end). Its pods are deleted"
+        " --node-grace seconds after that and started on the other machine, and the load"
+        " balancer is full once they are ready: recovery is about --node-grace plus a few"
+        " seconds. Until then the requests the balancer sends to the stopped machine's pods"
+        " time out (2 s each, hence few requests sent).",
         "",
     ]
     text = "\n".join(lines)

@@ -262,6 +262,8 @@ def test_one_way_cut_and_packet_loss_restore_the_rules(
 ) -> None:
     srv, c, cluster, svc = env
     iid = busiest(c, cluster, svc)
+    pod_ip = next(p["ip"] for p in svc.running()
+                  if node_of(c, cluster, p["nodeIp"]) == iid)  # fmt: skip
     before = world(srv, iid)
     for params in ({"kind": "net-cut", "direction": "out"}, {"kind": "net-loss", "percent": 100}):
         fid = call(c, "OpenccsCreateFault", instanceId=iid, duration=300, **params)["faultId"]
@@ -270,9 +272,19 @@ def test_one_way_cut_and_packet_loss_restore_the_rules(
             assert "-o eth0 -j DROP" in rules and "-i eth0 -j DROP" not in rules
         else:
             assert "--mode random --probability 1" in rules
+        assert silent(pod_ip)  # the answers (out) or everything (100 % loss) are dropped
         assert fault(c, fid)["params"] == {k: v for k, v in params.items() if k != "kind"}
         call(c, "OpenccsEndFault", faultId=fid)
         restored(srv, iid, before)
+        assert not silent(pod_ip)
+    # The CLI injects, runs a request loop through the load balancer until the fault ends.
+    out = srv.cli("fault", "inject", "net-cut", "--instance", iid, "--duration", "4",
+                  "--probe", f"http://{vip_of(svc)}/index.html").stdout  # fmt: skip
+    fid = json.loads(out[: out.rindex("}\n{") + 2])["data"]["faultId"]
+    probe = json.loads(out.splitlines()[-1])["probe"]
+    assert probe["requests"] >= 1 and 0 <= probe["failed"] <= probe["requests"], probe
+    assert fault(c, fid)["state"] == "ended"
+    restored(srv, iid, before)
 
 
 def connect_from(srv: Server, iid: str, ip: str, port: int) -> str:
