@@ -59,6 +59,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
         yield srv, c, cluster, svc
     finally:
         if srv.proc is not None and srv.proc.poll() is None:
+            # A frozen machine's processes could not be killed by the sweep: end every fault.
+            with contextlib.suppress(Exception):
+                c = srv.client()
+                active = c.call("OpenccsDescribeFaults", {"state": "active", "limit": 100})
+                for row in active["data"]["faults"]:
+                    c.call("OpenccsEndFault", {"faultId": row["faultId"]})
             srv.stop()
         srv.sweep()
 
@@ -297,7 +303,7 @@ def connect_from(srv: Server, iid: str, ip: str, port: int) -> str:
     return in_machine(srv, iid, code)
 
 
-def test_registry_cut_refuses_the_machines_pulls_only(
+def test_the_registry_refuses_or_stalls_pulls_of_a_machine_or_a_cluster(
     env: tuple[Server, Client, str, Svc],
 ) -> None:
     srv, c, cluster, svc = env
@@ -315,6 +321,18 @@ def test_registry_cut_refuses_the_machines_pulls_only(
     call(c, "OpenccsEndFault", faultId=fid)
     assert connect_from(srv, iid, gateway, port) == "ok"
     restored(srv, iid, before)
+    # For every machine of the cluster, the registry refuses pulls, or stalls them.
+    machines = list(nodes(c, cluster))
+    worlds = {m: world(srv, m) for m in machines}
+    for kind, seen in (("registry-refuse", "refused"), ("registry-stall", "error timed out")):
+        fid = call(c, "OpenccsCreateFault", kind=kind, clusterId=cluster, duration=300)["faultId"]
+        assert sorted(fault(c, fid)["params"]["machines"]) == sorted(machines)
+        for m in machines:
+            assert connect_from(srv, m, gateway, port) == seen, (kind, m)
+        call(c, "OpenccsEndFault", faultId=fid)
+        for m in machines:
+            assert connect_from(srv, m, gateway, port) == "ok"
+            restored(srv, m, worlds[m])
 
 
 def test_dockerd_kill_and_freeze_are_undone(env: tuple[Server, Client, str, Svc]) -> None:
@@ -366,6 +384,7 @@ def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
         ({"kind": "net-loss", "instanceId": iid, "percent": 101}, "percent"),
         ({"kind": "net-cut"}, "instanceId"),
         ({"kind": "pod-kill", "clusterId": cluster}, "podName"),
+        ({"kind": "registry-stall", "instanceId": iid}, "clusterId"),
     ):
         res = c.call("OpenccsCreateFault", params)
         assert res["code"] == 4000 and name in res["message"], (params, res)

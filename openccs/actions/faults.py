@@ -14,7 +14,9 @@ from openccs.api.errors import ApiError, invalid_parameter, missing_parameter, n
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.domain.accounts import Caller
-from openccs.faults.backend import KINDS, POD_KINDS, FaultError
+from openccs.domain.cloud import get_cluster
+from openccs.domain.clusters import cluster_nodes
+from openccs.faults.backend import CLUSTER_KINDS, KINDS, POD_KINDS, FaultError
 from openccs.faults.component import Faults, FaultSpec, describe
 from openccs.faults.models import Fault
 from openccs.faults.report import fault_report
@@ -25,7 +27,7 @@ MAX_DURATION = 86400
 
 Kind = Literal[
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
-    "net-cut", "net-loss", "registry-cut", "pod-kill",
+    "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
 ]  # fmt: skip
 assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
@@ -70,6 +72,14 @@ def create_fault(ctx: RequestContext, p: CreateFaultParams) -> dict[str, Any]:
         spec.namespace, spec.pod, spec.params = pod.namespace, pod.name, {"podId": pod.id}
         if not ctx.caller.may_use(pod.node_id) and not ctx.caller.may_use(pod.cluster_id):
             raise _not_allowed(pod.cluster_id)
+    elif p.kind in CLUSTER_KINDS:
+        if not p.clusterId:
+            raise missing_parameter("clusterId")
+        cluster = get_cluster(ctx.db, ctx.account_id, p.clusterId)
+        machines = [n.id for n in cluster_nodes(ctx.db, cluster.id) if n.state == "Running"]
+        if not machines:
+            raise invalid_parameter("clusterId", f"cluster {cluster.id} has no running machine")
+        spec.cluster_id, spec.params = cluster.id, {"machines": machines}
     else:
         if not p.instanceId:
             raise missing_parameter("instanceId")

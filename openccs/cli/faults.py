@@ -13,7 +13,7 @@ import httpx
 
 KINDS = [
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
-    "net-cut", "net-loss", "registry-cut", "pod-kill",
+    "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
 ]  # fmt: skip
 PROBE_EVERY = 0.2
 
@@ -23,7 +23,7 @@ def register(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]
     f.add_argument("op", choices=["inject", "ls", "end", "report"])
     f.add_argument("ref", nargs="?", help="inject: the kind; end, report: the fault id")
     f.add_argument("--instance", help="the machine (instanceId)")
-    f.add_argument("--cluster", help="the cluster (pod faults; ls: filter)")
+    f.add_argument("--cluster", help="the cluster (pod and registry faults; ls: filter)")
     f.add_argument("--namespace", default="default")
     f.add_argument("--pod", help="the pod (pod faults)")
     f.add_argument("--duration", type=int, default=60, help="seconds (default 60)")

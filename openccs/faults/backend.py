@@ -11,6 +11,8 @@ is cut short (openccs killed) is simply run again.
 | net-cut        | DROP on the machine's VPC link (in, out or both)  | rules and chain removed  |
 | net-loss       | DROP of a random share of packets on that link    | rules and chain removed  |
 | registry-cut   | REJECT of the machine's pulls from the registry   | rules and chain removed  |
+| registry-refuse| the registry refuses a cluster's pulls (REJECT)    | rules and chain removed  |
+| registry-stall | the registry stalls a cluster's pulls (DROP)       | rules and chain removed  |
 | pod-kill       | SIGKILL to a pod's main process (one-shot)        | nothing to undo          |
 
 Network rules live in the machine's network namespace, in a chain of the fault's own
@@ -43,8 +45,11 @@ log = get_logger("openccs.faults")
 
 MACHINE_KINDS = ("machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze")
 NETWORK_KINDS = ("net-cut", "net-loss", "registry-cut")
+# The registry as a cluster's machines see it (it is shared by every account: an account
+# breaks it for its own machines only, on their side of the network).
+CLUSTER_KINDS = ("registry-refuse", "registry-stall")
 POD_KINDS = ("pod-kill",)
-KINDS = MACHINE_KINDS + NETWORK_KINDS + POD_KINDS
+KINDS = MACHINE_KINDS + NETWORK_KINDS + CLUSTER_KINDS + POD_KINDS
 # Kinds whose injection is all there is (their record ends at once).
 ONE_SHOT = ("pod-kill",)
 HOOKS = ("INPUT", "OUTPUT", "FORWARD")
@@ -89,9 +94,11 @@ class Backend:
             self._net_rules(fault, [["-i", LINK, *stat, "-j", "DROP"],
                                     ["-o", LINK, *stat, "-j", "DROP"]])  # fmt: skip
         elif kind == "registry-cut":
-            gateway, port = self._registry_of(s, iid)
-            self._net_rules(fault, [["-o", LINK, "-d", gateway, "-p", "tcp", "--dport", str(port),
-                                     "-j", "REJECT", "--reject-with", "tcp-reset"]])  # fmt: skip
+            self._net_rules(fault, [self._registry_rule(s, iid, refuse=True)])
+        elif kind in CLUSTER_KINDS:
+            for machine in fault.params["machines"]:
+                rule = self._registry_rule(s, machine, refuse=kind == "registry-refuse")
+                self._net_rules(fault, [rule], machine)
         elif kind == "pod-kill":
             self._kill_pod(s, fault)
         log_event(log, "fault injected", fault=fault.id, kind=kind, instance=iid, pod=fault.pod)
@@ -100,6 +107,9 @@ class Backend:
         kind, iid = fault.kind, fault.instance_id
         if kind in NETWORK_KINDS or kind == "machine-stop":
             self._remove_rules(fault)
+        elif kind in CLUSTER_KINDS:
+            for machine in fault.params["machines"]:
+                self._remove_rules(fault, machine)
         if kind in ("machine-stop", "machine-reboot", "dockerd-kill"):
             ins = s.get(Instance, iid)
             if ins is not None and ins.state not in ("Deleting",):
@@ -118,10 +128,11 @@ class Backend:
             rules.append(["-o", LINK, "-j", "DROP"])
         return rules
 
-    def _net_rules(self, fault: Fault, rules: list[list[str]]) -> None:
-        ns = naming.netns(self.site, fault.instance_id)
+    def _net_rules(self, fault: Fault, rules: list[list[str]], machine: str = "") -> None:
+        machine = machine or fault.instance_id
+        ns = naming.netns(self.site, machine)
         if not host.netns_exists(ns):
-            raise FaultError(f"machine {fault.instance_id} has no network namespace")
+            raise FaultError(f"machine {machine} has no network namespace")
         name = chain(self.site, fault.id)
         if not host.chain_exists(name, netns=ns):
             host.iptables("-N", name, netns=ns)
@@ -132,8 +143,8 @@ class Backend:
             if not host.rule_exists("filter", hook, ["-j", name], netns=ns):
                 host.iptables("-I", hook, "1", "-j", name, netns=ns)
 
-    def _remove_rules(self, fault: Fault) -> None:
-        ns = naming.netns(self.site, fault.instance_id)
+    def _remove_rules(self, fault: Fault, machine: str = "") -> None:
+        ns = naming.netns(self.site, machine or fault.instance_id)
         if not host.netns_exists(ns):
             return  # the machine is gone, and its rules with it
         name = chain(self.site, fault.id)
@@ -143,6 +154,13 @@ class Backend:
         if host.chain_exists(name, netns=ns):
             host.iptables("-F", name, netns=ns)
             host.iptables("-X", name, netns=ns)
+
+    def _registry_rule(self, s: Session, iid: str, refuse: bool) -> list[str]:
+        """The machine's connections to the registry refused at once, or dropped (a pull
+        then hangs until the client gives up)."""
+        gateway, port = self._registry_of(s, iid)
+        verdict = ["REJECT", "--reject-with", "tcp-reset"] if refuse else ["DROP"]
+        return ["-o", LINK, "-d", gateway, "-p", "tcp", "--dport", str(port), "-j", *verdict]
 
     def _registry_of(self, s: Session, iid: str) -> tuple[str, int]:
         from openccs.domain.cloud import gateway_of
@@ -159,7 +177,10 @@ class Backend:
         tree = cgroups.driver()
         machine = naming.cgroup(self.site, fault.instance_id)
         if tree.version == 2:
-            _write(tree.path("", machine) / "cgroup.freeze", "1" if frozen else "0")
+            if frozen:
+                _write(tree.path("", machine) / "cgroup.freeze", "1")
+            else:
+                tree.thaw(machine)
             return
         if not (tree.root / "freezer" / "cgroup.procs").exists():
             raise FaultError("this host has no freezer cgroup controller")
@@ -176,8 +197,7 @@ class Backend:
                         _write(system / "cgroup.procs", str(pid))
             _write(cg / "freezer.state", "FROZEN")
             return
-        if cg.exists():
-            _write(cg / "freezer.state", "THAWED")
+        tree.thaw(machine)
         if system.exists():
             for moved in (system / "cgroup.procs").read_text().split():
                 with contextlib.suppress(CloudError):  # gone meanwhile

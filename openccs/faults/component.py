@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = get_logger("openccs.faults")
 INTERVAL = 1.0
+# The settings of a fault a client sees (the others are the keeper's own notes).
+SHOWN = ("direction", "percent", "machines")
 
 
 @dataclass
@@ -151,7 +153,11 @@ def _get(s: Session, fault_id: str) -> Fault:
 def _clash(s: Session, spec: FaultSpec) -> str | None:
     """An active fault of the same kind on the same target; or, for the kinds that take a
     machine down, any of them (two would undo each other)."""
-    q = select(Fault).where(Fault.state == "active", Fault.instance_id == spec.instance_id)
+    q = select(Fault).where(
+        Fault.state == "active",
+        Fault.instance_id == spec.instance_id,
+        Fault.cluster_id == spec.cluster_id,
+    )
     for other in s.scalars(q):
         if other.kind == spec.kind and other.pod == spec.pod:
             return other.id
@@ -170,8 +176,13 @@ def _services_on(s: Session, instance_id: str) -> list[list[str]]:
 
 
 def _what(fault: Fault) -> str:
-    target = f"pod {fault.pod}" if fault.pod else f"machine {fault.instance_id}"
-    extra = ", ".join(f"{k}={v}" for k, v in sorted(fault.params.items()) if k != "podId")
+    if fault.pod:
+        target = f"pod {fault.pod}"
+    elif fault.instance_id:
+        target = f"machine {fault.instance_id}"
+    else:
+        target = f"the machines of {fault.cluster_id}"
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(fault.params.items()) if k in SHOWN)
     return f"fault {fault.id} ({fault.kind}{', ' + extra if extra else ''}) on {target}"
 
 
@@ -193,15 +204,17 @@ def _events(s: Session, fault: Fault, reason: str, message: str) -> None:
                      fault.pod, reason, message, level)  # fmt: skip
         return
     ins = s.get(Instance, fault.instance_id)
-    node = ins.lan_ip if ins is not None else fault.instance_id
+    node = ins.lan_ip if ins is not None else fault.instance_id or fault.cluster_id
     # The services of the fault's start too: their pods may have been replaced since.
-    touched = {(a, b) for a, b in _services_on(s, fault.instance_id)}
+    machines = fault.params.get("machines") or [fault.instance_id]
+    touched = {(a, b) for m in machines for a, b in _services_on(s, m)}
     touched |= {(str(a), str(b)) for a, b in fault.params.get("services", [])}
     for ns, svc_name in sorted(touched or {("default", "")}):
         # Events are merged by object, reason and message (not service): each service's
         # event names it, so that every service keeps its own.
         text = f"{message} (service {svc_name})" if svc_name else message
-        record_event(s, fault.cluster_id, ns, svc_name, "Node", node, reason, text, level)
+        kind = "Node" if fault.instance_id else "Cluster"
+        record_event(s, fault.cluster_id, ns, svc_name, kind, node, reason, text, level)
 
 
 def describe(fault: Fault) -> dict[str, Any]:
@@ -212,7 +225,7 @@ def describe(fault: Fault) -> dict[str, Any]:
         "instanceId": fault.instance_id,
         "namespace": fault.namespace,
         "podName": fault.pod,
-        "params": {k: v for k, v in fault.params.items() if k not in ("podId", "services")},
+        "params": {k: v for k, v in fault.params.items() if k in SHOWN},
         "duration": fault.duration,
         "state": fault.state,
         "message": fault.message,
