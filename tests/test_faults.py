@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from openccs.client import Client
 
 from .conftest import Account, Server
+from .test_kube import open_vip, security_info, write_kubeconfig
 from .workload_helpers import (
     Svc,
     create,
@@ -240,6 +242,18 @@ def test_a_killed_pod_restarts_and_the_fault_is_listed(
     assert fid in out and "pod-kill" in out
     report = json.loads(srv.cli("fault", "report", fid).stdout)
     assert report["code"] == 0 and report["data"]["podName"] == pod["name"]
+    # kubectl shows the fault as an event of the pod.
+    open_vip(srv, c, cluster)
+    kubeconfig = srv.data_dir.parent / "kubeconfig"
+    info = security_info(c, cluster)
+    write_kubeconfig(kubeconfig, cluster, info, info["password"])
+    out = subprocess.run(
+        ["kubectl", "get", "events", "-n", "default", "-o", "json"], capture_output=True,
+        text=True, timeout=60, check=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(srv.data_dir.parent)},
+    ).stdout  # fmt: skip
+    injected = [e for e in json.loads(out)["items"] if e["reason"] == "FaultInjected"]
+    assert any(e["involvedObject"]["name"] == pod["name"] for e in injected), injected
     svc.wait_normal(3)
 
 
