@@ -370,6 +370,20 @@ def test_dockerd_kill_and_freeze_are_undone(env: tuple[Server, Client, str, Svc]
     assert world(srv, iid)["iptables"] == before["iptables"]
 
 
+def test_a_reboot_boots_the_machine_again_at_once(env: tuple[Server, Client, str, Svc]) -> None:
+    srv, c, cluster, svc = env
+    iid = busiest(c, cluster, svc)
+    before = world(srv, iid)
+    fid = call(c, "OpenccsCreateFault", kind="machine-reboot", instanceId=iid, duration=0)[
+        "faultId"
+    ]
+    # The machine goes down during the call and boots again when the fault ends (next pass).
+    until("rebooted", lambda: fault(c, fid)["state"] == "ended", 60)
+    assert "FaultEnded" in {e["reason"] for e in svc.events()}
+    back_to_normal(c, cluster, svc, iid)
+    restored(srv, iid, before)
+
+
 def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
     env: tuple[Server, Client, str, Svc],
 ) -> None:
