@@ -33,6 +33,7 @@ COMPONENT_MODULES: list[str] = [
     "openccs.monitor.component",
     "openccs.kube.component",
     "openccs.console.component",
+    "openccs.faults.component",
 ]
 
 # Modules defining SQLAlchemy tables on `openccs.store.models.Base`, imported before migrations.
@@ -45,6 +46,7 @@ MODEL_MODULES: list[str] = [
     "openccs.monitor.models",
     "openccs.kube.models",
     "openccs.console.models",
+    "openccs.faults.models",
 ]
 
 

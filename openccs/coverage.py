@@ -25,5 +25,13 @@ def coverage_markdown() -> str:
         entry = CATALOG[a.name]
         status = "implemented" if a.implemented else "not yet"
         lines.append(f"| {entry.group} | {a.name} | {a.host} | {status} |")
+    lines += [
+        "",
+        "Extensions: actions of openccs's own, outside the document (prefix `Openccs`):",
+        "",
+    ]
+    for a in registry.extension_actions():
+        doc = (a.handler.__doc__ or "").split("\n\n")[0] if a.handler else ""
+        lines.append(f"- `{a.name}` ({a.host}): {' '.join(doc.split())}")
     lines.append(END)
     return "\n".join(lines) + "\n"

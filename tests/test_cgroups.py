@@ -279,3 +279,20 @@ def test_doctor_makes_and_removes_a_netns_veth_and_bridge() -> None:
     after = set(os.listdir("/sys/class/net")), set(os.listdir("/run/netns"))
     assert not {n for n in after[0] - before[0] if n.startswith(("odv", "odb"))}
     assert not {n for n in after[1] - before[1] if n.startswith("occdoctor-")}
+
+
+def test_a_frozen_machine_is_thawed_before_it_is_stopped(tmp_path: Path) -> None:
+    """A fault's freeze left behind (openccs killed) must not keep a machine from stopping:
+    frozen processes can be neither stopped nor killed."""
+    v1 = cgroups.V1(v1_tree(tmp_path / "v1", ("cpu", "freezer")))
+    state = tmp_path / "v1" / "freezer" / MACHINE.lstrip("/") / "freezer.state"
+    state.parent.mkdir(parents=True)
+    state.write_text("FROZEN\n")
+    v1.thaw(MACHINE)
+    assert state.read_text() == "THAWED"
+    v1.thaw("/openccs-ab12/ins-nofreeze")  # no freezer cgroup: nothing to do
+    v2 = cgroups.V2(v2_tree(tmp_path / "v2"))
+    freeze = tmp_path / "v2" / MACHINE.lstrip("/") / "cgroup.freeze"
+    freeze.write_text("1\n")
+    v2.thaw(MACHINE)
+    assert freeze.read_text() == "0"

@@ -3,6 +3,7 @@
 from openccs.actions import (  # noqa: F401
     asg,
     cluster,
+    faults,
     ingress,
     kube,
     logs,

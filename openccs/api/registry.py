@@ -39,6 +39,8 @@ class Action:
     # A cheap read of the database only: runs on the event loop instead of a worker thread
     # (thread hand-offs cost more than such a handler, and make latency less even).
     inline: bool = False
+    # An action of openccs's own beyond the document (prefixed Openccs), listed apart.
+    extension: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +74,9 @@ class Registry:
     def document_actions(self) -> list[Action]:
         return [self._actions[name] for name in CATALOG]
 
+    def extension_actions(self) -> list[Action]:
+        return sorted((a for a in self._actions.values() if a.extension), key=lambda a: a.name)
+
 
 REGISTRY = Registry()
 
@@ -86,6 +91,7 @@ def action(
     owner_only: bool = False,
     test_only: bool = False,
     inline: bool = False,
+    extension: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare the handler of an action (of the document, or an extra one with `host`)."""
 
@@ -104,6 +110,7 @@ def action(
                 owner_only=owner_only,
                 test_only=test_only,
                 inline=inline,
+                extension=extension,
             )
         )
         return fn

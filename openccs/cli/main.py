@@ -980,6 +980,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_coverage)
 
     kubeconfig.add_parser(sub)
+    from openccs.cli import faults
+
+    faults.register(sub, _client_options)
     return p
 
 

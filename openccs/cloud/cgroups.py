@@ -156,6 +156,17 @@ class Driver:
             log_event(log, "cgroups removed", cgroup=cgroup, dirs=len(removed))
         return removed
 
+    def thaw(self, cgroup: str) -> None:
+        """Thaw a cgroup a fault froze (its processes could be neither stopped nor killed)."""
+        if self.version == 2:
+            state = self.path("", cgroup) / "cgroup.freeze"
+            if (_read(state) or "").strip() == "1":
+                _write(state, "0")
+        else:
+            state = self.path("freezer", cgroup) / "freezer.state"
+            if (_read(state) or "THAWED").strip() != "THAWED":
+                _write(state, "THAWED")
+
     def remove_if_empty(self, cgroup: str) -> None:
         """Remove a cgroup directory that has no children left (e.g. the site's), quietly."""
         for hierarchy in self.hierarchies():

@@ -468,6 +468,7 @@ class MachineEngine:
         log_event(log, "machine stopped", instance=instance_id)
 
     def _stop_daemons(self, instance_id: str, grace: float) -> None:
+        cgroups.driver().thaw(naming.cgroup(self.site, instance_id))  # frozen: cannot stop
         pid = self.dockerd_pid(instance_id)
         if pid is not None:
             procs.terminate([pid], timeout=grace, what=f"dockerd of {instance_id}")

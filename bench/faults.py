@@ -1,0 +1,195 @@
+"""Faults benchmark (issue 19): time to recovery after a machine stop, against --node-grace.
+
+One `openccs serve` (SQLite, --health-interval 1); a cluster of 2 machines; a 3-replica
+busybox httpd service behind a public load balancer. For each grace period the server is
+restarted with that `--node-grace`, the machine holding most of the pods is stopped with
+`OpenccsCreateFault kind=machine-stop`, and a GET loop (one request at a time, 2 s timeout)
+runs through the load balancer. Measured from the fault's start: the node marked abnormal,
+every replica Running on the other machine, and the load balancer answering 20 requests in a
+row; and the requests that failed meanwhile. The fault is then ended and the machine comes
+back before the next round.
+
+Run as root: `.venv/bin/python bench/faults.py` (replaces its section of bench/RESULTS.md
+unless `--no-write`). Everything is removed at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+from common import git_commit, machine_facts, update_results
+
+from tests.conftest import Server
+from tests.workload_helpers import Svc, create, make_cluster, node_of, until, web
+
+TITLE = "## Faults: recovery after a machine stop against --node-grace"
+
+
+class Probe(threading.Thread):
+    """GETs `url` in a loop; remembers when each request ended and whether it failed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.results: list[tuple[float, bool]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ok = httpx.get(self.url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            self.results.append((time.monotonic(), ok))
+            time.sleep(0.05)
+
+    def full_since(self, t0: float, run: int = 20) -> float | None:
+        """When the first run of `run` successes in a row after t0 began."""
+        streak, start = 0, None
+        for at, ok in self.results:
+            if at < t0:
+                continue
+            if ok:
+                streak, start = streak + 1, start if streak else at
+                if streak >= run:
+                    return start
+            else:
+                streak, start = 0, None
+        return None
+
+
+def one_round(srv: Server, cluster: str, svc: Svc, vip: str) -> dict[str, Any]:
+    c = srv.client()
+    ips = [p["nodeIp"] for p in svc.running()]
+    lan_ip = max(set(ips), key=ips.count)
+    iid = node_of(c, cluster, lan_ip)
+    probe = Probe(f"http://{vip}/index.html")
+    probe.start()
+    time.sleep(2)
+    t0 = time.monotonic()
+    res = c.call("OpenccsCreateFault", {"kind": "machine-stop", "instanceId": iid,
+                                        "duration": 3600})  # fmt: skip
+    assert res["code"] == 0, res
+    fid = res["data"]["faultId"]
+    t_call = time.monotonic() - t0
+
+    def nodes() -> dict[str, Any]:
+        data = c.call("DescribeClusterInstances", {"clusterId": cluster})["data"]["nodes"]
+        return {n["instanceId"]: n for n in data}
+
+    until("abnormal", lambda: nodes()[iid]["isNormal"] == 0, 120, every=0.2)
+    t_abnormal = time.monotonic() - t0
+
+    def moved() -> bool:
+        running = svc.running()
+        return len(running) == 3 and all(p["nodeIp"] != lan_ip for p in running)
+
+    until("pods elsewhere", moved, 300, every=0.2)
+    t_pods = time.monotonic() - t0
+    full = until("lb full", lambda: probe.full_since(t0), 120, every=0.2)
+    probe.stop.set()
+    probe.join()
+    during = [ok for at, ok in probe.results if t0 <= at <= full]
+    report = c.call("OpenccsDescribeFaultReport", {"faultId": fid})["data"]
+    assert c.call("OpenccsEndFault", {"faultId": fid})["code"] == 0
+    until("machine back", lambda: nodes()[iid]["isNormal"] == 1, 120)
+    svc.wait_normal(3, timeout=120)
+    return {
+        "call": t_call,
+        "abnormal": t_abnormal,
+        "pods": t_pods,
+        "lb": full - t0,
+        "sent": len(during),
+        "failed": sum(1 for ok in during if not ok),
+        "report": next(r for r in report["services"] if r["serviceName"] == svc.name)[
+            "secondsToRecovery"
+        ],
+    }
+
+
+def prepare(srv: Server) -> tuple[str, Svc, str]:
+    cluster = make_cluster(srv, machines=2)
+    spec = web("bench", replicas=3)
+    spec["accessType"] = "LoadBalancer"
+    spec["portMappings"] = [{"lbPort": 80, "containerPort": 80, "protocol": "TCP"}]
+    svc = create(srv.client(), cluster, spec)
+    svc.wait_normal(3)
+    until("lb", lambda: svc.info()["lbStatus"] == "Running", 60)
+    return cluster, svc, str(svc.info()["externalIp"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--graces", default="5,15,30", help="--node-grace values, comma-separated")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    graces = [float(g) for g in args.graces.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="openccs-bench-faults-"))
+    rows: list[tuple[float, dict[str, Any]]] = []
+    srv = Server(data_dir=work / "data", db_url=None)
+    try:
+        for i, grace in enumerate(graces):
+            srv.extra_args = ("--health-interval", "1", "--node-grace", str(grace))
+            srv.start()
+            if i == 0:
+                cluster, svc, vip = prepare(srv)
+            rows.append((grace, one_round(srv, cluster, svc, vip)))
+            print(grace, rows[-1], file=sys.stderr)
+            srv.stop()
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
+        srv.sweep()
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = [
+        TITLE,
+        "",
+        f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()}, one round per"
+        " grace period, --health-interval 1, 2 machines, 3 busybox httpd replicas behind a"
+        " public load balancer, a GET loop through it (2 s timeout).",
+        "",
+        "| machine | " + " | ".join(f"{k}: {v}" for k, v in machine_facts().items()) + " |",
+        "",
+        "| --node-grace s | stop call s | node abnormal s | pods Running elsewhere s |"
+        " load balancer full s | report's recovery s | requests failed / sent |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for grace, r in rows:
+        lines.append(
+            f"| {grace:.0f} | {r['call']:.1f} | {r['abnormal']:.1f} | {r['pods']:.1f} |"
+            f" {r['lb']:.1f} | {r['report']} | {r['failed']} / {r['sent']} |"
+        )
+    lines += [
+        "",
+        "Reading it: times are from the start of the stop call, which returns once the"
+        " machine's dockerd has stopped its containers (~11 s: its shutdown timeout and the"
+        " clean-up); the node is abnormal within a health interval of dockerd going silent,"
+        " during the call (the column can only show the call's end). Its pods are deleted"
+        " --node-grace seconds after that and started on the other machine, and the load"
+        " balancer is full once they are ready: recovery is about --node-grace plus a few"
+        " seconds. Until then the requests the balancer sends to the stopped machine's pods"
+        " time out (2 s each, hence few requests sent).",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        update_results(TITLE, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Faults over the local cloud: each kind knows how to break a machine, its network or a pod
+for real, and how to undo exactly that. Both directions are idempotent, so a restore that
+is cut short (openccs killed) is simply run again.
+
+| kind           | inject                                            | restore                  |
+| -------------- | ------------------------------------------------- | ------------------------ |
+| machine-stop   | dockerd and containers stop, address silent       | boot, address back       |
+| machine-reboot | dockerd and containers stop                       | boot                     |
+| dockerd-kill   | SIGKILL to the machine's dockerd only             | boot (dockerd again)     |
+| machine-freeze | every process of the machine frozen (cgroup)      | thawed                   |
+| net-cut        | DROP on the machine's VPC link (in, out or both)  | rules and chain removed  |
+| net-loss       | DROP of a random share of packets on that link    | rules and chain removed  |
+| registry-cut   | REJECT of the machine's pulls from the registry   | rules and chain removed  |
+| registry-refuse| the registry refuses a cluster's pulls (REJECT)    | rules and chain removed  |
+| registry-stall | the registry stalls a cluster's pulls (DROP)       | rules and chain removed  |
+| pod-kill       | SIGKILL to a pod's main process (one-shot)        | nothing to undo          |
+
+Network rules live in the machine's network namespace, in a chain of the fault's own
+(`OCC-<site>-F<id8>`), hooked first into INPUT, OUTPUT and FORWARD (pods are behind it).
+Packet loss uses iptables' `statistic` match: this host's kernel has no netem, so delay,
+duplication and reordering are not offered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from openccs.cloud import cgroups, dockerapi, host, naming
+from openccs.cloud.host import CloudError
+from openccs.engine.docker import POD_LABEL, pod_containers
+from openccs.faults.models import Fault
+from openccs.log import get_logger, log_event
+from openccs.store.models import Instance, Pod
+
+if TYPE_CHECKING:
+    from openccs.cloud.component import Cloud
+
+log = get_logger("openccs.faults")
+
+MACHINE_KINDS = ("machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze")
+NETWORK_KINDS = ("net-cut", "net-loss", "registry-cut")
+# The registry as a cluster's machines see it (it is shared by every account: an account
+# breaks it for its own machines only, on their side of the network).
+CLUSTER_KINDS = ("registry-refuse", "registry-stall")
+POD_KINDS = ("pod-kill",)
+KINDS = MACHINE_KINDS + NETWORK_KINDS + CLUSTER_KINDS + POD_KINDS
+# Kinds whose injection is all there is (their record ends at once).
+ONE_SHOT = ("pod-kill",)
+HOOKS = ("INPUT", "OUTPUT", "FORWARD")
+LINK = "eth0"  # the machine's side of its VPC veth
+
+
+class FaultError(Exception):
+    """A fault that cannot be injected; the message says why."""
+
+
+def chain(site: str, fault_id: str) -> str:
+    return f"{naming.CHAIN_PREFIX}{naming.check_site(site)}-F{naming.short_id(fault_id)}"
+
+
+class Backend:
+    """Injects and restores faults on the machines of one site."""
+
+    def __init__(self, cloud: Cloud, registry_port: int | None = None) -> None:
+        self.cloud = cloud
+        self.site = cloud.site
+        self.registry_port = registry_port
+
+    # -- the two directions ----------------------------------------------------------------
+    def inject(self, s: Session, fault: Fault) -> None:
+        kind, iid = fault.kind, fault.instance_id
+        if kind in ("machine-stop", "machine-reboot"):
+            if kind == "machine-stop":
+                self._net_rules(fault, self._drop_all("both"))
+            self.cloud.engine.stop(iid)
+        elif kind == "dockerd-kill":
+            pid = self.cloud.engine.dockerd_pid(iid)
+            if pid is None:
+                raise FaultError(f"the dockerd of {iid} is not running")
+            os.kill(pid, signal.SIGKILL)
+        elif kind == "machine-freeze":
+            self._freeze(fault, True)
+        elif kind == "net-cut":
+            self._net_rules(fault, self._drop_all(str(fault.params.get("direction", "both"))))
+        elif kind == "net-loss":
+            share = int(fault.params["percent"]) / 100
+            stat = ["-m", "statistic", "--mode", "random", "--probability", f"{share:.4f}"]
+            self._net_rules(fault, [["-i", LINK, *stat, "-j", "DROP"],
+                                    ["-o", LINK, *stat, "-j", "DROP"]])  # fmt: skip
+        elif kind == "registry-cut":
+            self._net_rules(fault, [self._registry_rule(s, iid, refuse=True)])
+        elif kind in CLUSTER_KINDS:
+            for machine in fault.params["machines"]:
+                rule = self._registry_rule(s, machine, refuse=kind == "registry-refuse")
+                self._net_rules(fault, [rule], machine)
+        elif kind == "pod-kill":
+            self._kill_pod(s, fault)
+        log_event(log, "fault injected", fault=fault.id, kind=kind, instance=iid, pod=fault.pod)
+
+    def restore(self, s: Session, fault: Fault) -> None:
+        kind, iid = fault.kind, fault.instance_id
+        if kind in NETWORK_KINDS or kind == "machine-stop":
+            self._remove_rules(fault)
+        elif kind in CLUSTER_KINDS:
+            for machine in fault.params["machines"]:
+                self._remove_rules(fault, machine)
+        if kind in ("machine-stop", "machine-reboot", "dockerd-kill"):
+            ins = s.get(Instance, iid)
+            if ins is not None and ins.state not in ("Deleting",):
+                self.cloud.engine.start(self.cloud.spec_for(s, ins))
+        elif kind == "machine-freeze":
+            self._freeze(fault, False)
+        log_event(log, "fault restored", fault=fault.id, kind=kind, instance=iid)
+
+    # -- network ---------------------------------------------------------------------------
+    @staticmethod
+    def _drop_all(direction: str) -> list[list[str]]:
+        rules = []
+        if direction in ("both", "in"):
+            rules.append(["-i", LINK, "-j", "DROP"])
+        if direction in ("both", "out"):
+            rules.append(["-o", LINK, "-j", "DROP"])
+        return rules
+
+    def _net_rules(self, fault: Fault, rules: list[list[str]], machine: str = "") -> None:
+        machine = machine or fault.instance_id
+        ns = naming.netns(self.site, machine)
+        if not host.netns_exists(ns):
+            raise FaultError(f"machine {machine} has no network namespace")
+        name = chain(self.site, fault.id)
+        if not host.chain_exists(name, netns=ns):
+            host.iptables("-N", name, netns=ns)
+        host.iptables("-F", name, netns=ns)
+        for rule in rules:
+            host.iptables("-A", name, *rule, netns=ns)
+        for hook in HOOKS:
+            if not host.rule_exists("filter", hook, ["-j", name], netns=ns):
+                host.iptables("-I", hook, "1", "-j", name, netns=ns)
+
+    def _remove_rules(self, fault: Fault, machine: str = "") -> None:
+        ns = naming.netns(self.site, machine or fault.instance_id)
+        if not host.netns_exists(ns):
+            return  # the machine is gone, and its rules with it
+        name = chain(self.site, fault.id)
+        for hook in HOOKS:
+            while host.rule_exists("filter", hook, ["-j", name], netns=ns):
+                host.iptables("-D", hook, "-j", name, netns=ns)
+        if host.chain_exists(name, netns=ns):
+            host.iptables("-F", name, netns=ns)
+            host.iptables("-X", name, netns=ns)
+
+    def _registry_rule(self, s: Session, iid: str, refuse: bool) -> list[str]:
+        """The machine's connections to the registry refused at once, or dropped (a pull
+        then hangs until the client gives up)."""
+        gateway, port = self._registry_of(s, iid)
+        verdict = ["REJECT", "--reject-with", "tcp-reset"] if refuse else ["DROP"]
+        return ["-o", LINK, "-d", gateway, "-p", "tcp", "--dport", str(port), "-j", *verdict]
+
+    def _registry_of(self, s: Session, iid: str) -> tuple[str, int]:
+        from openccs.domain.cloud import gateway_of
+        from openccs.store.models import Subnet
+
+        ins = s.get(Instance, iid)
+        sub = s.get(Subnet, ins.subnet_id) if ins is not None else None
+        if sub is None or self.registry_port is None:
+            raise FaultError("the registry is not served to this machine")
+        return str(gateway_of(sub.cidr).ip), self.registry_port
+
+    # -- cgroups ---------------------------------------------------------------------------
+    def _freeze(self, fault: Fault, frozen: bool) -> None:
+        tree = cgroups.driver()
+        machine = naming.cgroup(self.site, fault.instance_id)
+        if tree.version == 2:
+            if frozen:
+                _write(tree.path("", machine) / "cgroup.freeze", "1")
+            else:
+                tree.thaw(machine)
+            return
+        if not (tree.root / "freezer" / "cgroup.procs").exists():
+            raise FaultError("this host has no freezer cgroup controller")
+        # The containers are in the machine's freezer cgroup already (runc puts them in every
+        # hierarchy); its daemons are placed in the other controllers only, so they join a
+        # `system` freezer cgroup of the machine for the freeze and leave it after.
+        cg = tree.path("freezer", machine)
+        system = tree.path("freezer", naming.cgroup_system(self.site, fault.instance_id))
+        if frozen:
+            system.mkdir(parents=True, exist_ok=True)
+            for pid in sorted(self.cloud.engine._machine_pids(fault.instance_id)):
+                if _freezer_of(pid) == "/":
+                    with contextlib.suppress(CloudError):  # gone meanwhile
+                        _write(system / "cgroup.procs", str(pid))
+            _write(cg / "freezer.state", "FROZEN")
+            return
+        tree.thaw(machine)
+        if system.exists():
+            for moved in (system / "cgroup.procs").read_text().split():
+                with contextlib.suppress(CloudError):  # gone meanwhile
+                    _write(tree.root / "freezer" / "cgroup.procs", moved)
+            with contextlib.suppress(OSError):
+                system.rmdir()
+
+    # -- pods ------------------------------------------------------------------------------
+    def _kill_pod(self, s: Session, fault: Fault) -> None:
+        sock = self.cloud.engine.docker_socket(fault.instance_id)
+        pod = s.get(Pod, int(fault.params["podId"]))
+        if pod is None:
+            raise FaultError(f"pod {fault.pod} is gone")
+        targets = [
+            c["Id"]
+            for c in pod_containers(sock)
+            if c["Labels"].get(POD_LABEL) == pod.uid
+            and c["Labels"].get("openccs.role") != "pause"
+            and c["State"] == "running"
+        ]
+        if not targets:
+            raise FaultError(f"pod {fault.pod} has no running container to kill")
+        for cid in targets:
+            dockerapi.request(sock, "POST", f"/containers/{cid}/kill", params={"signal": "KILL"})
+
+
+def _write(file: Path, value: str) -> None:
+    try:
+        file.write_text(value)
+    except OSError as exc:
+        raise CloudError(f"cannot write {value!r} to {file}: {exc.strerror or exc}") from exc
+
+
+def _freezer_of(pid: int) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "freezer" in controllers.split(","):
+                return path
+    except (OSError, ValueError):
+        return None
+    return None
