@@ -63,7 +63,10 @@ OPENCCS = REPO / ".venv" / "bin" / "openccs"
 
 API_PATH = "/v2/index.php"
 HEALTH_PATH = "/healthz"
-SIGNED_ACTION = "DescribeClusterTaskResult"
+SIGNED_ACTION = "DescribeCluster"
+# DescribeCluster: the account's clusters (none in the benchmark's fresh data directory);
+# DescribeClusterTaskResult: a finished OpenccsRunTestTask created first.
+SIGNED_ACTIONS = ("DescribeCluster", "DescribeClusterTaskResult")
 SIGNED_OK = '{"code":0'
 HEALTH_OK = '{"status":"ok"'
 
@@ -280,12 +283,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(log_level: str, ref: str | None = None) -> Iterator[Server]:
+def running_server(
+    log_level: str, ref: str | None = None, sign_with_ref: bool = True
+) -> Iterator[Server]:
     """A started server (of the working tree, or of REF), stopped and cleaned up at exit."""
     workdir = Path(tempfile.mkdtemp(prefix="openccs-bench-"))
     try:
         source = export_source(ref, workdir / "src") if ref is not None else None
-        if source is not None:
+        if source is not None and sign_with_ref:
             # Sign with that commit's client code too.
             sys.path.insert(0, str(source))
         server = Server(workdir, log_level, source)
@@ -315,13 +320,14 @@ class Signer:
         self.secret_id = server.credentials["secretId"]
         self.secret_key = server.credentials["secretKey"]
         self.host = server.host
+        self.action = SIGNED_ACTION
         self.params: dict[str, str] = {}
         self.next_nonce = int.from_bytes(os.urandom(4)) + 1
         self.issued = 0
 
-    def path(self, action: str = SIGNED_ACTION, params: dict[str, str] | None = None) -> str:
+    def path(self, action: str | None = None, params: dict[str, str] | None = None) -> str:
         signed = self._signed_params(
-            action,
+            action or self.action,
             self.params if params is None else params,
             self.secret_id,
             self.secret_key,
@@ -509,6 +515,9 @@ class Options:
     profile: Path | None
     py_spy: str
     quiet_wait: float
+    action: str = SIGNED_ACTION
+    compare: str | None = None
+    rounds: int = 3
 
 
 class Bench:
@@ -687,8 +696,13 @@ def render(
         f" {opts.duration:g} s measured per row; every signed request a distinct pre-signed GET"
         f" ({nonces:,} signed in all, HmacSHA256); before each row it waited up to"
         f" {opts.quiet_wait:g} s for other processes to leave the machine idle",
-        f"- signed: `{SIGNED_ACTION}` of a finished `OpenccsRunTestTask`;"
-        " baseline: unsigned `GET /healthz`",
+        f"- signed: `{opts.action}`"
+        + (
+            " of a finished `OpenccsRunTestTask`"
+            if opts.action == "DescribeClusterTaskResult"
+            else " of an account without clusters"
+        )
+        + "; baseline: unsigned `GET /healthz`",
         "",
         "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | CPU server"
         " | CPU wrk | CPU other |",
@@ -785,6 +799,19 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="before each row, wait up to this many seconds for other processes to leave the"
         " machine idle (60; 0 to not wait)",
     )
+    p.add_argument(
+        "--action",
+        choices=SIGNED_ACTIONS,
+        default=SIGNED_ACTION,
+        help=f"the signed read ({SIGNED_ACTION})",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="REF",
+        help="A/B: the signed read on REF (exported with git archive) and on the working tree,"
+        " two servers side by side, in interleaved rounds; writes its own section",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds of --compare (3)")
     a = p.parse_args(argv)
     clients = [int(c) for c in a.clients.split(",") if c.strip()]
     if a.profile is not None and not shutil.which(a.py_spy):
@@ -800,18 +827,113 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         profile=a.profile.resolve() if a.profile is not None else None,
         py_spy=a.py_spy,
         quiet_wait=a.quiet_wait,
+        action=a.action,
+        compare=a.compare,
+        rounds=a.rounds,
     )
+
+
+COMPARE_TITLE = "## Gateway: A/B of the signed read, a commit against the working tree"
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _load_average() -> str:
+    return " / ".join(_read_text("/proc/loadavg").split()[:3])
+
+
+def compare(opts: Options, wrk: str, machine: dict[str, str]) -> int:
+    """Both servers run at once; each round measures A and B at every concurrency, the order
+    alternating, so that load from elsewhere on a shared machine falls on both alike."""
+    assert opts.compare is not None
+    started = datetime.datetime.now().astimezone()
+    load_before = _load_average()
+    names = {"A": git_commit(opts.compare), "B": git_commit(None)}
+    rows: dict[tuple[str, int], list[RunResult]] = {}
+    with (
+        running_server(opts.log_level, opts.compare, sign_with_ref=False) as server_a,
+        running_server(opts.log_level) as server_b,
+    ):
+        benches: dict[str, Bench] = {}
+        for label, server in (("A", server_a), ("B", server_b)):
+            signer = Signer(server)
+            signer.action = opts.action
+            if opts.action == "DescribeClusterTaskResult":
+                signer.params = {"requestId": str(create_task(server, signer))}
+            benches[label] = Bench(wrk, server, signer, opts)
+        try:
+            for rnd in range(opts.rounds):
+                for clients in opts.clients:
+                    order = ("A", "B") if (rnd + clients) % 2 == 0 else ("B", "A")
+                    for label in order:
+                        print(f"bench: round {rnd + 1} {label}", file=sys.stderr, flush=True)
+                        result = benches[label].measure("signed", clients)
+                        rows.setdefault((label, clients), []).append(result)
+        finally:
+            for bench in benches.values():
+                bench.close()
+    load_after = _load_average()
+    lines = [
+        COMPARE_TITLE,
+        "",
+        "Written by `bench/gateway.py --compare REF`, which replaces this section on every run.",
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- A: {names['A']}; B: {names['B']}",
+        f"- machine: {machine['cpus']} CPUs ({machine['cpu model']}), {machine['memory']} RAM,"
+        f" {machine['kernel']}, Python {machine['python']}, {machine['wrk']}",
+        f"- command: `{shlex.join(['.venv/bin/python', 'bench/gateway.py', *sys.argv[1:]])}`",
+        f"- load average (1/5/15 min) before: {load_before}; after: {load_after}",
+        f"- signed `{opts.action}` GETs (HmacSHA256, each its own nonce), both servers running"
+        f" side by side (SQLite, INFO logs to a file); {opts.rounds} rounds, in each A and B at"
+        f" every concurrency in alternating order; {opts.warmup:g} s warm-up then"
+        f" {opts.duration:g} s measured per row",
+        "",
+        "| clients | A req/s (median) | B req/s (median) | B / A req/s (per round)"
+        " | A p99 ms (median) | B p99 ms (median) | errors |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for clients in opts.clients:
+        a, b = rows[("A", clients)], rows[("B", clients)]
+        ratios = ", ".join(
+            f"{rb.rps / ra.rps:.2f}" if ra.rps > 0 else "n/a" for ra, rb in zip(a, b, strict=True)
+        )
+        lines.append(
+            f"| {clients} | {_median([r.rps for r in a]):,.0f} | {_median([r.rps for r in b]):,.0f}"
+            f" | {ratios} | {_median([r.p99_ms for r in a]):.1f}"
+            f" | {_median([r.p99_ms for r in b]):.1f} | {sum(r.errors for r in a + b)} |"
+        )
+    other = max(r.cpu.other for results in rows.values() for r in results)
+    lines += [
+        "",
+        f"Other processes used up to {other:.2f} cores during a row (the machine has"
+        f" {machine['cpus']}): absolute figures depend on that load, the ratios less so.",
+    ]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if opts.write:
+        update_results(RESULTS_FILE, COMPARE_TITLE, section)
+        print(f"bench: updated {RESULTS_FILE.relative_to(REPO)}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     wrk = ensure_wrk()
     machine = machine_info(wrk)
+    if opts.compare is not None:
+        return compare(opts, wrk, machine)
     commit_start = git_commit(opts.ref)
     started = datetime.datetime.now().astimezone()
     with running_server(opts.log_level, opts.ref) as server:
         signer = Signer(server)
-        signer.params = {"requestId": str(create_task(server, signer))}
+        signer.action = opts.action
+        if opts.action == "DescribeClusterTaskResult":
+            signer.params = {"requestId": str(create_task(server, signer))}
         bench = Bench(wrk, server, signer, opts)
         try:
             results = bench.run()
