@@ -842,6 +842,10 @@ def _median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _cpu_per_request(r: RunResult) -> float:
+    return r.cpu.server / r.rps if r.rps > 0 else 0.0
+
+
 def _load_average() -> str:
     return " / ".join(_read_text("/proc/loadavg").split()[:3])
 
@@ -894,24 +898,33 @@ def compare(opts: Options, wrk: str, machine: dict[str, str]) -> int:
         f" {opts.duration:g} s measured per row",
         "",
         "| clients | A req/s (median) | B req/s (median) | B / A req/s (per round)"
-        " | A p99 ms (median) | B p99 ms (median) | errors |",
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        " | A p99 ms (median) | B p99 ms (median) | A / B server CPU per request (per round)"
+        " | errors |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |",
     ]
     for clients in opts.clients:
         a, b = rows[("A", clients)], rows[("B", clients)]
         ratios = ", ".join(
             f"{rb.rps / ra.rps:.2f}" if ra.rps > 0 else "n/a" for ra, rb in zip(a, b, strict=True)
         )
+        cpu = ", ".join(
+            f"{_cpu_per_request(ra) / _cpu_per_request(rb):.2f}"
+            if _cpu_per_request(rb) > 0
+            else "n/a"
+            for ra, rb in zip(a, b, strict=True)
+        )
         lines.append(
             f"| {clients} | {_median([r.rps for r in a]):,.0f} | {_median([r.rps for r in b]):,.0f}"
             f" | {ratios} | {_median([r.p99_ms for r in a]):.1f}"
-            f" | {_median([r.p99_ms for r in b]):.1f} | {sum(r.errors for r in a + b)} |"
+            f" | {_median([r.p99_ms for r in b]):.1f} | {cpu} | {sum(r.errors for r in a + b)} |"
         )
     other = max(r.cpu.other for results in rows.values() for r in results)
     lines += [
         "",
         f"Other processes used up to {other:.2f} cores during a row (the machine has"
-        f" {machine['cpus']}): absolute figures depend on that load, the ratios less so.",
+        f" {machine['cpus']}): absolute figures depend on that load, the ratios less so."
+        " Server CPU per request (the server process's CPU time over the requests it"
+        " answered) is the least disturbed measure when the server does not get a whole core.",
     ]
     section = "\n".join(lines) + "\n"
     print(section)
