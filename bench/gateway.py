@@ -235,8 +235,9 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> None:
         env = dict(os.environ)
-        if self.source is not None:
-            env["PYTHONPATH"] = str(self.source)
+        # openccs from the exported commit, or from this working tree (not whatever checkout
+        # the virtualenv's `openccs` script was installed from).
+        env["PYTHONPATH"] = str(self.source if self.source is not None else REPO)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.command,
@@ -572,7 +573,10 @@ class Bench:
         warm_rate = warm["requests"] / (warm["duration_us"] / 1e6)
 
         if signed:
-            paths = self.signer.paths(self._signed_count(warm_rate, self.opts.duration))
+            # The fastest rate seen so far too: a warm-up slowed by other load must not leave
+            # the run without paths.
+            rate = max(warm_rate, self.signed_rate_guess / 2)
+            paths = self.signer.paths(self._signed_count(rate, self.opts.duration))
             check = [self.signer.path() for _ in range(3)]
         else:
             paths = [HEALTH_PATH] * min(2, clients)
