@@ -3,7 +3,8 @@
 What it measures, in one invocation against one `openccs serve` child process (plain HTTP on
 loopback, SQLite in a temporary data directory, default INFO logging to a file):
 
-* `DescribeClusterTaskResult` (a cheap read of a task created first with `OpenccsRunTestTask`)
+* `DescribeCluster` (the clusters of an account that has none; `--action
+  DescribeClusterTaskResult` reads a task created first with `OpenccsRunTestTask` instead)
   sent as signed GET requests (HmacSHA256, every request with its own Nonce), and
 * `GET /healthz` (unsigned, no database) as the baseline,
 
@@ -15,14 +16,16 @@ check). A few separately signed requests are checked with httpx before each meas
 
 It reports requests per second, p50 and p99 latency, errors, the server's CPU use, the ratio
 signed/baseline throughput at each concurrency, and PASS/FAIL for the targets (at 32
-clients: >= 1,000 signed req/s with p99 < 50 ms, and signed >= 0.7 x baseline). The exit
+clients: >= 3,000 signed req/s with p99 <= 25 ms, and signed >= 0.7 x baseline). The exit
 code does not depend on the figures. Unless `--no-write` is given it replaces its own section
 of `bench/RESULTS.md` (other sections are kept).
 
 The machine may be shared: before each row it waits (`--quiet-wait`) for other processes to
 go idle, and it reports the CPU they used meanwhile. `--ref REV` benchmarks a commit exported
 with `git archive` instead of the working tree; `--profile FILE` records the server with
-py-spy during the signed run at the most clients.
+py-spy during the signed run at the most clients. `--compare REF` is an A/B run: REF and
+the working tree served side by side, the signed read measured on both in interleaved
+rounds, reported as ratios (its own section of RESULTS.md), for a machine that is not idle.
 
 Run: `.venv/bin/python bench/gateway.py` (see `--help`).
 """
@@ -72,8 +75,8 @@ HEALTH_OK = '{"status":"ok"'
 
 # Targets, at the highest concurrency.
 TARGET_CLIENTS = 32
-TARGET_RPS = 1000.0
-TARGET_P99_MS = 50.0
+TARGET_RPS = 3000.0
+TARGET_P99_MS = 25.0
 TARGET_RATIO = 0.7
 
 # The server remembers this many nonces per SecretId; past it, the oldest timestamps become a
@@ -646,9 +649,9 @@ def targets(results: Sequence[RunResult]) -> list[tuple[str, bool | None, str]]:
         out.append((name, signed.rps >= TARGET_RPS, f"{signed.rps:,.0f} req/s"))
     else:
         out.append((name, None, "not measured"))
-    name = f"signed p99 < {TARGET_P99_MS:.0f} ms at {TARGET_CLIENTS} clients"
+    name = f"signed p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_CLIENTS} clients"
     if signed:
-        out.append((name, signed.p99_ms < TARGET_P99_MS, f"p99 {signed.p99_ms:.1f} ms"))
+        out.append((name, signed.p99_ms <= TARGET_P99_MS, f"p99 {signed.p99_ms:.1f} ms"))
     else:
         out.append((name, None, "not measured"))
     name = f"signed >= {TARGET_RATIO} x baseline throughput at {TARGET_CLIENTS} clients"

@@ -80,7 +80,7 @@ def test_nonces_of_concurrent_requests_are_remembered_across_a_kill_9(own_server
     requests = [srv.signed("DescribeCluster", {}) for _ in range(64)]
 
     def send(params: dict[str, str]) -> int:
-        code: int = srv.raw(params, method="GET")["code"]
+        code: int = srv.raw(params)["code"]
         return code
 
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -93,6 +93,6 @@ def test_nonces_of_concurrent_requests_are_remembered_across_a_kill_9(own_server
     srv.kill9()
     srv.start()
     with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(lambda p: srv.raw(p, method="GET"), requests))
+        answers = list(pool.map(srv.raw, requests))
     assert [a["code"] for a in answers] == [4500] * len(requests)
     assert all("Nonce" in a["message"] for a in answers)
