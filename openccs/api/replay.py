@@ -14,6 +14,7 @@ replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -153,7 +154,9 @@ class ReplayGuard:
             ready.setdefault(loop, []).append((fut, self._failed.get(batch)))
         self._async_waiters = keep
         for loop, futures in ready.items():
-            loop.call_soon_threadsafe(_resolve_all, futures)
+            # A loop closed meanwhile has nobody waiting any more; the writer carries on.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_all, futures)
 
     def flush(self) -> None:
         """Write what is pending, in the calling thread."""
