@@ -19,11 +19,25 @@ def _fmt_value(value: Any) -> str:
     return text
 
 
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def _ts_field(created: float) -> str:
+    """`ts="YYYY-MM-DD HH:MM:SS"`, formatted once per second."""
+    global _ts_cache
+    second, text = _ts_cache
+    if int(created) != second:
+        second = int(created)
+        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        text = f"ts={_fmt_value(ts)}"
+        _ts_cache = (second, text)
+    return text
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         parts = [
-            f"ts={_fmt_value(ts)}",
+            _ts_field(record.created),
             f"level={record.levelname.lower()}",
             f"logger={record.name}",
             f"request_id={getattr(record, 'request_id', None) or request_id_var.get()}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import create_engine, text
 
@@ -71,3 +72,27 @@ def test_sigterm_stops_cleanly_and_a_restart_keeps_everything(own_server: Server
     srv.start()
     res = srv.client(acct).call("DescribeClusterTaskResult", {"requestId": request_id})
     assert res["code"] == 0 and res["data"]["status"] == "succ"
+
+
+def test_nonces_of_concurrent_requests_are_remembered_across_a_kill_9(own_server: Server) -> None:
+    """Many requests at once share group commits: each answered request's nonce is durable."""
+    srv = own_server
+    requests = [srv.signed("DescribeCluster", {}) for _ in range(64)]
+
+    def send(params: dict[str, str]) -> int:
+        code: int = srv.raw(params)["code"]
+        return code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        assert list(pool.map(send, requests)) == [0] * len(requests)
+    engine = db_engine(srv)
+    with engine.connect() as conn:
+        stored = set(conn.execute(text("SELECT nonce FROM nonces")).scalars())
+    engine.dispose()
+    assert {p["Nonce"] for p in requests} <= stored
+    srv.kill9()
+    srv.start()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(srv.raw, requests))
+    assert [a["code"] for a in answers] == [4500] * len(requests)
+    assert all("Nonce" in a["message"] for a in answers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -117,3 +118,35 @@ def test_replay_prune_forgets_only_what_the_window_refuses(store: Store) -> None
         from openccs.store.models import Nonce
 
         assert list(s.scalars(select(Nonce.nonce))) == ["new"]
+
+
+def test_replay_group_commit_writes_one_batch_for_a_turn_of_requests(store: Store) -> None:
+    """Requests that check their nonce in the same turn of the event loop share one batch,
+    and each is durable when `persisted` returns."""
+    from openccs.store.models import Nonce
+
+    now = int(time.time())
+    guard = ReplayGuard(store, window=7200, per_key=1000)
+    guard.start()
+    batches: list[int] = []
+    durable: list[bool] = []
+
+    async def request(n: int) -> None:
+        batch = guard.check("GROUP", f"n{n}", now)
+        batches.append(batch)
+        await guard.persisted(batch)
+        with store.session() as s:
+            found = s.get(Nonce, ("GROUP", f"n{n}"))
+        durable.append(found is not None)
+
+    async def main() -> None:
+        await asyncio.gather(*(request(n) for n in range(100)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        guard.stop()
+    assert len(batches) == 100 and len(set(batches)) == 1
+    assert durable == [True] * 100
+    with pytest.raises(ApiError):
+        guard.check("GROUP", "n7", now)

@@ -3,10 +3,11 @@ list actions users need to find `vpcId` and `subnetId`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from openccs.actions.inputs import LABEL_KEY
 from openccs.actions.inputs import ClusterId as ClusterIdParam
@@ -339,18 +340,26 @@ _ORDER = {
 }
 
 
+@functools.cache
+def _describe_query(by_ids: bool, by_name: bool, order_field: str, order_type: str) -> Select[Any]:
+    """DescribeCluster's statement for one shape of request, built once: the values are
+    bound parameters, and SQLAlchemy keeps a built statement's cache key."""
+    q = select(Cluster).where(Cluster.account_id == bindparam("account_id"))
+    if by_ids:
+        q = q.where(Cluster.id.in_(bindparam("ids", expanding=True)))
+    if by_name:
+        q = q.where(Cluster.name == bindparam("name"))
+    col = _ORDER[order_field]
+    return q.order_by(col.asc() if order_type == "asc" else col.desc(), Cluster.id)
+
+
 @action("DescribeCluster", DescribeClusterParams, resources=("clusterIds",), inline=True)
 def describe_cluster(ctx: RequestContext, p: DescribeClusterParams) -> dict[str, Any]:
     s = ctx.db
-    q = select(Cluster).where(Cluster.account_id == ctx.account_id)
-    if p.clusterIds:
-        q = q.where(Cluster.id.in_(p.clusterIds))
-    if p.clusterName:
-        q = q.where(Cluster.name == p.clusterName)
-    col = _ORDER[p.orderField]
-    q = q.order_by(col.asc() if p.orderType == "asc" else col.desc(), Cluster.id)
+    q = _describe_query(bool(p.clusterIds), bool(p.clusterName), p.orderField, p.orderType)
+    values = {"account_id": ctx.account_id, "ids": p.clusterIds, "name": p.clusterName}
     settings = ctx.services.settings
-    items = [dom.describe_cluster(s, settings, c) for c in s.scalars(q)]
+    items = [dom.describe_cluster(s, settings, c) for c in s.scalars(q, values)]
     if p.status:
         items = [c for c in items if c["status"] == p.status]
     items = [c for c in items if ctx.caller.may_use(c["clusterId"])]

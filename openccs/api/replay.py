@@ -3,14 +3,18 @@
 Checks happen in memory under a lock (check-and-add is atomic). Every accepted nonce is
 in the database before its request takes effect: a writer thread commits the nonces of
 all requests waiting at that moment in one transaction ("group commit"), so nonce memory
-survives a restart without a commit per request. Memory is bounded: when a SecretId has
-more nonces than the cap, the oldest are forgotten and their timestamp becomes a floor
-below which that SecretId's requests are refused, so nothing forgotten can be replayed.
+survives a restart without a commit per request. The event loop wakes the writer once per
+turn, after every request of that turn has added its nonce, not once per request: under
+load a batch holds the nonces of many requests, not one or two. Memory is bounded: when a
+SecretId has more nonces than the cap, the oldest are forgotten and their timestamp becomes
+a floor below which that SecretId's requests are refused, so nothing forgotten can be
+replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +55,7 @@ class ReplayGuard:
         self._done = -1  # the last batch committed or failed
         self._failed: dict[int, Exception] = {}
         self._async_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._kicks: set[asyncio.AbstractEventLoop] = set()  # loops with a wake-up due
         self._stopping = False
         self._thread: threading.Thread | None = None
         dialect: Any = sqlite if store.is_sqlite else postgresql
@@ -107,7 +112,7 @@ class ReplayGuard:
                     )
             self._remember(secret_id, nonce, timestamp)
             self._pending.append((secret_id, nonce, timestamp))
-            self._cond.notify_all()
+            # The writer is woken by `persisted` (or picks the nonce up after its batch).
             return self._batch
 
     async def persisted(self, batch: int) -> None:
@@ -124,21 +129,34 @@ class ReplayGuard:
                 return
             fut: asyncio.Future[None] = loop.create_future()
             self._async_waiters.append((batch, loop, fut))
+            if loop not in self._kicks:
+                # Wake the writer after the requests ready in this turn of the loop have
+                # added their nonces too: one batch for all of them.
+                self._kicks.add(loop)
+                loop.call_soon(self._kick, loop)
         await fut
 
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._cond:
+            self._kicks.discard(loop)
+            self._cond.notify_all()
+
     def _wake_async(self) -> None:
-        """Resolve the event-loop waiters whose batch is done (called with the lock held)."""
+        """Resolve the event-loop waiters whose batch is done (called with the lock held):
+        one call into each loop for all of its waiters."""
         keep = []
+        ready: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]]
+        ready = {}
         for batch, loop, fut in self._async_waiters:
             if batch > self._done:
                 keep.append((batch, loop, fut))
                 continue
-            err = self._failed.get(batch)
-            if err is not None:
-                loop.call_soon_threadsafe(_resolve, fut, err)
-            else:
-                loop.call_soon_threadsafe(_resolve, fut, None)
+            ready.setdefault(loop, []).append((fut, self._failed.get(batch)))
         self._async_waiters = keep
+        for loop, futures in ready.items():
+            # A loop closed meanwhile has nobody waiting any more; the writer carries on.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_all, futures)
 
     def flush(self) -> None:
         """Write what is pending, in the calling thread."""
@@ -223,10 +241,11 @@ class ReplayGuard:
             conn.execute(delete(Nonce).where(Nonce.ts < cutoff))
 
 
-def _resolve(fut: asyncio.Future[None], err: Exception | None) -> None:
-    if fut.done():
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(err)
+def _resolve_all(futures: list[tuple[asyncio.Future[None], Exception | None]]) -> None:
+    for fut, err in futures:
+        if fut.done():
+            continue
+        if err is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(err)
