@@ -9,13 +9,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openccs.config import default_data_dir
 
-
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]) -> None:
     k = sub.add_parser("kubeconfig", help="write a kubeconfig for a cluster's Kubernetes API")
     k.add_argument("cluster", help="the clusterId (cls-...)")
     k.add_argument(
@@ -24,30 +23,14 @@ def add_parser(sub: Any) -> None:
         help="the address machines of the cluster's VPC use, rather than the external one",
     )
     k.add_argument("-o", "--output", help="file to write (mode 0600); default: standard output")
-    k.add_argument("--endpoint", help="default: the running server of the data directory")
-    k.add_argument("--secret-id")
-    k.add_argument("--secret-key")
-    k.add_argument("--ca", help="CA bundle of the API (default: the data directory's CA)")
+    client_options(k)
     k.set_defaults(fn=cmd_kubeconfig)
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from openccs.client import Client
-    from openccs.server import read_endpoints
+    from openccs.cli.main import _client as signed_client
 
-    data_dir = Path(args.data_dir or os.environ.get("OPENCCS_DATA_DIR") or default_data_dir())
-    cred_path = data_dir / "credentials.json"
-    creds = json.loads(cred_path.read_text()) if cred_path.exists() else {}
-    secret_id = args.secret_id or os.environ.get("OPENCCS_SECRET_ID") or creds.get("secretId")
-    secret_key = args.secret_key or os.environ.get("OPENCCS_SECRET_KEY") or creds.get("secretKey")
-    if not secret_id or not secret_key:
-        raise SystemExit("openccs kubeconfig: no credentials (give --secret-id/--secret-key)")
-    endpoints = read_endpoints(data_dir)
-    endpoint = args.endpoint or endpoints.get("https") or endpoints.get("http")
-    if not endpoint:
-        raise SystemExit("openccs kubeconfig: no endpoint (give --endpoint, or start the server)")
-    ca = args.ca or (str(data_dir / "tls" / "ca.pem") if endpoint.startswith("https") else None)
-    return Client(endpoint, secret_id, secret_key, ca=ca)
+    return signed_client(args)
 
 
 def _call(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:

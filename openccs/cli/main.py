@@ -979,7 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("coverage", help="print the action coverage table (Markdown)")
     v.set_defaults(fn=cmd_coverage)
 
-    kubeconfig.add_parser(sub)
+    kubeconfig.add_parser(sub, _client_options)
     from openccs.cli import faults
 
     faults.register(sub, _client_options)
