@@ -43,6 +43,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # The cycle of the previous request when the deadline was armed: a different one
         # at the deadline belongs to the late request (its headers arrived).
         self._cycle_before: Any = None
+        # No byte at all yet: a browser's speculative connection, held for a request to come.
+        # At the deadline it is closed without an answer (a 408 written to it could be read
+        # as the answer to a request sent at that very moment), as nginx does.
+        self._idle = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,6 +63,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._idle = False
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -94,7 +102,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         answered = cycle is not None and cycle is not self._cycle_before and cycle.response_started
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
         log_event(log, "request read timed out", client=client, seconds=self.read_timeout)
-        if not answered:
+        if not answered and not self._idle:
             self.transport.write(_TIMEOUT)
         # The app waiting on the body sees a disconnect (connection_lost sets it).
         self.transport.close()

@@ -88,6 +88,16 @@ def test_a_request_that_never_completes_gets_408(
     assert guarded.client().call("DescribeCluster")["code"] == 0
 
 
+def test_a_connection_that_never_sends_a_byte_is_closed_without_an_answer(
+    guarded: Server,
+) -> None:
+    # A browser opens connections ahead of its requests; a 408 written to one could be taken
+    # for the answer to a request sent at that moment, so an idle one is only closed.
+    with _connect(guarded.http_port) as sock:
+        assert _answer(sock) == b""
+    assert guarded.client().call("DescribeCluster")["code"] == 0
+
+
 def test_a_keep_alive_connection_gets_the_deadline_for_each_request(guarded: Server) -> None:
     with _connect(guarded.http_port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

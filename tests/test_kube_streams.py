@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,11 +285,19 @@ def test_top_shows_nodes_and_a_busy_pod(kube: Kube, web_svc: Svc) -> None:
 
 
 def test_logs_previous_after_a_crash(kube: Kube) -> None:
-    script = "echo run-$(cat /proc/sys/kernel/random/uuid); sleep 3; exit 1"
+    # The first run crashes after 30 s (time to ask for a previous run that is not there,
+    # however loaded the machine); the next one stays up (time to read both logs).
+    script = (
+        "echo run-$(cat /proc/sys/kernel/random/uuid); "
+        "if [ -e /d/ran ]; then sleep 600; else touch /d/ran; sleep 30; exit 1; fi"
+    )
     svc = create(kube.c, kube.cluster, {
         "serviceName": "crasher", "replicas": 1, "accessType": "None",
+        "volumes": [{"name": "d", "volumeType": "hostPath",
+                     "hostPath": f"/crasher-{uuid.uuid4().hex[:8]}"}],
         "containers": [{"containerName": "c", "image": BUSYBOX, "command": "sh",
-                        "arguments": ["-c", script]}],
+                        "arguments": ["-c", script],
+                        "volumeMounts": [{"volumeName": "d", "mountPath": "/d"}]}],
     })  # fmt: skip
     pod = until("a pod", lambda: (svc.pods() or [None])[0], timeout=60)["name"]
     r = kube.run("logs", pod, "--previous", check=False)

@@ -16,10 +16,14 @@
   // Re-fetch this page and swap in the sections marked data-live (forms stay as typed).
   function refresh() {
     if (document.hidden) return Promise.resolve();
+    // A fetch the server never answers must not end the live updates: give up after 15 s.
+    var ctl = window.AbortController ? new AbortController() : null;
+    var timer = ctl ? window.setTimeout(function () { ctl.abort(); }, 15000) : null;
     return fetch(window.location.href, {
       headers: { "X-Console-Live": "1" },
       credentials: "same-origin",
       cache: "no-store",
+      signal: ctl ? ctl.signal : undefined,
     }).then(function (r) {
       if (r.status === 401) {
         window.location.href = "/console/login?next=" + encodeURIComponent(window.location.pathname);
@@ -43,7 +47,9 @@
         });
         document.body.setAttribute("data-refreshed", String(Date.now()));
       });
-    }).catch(function () {});
+    }).catch(function () {}).then(function () {
+      if (timer) window.clearTimeout(timer);
+    });
   }
 
   function start() {
