@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from openccs.api.errors import ApiError, invalid_parameter, not_found
@@ -253,16 +255,20 @@ class TagDetails:
 def record_tag(
     s: Session, repo: CcrRepository, tag: str, details: TagDetails, push_time: datetime
 ) -> CcrTag:
-    row = s.scalars(
-        select(CcrTag).where(CcrTag.repository_id == repo.id, CcrTag.name == tag)
-    ).first()
-    if row is None:
-        row = CcrTag(repository_id=repo.id, name=tag)
-        s.add(row)
-    for key, value in details.__dict__.items():
-        setattr(row, key, value)
-    row.push_time = push_time
-    row.updated_at = utcnow()
-    repo.updated_at = utcnow()
+    """Insert or update a tag in one statement: the registry's push notification and the
+    action that pushed (DuplicateImage) may record the same tag at the same moment."""
+    now = utcnow()
+    values = {**details.__dict__, "push_time": push_time, "updated_at": now}
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    s.execute(
+        insert(CcrTag)
+        .values(repository_id=repo.id, name=tag, **values)
+        .on_conflict_do_update(index_elements=["repository_id", "name"], set_=values)
+    )
+    repo.updated_at = now
     s.flush()
-    return row
+    return s.scalars(
+        select(CcrTag)
+        .where(CcrTag.repository_id == repo.id, CcrTag.name == tag)
+        .execution_options(populate_existing=True)
+    ).one()
