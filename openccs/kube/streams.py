@@ -447,12 +447,26 @@ class Tunnel:
             fw.data_id = stream_id
         if not (fw.error_id and fw.data_id) or fw.task is not None:
             return
+        # Dialling the pod takes a docker call and a connect: the tunnel's other connections
+        # must not wait for it, so the dial and the copy run as the connection's own task
+        # (the client's data for it is kept in `pending` meanwhile).
+        fw.task = asyncio.create_task(self._connect(fw, port, headers.get("port", "")))
+
+    async def _connect(self, fw: _Forward, port: int, asked: str) -> None:
+        try:
+            reader = await self._dial(fw, port, asked)
+            if reader is not None:
+                await self._pod_to_client(fw, reader)
+        except (ConnectionError, WebSocketDisconnect, RuntimeError):
+            self._drop(fw)  # the client went away meanwhile
+
+    async def _dial(self, fw: _Forward, port: int, asked: str) -> asyncio.StreamReader | None:
         if self.refusal:
             await self._fail(fw, self.refusal)
-            return
+            return None
         if not 0 < port < 65536:
-            await self._fail(fw, f"invalid port {headers.get('port', '')!r}")
-            return
+            await self._fail(fw, f"invalid port {asked!r}")
+            return None
         try:
             t = self.target
             if t is None:
@@ -467,7 +481,7 @@ class Tunnel:
         except (OSError, TimeoutError, KubeError, KeyError, ValueError) as exc:
             why = exc.message if isinstance(exc, KubeError) else str(exc)
             await self._fail(fw, f"error forwarding port {port} to pod {self.pod}: {why}")
-            return
+            return None
         self.connections += 1
         fw.writer = writer
         for chunk in fw.pending:
@@ -475,7 +489,7 @@ class Tunnel:
         fw.pending.clear()
         if fw.client_done and writer.can_write_eof():
             writer.write_eof()
-        fw.task = asyncio.create_task(self._pod_to_client(fw, reader))
+        return reader
 
     async def _fail(self, fw: _Forward, message: str) -> None:
         """kubectl reports what the error stream says (and, since 1.31, stops forwarding)."""
@@ -517,7 +531,7 @@ class Tunnel:
             self.by_stream.pop(sid, None)
         if fw.writer is not None:
             fw.writer.close()
-        if fw.task is not None:
+        if fw.task is not None and fw.task is not asyncio.current_task():
             fw.task.cancel()
 
 
