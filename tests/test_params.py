@@ -7,8 +7,8 @@ from typing import Literal
 import pytest
 from pydantic import Field
 
-from openccs.api.errors import ApiError
 from openccs.api.params import Array, Params, StrMap, decode_params, validate_params
+from openccs.errors import ApiError
 
 
 def test_nested_arrays_and_objects() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from openccs.api.errors import ApiError
 from openccs.api.replay import ReplayGuard
 from openccs.crypto import SecretBox
 from openccs.domain import accounts as acc
+from openccs.errors import ApiError
 from openccs.store.db import Store
 from openccs.store.models import ApiKey
 

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from openccs.actions.cluster import LABEL_KEY
 from openccs.api.context import RequestContext
-from openccs.api.errors import invalid_parameter
 from openccs.api.params import Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.autoscaler import domain as asg
@@ -19,6 +18,7 @@ from openccs.autoscaler import tasks  # noqa: F401  (registers the task types)
 from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
 from openccs.domain import cloud
 from openccs.domain import clusters as dom
+from openccs.errors import invalid_parameter
 from openccs.ids import parse_number
 
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"

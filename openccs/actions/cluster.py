@@ -13,7 +13,6 @@ from openccs.actions.inputs import LABEL_KEY
 from openccs.actions.inputs import ClusterId as ClusterIdParam
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
-from openccs.api.errors import ApiError, invalid_parameter
 from openccs.api.params import INT_MAX, Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import (
@@ -21,6 +20,7 @@ from openccs.domain import (
     cluster_tasks,  # noqa: F401  (registers the task types)
 )
 from openccs.domain import clusters as dom
+from openccs.errors import ApiError, invalid_parameter
 from openccs.ids import parse_number
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
 from openccs.tasks.runner import create_task

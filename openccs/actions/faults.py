@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from openccs.actions.inputs import ClusterId, NamespaceName, PodName
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, missing_parameter, not_found
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.domain.accounts import Caller
 from openccs.domain.cloud import get_cluster
 from openccs.domain.clusters import cluster_nodes
+from openccs.errors import ApiError, invalid_parameter, missing_parameter, not_found
 from openccs.faults.backend import CLUSTER_KINDS, KINDS, POD_KINDS, FaultError
 from openccs.faults.component import Faults, FaultSpec, describe
 from openccs.faults.models import Fault

@@ -9,11 +9,11 @@ from pydantic import Field
 from sqlalchemy import select
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.api.params import Array, Flag, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id
 from openccs.store.models import Service
 from openccs.timeutil import fmt_time, utcnow

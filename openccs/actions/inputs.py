@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from openccs.api.errors import invalid_parameter
+from openccs.errors import invalid_parameter
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

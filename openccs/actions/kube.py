@@ -8,11 +8,11 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError
 from openccs.api.params import Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain.cloud import gateway_of
+from openccs.errors import ApiError
 from openccs.kube import component as kube_component  # also registers the kube.vip task
 from openccs.kube import creds, endpoint
 from openccs.store.models import Instance, Subnet

@@ -11,10 +11,10 @@ from pydantic import Field, ValidationError, model_validator
 from sqlalchemy import func, select
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, missing_parameter, not_found
 from openccs.api.params import Array, Paged, Params, StrMap
 from openccs.api.registry import action
 from openccs.domain import cloud
+from openccs.errors import ApiError, invalid_parameter, missing_parameter, not_found
 from openccs.logs import rules
 from openccs.logs.models import LogCollector
 from openccs.store.models import Cluster, K8sNamespace

@@ -10,9 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
-from openccs.api.errors import resource_not_allowed
 from openccs.api.params import Params
 from openccs.api.registry import action
+from openccs.errors import resource_not_allowed
 from openccs.monitor import query
 
 

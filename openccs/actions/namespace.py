@@ -10,11 +10,11 @@ from sqlalchemy import delete, select
 
 from openccs.actions.inputs import ClusterId, Description, NamespaceName
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter
 from openccs.api.params import Array, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
+from openccs.errors import ApiError, invalid_parameter
 from openccs.store.models import K8sNamespace, Service
 from openccs.timeutil import fmt_time
 from openccs.traffic.models import Ingress

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, not_found, resource_not_allowed
 from openccs.api.params import Array, Params
 from openccs.api.registry import action
 from openccs.domain.accounts import quota
+from openccs.errors import ApiError, invalid_parameter, not_found, resource_not_allowed
 from openccs.registry import domain, index, triggers
 from openccs.registry.client import RegistryClient, RegistryError
 from openccs.registry.models import (

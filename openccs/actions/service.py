@@ -28,12 +28,12 @@ from openccs.actions.inputs import (
     check_volumes,
 )
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.api.params import Array, Paged, Params
 from openccs.api.registry import action
 from openccs.domain import cloud
 from openccs.domain import workloads as wl
 from openccs.engine import docker
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.store.models import Event, Instance, Pod, Service
 from openccs.timeutil import fmt_time, utcnow
 from openccs.traffic import lb

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import Field
 
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError, not_found
 from openccs.api.params import Params
 from openccs.api.registry import action
+from openccs.errors import ApiError, not_found
 from openccs.store.models import Task
 from openccs.tasks.runner import StepContext, TaskFailed, create_task, describe, task_type
 

@@ -18,15 +18,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from openccs import errors
 from openccs.domain.accounts import Caller, CallerCache
+from openccs.errors import ApiError, shown
 from openccs.ids import parse_number
 from openccs.log import get_logger, log_event, log_failure, request_id_var
 from openccs.monitor.exposition import API_DURATION, API_REQUESTS
 
-from . import errors
 from .context import RequestContext
 from .envelope import envelope, error_envelope
-from .errors import ApiError, shown
 from .params import MAX_PARAMETERS, check_shape, decode_params, validate_params
 from .registry import Action
 from .signature import verify

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ApiError
+from openccs.errors import ApiError
 
 
 class TopLevel(dict[str, Any]):

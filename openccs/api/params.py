@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import annotated_types
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .errors import invalid_parameter, missing_parameter, shown
+from openccs.errors import invalid_parameter, missing_parameter, shown
 
 COMMON_PARAMETERS = frozenset(
     {

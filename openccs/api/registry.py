@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from openccs.errors import invalid_action, not_implemented
+
 from .catalog import ALIASES, CATALOG
-from .errors import invalid_action, not_implemented
 from .params import NoParams, Params
 
 if TYPE_CHECKING:

@@ -24,11 +24,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from openccs.errors import replay
 from openccs.log import get_logger, log_event
 from openccs.store.db import Store
 from openccs.store.models import Nonce
-
-from .errors import replay
 
 log = get_logger("openccs.replay")
 PRUNE_EVERY = 60.0

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError
 from openccs.autoscaler import domain as asg
 from openccs.autoscaler import simulate as sim
 from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
 from openccs.domain.accounts import quota
 from openccs.domain.clusters import cluster_nodes, count_nodes
 from openccs.domain.workloads import record_event
+from openccs.errors import ApiError
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Instance, Pod, Service, Task
 from openccs.timeutil import utcnow

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
 from openccs.config import Settings
 from openccs.domain import cloud
 from openccs.domain import clusters as dom
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id
 from openccs.store.models import Cluster, Instance, Task, Vpc
 from openccs.tasks.runner import create_task

@@ -64,8 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("openccs: give both --tls-cert and --tls-key", file=sys.stderr)
             return 2
         settings.tls_cert, settings.tls_key = Path(args.tls_cert), Path(args.tls_key)
-    from openccs.api.errors import ApiError
     from openccs.cloud.host import CloudError
+    from openccs.errors import ApiError
 
     try:
         serve(settings)
@@ -420,12 +420,12 @@ def cmd_vpc(args: argparse.Namespace) -> int:
     """VPCs and subnets: rows in the database, bridges and gateway addresses on the host."""
     from sqlalchemy import select
 
-    from openccs.api.errors import ApiError
     from openccs.cloud import vpc as hostvpc
     from openccs.cloud.component import check_unrouted, site_id
     from openccs.cloud.host import CloudError
     from openccs.domain import accounts as acc
     from openccs.domain import cloud
+    from openccs.errors import ApiError
     from openccs.store.models import Subnet, Vpc
 
     settings = _settings(args)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import yaml
 from starlette.responses import Response
 
-from openccs.api.errors import ApiError
+from openccs.errors import ApiError
 from openccs.timeutil import fmt_time
 
 from .charts import RANGES, line_chart

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from openccs.api.app import execute
-from openccs.api.errors import ApiError
 from openccs.client import flatten
 from openccs.domain.accounts import Caller
+from openccs.errors import ApiError
 from openccs.log import get_logger, log_event, request_id_var
 
 from . import auth

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.config import INSTANCE_TYPES, InstanceType, Settings, Zone
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id, parse_number
 from openccs.store.models import Cluster, Instance, Subnet, Vpc
 

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.config import Settings
 from openccs.crypto import SecretBox
 from openccs.domain import cloud
 from openccs.domain.accounts import quota
 from openccs.domain.workloads import ensure_default_namespaces
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id
 from openccs.kube import endpoint as kube_endpoint
 from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, not_found
+from openccs.errors import ApiError, not_found
 from openccs.ids import random_token
 from openccs.store.models import Cluster, Event, K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import fmt_time, utcnow

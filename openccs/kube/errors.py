@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openccs.api.errors import ApiError
+from openccs.errors import ApiError
 
 REASONS = {
     400: "BadRequest",

@@ -26,10 +26,10 @@ from openccs.actions import cluster as cluster_actions
 from openccs.actions import namespace as ns_actions
 from openccs.actions import service as svc_actions
 from openccs.api.context import RequestContext
-from openccs.api.errors import ApiError
 from openccs.api.params import validate_params
 from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
+from openccs.errors import ApiError
 from openccs.kube import fields
 from openccs.kube.errors import KubeError, from_api, invalid, not_found, unsupported
 from openccs.kube.models import KubeAnnotations

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs import timeutil
-from openccs.api.errors import ApiError
+from openccs.errors import ApiError
 from openccs.ids import parse_number
 from openccs.monitor.metrics import DIMENSIONS, METRICS, NS_CVM, NS_DOCKER, PERIODS, Metric
 from openccs.monitor.models import MonitorRollup

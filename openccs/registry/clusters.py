@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, not_found
 from openccs.crypto import SecretBox
+from openccs.errors import ApiError, not_found
 from openccs.log import get_logger, log_event
 from openccs.store.models import Account, Cluster
 from openccs.timeutil import utcnow

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, invalid_parameter, not_found
 from openccs.domain.accounts import quota
+from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.timeutil import utcnow
 
 from .models import CcrFavor, CcrNamespace, CcrRepository, CcrRetention, CcrTag, CcrTrigger

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from openccs.api.errors import ApiError
+from openccs.errors import ApiError
 from openccs.log import get_logger, log_event
 from openccs.monitor.exposition import REGISTRY_EVENTS
 from openccs.timeutil import utcnow

@@ -37,7 +37,7 @@ class RegistryRuntime:
         return self.daemon.host
 
     def need_client(self) -> RegistryClient:
-        from openccs.api.errors import ApiError
+        from openccs.errors import ApiError
 
         if self.client is None:
             raise ApiError(5100, "RegistryUnavailable", "The image registry is not running")

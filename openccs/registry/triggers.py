@@ -49,8 +49,8 @@ def invoke_para(trigger: CcrTrigger, app_id: int) -> dict[str, object]:
 def fire_trigger(s: Session, trigger: CcrTrigger, image: str) -> tuple[int, str]:
     """Point the trigger's service container at `image` (what ModifyClusterServiceImage
     does: a new revision rolls out); returns (returnCode, returnMsg) for the log."""
-    from openccs.api.errors import ApiError
     from openccs.domain import workloads
+    from openccs.errors import ApiError
 
     try:
         svc = workloads.find_service(

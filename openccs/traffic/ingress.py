@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openccs.api.errors import invalid_parameter
 from openccs.cloud import procs
+from openccs.errors import invalid_parameter
 from openccs.log import get_logger, log_event
 
 log = get_logger("openccs.traffic.ingress")

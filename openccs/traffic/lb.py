@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openccs.api.errors import ApiError, invalid_parameter
 from openccs.config import Settings
+from openccs.errors import ApiError, invalid_parameter
 from openccs.ids import new_id
 from openccs.store.models import Cluster, Instance, Service, Subnet
 from openccs.traffic.models import LoadBalancer

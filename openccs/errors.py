@@ -1,4 +1,7 @@
-"""API errors: the document's numeric codes with a CamelCase codeDesc and a sentence to act on."""
+"""Errors of every layer, at the bottom of the import graph: the document's numeric codes
+with a CamelCase codeDesc and a sentence to act on. The v2 wire answers them as they are
+(`api/envelope.py`); the Kubernetes API maps them to `Status` objects once
+(`kube/errors.py` `from_api`); the console shows their message."""
 
 from __future__ import annotations
 
