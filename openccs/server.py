@@ -30,6 +30,7 @@ from openccs.httpguard import listener_config
 from openccs.log import get_logger, log_event, log_failure
 from openccs.store.db import Store
 from openccs.store.models import Account
+from openccs.subsystems import Subsystems
 from openccs.tasks.runner import TaskRunner
 from openccs.tls import ensure_server_certificate, not_valid_after
 
@@ -44,7 +45,7 @@ class Services:
     registry: Registry
     replay: ReplayGuard
     tasks: TaskRunner
-    extra: dict[str, Any] = field(default_factory=dict)
+    subsystems: Subsystems = field(default_factory=Subsystems)
     components: list[Component] = field(default_factory=list)
 
 

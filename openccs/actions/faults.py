@@ -21,6 +21,7 @@ from openccs.faults.component import Faults, FaultSpec, describe
 from openccs.faults.models import Fault
 from openccs.faults.report import fault_report
 from openccs.store.models import Instance, Pod
+from openccs.subsystems import need
 
 HOST = "ccs.api.qcloud.com"
 MAX_DURATION = 86400
@@ -165,7 +166,7 @@ def describe_fault_report(ctx: RequestContext, p: FaultIdParams) -> dict[str, An
 
 
 def _keeper(ctx: RequestContext) -> Faults:
-    keeper: Faults = ctx.extra("faults")
+    keeper = need(ctx.subsystems.faults, "faults")
     return keeper
 
 

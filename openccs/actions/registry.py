@@ -36,6 +36,7 @@ from openccs.registry.models import (
 )
 from openccs.registry.runtime import RegistryRuntime
 from openccs.registry.token import hash_password
+from openccs.subsystems import need
 from openccs.timeutil import fmt_time, utcnow
 
 HOST = "ccr.api.qcloud.com"
@@ -52,7 +53,7 @@ K8sName = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def _rt(ctx: RequestContext) -> RegistryRuntime:
-    rt: RegistryRuntime = ctx.extra("registry")
+    rt = need(ctx.subsystems.registry, "registry").rt
     return rt
 
 
@@ -953,5 +954,5 @@ class MaintainParams(Params):
 )
 def maintain(ctx: RequestContext, p: MaintainParams) -> dict[str, Any]:
     """Run the periodic registry pass now (reconcile, retention, garbage collection)."""
-    result: dict[str, int] = ctx.extra("registry.component").maintain(force_gc=p.gc)
+    result: dict[str, int] = need(ctx.subsystems.registry, "registry").maintain(force_gc=p.gc)
     return result

@@ -35,6 +35,7 @@ from openccs.domain import workloads as wl
 from openccs.engine import docker
 from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.store.models import Event, Instance, Pod, Service
+from openccs.subsystems import need
 from openccs.timeutil import fmt_time, utcnow
 from openccs.traffic import lb
 
@@ -577,7 +578,7 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
         pods = [pp for pp in pods if pp.name == p.podName]
         if not pods:
             raise not_found("instance (podName)", p.podName)
-    cloud_ = ctx.services.extra["cloud"]
+    cloud_ = need(ctx.subsystems.cloud, "cloud")
     result = []
     for pod in pods:
         logs = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,7 @@ from openccs.domain.accounts import Caller
 
 if TYPE_CHECKING:
     from openccs.server import Services
+    from openccs.subsystems import Subsystems
 
 
 @dataclass
@@ -32,5 +33,6 @@ class RequestContext:
     def on_commit(self, fn: Callable[[], None]) -> None:
         self.after_commit.append(fn)
 
-    def extra(self, key: str) -> Any:
-        return self.services.extra[key]
+    @property
+    def subsystems(self) -> Subsystems:
+        return self.services.subsystems

@@ -39,5 +39,5 @@ class AutoscalerComponent:
 
 def component(services: Services) -> AutoscalerComponent:
     comp = AutoscalerComponent(services)
-    services.extra["autoscaler"] = comp
+    services.subsystems.autoscaler = comp
     return comp

@@ -273,5 +273,5 @@ def _idle_pod_cidr(lan_ip: str) -> str:
 
 def component(services: Services) -> Cloud:
     cloud = Cloud(services)
-    services.extra["cloud"] = cloud
+    services.subsystems.cloud = cloud
     return cloud

@@ -603,8 +603,8 @@ def registry(view: View) -> Response:
     repos = _all_pages(view, "SearchUserRepository", "repoInfo")
     favors, _ = view.attempt("GetFavor", limit=100)
     items, pager = _page_of(view, repos)
-    runtime = view.console.services.extra.get("registry")
-    server = runtime.host if runtime is not None else ""
+    registry = view.console.services.subsystems.registry
+    server = registry.rt.host if registry is not None else ""
     return view.render(
         "registry.html",
         namespaces=namespaces,

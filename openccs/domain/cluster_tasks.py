@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, HubInfo, Instance, Pod
+from openccs.subsystems import need
 from openccs.tasks.runner import StepContext, TaskFailed, task_type
 from openccs.timeutil import utcnow
 
@@ -25,7 +26,7 @@ log = get_logger("openccs.clusters")
 
 
 def _cloud(ctx: StepContext) -> Cloud:
-    cloud: Cloud = ctx.services["services"].extra["cloud"]
+    cloud: Cloud = need(ctx.services["services"].subsystems.cloud, "cloud")
     return cloud
 
 
@@ -93,7 +94,7 @@ def sync_network(ctx: StepContext) -> None:
 def _sync_registry_trust(ctx: StepContext) -> None:
     """The machines' dockerds trust the registry (certs.d) exactly while machines live in
     a subnet: follow a change now rather than at the registry's next pass."""
-    registry = ctx.services["services"].extra.get("registry.component")
+    registry = ctx.services["services"].subsystems.registry
     if registry is not None:
         registry.sync_machine_access(restart=False)
 
@@ -202,7 +203,7 @@ def finish_scale_in(ctx: StepContext) -> None:
 def delete_cluster_row(ctx: StepContext) -> None:
     cluster_id = ctx.params["clusterId"]
     _cloud(ctx).delete_routes(cluster_id)
-    engine = ctx.services["services"].extra.get("engine")
+    engine = ctx.services["services"].subsystems.engine
     with _store(ctx).session() as s:
         cluster = s.get(Cluster, cluster_id)
         if engine is not None and cluster is not None:

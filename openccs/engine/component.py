@@ -38,6 +38,7 @@ from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Event, Instance, K8sNamespace, Pod, Service
+from openccs.subsystems import need
 from openccs.timeutil import utcnow
 from openccs.traffic import net as traffic_net
 from openccs.traffic.lb import NODE_PORT_TYPES
@@ -89,7 +90,7 @@ class Engine:
 
     @property
     def cloud(self) -> Cloud:
-        cloud: Cloud = self.services.extra["cloud"]
+        cloud: Cloud = need(self.services.subsystems.cloud, "cloud")
         return cloud
 
     def routes(self) -> list[BaseRoute]:
@@ -347,7 +348,8 @@ class Engine:
         from openccs.registry.machines import image_for_machine, is_ours, registry_endpoint_for
         from openccs.store.models import HubInfo, Subnet
 
-        rt = self.services.extra.get("registry")
+        registry = self.services.subsystems.registry
+        rt = registry.rt if registry is not None else None
         with self.store.session() as s:
             if rt is not None and pod.node_id:
                 node = s.get(Instance, pod.node_id)
@@ -420,14 +422,14 @@ class _ClusterLoops:
 
 def component(services: Services) -> Engine:
     engine = Engine(services)
-    services.extra["engine"] = engine
+    services.subsystems.engine = engine
     return engine
 
 
 def wake(services: Any, cluster_id: str | None = None) -> None:
     """Wake the engine's passes (of one cluster, or all). A committed change of a cluster's
     rows wakes its pass anyway; this is for what the database does not show."""
-    engine = services.extra.get("engine")
+    engine = services.subsystems.engine
     if engine is not None:
         engine.wake(cluster_id)
 

@@ -21,6 +21,7 @@ from openccs.faults.models import Fault
 from openccs.ids import new_id
 from openccs.log import get_logger, log_event
 from openccs.store.models import Instance, Pod, Service
+from openccs.subsystems import need
 from openccs.timeutil import fmt_time, utcnow
 
 if TYPE_CHECKING:
@@ -55,9 +56,10 @@ class Faults:
 
     @property
     def backend(self) -> Backend:
-        rt = self.services.extra.get("registry")
+        registry = self.services.subsystems.registry
+        rt = registry.rt if registry is not None else None
         port = rt.daemon.port if rt is not None else None
-        return Backend(self.services.extra["cloud"], registry_port=port)
+        return Backend(need(self.services.subsystems.cloud, "cloud"), registry_port=port)
 
     # -- the component ---------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -237,5 +239,5 @@ def describe(fault: Fault) -> dict[str, Any]:
 
 def component(services: Services) -> Faults:
     faults = Faults(services)
-    services.extra["faults"] = faults
+    services.subsystems.faults = faults
     return faults

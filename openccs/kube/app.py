@@ -33,6 +33,7 @@ from openccs.kube.patch import APPLY
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
 from openccs.kube.tracker import Tracker
 from openccs.log import get_logger, log_event, log_failure
+from openccs.subsystems import need
 
 if TYPE_CHECKING:
     from openccs.server import Services
@@ -385,7 +386,7 @@ class ClusterApi:
             self.tracker.refresh({kind})
             return self.tracker.objects(kind)[0]
 
-        sampler = self.services.extra["monitor"].sampler
+        sampler = need(self.services.subsystems.monitor, "monitor").sampler
         return metrics.answer(
             sampler, self.cluster_id, rest, objects, lambda o: lsel(o) and fsel(o)
         )
@@ -597,7 +598,11 @@ class ClusterApi:
 
     def node_socket(self, lan_ip: str) -> Path:
         """The docker socket of the cluster's machine with this LAN address (a pod's node)."""
-        return Path(self.services.extra["cloud"].engine.docker_socket(self._instance_of(lan_ip)))
+        return Path(
+            need(self.services.subsystems.cloud, "cloud").engine.docker_socket(
+                self._instance_of(lan_ip)
+            )
+        )
 
     def _instance_of(self, lan_ip: str) -> str:
         from sqlalchemy import select

@@ -30,6 +30,7 @@ from openccs.kube.app import ClusterApi, in_thread
 from openccs.kube.models import KubeEndpoint
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Subnet
+from openccs.subsystems import need
 from openccs.tasks.runner import StepContext, TaskFailed, task_type
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class KubeComponent:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        services.extra["kube"] = self
+        services.subsystems.kube = self
 
     def routes(self) -> list[BaseRoute]:
         return []
@@ -254,7 +255,7 @@ class KubeComponent:
 def _vip_step(ctx: StepContext) -> None:
     """OperateClusterVip: open or close the external address, and wait until it is so."""
     services = ctx.services["services"]
-    comp: KubeComponent = services.extra["kube"]
+    comp = need(services.subsystems.kube, "kube")
     cluster_id, operation = ctx.params["clusterId"], ctx.params["operation"]
     settings = services.settings
     with services.store.session() as s:
@@ -285,7 +286,7 @@ def _vip_rollback(ctx: StepContext) -> None:
         if row is not None:
             row.external_open = False
             row.external_port = None
-    services.extra["kube"].sync_blocking()
+    need(services.subsystems.kube, "kube").sync_blocking()
 
 
 task_type("kube.vip", [("listen", _vip_step)], rollback=_vip_rollback, retries=1)

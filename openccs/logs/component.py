@@ -17,6 +17,7 @@ from openccs.log import get_logger, log_event
 from openccs.logs.rules import Rule, load_rules
 from openccs.logs.shipper import MachineShipper
 from openccs.store.models import Instance
+from openccs.subsystems import need
 
 if TYPE_CHECKING:
     from openccs.cloud.component import Cloud
@@ -43,8 +44,7 @@ class LogsComponent:
 
     @property
     def cloud(self) -> Cloud:
-        cloud: Cloud = self.services.extra["cloud"]
-        return cloud
+        return need(self.services.subsystems.cloud, "cloud")
 
     def routes(self) -> list[BaseRoute]:
         return []
@@ -125,5 +125,5 @@ class LogsComponent:
 
 def component(services: Services) -> LogsComponent:
     logs = LogsComponent(services)
-    services.extra["logs"] = logs
+    services.subsystems.logs = logs
     return logs

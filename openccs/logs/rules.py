@@ -69,7 +69,7 @@ def forget_offsets(s: Session, rule_id: int) -> None:
 
 
 def wake(services: Any) -> None:
-    logs = services.extra.get("logs")
+    logs = services.subsystems.logs
     if logs is not None:
         logs.wake()
 
@@ -98,7 +98,7 @@ def daemon_status(s: Session, services: Any, cluster_id: str) -> dict[str, Any]:
             )
         )
     )
-    logs = services.extra.get("logs")
+    logs = services.subsystems.logs
     running, problems = logs.machine_status(nodes) if logs is not None else (0, [])
     return {
         "enabled": True,

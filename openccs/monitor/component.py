@@ -16,6 +16,7 @@ from openccs.cloud import naming
 from openccs.monitor import prometheus
 from openccs.monitor.sampler import Sampler
 from openccs.store.models import Instance
+from openccs.subsystems import need
 
 if TYPE_CHECKING:
     from openccs.cloud.component import Cloud
@@ -36,7 +37,7 @@ class Monitor:
         )
 
     def _machine(self, node_id: str) -> tuple[str, Path, Path]:
-        cloud: Cloud = self.services.extra["cloud"]
+        cloud: Cloud = need(self.services.subsystems.cloud, "cloud")
         return (
             naming.cgroup(cloud.site, node_id),
             cloud.engine.docker_socket(node_id),
@@ -59,7 +60,7 @@ class Monitor:
     def _render(self) -> str:
         with self.services.store.session() as s:
             nodes = dict(s.execute(select(Instance.id, Instance.lan_ip)).tuples().all())
-        logs = self.services.extra.get("logs")
+        logs = self.services.subsystems.logs
         return prometheus.render(self.sampler, nodes, logs.backlog() if logs else None)
 
     def _check(self, token: str) -> bool:
@@ -81,5 +82,5 @@ def _unauthorized(why: str) -> Response:
 
 def component(services: Services) -> Monitor:
     monitor = Monitor(services)
-    services.extra["monitor"] = monitor
+    services.subsystems.monitor = monitor
     return monitor

@@ -130,8 +130,7 @@ class RegistryComponent:
         self._sync_lock = threading.Lock()
         self._access_problems: list[str] = []
         self._loop_task: asyncio.Task[None] | None = None
-        services.extra["registry"] = self.rt
-        services.extra["registry.component"] = self
+        services.subsystems.registry = self
 
     def routes(self) -> list[BaseRoute]:
         return [

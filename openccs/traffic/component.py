@@ -19,6 +19,7 @@ from openccs.cloud import naming
 from openccs.components import PassLoop
 from openccs.log import get_logger, log_event
 from openccs.store.models import Service
+from openccs.subsystems import need
 from openccs.traffic import net as traffic_net
 from openccs.traffic.ingress import Nginx, Route, Site, render, split_url
 from openccs.traffic.models import Certificate, Ingress, LoadBalancer
@@ -45,7 +46,7 @@ class Traffic:
 
     @property
     def cloud(self) -> Cloud:
-        cloud: Cloud = self.services.extra["cloud"]
+        cloud: Cloud = need(self.services.subsystems.cloud, "cloud")
         return cloud
 
     @property
@@ -186,11 +187,11 @@ class Traffic:
 
 def component(services: Services) -> Traffic:
     traffic = Traffic(services)
-    services.extra["traffic"] = traffic
+    services.subsystems.traffic = traffic
     return traffic
 
 
 def wake(services: Any) -> None:
-    traffic = services.extra.get("traffic")
+    traffic = services.subsystems.traffic
     if traffic is not None:
         traffic.wake()
