@@ -629,7 +629,9 @@ def _previous_container(sock: Path, pod_uid: str, cname: str, current: str) -> s
     ).json()
     found.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")), reverse=True)
     for c in found:
-        if c["Id"] != current and c["State"] != "running":
+        # Only a run that has ended: one created and not yet started (the pod's first run,
+        # before its status says so) is not a previous one.
+        if c["Id"] != current and c["State"] in ("exited", "dead"):
             return str(c["Id"])
     return None
 
