@@ -245,3 +245,39 @@ def test_the_command_line_imports_no_action(server: Server) -> None:
 
 def _db(server: Server) -> list[str]:
     return ["--database-url", server.db_url] if server.db_url else []
+
+
+def test_on_a_terminal_the_task_state_is_one_line_rewritten_in_place(server: Server) -> None:
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run(
+            [*server._base_args(), "call", "OpenccsRunTestTask", "stepSeconds=0.4", "--wait"],
+            stdout=subprocess.PIPE, stderr=slave, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert r.returncode == 0 and r.stdout.count("done  step") == 5
+    text = shown.decode()
+    # The state is drawn without a newline and erased before the next one.
+    assert "steps done" in text and "\r\x1b[K" in text
+    drawn = text.replace("\r\n", "\n").rstrip("\n")
+    assert "\n" not in drawn, text  # one line, redrawn: no scrolling
+    states = drawn.split("\r\x1b[K")
+    assert len(states) >= 3 and all("steps done" in x for x in states[:-1]), states
+    assert re.fullmatch(r"task \d+ ended after \d+\.\d s", states[-1]), states
