@@ -20,7 +20,7 @@ from QcloudApi.modules.monitor import Monitor
 from QcloudApi.qcloudapi import QcloudApi
 from sqlalchemy import insert, select
 
-from openccs.cli.main import parse_retention
+from openccs.cli.serve import parse_retention
 from openccs.client import Client
 from openccs.domain.accounts import create_account
 from openccs.monitor import collect, rollup
