@@ -360,6 +360,10 @@ def test_ingress_with_its_rules_from_the_form(server: Server, owner: Account) ->
     assert rules() == [("shop.example", "/", "web", 80), ("shop.example", "/api", "api", 80)]
     html = b.get(more).text
     assert 'data-ingress="default/front"' in html and "http://shop.example/api" in html
+    # The service's page links the routes that lead to it.
+    routes = b.get(f"/console/clusters/{cluster}/services/default/api").text
+    assert 'href="http://shop.example/api"' in routes and "ingress front" in routes
+    assert 'href="http://shop.example/"' not in routes
     # A rule to a service that is not there: the API's message.
     r = b.post(f"{more}/ingress-rules", {"ingressName": "front", "namespace": "default",
                                          "rules": "http shop.example / nothing:80"},

@@ -443,11 +443,21 @@ def service(view: View, error: ApiError | None = None, status: int = 200) -> Res
     ref = _ref(view)
     info = view.call("DescribeClusterServiceInfo", **ref)["service"]
     pods, pager = _api_page(view, "DescribeServiceInstance", "instances", **ref)
+    ingresses, _ = view.attempt(
+        "DescribeIngress", clusterId=ref["clusterId"], namespace=ref["namespace"]
+    )
+    routes = [
+        {**rule, "ingressName": ing["ingressName"], "ingressIp": ing["ingressIp"]}
+        for ing in (ingresses or {}).get("ingressList", [])
+        for rule in ing["rules"]
+        if rule["serviceName"] == ref["serviceName"]
+    ]
     return view.render(
         "service.html",
         status=status,
         ref=ref,
         service=info,
+        routes=routes,
         pods=pods,
         pager=pager,
         images=_images(view) if not view.live else [],
@@ -534,6 +544,7 @@ def pod(view: View) -> Response:
 
 
 CLUSTER_METRICS = (("dc_cpu_usage", "CPU"), ("dc_mem_usage", "Memory"))
+NODE_METRICS = (("node_cpu_usage", "CPU"), ("node_mem_usage", "Memory"))
 SERVICE_METRICS = (
     ("service_cpu_used", "CPU"),
     ("service_mem_used", "Memory"),
@@ -548,7 +559,10 @@ def monitoring(view: View) -> Response:
     cid = view.query.get("cluster") or (all_clusters[0]["clusterId"] if all_clusters else "")
     svc_name = view.query.get("service", "")
     ns = view.query.get("namespace", "default")
+    if "/" in svc_name:  # the picker's NAMESPACE/SERVICE
+        ns, _, svc_name = svc_name.partition("/")
     pod_name = view.query.get("pod", "")
+    node_id = view.query.get("node", "")
     span = view.query.get("range", "hour")
     if span not in RANGES:
         span = "hour"
@@ -562,12 +576,14 @@ def monitoring(view: View) -> Response:
     charts: list[tuple[str, str, Any]] = []
     services_list: list[dict[str, Any]] = []
     pods_list: list[dict[str, Any]] = []
+    nodes_list: list[dict[str, Any]] = []
     error = None
     if cid:
         try:
             services_list = view.call("DescribeClusterService", clusterId=cid, allnamespace=1)[
                 "services"
             ]
+            nodes_list = _all_pages(view, "DescribeClusterInstances", "nodes", clusterId=cid)
             if svc_name:
                 ref = {"clusterId": cid, "serviceName": svc_name, "namespace": ns}
                 pods_list = _all_pages(view, "DescribeServiceInstance", "instances", **ref)
@@ -575,6 +591,10 @@ def monitoring(view: View) -> Response:
                 if pod_name:
                     dims.append({"name": "podName", "value": pod_name})
                 metrics, namespace = (POD_METRICS if pod_name else SERVICE_METRICS), "qce/docker"
+            elif node_id:
+                dims = [{"name": "docker_clusterid", "value": cid},
+                        {"name": "unInstanceId", "value": node_id}]  # fmt: skip
+                metrics, namespace = NODE_METRICS, "qce/cvm"
             else:
                 dims = [{"name": "docker_clusterid", "value": cid}]
                 metrics, namespace = CLUSTER_METRICS, "qce/cvm"
@@ -598,6 +618,8 @@ def monitoring(view: View) -> Response:
         namespace=ns,
         pods=pods_list,
         pod_name=pod_name,
+        nodes=nodes_list,
+        node_id=node_id,
         span=span,
         ranges=list(RANGES),
         charts=charts,
