@@ -107,7 +107,7 @@ def overview(view: View) -> Response:
         except ApiError:
             continue  # what a sub-account may not read is left out of the counts
     events.sort(key=lambda e: e.get("lastSeen", ""), reverse=True)
-    failed, _ = view.attempt("OpenccsDescribeTasks", status="fail", limit=20)
+    failed, failed_err = view.attempt("OpenccsDescribeTasks", status="fail", limit=20)
     page, pager = _page_of(view, clusters)
     return view.render(
         "overview.html",
@@ -116,6 +116,7 @@ def overview(view: View) -> Response:
         pager=pager,
         failed=(failed or {}).get("tasks", []),
         failed_total=(failed or {}).get("totalCount", 0),
+        failed_err=failed_err,
         cluster_states=Counter(c["status"] for c in clusters),
         nodes=nodes,
         services=services,
@@ -660,6 +661,7 @@ def repository(view: View, error: ApiError | None = None, status: int = 200) -> 
     triggers, _ = _listed(view, "ListTrigger", "triggerInfo", True, reponame=name)
     retention, _ = view.attempt("GetAutoDelStrategy", reponame=name)
     items, pager = _page_of(view, tags)
+    trigger_page, trigger_pager = _page_of(view, triggers, "tpage")
     own = view.call("SearchUserRepository", reponame=name, limit=1)["repoInfo"]
     clusters, _ = view.attempt("DescribeCluster", limit=100)
     return view.render(
@@ -670,7 +672,8 @@ def repository(view: View, error: ApiError | None = None, status: int = 200) -> 
         server=head["server"],
         tags=items,
         pager=pager,
-        triggers=triggers,
+        triggers=trigger_page,
+        trigger_pager=trigger_pager,
         retention=(retention or {}).get("strategyInfo", []),
         clusters=[c["clusterId"] for c in (clusters or {}).get("clusters", [])],
         regions=view.console.services.settings.regions,
