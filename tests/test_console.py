@@ -327,6 +327,18 @@ def test_log_collection_rules_from_the_form(server: Server, owner: Account) -> N
     assert 'value="kafka.example"' in r.text
     r = b.post(f"{more}/log", form, page=more)
     assert r.status_code == 400 and "already exists" in error_in(r.text)
+    # A sub-account allowed every action on another cluster only: refused, nothing changed.
+    elsewhere = empty_cluster(server, owner)
+    out = server.cli("subuser", "create", owner.uin, "--action", "*", "--resource", elsewhere,
+                     "--no-key")  # fmt: skip
+    sub = json.loads(out.stdout)["uin"]
+    set_password(server, sub, subuser=True)
+    bs = Browser(server)
+    bs.sign_in_ok(sub)
+    r = bs.post(f"{more}/log-delete", {"name": "app-logs"})
+    assert r.status_code == 403 and cluster in error_in(r.text)
+    r = bs.post(f"{more}/log", {**form, "name": "sneaky"})
+    assert r.status_code == 403
     r = b.post(f"{more}/log-delete", {"name": "app-logs"}, page=more)
     assert r.status_code == 303, error_in(r.text)
     api = server.client(owner).call("ListLogCollector", {"clusterId": cluster})["data"]
