@@ -194,7 +194,15 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
             rows = pod_rows(d)
             return len(rows) == n and all(s == "Running" and image in i for _, s, i in rows)
 
-        wait_page(d, "2 pods Running", lambda: running(2, v1), timeout=180)
+        def wait_running(what: str, n: int, image: str, timeout: float) -> None:
+            try:
+                wait_page(d, what, lambda: running(n, image), timeout=timeout)
+            except AssertionError as exc:  # say what the page and the API showed
+                api = [(p["name"], p["status"], p.get("reason"))
+                       for p in ok(c, "DescribeServiceInstance", **ref)["instances"]]  # fmt: skip
+                raise AssertionError(f"{exc}; page: {pod_rows(d)}; API: {api}") from None
+
+        wait_running("2 pods Running", 2, v1, timeout=180)
         api_pods = ok(c, "DescribeServiceInstance", **ref)["instances"]
         assert {p["name"] for p in api_pods} == wait_page(
             d, "pod names", lambda: {n for n, _, _ in pod_rows(d)}
@@ -233,12 +241,18 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         shot(d, "pod-restarted")
         ok(c, "DeleteClusterService", **crash_ref)
 
+        def crasher_gone() -> bool:
+            found = ok(c, "DescribeClusterService", clusterId=cluster)["services"]
+            return "crasher" not in {x["serviceName"] for x in found}
+
+        until("the crasher gone", crasher_gone, timeout=120)
+
         # Scale to 3.
         d.get(f"{base}/clusters/{cluster}/services/default/site")
         d.find_element(By.ID, "scale-replicas").clear()
         d.find_element(By.ID, "scale-replicas").send_keys("3")
         browser.click_through(d, By.ID, "scale-submit")
-        wait_page(d, "3 pods Running", lambda: running(3, v1), timeout=180)
+        wait_running("3 pods Running", 3, v1, timeout=180)
         info = ok(c, "DescribeClusterServiceInfo", **ref)["service"]
         assert info["desiredReplicas"] == 3
 
@@ -246,7 +260,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         d.find_element(By.ID, "new-image").clear()
         d.find_element(By.ID, "new-image").send_keys(v2)
         browser.click_through(d, By.ID, "image-submit")
-        wait_page(d, "rollout to v2", lambda: running(3, v2), timeout=240)
+        wait_running("rollout to v2", 3, v2, timeout=240)
         status = lambda: d.find_element(By.ID, "service-status").text  # noqa: E731
         wait_page(d, "service Normal", lambda: status() == "Normal")
         info = ok(c, "DescribeClusterServiceInfo", **ref)["service"]
