@@ -449,3 +449,22 @@ def test_registry_tags_retention_and_triggers(
     r = b.post("/console/registry/trigger-delete", gone, page=page)
     assert r.status_code == 303, error_in(r.text)
     assert call_ok(server, owner, "ListTrigger", reponame=repo)["triggerInfo"] == []
+
+
+def test_previous_log_action_refuses_what_is_not_there(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    c = server.client(owner)
+    res = c.call("CreateClusterService", {
+        "clusterId": cluster, "serviceName": "quiet", "replicas": 0, "accessType": "None",
+        "containers": [{"containerName": "main", "image": "openccs/busybox:latest"}],
+    })  # fmt: skip
+    assert res["code"] == 0, res
+    ref = {"clusterId": cluster, "serviceName": "quiet", "namespace": "default"}
+    res = c.call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "quiet-nothere"})
+    assert res["codeDesc"] == "ResourceNotFound" and "quiet-nothere" in res["message"], res
+    res = c.call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "x",
+                                                        "containerName": "other"})  # fmt: skip
+    assert res["codeDesc"] == "ResourceNotFound" and "other" in res["message"], res
+    # Another account's cluster is not found either.
+    res = server.client().call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "x"})
+    assert res["code"] != 0 and cluster in res["message"], res
