@@ -594,6 +594,51 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
     return {"podLog": result}
 
 
+class PreviousLogParams(ServiceRef):
+    podName: PodName
+    containerName: ContainerName | None = None
+    tail: int | None = Field(default=None, ge=0, le=100_000)
+
+
+@action(
+    "OpenccsDescribeInstancePreviousLog",
+    PreviousLogParams,
+    host="ccs.api.qcloud.com",
+    resources=("clusterId",),
+    extension=True,
+)
+def describe_instance_previous_log(ctx: RequestContext, p: PreviousLogParams) -> dict[str, Any]:
+    """The logs of a pod's containers' previous run (the one that exited or crashed before
+    the current one), as `kubectl logs --previous`; a container that has not ended once is
+    left out."""
+    _, svc = _service(ctx, p)
+    if p.containerName and p.containerName not in (
+        c["containerName"] for c in svc.spec.get("containers", [])
+    ):
+        raise not_found("container (containerName)", f"{p.containerName} in service {svc.name}")
+    pod = next(
+        (pp for pp in wl.service_pods(ctx.db, svc) if pp.name == p.podName and not pp.deleting),
+        None,
+    )
+    if pod is None:
+        raise not_found("instance (podName)", p.podName)
+    cloud_ = need(ctx.subsystems.cloud, "cloud")
+    logs = []
+    if pod.node_id:
+        sock = cloud_.engine.docker_socket(pod.node_id)
+        for c in pod.status.get("containers", []):
+            if p.containerName and c["name"] != p.containerName:
+                continue
+            current = c.get("containerId", "") if c.get("status") == "Running" else ""
+            found = docker.previous_container(sock, pod.uid, c["name"], current)
+            if found is not None:
+                text = docker.logs(sock, found, tail=p.tail)
+                logs.append(
+                    {"name": c["name"], "restartCount": int(c.get("restartCount", 0)), "log": text}
+                )
+    return {"podLog": [{"name": pod.name, "containerLog": logs}]}
+
+
 @action("ModifyClusterService", ServiceParams, resources=("clusterId",))
 def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     """The whole service again, in the create shape or the describe shape."""
