@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from openccs.client import Client
+from openccs.timeutil import fmt_time, utcnow
 
 from .conftest import Account, Server
 from .test_kube import open_vip, security_info, write_kubeconfig
@@ -235,6 +236,7 @@ def test_a_killed_pod_restarts_and_the_fault_is_listed(
     assert fault(c, fid)["state"] == "ended"  # a one-shot fault
     until("restarted", lambda: next(p for p in svc.pods() if p["name"] == pod["name"])
           ["restartCount"] > before, 60)  # fmt: skip
+    until("every request served", lambda: answers(vip_of(svc))[0] == 0, 60)
     events = svc.events()
     assert any(e["reason"] == "FaultInjected" and pod["name"] in e["message"] for e in events)
     # The CLI lists it, and reports it.
@@ -264,12 +266,20 @@ def test_net_cut_silences_the_machine_and_ends_on_time_across_a_kill_9(
     iid = busiest(c, cluster, svc)
     pod_ip = next(p["ip"] for p in svc.running()
                   if node_of(c, cluster, p["nodeIp"]) == iid)  # fmt: skip
+    lan_ip = nodes(c, cluster)[iid]["lanIp"]
     before = world(srv, iid)
-    fid = call(c, "OpenccsCreateFault", kind="net-cut", instanceId=iid, duration=8)["faultId"]
+    fid = call(c, "OpenccsCreateFault", kind="net-cut", instanceId=iid, duration=15)["faultId"]
     assert silent(pod_ip)  # the pod behind the machine is cut off from the VPC and the host
     assert world(srv, iid)["iptables"] != before["iptables"]
+    # Its dockerd still answers on its socket, but the control plane reaches a node over the
+    # VPC: the node is unreachable, as in the cloud, and its services are told.
+    until("node abnormal", lambda: nodes(c, cluster)[iid]["isNormal"] == 0, 30)
+    assert "unreachable" in nodes(c, cluster)[iid]["abnormalReason"]
+    node_events = [e for e in svc.events() if e["objType"] == "Node" and e["objName"] == lan_ip]
+    assert {"FaultInjected", "NodeNotReady"} <= {e["reason"] for e in node_events}, node_events
+    ends = fault(c, fid)["endTime"]
     srv.kill9()
-    time.sleep(9)  # the fault comes due while openccs is down
+    until("the fault due while openccs is down", lambda: fmt_time(utcnow()) > ends, 30, every=0.5)
     srv.start()
     until("fault ended after the restart", lambda: fault(c, fid)["state"] == "ended", 30)
     restored(srv, iid, before)
@@ -297,14 +307,52 @@ def test_one_way_cut_and_packet_loss_restore_the_rules(
         call(c, "OpenccsEndFault", faultId=fid)
         restored(srv, iid, before)
         assert not silent(pod_ip)
-    # The CLI injects, runs a request loop through the load balancer until the fault ends.
-    out = srv.cli("fault", "inject", "net-cut", "--instance", iid, "--duration", "4",
-                  "--probe", f"http://{vip_of(svc)}/index.html").stdout  # fmt: skip
-    fid = json.loads(out[: out.rindex("}\n{") + 2])["data"]["faultId"]
-    probe = json.loads(out.splitlines()[-1])["probe"]
-    assert probe["requests"] >= 1 and 0 <= probe["failed"] <= probe["requests"], probe
-    assert fault(c, fid)["state"] == "ended"
-    restored(srv, iid, before)
+
+
+def json_docs(text: str) -> list[Any]:
+    """The JSON documents a command printed one after the other."""
+    docs, at, decoder = [], 0, json.JSONDecoder()
+    while rest := text[at:].lstrip():
+        doc, at = decoder.raw_decode(text, len(text) - len(rest))
+        docs.append(doc)
+    return docs
+
+
+def test_a_probe_loop_counts_the_requests_that_failed_through_the_load_balancer(
+    env: tuple[Server, Client, str, Svc],
+) -> None:
+    srv, c, cluster, svc = env
+    url = f"http://{vip_of(svc)}/index.html"
+    a, b = sorted(nodes(c, cluster))
+    worlds = {m: world(srv, m) for m in (a, b)}
+    # Only the account's own load balancers are probed (openccs sends from the host).
+    for bad in ("http://127.0.0.1:8080/", "ftp://" + vip_of(svc) + "/", "http://[::1"):
+        res = c.call("OpenccsCreateFault", {"kind": "net-cut", "instanceId": a, "probeUrl": bad})
+        assert res["code"] == 4000 and "probeUrl" in res["message"], (bad, res)
+    other = srv.client(srv.new_account())
+    res = other.call("OpenccsCreateFault", {"kind": "net-cut", "instanceId": a, "probeUrl": url})
+    assert res["code"] == 5000, res
+    # Both machines cut off: the load balancer has nowhere to send the requests. The CLI
+    # waits for the fault's end and for openccs' probe loop to see the service answer again.
+    second = call(c, "OpenccsCreateFault", kind="net-cut", instanceId=b, duration=5)["faultId"]
+    out = srv.cli("fault", "inject", "net-cut", "--instance", a, "--duration", "4",
+                  "--probe", url).stdout  # fmt: skip
+    created, report = json_docs(out)
+    fid = created["data"]["faultId"]
+    assert report["code"] == 0 and report["data"]["faultId"] == fid, report
+    probe = report["data"]["probe"]
+    assert probe["url"] == url and not probe["running"], probe
+    # Requests failed during the cut, and answered after it.
+    assert probe["requests"] > probe["failed"] >= 1, probe
+    assert probe["lastError"] and probe["lastFailedTime"] and probe["secondsToRecovery"] > 0
+    assert fault(c, fid)["params"]["probeUrl"] == url
+    # The extension action reports the same numbers from the store.
+    assert call(c, "OpenccsDescribeFaultReport", faultId=fid)["probe"] == probe
+    until("both faults ended", lambda: fault(c, second)["state"] == "ended", 30)
+    for m in (a, b):
+        restored(srv, m, worlds[m])
+    for m in (a, b):
+        back_to_normal(c, cluster, svc, m)
 
 
 def connect_from(srv: Server, iid: str, ip: str, port: int) -> str:
@@ -361,13 +409,23 @@ def test_dockerd_kill_and_freeze_are_undone(env: tuple[Server, Client, str, Svc]
     # A second fault that takes the machine down is refused while this one is active.
     res = c.call("OpenccsCreateFault", {"kind": "machine-stop", "instanceId": iid})
     assert res["code"] == 5100 and fid in res["message"]
+    # Its health checks time out: abnormal, its pods replaced on the other machine, and the
+    # load balancer serves every request again.
+    until("node abnormal", lambda: nodes(c, cluster)[iid]["isNormal"] == 0, 30)
+    lan_ip = nodes(c, cluster)[iid]["lanIp"]
+    until("3 pods Running elsewhere",
+          lambda: [p["nodeIp"] for p in svc.running()].count(lan_ip) == 0
+          and len(svc.running()) == 3, 90)  # fmt: skip
+    until("every request served", lambda: answers(vip_of(svc))[0] == 0, 60)
     call(c, "OpenccsEndFault", faultId=fid)
     restored(srv, iid, before)
+    back_to_normal(c, cluster, svc, iid)
 
     fid = call(c, "OpenccsCreateFault", kind="dockerd-kill", instanceId=iid, duration=2)["faultId"]
     until("dockerd back after the fault", lambda: fault(c, fid)["state"] == "ended", 60)
     back_to_normal(c, cluster, svc, iid)
     assert world(srv, iid)["iptables"] == before["iptables"]
+    until("every request served", lambda: answers(vip_of(svc))[0] == 0, 60)
 
 
 def test_a_reboot_boots_the_machine_again_at_once(env: tuple[Server, Client, str, Svc]) -> None:
@@ -382,6 +440,7 @@ def test_a_reboot_boots_the_machine_again_at_once(env: tuple[Server, Client, str
     assert "FaultEnded" in {e["reason"] for e in svc.events()}
     back_to_normal(c, cluster, svc, iid)
     restored(srv, iid, before)
+    until("every request served", lambda: answers(vip_of(svc))[0] == 0, 60)
 
 
 def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
@@ -413,9 +472,50 @@ def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
         ({"kind": "net-cut"}, "instanceId"),
         ({"kind": "pod-kill", "clusterId": cluster}, "podName"),
         ({"kind": "registry-stall", "instanceId": iid}, "clusterId"),
+        ({"kind": "pod-liveness", "clusterId": cluster}, "podName"),
+        ({"kind": "net-cut", "instanceId": iid, "probeUrl": "http://10.9.9.9/"}, "probeUrl"),
     ):
         res = c.call("OpenccsCreateFault", params)
         assert res["code"] == 4000 and name in res["message"], (params, res)
     res = c.call("OpenccsEndFault", {"faultId": "flt-nothere"})
     assert res["code"] == 5000 and "faultId" in res["message"]
     assert call(c, "OpenccsDescribeFaults")["totalCount"] == count
+
+
+# Last: the service it makes and deletes would change the machines' rules under the others.
+def test_a_failing_liveness_probe_restarts_the_container_until_the_fault_ends(
+    env: tuple[Server, Client, str, Svc],
+) -> None:
+    srv, c, cluster, svc = env
+    spec = web("alive", replicas=1)
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "liveCheck", "checkMethod": "methodTcp", "port": 80, "intervalTime": 2,
+         "unhealthNum": 2},
+    ]  # fmt: skip
+    alive = create(c, cluster, spec)
+    try:
+        (pod,) = alive.wait_normal(1)
+        # A pod without a liveness probe has nothing to fail.
+        res = c.call("OpenccsCreateFault", {"kind": "pod-liveness", "clusterId": cluster,
+                                            "podName": svc.running()[0]["name"]})  # fmt: skip
+        assert res["code"] == 4000 and "liveness probe" in res["message"], res
+        fid = call(c, "OpenccsCreateFault", kind="pod-liveness", clusterId=cluster,
+                   podName=pod["name"], duration=300)["faultId"]  # fmt: skip
+        assert fault(c, fid)["state"] == "active"
+        # The prober's set is in memory: a kill -9 of openccs does not end the fault.
+        srv.kill9()
+        srv.start()
+        until("restarted", lambda: alive.pods()[0]["restartCount"] > pod["restartCount"], 90)
+        events = alive.events()
+        reasons = {e["reason"] for e in events}
+        assert {"FaultInjected", "Unhealthy", "Killing"} <= reasons, reasons
+        assert any(e["reason"] == "Unhealthy" and fid in e["message"] for e in events)
+        assert call(c, "OpenccsEndFault", faultId=fid)["state"] == "ended"
+        # The prober probes for real again: the pod is ready and stays so.
+        (after,) = alive.wait_normal(1, timeout=120)
+        time.sleep(6)  # three liveness periods
+        (now,) = alive.pods()
+        assert now["status"] == "Running" and now["restartCount"] == after["restartCount"], now
+        assert "FaultEnded" in {e["reason"] for e in alive.events()}
+    finally:
+        alive.call("DeleteClusterService")

@@ -6,21 +6,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import select
 
 from openccs.actions.inputs import ClusterId, NamespaceName, PodName
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.domain.accounts import Caller
-from openccs.domain.cloud import get_cluster
-from openccs.domain.clusters import cluster_nodes
-from openccs.errors import ApiError, invalid_parameter, missing_parameter, not_found
-from openccs.faults.backend import CLUSTER_KINDS, KINDS, POD_KINDS, FaultError
-from openccs.faults.component import Faults, FaultSpec, describe
+from openccs.errors import ApiError
+from openccs.faults import records
+from openccs.faults.backend import KINDS, FaultError
+from openccs.faults.component import Faults, describe
 from openccs.faults.models import Fault
 from openccs.faults.report import fault_report
-from openccs.store.models import Instance, Pod
 from openccs.subsystems import need
 
 HOST = "ccs.api.qcloud.com"
@@ -29,6 +26,7 @@ MAX_DURATION = 86400
 Kind = Literal[
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
     "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
+    "pod-liveness",
 ]  # fmt: skip
 assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
@@ -42,6 +40,8 @@ class CreateFaultParams(Params):
     podName: PodName | None = None
     direction: Literal["both", "in", "out"] = "both"
     percent: int = Field(default=50, ge=1, le=100)
+    # GET through the fault's window by openccs, counted in the report (a load balancer's).
+    probeUrl: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 @action(
@@ -53,47 +53,16 @@ class CreateFaultParams(Params):
 )
 def create_fault(ctx: RequestContext, p: CreateFaultParams) -> dict[str, Any]:
     """Break a machine, its network or a pod for `duration` seconds (pod-kill: at once)."""
-    spec = FaultSpec(account_id=ctx.account_id, kind=p.kind, duration=p.duration)
-    if p.kind in POD_KINDS:
-        if not p.clusterId or not p.podName:
-            raise missing_parameter(*[n for n in ("clusterId", "podName")
-                                      if not getattr(p, n)])  # fmt: skip
-        pod = ctx.db.scalars(
-            select(Pod).where(
-                Pod.account_id == ctx.account_id,
-                Pod.cluster_id == p.clusterId,
-                Pod.namespace == p.namespace,
-                Pod.name == p.podName,
-                Pod.deleting.is_(False),
-            )
-        ).first()
-        if pod is None or not pod.node_id:
-            raise not_found("Pod (podName)", p.podName)
-        spec.cluster_id, spec.instance_id = pod.cluster_id, pod.node_id
-        spec.namespace, spec.pod, spec.params = pod.namespace, pod.name, {"podId": pod.id}
-        if not ctx.caller.may_use(pod.node_id) and not ctx.caller.may_use(pod.cluster_id):
-            raise _not_allowed(pod.cluster_id)
-    elif p.kind in CLUSTER_KINDS:
-        if not p.clusterId:
-            raise missing_parameter("clusterId")
-        cluster = get_cluster(ctx.db, ctx.account_id, p.clusterId)
-        machines = [n.id for n in cluster_nodes(ctx.db, cluster.id) if n.state == "Running"]
-        if not machines:
-            raise invalid_parameter("clusterId", f"cluster {cluster.id} has no running machine")
-        spec.cluster_id, spec.params = cluster.id, {"machines": machines}
-    else:
-        if not p.instanceId:
-            raise missing_parameter("instanceId")
-        ins = ctx.db.get(Instance, p.instanceId)
-        if ins is None or ins.account_id != ctx.account_id:
-            raise not_found("Instance (instanceId)", p.instanceId)
-        if ins.state != "Running":
-            raise invalid_parameter("instanceId", f"machine {ins.id} is {ins.state}, not Running")
-        spec.cluster_id, spec.instance_id = ins.cluster_id or "", ins.id
-        if p.kind == "net-cut":
-            spec.params = {"direction": p.direction}
-        elif p.kind == "net-loss":
-            spec.params = {"percent": p.percent}
+    req = records.FaultRequest(
+        kind=p.kind, duration=p.duration, instance_id=p.instanceId, cluster_id=p.clusterId,
+        namespace=p.namespace, pod=p.podName, direction=p.direction, percent=p.percent,
+        probe_url=p.probeUrl,
+    )  # fmt: skip
+    spec = records.resolve(ctx.db, ctx.account_id, req)
+    if spec.pod and not (
+        ctx.caller.may_use(spec.instance_id) or ctx.caller.may_use(spec.cluster_id)
+    ):
+        raise _not_allowed(spec.cluster_id)
     try:
         fault_id = _keeper(ctx).start_fault(spec)
     except FaultError as exc:
@@ -117,15 +86,8 @@ class DescribeFaultsParams(Paged):
 )
 def describe_faults(ctx: RequestContext, p: DescribeFaultsParams) -> dict[str, Any]:
     """The account's faults, newest first; a sub-account sees those of its resources."""
-    q = select(Fault).where(Fault.account_id == ctx.account_id)
-    if p.faultId:
-        q = q.where(Fault.id == p.faultId)
-    if p.clusterId:
-        q = q.where(Fault.cluster_id == p.clusterId)
-    if p.state:
-        q = q.where(Fault.state == p.state)
-    rows = [f for f in ctx.db.scalars(q.order_by(Fault.started_at.desc(), Fault.id))
-            if _may_see(ctx.caller, f)]  # fmt: skip
+    found = records.list_faults(ctx.db, ctx.account_id, p.faultId, p.clusterId, p.state)
+    rows = [f for f in found if _may_see(ctx.caller, f)]
     return {
         "totalCount": len(rows),
         "faults": [describe(f) for f in rows[p.offset : p.offset + p.limit]],
@@ -160,8 +122,9 @@ def end_fault(ctx: RequestContext, p: FaultIdParams) -> dict[str, Any]:
     extension=True,
 )
 def describe_fault_report(ctx: RequestContext, p: FaultIdParams) -> dict[str, Any]:
-    """For the fault's window: the services it touched, their pods lost and replaced, and
-    how long each took to be back at full strength."""
+    """For the fault's window: the services it touched, their pods lost and replaced, how
+    long each took to be back at full strength, and the requests that failed through the
+    load balancer when openccs ran a probe loop (`probeUrl`)."""
     return fault_report(ctx.db, _own_fault(ctx, p.faultId))
 
 
@@ -171,9 +134,7 @@ def _keeper(ctx: RequestContext) -> Faults:
 
 
 def _own_fault(ctx: RequestContext, fault_id: str) -> Fault:
-    fault = ctx.db.get(Fault, fault_id)
-    if fault is None or fault.account_id != ctx.account_id:
-        raise not_found("Fault (faultId)", fault_id)
+    fault = records.own_fault(ctx.db, ctx.account_id, fault_id)
     if not _may_see(ctx.caller, fault):
         raise _not_allowed(fault.cluster_id or fault.instance_id)
     return fault

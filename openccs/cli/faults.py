@@ -1,15 +1,13 @@
 """`openccs fault ...`: inject a fault, list faults, end one, report what it did; with
-`--probe URL` a request loop runs through the fault and its failures are counted."""
+`--probe URL` openccs runs a request loop to that load balancer through the fault, and the
+command waits for the loop to be over and prints the fault's report."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from typing import Any
-
-import httpx
 
 from openccs.cli.context import EXIT_FAILED, CliError
 from openccs.cli.context import client as signed_client
@@ -18,8 +16,9 @@ from openccs.cli.output import output_option, print_json, print_rows
 KINDS = [
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
     "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
+    "pod-liveness",
 ]  # fmt: skip
-PROBE_EVERY = 0.2
+WAIT_EVERY = 1.0
 
 
 def register(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -34,7 +33,12 @@ def register(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]
     f.add_argument("--direction", choices=["both", "in", "out"], default="both")
     f.add_argument("--percent", type=int, default=50, help="net-loss: share of packets")
     f.add_argument("--state", choices=["active", "ended", "failed"], help="ls: filter")
-    f.add_argument("--probe", help="inject: GET this URL in a loop until the fault ends")
+    f.add_argument(
+        "--probe",
+        metavar="URL",
+        help="inject: openccs GETs this URL (one of your load balancers) through the fault;"
+        " wait for the end and print the report",
+    )
     client_options(f)
     output_option(f)
     f.set_defaults(fn=cmd_fault)
@@ -71,28 +75,26 @@ def cmd_fault(args: argparse.Namespace) -> int:
         params["direction"] = args.direction
     if args.ref == "net-loss":
         params["percent"] = args.percent
+    if args.probe:
+        params["probeUrl"] = args.probe
     res = client.call("OpenccsCreateFault", params)
     print_json(res)
     if res.get("code") != 0:
         return EXIT_FAILED
     if args.probe:
-        fault_id = res["data"]["faultId"]
-        print(json.dumps({"probe": probe_until_ended(client, fault_id, args.probe)}), flush=True)
+        report = wait_for_report(client, res["data"]["faultId"])
+        print_json(report)
+        return 0 if report.get("code") == 0 else EXIT_FAILED
     return 0
 
 
-def probe_until_ended(client: Any, fault_id: str, url: str) -> dict[str, int]:
-    """GET `url` every PROBE_EVERY s while the fault is active; count what failed."""
-    sent = failed = 0
+def wait_for_report(client: Any, fault_id: str) -> dict[str, Any]:
+    """The fault's report once it has ended and its probe loop is over."""
     while True:
-        res = client.call("OpenccsDescribeFaults", {"faultId": fault_id})
-        faults = (res.get("data") or {}).get("faults") or []
-        if not faults or faults[0]["state"] != "active":
-            return {"requests": sent, "failed": failed}
-        sent += 1
-        try:
-            if httpx.get(url, timeout=2).status_code >= 500:
-                failed += 1
-        except httpx.HTTPError:
-            failed += 1
-        time.sleep(PROBE_EVERY)
+        res = client.call("OpenccsDescribeFaultReport", {"faultId": fault_id})
+        data = res.get("data") or {}
+        if res.get("code") != 0 or (
+            data.get("state") != "active" and not (data.get("probe") or {}).get("running")
+        ):
+            return dict(res)
+        time.sleep(WAIT_EVERY)

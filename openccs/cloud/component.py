@@ -23,8 +23,9 @@ from starlette.routing import BaseRoute
 
 from openccs.cloud import cgroups, host, naming, routes, vpc
 from openccs.cloud.host import CloudError
-from openccs.cloud.machine import MachineEngine, MachineSpec, remove_containers
+from openccs.cloud.machine import MachineEngine, MachineSpec, reachable, remove_containers
 from openccs.domain import cloud as rules
+from openccs.domain import workloads
 from openccs.log import get_logger, log_event
 from openccs.store.models import Account, Cluster, Instance, Subnet, Vpc
 
@@ -203,17 +204,28 @@ class Cloud:
             await asyncio.sleep(self.settings.health_interval)
 
     def check_health(self) -> None:
-        """Mark machines whose dockerd stopped answering as failed, and back when it answers."""
+        """Mark machines as failed whose dockerd stopped answering or whose VPC address went
+        silent (the control plane reaches a node over the VPC: a machine cut from it is
+        unreachable, as a stopped one is), and back when both answer again."""
         with self.store.session() as s:
             machines = [
-                (i.id, i.state)
+                (i.id, i.state, i.lan_ip)
                 for i in s.scalars(
                     select(Instance).where(Instance.state.in_(("Running", "Failed")))
                 )
             ]
-        results = {iid: self.engine.health(iid) for iid, _ in machines}
+
+        def one(iid: str, lan_ip: str) -> tuple[bool, str]:
+            ok, why = self.engine.health(iid)
+            if ok and not reachable(lan_ip):
+                return False, f"{lan_ip} of {iid} is unreachable from the VPC"
+            return ok, why
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(machines)))) as pool:
+            checked = pool.map(lambda m: one(m[0], m[2]), machines)
+            results = {m[0]: r for m, r in zip(machines, checked, strict=True)}
         with self.store.session() as s:
-            for iid, state in machines:
+            for iid, state, _ in machines:
                 ok, why = results[iid]
                 ins = s.get(Instance, iid)
                 if ins is None or ins.state not in ("Running", "Failed"):
@@ -221,10 +233,22 @@ class Cloud:
                 if ok and state == "Failed":
                     ins.state, ins.is_normal, ins.abnormal_reason = "Running", True, ""
                     log_event(log, "machine recovered", instance=iid)
+                    _node_event(s, ins, "NodeReady", "status is now: NodeReady", "Normal")
                 elif not ok and state == "Running":
                     ins.state, ins.is_normal = "Failed", False
                     ins.abnormal_reason = f"Unknown (node not ready: {why})"
                     log_event(log, "machine failed", instance=iid, reason=why)
+                    _node_event(s, ins, "NodeNotReady", f"status is now: NodeNotReady ({why})")
+
+
+def _node_event(
+    s: Session, ins: Instance, reason: str, message: str, level: str = "Warning"
+) -> None:
+    """A cluster's machine changing health is an event of the node, for its services."""
+    if ins.cluster_id:
+        services = set(workloads.services_on(s, ins.id))
+        text = f"Node {ins.lan_ip} {message}"
+        workloads.record_node_event(s, ins.cluster_id, ins.lan_ip, services, reason, text, level)
 
 
 def routed_overlaps(cidr: str) -> list[str]:

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -58,6 +59,11 @@ USER_SCRIPT_IMAGE = "openccs/busybox:latest"
 USER_SCRIPT_DISK = "/disk"
 # Seconds dockerd gives containers to stop on a machine shutdown before killing them.
 SHUTDOWN_TIMEOUT = 5
+# Where the control plane knocks to know a machine's VPC address answers (kubelet's port: a
+# refusal is an answer as good as an accept; silence means the machine is cut off or down).
+REACH_PORT = 10250
+REACH_TIMEOUT = 1.0
+REACH_TRIES = 2
 
 
 @dataclass
@@ -531,6 +537,22 @@ class MachineEngine:
             return data
         except (OSError, ValueError):
             return {}
+
+
+def reachable(ip: str, port: int = REACH_PORT) -> bool:
+    """Whether `ip` answers a connection at all (accepted or refused) within a timeout, in
+    one of a few tries (a lossy link is not an unreachable one)."""
+    for _ in range(REACH_TRIES):
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.settimeout(REACH_TIMEOUT)
+            try:
+                sock.connect((ip, port))
+                return True
+            except ConnectionRefusedError:
+                return True
+            except OSError:
+                continue
+    return False
 
 
 def remove_containers(sock: Path) -> None:

@@ -211,6 +211,32 @@ def record_event(
         ev.last_seen = now
 
 
+def services_on(s: Session, node_id: str) -> list[tuple[str, str]]:
+    """(namespace, service) of the pods a machine runs."""
+    rows = s.execute(
+        select(Pod.namespace, Service.name)
+        .join(Service, Service.id == Pod.service_id)
+        .where(Pod.node_id == node_id)
+    ).tuples()
+    return sorted(set(rows))
+
+
+def record_node_event(
+    s: Session,
+    cluster_id: str,
+    node_name: str,
+    services: set[tuple[str, str]],
+    reason: str,
+    message: str,
+    level: str = "Normal",
+) -> None:
+    """An event of a node, once for each service it touches (a node event names no
+    service; each one's copy names it, so that every service keeps its own)."""
+    for ns, svc in sorted(services or {("default", "")}):
+        text = f"{message} (service {svc})" if svc else message
+        record_event(s, cluster_id, ns, svc, "Node", node_name, reason, text, level)
+
+
 def describe_event(ev: Event) -> dict[str, Any]:
     return {
         "firstSeen": fmt_time(ev.first_seen),

@@ -42,7 +42,7 @@ from openccs.cloud.host import CloudError
 from openccs.domain.workloads import record_event
 from openccs.engine import dns, docker
 from openccs.engine.docker import POD_LABEL, DockerError
-from openccs.engine.probes import ContainerProbes, probes_for
+from openccs.engine.probes import ContainerProbes, liveness_failure, probes_for
 from openccs.log import get_logger, log_event
 from openccs.store.models import Pod, Service
 from openccs.timeutil import utcnow
@@ -365,7 +365,8 @@ class NodeAgent:
         if checks is None:
             checks = self.probes[cid] = probes_for(spec, float(container.get("Created") or 0))
         self.seen_containers.add(cid)
-        for kind, message in checks.step(ip, self.socket, cid, self.notify):
+        failing = liveness_failure(pod.uid)  # a fault in force
+        for kind, message in checks.step(ip, self.socket, cid, self.notify, failing):
             self._event(s, pod, "Unhealthy", f"{kind} probe failed: {message}", "Warning")
         if checks.dead:
             name = spec["containerName"]

@@ -25,6 +25,19 @@ from openccs.cloud.host import CloudError
 from openccs.engine import docker
 
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe")
+# Pods whose liveness probes fail on purpose (a fault in force), by uid: why they fail. Set
+# as a whole by the fault keeper on each of its passes, read by the probes as they start.
+_failing_liveness: dict[str, str] = {}
+
+
+def fail_liveness(failing: dict[str, str]) -> None:
+    """From now on the liveness probes of these pods (uid -> why) fail, and no others."""
+    global _failing_liveness
+    _failing_liveness = dict(failing)
+
+
+def liveness_failure(uid: str) -> str | None:
+    return _failing_liveness.get(uid)
 
 
 def run_probe(probe: dict[str, Any], ip: str, sock: Path, container_id: str) -> tuple[bool, str]:
@@ -98,9 +111,19 @@ class ProbeState:
             self.passing = False
         return message
 
-    def start(self, ip: str, sock: Path, container_id: str, notify: Callable[[], None]) -> None:
+    def start(
+        self,
+        ip: str,
+        sock: Path,
+        container_id: str,
+        notify: Callable[[], None],
+        failing: str | None = None,
+    ) -> None:
         self.last_run = time.time()
-        self.running = _POOL.submit(run_probe, self.probe, ip, sock, container_id)
+        if failing is not None:
+            self.running = _POOL.submit(lambda: (False, failing))
+        else:
+            self.running = _POOL.submit(run_probe, self.probe, ip, sock, container_id)
 
         def done(fut: Future[tuple[bool, str]]) -> None:
             ok = not fut.cancelled() and fut.exception() is None and fut.result()[0]
@@ -117,9 +140,15 @@ class ContainerProbes:
     ready: ProbeState | None
 
     def step(
-        self, ip: str, sock: Path, container_id: str, notify: Callable[[], None]
+        self,
+        ip: str,
+        sock: Path,
+        container_id: str,
+        notify: Callable[[], None],
+        live_failing: str | None = None,
     ) -> list[tuple[str, str]]:
-        """Collect finished probes and start due ones; (kind, failure message) pairs."""
+        """Collect finished probes and start due ones; (kind, failure message) pairs.
+        `live_failing`: the liveness probe fails with this message, whatever it checks."""
         now = time.time()
         failures = []
         for kind, st in (("Liveness", self.live), ("Readiness", self.ready)):
@@ -129,7 +158,8 @@ class ContainerProbes:
             if message:
                 failures.append((kind, message))
             if st.due(now) and ip:
-                st.start(ip, sock, container_id, notify)
+                failing = live_failing if st is self.live else None
+                st.start(ip, sock, container_id, notify, failing)
         return failures
 
     def next_due(self) -> float:

@@ -14,11 +14,17 @@ is cut short (openccs killed) is simply run again.
 | registry-refuse| the registry refuses a cluster's pulls (REJECT)    | rules and chain removed  |
 | registry-stall | the registry stalls a cluster's pulls (DROP)       | rules and chain removed  |
 | pod-kill       | SIGKILL to a pod's main process (one-shot)        | nothing to undo          |
+| pod-liveness   | the pod's liveness probes fail (kubelet's prober) | they probe for real again|
 
 Network rules live in the machine's network namespace, in a chain of the fault's own
 (`OCC-<site>-F<id8>`), hooked first into INPUT, OUTPUT and FORWARD (pods are behind it).
 Packet loss uses iptables' `statistic` match: this host's kernel has no netem, so delay,
 duplication and reordering are not offered.
+
+A liveness fault acts on openccs' own kubelet, its prober: whatever the probe checks (an
+HTTP path, a port, a command), it fails while the fault is in force, so the container is
+killed and restarted with back-off as Kubernetes does. The set of failing pods is rebuilt
+from the store on every pass of the keeper, so a restart of openccs keeps it.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs.cloud import cgroups, dockerapi, host, naming
 from openccs.cloud.host import CloudError
+from openccs.engine import probes
 from openccs.engine.docker import POD_LABEL, pod_containers
 from openccs.faults.models import Fault
 from openccs.log import get_logger, log_event
@@ -48,7 +56,7 @@ NETWORK_KINDS = ("net-cut", "net-loss", "registry-cut")
 # The registry as a cluster's machines see it (it is shared by every account: an account
 # breaks it for its own machines only, on their side of the network).
 CLUSTER_KINDS = ("registry-refuse", "registry-stall")
-POD_KINDS = ("pod-kill",)
+POD_KINDS = ("pod-kill", "pod-liveness")
 KINDS = MACHINE_KINDS + NETWORK_KINDS + CLUSTER_KINDS + POD_KINDS
 # Kinds whose injection is all there is (their record ends at once).
 ONE_SHOT = ("pod-kill",)
@@ -101,6 +109,10 @@ class Backend:
                 self._net_rules(fault, [rule], machine)
         elif kind == "pod-kill":
             self._kill_pod(s, fault)
+        elif kind == "pod-liveness":
+            if s.get(Pod, int(fault.params["podId"])) is None:
+                raise FaultError(f"pod {fault.pod} is gone")
+            sync_liveness(s)
         log_event(log, "fault injected", fault=fault.id, kind=kind, instance=iid, pod=fault.pod)
 
     def restore(self, s: Session, fault: Fault) -> None:
@@ -116,6 +128,8 @@ class Backend:
                 self.cloud.engine.start(self.cloud.spec_for(s, ins))
         elif kind == "machine-freeze":
             self._freeze(fault, False)
+        elif kind == "pod-liveness":
+            sync_liveness(s, ending=fault.id)
         log_event(log, "fault restored", fault=fault.id, kind=kind, instance=iid)
 
     # -- network ---------------------------------------------------------------------------
@@ -222,6 +236,19 @@ class Backend:
             raise FaultError(f"pod {fault.pod} has no running container to kill")
         for cid in targets:
             dockerapi.request(sock, "POST", f"/containers/{cid}/kill", params={"signal": "KILL"})
+
+
+def sync_liveness(s: Session, ending: str = "") -> None:
+    """The prober fails the liveness probes of the pods under an active liveness fault
+    (but the one `ending`), and of no others."""
+    failing = {
+        str(f.params.get("podUid", "")): f"liveness fails on purpose (fault {f.id})"
+        for f in s.scalars(
+            select(Fault).where(Fault.state == "active", Fault.kind == "pod-liveness")
+        )
+        if f.id != ending
+    }
+    probes.fail_liveness(failing)
 
 
 def _write(file: Path, value: str) -> None:

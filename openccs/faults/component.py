@@ -15,9 +15,10 @@ from starlette.routing import BaseRoute
 
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
-from openccs.domain.workloads import record_event
-from openccs.faults.backend import MACHINE_KINDS, ONE_SHOT, Backend, FaultError
+from openccs.domain.workloads import record_event, record_node_event, services_on
+from openccs.faults.backend import MACHINE_KINDS, ONE_SHOT, Backend, FaultError, sync_liveness
 from openccs.faults.models import Fault
+from openccs.faults.probe import ProbeLoop, probe_over
 from openccs.ids import new_id
 from openccs.log import get_logger, log_event
 from openccs.store.models import Instance, Pod, Service
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = get_logger("openccs.faults")
 INTERVAL = 1.0
 # The settings of a fault a client sees (the others are the keeper's own notes).
-SHOWN = ("direction", "percent", "machines")
+SHOWN = ("direction", "percent", "machines", "probeUrl")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Faults:
         self.store = services.store
         self._lock = threading.Lock()
         self._loop = PassLoop("faults", self.run_pass, INTERVAL, log)
+        self._probes: dict[str, ProbeLoop] = {}
 
     @property
     def backend(self) -> Backend:
@@ -70,6 +72,9 @@ class Faults:
 
     async def stop(self) -> None:
         await self._loop.stop()
+        for loop in list(self._probes.values()):
+            loop.stop()
+        self._probes.clear()
 
     # -- starting and ending ---------------------------------------------------------------
     def start_fault(self, spec: FaultSpec) -> str:
@@ -84,7 +89,7 @@ class Faults:
                     )
                 params = dict(spec.params or {})
                 if spec.instance_id and not spec.pod:
-                    params["services"] = _services_on(s, spec.instance_id)
+                    params["services"] = [list(r) for r in services_on(s, spec.instance_id)]
                 now = utcnow()
                 fault = Fault(
                     id=new_id("flt"), account_id=spec.account_id, kind=spec.kind,
@@ -122,11 +127,34 @@ class Faults:
             due = list(
                 s.scalars(select(Fault.id).where(Fault.state == "active", Fault.ends_at <= now))
             )
+            sync_liveness(s)  # also after a restart: the prober's set lives in memory
+        self._run_probes()
         for fault_id in due:
             with self._lock, self.store.session() as s:
                 fault = _get(s, fault_id)
                 if fault.state == "active":
                     self._restore(s, fault, "ended on time")
+
+    def _run_probes(self) -> None:
+        """A probe loop for each fault that asked for one and whose loop is not over (a
+        restart of openccs resumes them; one that came due meanwhile is closed)."""
+        with self.store.session() as s:
+            wanted = {}
+            for fault in s.scalars(select(Fault).where(Fault.state != "failed")):
+                url = fault.params.get("probeUrl")
+                if not url or fault.params.get("probeDone"):
+                    continue
+                if fault.state != "active" and probe_over(fault):
+                    fault.params = {**fault.params, "probeDone": True}
+                    continue
+                wanted[fault.id] = str(url)
+        for fault_id, url in wanted.items():
+            loop = self._probes.get(fault_id)
+            if loop is None or not loop.alive():
+                self._probes[fault_id] = loop = ProbeLoop(self.store, fault_id, url)
+                loop.start()
+        for fault_id in [f for f, loop in self._probes.items() if not loop.alive()]:
+            del self._probes[fault_id]
 
     def _restore(self, s: Session, fault: Fault, how: str) -> None:
         try:
@@ -168,15 +196,6 @@ def _clash(s: Session, spec: FaultSpec) -> str | None:
     return None
 
 
-def _services_on(s: Session, instance_id: str) -> list[list[str]]:
-    rows = s.execute(
-        select(Pod.namespace, Service.name)
-        .join(Service, Service.id == Pod.service_id)
-        .where(Pod.node_id == instance_id)
-    ).tuples()
-    return [[ns, name] for ns, name in sorted(set(rows))]
-
-
 def _what(fault: Fault) -> str:
     if fault.pod:
         target = f"pod {fault.pod}"
@@ -209,14 +228,14 @@ def _events(s: Session, fault: Fault, reason: str, message: str) -> None:
     node = ins.lan_ip if ins is not None else fault.instance_id or fault.cluster_id
     # The services of the fault's start too: their pods may have been replaced since.
     machines = fault.params.get("machines") or [fault.instance_id]
-    touched = {(a, b) for m in machines for a, b in _services_on(s, m)}
+    touched = {row for m in machines for row in services_on(s, m)}
     touched |= {(str(a), str(b)) for a, b in fault.params.get("services", [])}
+    if fault.instance_id:
+        record_node_event(s, fault.cluster_id, node, touched, reason, message, level)
+        return
     for ns, svc_name in sorted(touched or {("default", "")}):
-        # Events are merged by object, reason and message (not service): each service's
-        # event names it, so that every service keeps its own.
         text = f"{message} (service {svc_name})" if svc_name else message
-        kind = "Node" if fault.instance_id else "Cluster"
-        record_event(s, fault.cluster_id, ns, svc_name, kind, node, reason, text, level)
+        record_event(s, fault.cluster_id, ns, svc_name, "Cluster", node, reason, text, level)
 
 
 def describe(fault: Fault) -> dict[str, Any]:

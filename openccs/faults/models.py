@@ -32,3 +32,16 @@ class Fault(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     ends_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class FaultSample(Base):
+    """One second of a fault's probe loop: the requests sent to the probed URL (a load
+    balancer of the account) and those that failed (no answer, or a 5xx)."""
+
+    __tablename__ = "fault_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fault_id: Mapped[str] = mapped_column(ForeignKey("faults.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)  # the second's start
+    sent: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")  # the second's last failure

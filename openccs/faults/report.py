@@ -1,6 +1,8 @@
 """What a fault did, read from the store: for each service it touched, the pods lost and
 started in the fault's window, the warnings seen, and when the service was back at full
-strength (every replica ready again)."""
+strength (every replica ready again); and, when openccs ran a probe loop through the
+fault, the requests sent to the load balancer, those that failed, and when they stopped
+failing."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs.faults.component import describe
-from openccs.faults.models import Fault
+from openccs.faults.models import Fault, FaultSample
 from openccs.store.models import Event, Pod, Service
 from openccs.timeutil import fmt_time
 
@@ -24,7 +26,33 @@ def fault_report(s: Session, fault: Fault) -> dict[str, Any]:
     start = fault.started_at
     services = _touched(s, fault)
     rows = [_service_report(s, fault, ns, name, start) for ns, name in services]
-    return {**describe(fault), "services": rows}
+    return {**describe(fault), "services": rows, "probe": _probe_report(s, fault)}
+
+
+def _probe_report(s: Session, fault: Fault) -> dict[str, Any] | None:
+    url = fault.params.get("probeUrl")
+    if not url:
+        return None
+    seconds = list(
+        s.scalars(
+            select(FaultSample).where(FaultSample.fault_id == fault.id).order_by(FaultSample.at)
+        )
+    )
+    failed = [x for x in seconds if x.failed]
+    last = failed[-1] if failed else None
+    return {
+        "url": url,
+        "running": not fault.params.get("probeDone"),
+        "requests": sum(x.sent for x in seconds),
+        "failed": sum(x.failed for x in seconds),
+        "firstFailedTime": fmt_time(failed[0].at) if failed else "",
+        "lastFailedTime": fmt_time(last.at) if last else "",
+        "lastError": last.error if last else "",
+        # From the fault's start to the end of the last second with a failed request.
+        "secondsToRecovery": round((last.at - fault.started_at).total_seconds() + 1, 1)
+        if last
+        else 0.0,
+    }
 
 
 def _touched(s: Session, fault: Fault) -> list[tuple[str, str]]:
@@ -57,6 +85,10 @@ def _service_report(
         )
     )
     reasons = Counter(e.reason for e in events for _ in range(_count_in(e, start)))
+    # A node's own events (NodeNotReady...) are not pods lost.
+    lost = Counter(
+        e.reason for e in events if e.obj_type == "Pod" for _ in range(_count_in(e, start))
+    )
     svc = s.scalars(
         select(Service).where(
             Service.cluster_id == fault.cluster_id, Service.namespace == ns, Service.name == name
@@ -65,7 +97,7 @@ def _service_report(
     entry: dict[str, Any] = {
         "namespace": ns,
         "serviceName": name,
-        "podsLost": sum(reasons[r] for r in LOST),
+        "podsLost": sum(lost[r] for r in LOST),
         "podsStarted": 0,
         "restarts": reasons["Started"],
         "warnings": {r: n for r, n in sorted(reasons.items()) if r not in ("Created", "Started")},
