@@ -46,11 +46,40 @@ Address = tuple[str, int]
 class _KubeWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, but the subprotocol is left to the app: kubectl offers
     names such as `SPDY/3.1+portforward.k8s.io` that are not RFC 6455 tokens, which the
-    websockets library refuses outright."""
+    websockets library refuses outright.
+
+    And reading from the socket pauses when the messages the app has not read yet reach
+    QUEUED_MAX bytes, not at every message: a port-forward's upload comes as three messages
+    per SPDY frame (kubectl writes a frame's two header words and its data separately), and
+    a pause and resume per message cost a turn of the event loop each."""
+
+    QUEUED_MAX = 1 << 20
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn.process_subprotocol = _app_decides  # type: ignore[method-assign]
+        self.queued = 0
+
+    def send_receive_event_to_app(self) -> None:
+        if not self.close_sent:  # (past the app's close, uvicorn drops what comes)
+            self.queued += sum(len(f) for f in self.frames)
+        paused = self.read_paused
+        self.read_paused = True  # so that uvicorn does not pause here
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = paused
+        if not paused and self.queued >= self.QUEUED_MAX:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> Any:
+        message = await self.queue.get()
+        self.queued = max(0, self.queued - len(message.get("bytes") or message.get("text") or ""))
+        if self.read_paused and (self.queued < self.QUEUED_MAX // 2 or self.queue.empty()):
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
 
 def _app_decides(headers: Any) -> None:
