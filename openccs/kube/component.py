@@ -22,6 +22,8 @@ import uvicorn
 from sqlalchemy import select
 from starlette.routing import BaseRoute
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import apply_mask
+from websockets.protocol import State
 
 from openccs.domain.cloud import gateway_of
 from openccs.httpguard import listener_config
@@ -59,6 +61,54 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.conn.process_subprotocol = _app_decides  # type: ignore[method-assign]
         self.queued = 0
+        self.rest = b""
+
+    def data_received(self, data: bytes) -> None:
+        """Whole binary messages (all kubectl sends once open) are read here, a few
+        operations each; anything else, and what follows it in `data`, goes to the websockets
+        library's parser, which is then at a frame boundary again (its buffer empty)."""
+        conn = self.conn
+        if not (
+            self.handshake_complete
+            and not self.close_sent
+            and conn.state is State.OPEN
+            and not conn.extensions
+            and conn.current_size is None
+            and not conn.reader.buffer
+        ):
+            if self.rest:
+                data, self.rest = self.rest + data, b""
+            super().data_received(data)
+            return
+        buf = self.rest + data if self.rest else data
+        self.rest = b""
+        pos, end = 0, len(buf)
+        limit = conn.max_message_size
+        while end - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            size, head = second & 0x7F, 6  # a client's frames are masked: 4 bytes of mask
+            if size == 126:
+                head = 8
+            elif size == 127:
+                head = 14
+            if end - pos < head:
+                break
+            if size == 126:
+                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            elif size == 127:
+                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            if first != 0x82 or not second & 0x80 or (limit is not None and size > limit):
+                super().data_received(buf[pos:])
+                return
+            stop = pos + head + size
+            if stop > end:
+                break
+            self.frames = [apply_mask(buf[pos + head : stop], buf[pos + head - 4 : pos + head])]
+            self.curr_msg_data_type = "bytes"
+            self.send_receive_event_to_app()
+            pos = stop
+        if pos < end:
+            self.rest = buf[pos:]
 
     def send_receive_event_to_app(self) -> None:
         if not self.close_sent:  # (past the app's close, uvicorn drops what comes)
@@ -74,7 +124,7 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
             self.transport.pause_reading()
 
     async def receive(self) -> Any:
-        message = await self.queue.get()
+        message: Any = await self.queue.get()
         self.queued = max(0, self.queued - len(message.get("bytes") or message.get("text") or ""))
         if self.read_paused and (self.queued < self.QUEUED_MAX // 2 or self.queue.empty()):
             self.read_paused = False
