@@ -56,6 +56,13 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
     a pause and resume per message cost a turn of the event loop each."""
 
     QUEUED_MAX = 1 << 20
+    # What may wait in the transport for the client before the app's sends wait (asyncio's
+    # default is 64 KiB: a port-forward's download then stalls at every scheduling delay).
+    WRITE_BUFFER = 2 << 20
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=self.WRITE_BUFFER)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
