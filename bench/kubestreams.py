@@ -196,8 +196,13 @@ def main() -> int:
                             "arguments": ["-c", script]}],
         })  # fmt: skip
         pod = svc.wait_normal(1, timeout=180)[0]
-        time.sleep(3)  # the file written
         name, ip = pod["name"], pod["ip"]
+        # httpd starts once the file is written (which takes a while on a busy machine).
+        deadline = time.monotonic() + 180
+        while subprocess.run(["curl", "-sfI", "-o", "/dev/null", f"http://{ip}/big"]).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the pod's httpd did not answer within 180 s")
+            time.sleep(1)
         load.append(os.getloadavg()[0])
         size = args.megabytes * 1024 * 1024
         direct_dl = [download(f"http://{ip}/big") for _ in range(args.rounds)]
