@@ -260,7 +260,10 @@ def test_top_shows_nodes_and_a_busy_pod(kube: Kube, web_svc: Svc) -> None:
         r = kube.run("top", "pod", "--no-headers", check=False)
         rows = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.strip()}
         row = rows.get(busy["name"])
-        return row if row and _cores(row[1]) >= 0.3 else None
+        # A spinning loop gets what the machine's other load leaves it (on a busy test host,
+        # less than a tenth of a core); the idle web pods next to it next to nothing.
+        idle = [_cores(r[1]) for n, r in rows.items() if n.startswith("web-")]
+        return row if row and _cores(row[1]) >= max([0.05, *(10 * c for c in idle)]) else None
 
     row = until("the busy pod's CPU in kubectl top", busy_row, timeout=90)
     assert row[2].endswith("Mi")
@@ -274,14 +277,31 @@ def test_top_shows_nodes_and_a_busy_pod(kube: Kube, web_svc: Svc) -> None:
     out = kube.out("top", "node", "--no-headers")
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert set(rows) == {n["lanIp"] for n in nodes}
-    assert _cores(rows[busy["nodeIp"]][1]) >= 0.3
+    assert _cores(rows[busy["nodeIp"]][1]) >= 0.05
     assert rows[busy["nodeIp"]][2].endswith("%")
+    # Every pod with samples is listed, of every namespace; and each node.
+    kube.run("create", "namespace", "side")
+    kube.run("create", "deployment", "idle", "-n", "side", f"--image={BUSYBOX}", "--",
+             "sleep", "3600")  # fmt: skip
+    (idle,) = Svc(kube.c, kube.cluster, "idle", "side").wait_normal(1)
+    want = {("default", p["name"]) for p in web_svc.pods()} | {("default", busy["name"])}
+    want.add(("side", idle["name"]))
+
+    def listed() -> set[tuple[str, str]] | None:
+        r = kube.run("top", "pod", "-A", "--no-headers", check=False)
+        got = {tuple(line.split()[:2]) for line in r.stdout.splitlines() if line.strip()}
+        return got if got >= want else None
+
+    until("every pod in kubectl top -A", listed, timeout=90)
+    side = kube.out("top", "pod", "-n", "side", "--no-headers").split()
+    assert side[0] == idle["name"] and side[2].endswith("Mi")
     # Selectors apply; an unknown pod is not found.
     r = kube.run("top", "pod", "-l", "qcloud-app=nothing")
     assert r.stdout == "" and "No resources found" in r.stderr
     r = kube.run("top", "pod", "no-such-pod", check=False)
     assert r.returncode != 0 and "not found" in r.stderr
     svc.call("DeleteClusterService")
+    kube.run("delete", "namespace", "side", "--timeout=120s", timeout=150)
 
 
 def test_logs_previous_after_a_crash(kube: Kube) -> None:

@@ -53,6 +53,23 @@ def test_frames_split_across_messages_are_read_whole() -> None:
     assert framer.buf == bytearray()
 
 
+def test_a_body_written_after_its_head_is_taken_as_it_came() -> None:
+    # kubectl's tunnel sends a data frame's two header words and its body as three messages.
+    framer = spdy.Framer()
+    body = b"x" * 40_000
+    frame = spdy.data(5, body)
+    assert framer.feed(frame[:4]) == [] and framer.feed(frame[4:8]) == []
+    (got,) = framer.feed(body)
+    assert got == spdy.Data(5, 0, body) and got.data is body
+    # A body with the start of the next frame: the rest waits for its own bytes.
+    fin = spdy.data(5, b"", fin=True)
+    assert framer.feed(frame[:8]) == []
+    assert framer.feed(body + fin[:3]) == [spdy.Data(5, 0, body)]
+    assert framer.buf == bytearray(fin[:3])
+    assert framer.feed(fin[3:]) == [spdy.Data(5, spdy.FLAG_FIN, b"")]
+    assert framer.buf == bytearray()
+
+
 def test_replies_carry_readable_header_blocks() -> None:
     framer = spdy.Framer()
     inflate = zlib.decompressobj()

@@ -105,8 +105,12 @@ def test_generators_create_deployment_and_service(kube: Kube) -> None:
     assert r.returncode != 0 and "already exists" in r.stderr
     assert svc.info()["containers"][0]["image"] == BUSYBOX
     # What the service model has not: 422 naming the field, nothing made.
+    r = kube.run("create", "service", "externalname", "gen", "--external-name=x.example",
+                 check=False)  # fmt: skip
+    assert r.returncode != 0 and "is invalid: spec.externalName" in r.stderr
+    assert svc.info()["accessType"] == "ClusterIP"
     r = kube.run("create", "service", "nodeport", "gen2", "--tcp=80:80", check=False)
-    assert r.returncode != 0 and "spec.type" in r.stderr
+    assert r.returncode != 0 and "no Deployment gen2" in r.stderr
     r = kube.run("create", "deployment", "Bad_Name", f"--image={BUSYBOX}", check=False)
     assert r.returncode != 0
     assert {"gen2", "Bad_Name"} & set(services(kube)) == set()
@@ -118,6 +122,80 @@ def test_generators_create_deployment_and_service(kube: Kube) -> None:
     assert shown["metadata"]["name"] == "ghost"
     assert "ghost" not in services(kube)
     assert kube.run("get", "deploy", "ghost", check=False).returncode != 0
+
+
+def test_service_types_are_access_types(kube: Kube) -> None:
+    """NodePort and LoadBalancer Services are the accessTypes of the same names (a LoadBalancer
+    with TKE's subnet annotation, SvcLBTypeInner), written by kubectl and shown to it."""
+    kube.run("create", "deployment", "np", f"--image={BUSYBOX}", "--", "httpd", "-f", "-p", "80")
+    svc = Svc(kube.c, kube.cluster, "np")
+    (pod,) = svc.wait_normal(1)
+    r = kube.run("create", "service", "nodeport", "np", "--tcp=8083:80")
+    assert "service/np created" in r.stdout
+    info = svc.info()
+    assert info["accessType"] == "NodePort"
+    ((pm),) = info["portMappings"]
+    assert (pm["lbPort"], pm["containerPort"]) == (8083, 80)
+    node_port = pm["nodePort"]
+    assert 30000 <= node_port <= 32767
+    shown = kube.json("get", "svc", "np")
+    assert shown["spec"]["type"] == "NodePort"
+    assert [(p["port"], p["nodePort"]) for p in shown["spec"]["ports"]] == [(8083, node_port)]
+    assert f"8083:{node_port}/TCP" in kube.out("get", "svc", "np")
+    # The node port answers on the machine, with the pod behind it (httpd serves its /etc).
+    until("the node port", lambda: _hostname(pod["nodeIp"], node_port) == pod["name"], 60)
+    # Again: AlreadyExists (whatever its type).
+    r = kube.run("create", "service", "clusterip", "np", "--tcp=80:80", check=False)
+    assert r.returncode != 0 and "already exists" in r.stderr
+    # To LoadBalancer: the node port is kept, a VIP is given and shown as the ingress.
+    kube.run("patch", "svc", "np", "-p", '{"spec": {"type": "LoadBalancer"}}')
+    info = until("a running balancer", lambda: (i := svc.info())["lbStatus"] == "Running" and i)
+    assert info["accessType"] == "LoadBalancer"
+    assert info["portMappings"][0]["nodePort"] == node_port
+    vip = info["externalIp"]
+    shown = until("the ingress shown", lambda: (o := kube.json("get", "svc", "np"))["status"]
+                  ["loadBalancer"].get("ingress") and o)  # fmt: skip
+    assert shown["status"]["loadBalancer"]["ingress"] == [{"ip": vip}]
+    assert shown["spec"]["type"] == "LoadBalancer"
+    row = kube.out("get", "svc", "np", "--no-headers").split()
+    assert row[1:5] == ["LoadBalancer", info["serviceIp"], vip, f"8083:{node_port}/TCP"]
+    until("the VIP", lambda: _hostname(vip, 8083) == pod["name"], 60)
+    # A node port on a ClusterIP Service: 422 naming the field, nothing changes.
+    r = kube.run("patch", "svc", "np", "-p", '{"spec": {"type": "ClusterIP"}}', check=False)
+    assert r.returncode != 0 and "spec.ports[0].nodePort" in r.stderr
+    assert svc.info()["accessType"] == "LoadBalancer"
+    # TKE's annotation: the balancer of the VPC's subnet (SvcLBTypeInner).
+    vpc = kube.c.call("DescribeVpcEx")["data"][0]["unVpcId"]
+    subnet = kube.c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0][
+        "unSubnetId"]  # fmt: skip
+    annotation = "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid"
+    kube.run("annotate", "svc", "np", f"{annotation}={subnet}")
+    info = until("an inner balancer", lambda: (i := svc.info())["lbStatus"] == "Running"
+                 and i["accessType"] == "SvcLBTypeInner" and i)  # fmt: skip
+    assert info["subnetId"] == subnet and info["externalIp"] != vip
+    shown = kube.json("get", "svc", "np")
+    assert shown["spec"]["type"] == "LoadBalancer"
+    assert shown["metadata"]["annotations"][annotation] == subnet
+    # From the v2 API back to NodePort with a port of its own: kubectl shows it.
+    spec = {k: info[k] for k in ("serviceName", "namespace", "containers")}
+    res = kube.c.call("ModifyClusterService", {
+        "clusterId": kube.cluster, **spec, "replicas": 1, "accessType": "NodePort",
+        "portMappings": [{"lbPort": 8084, "containerPort": 80, "protocol": "TCP",
+                          "nodePort": 30444}]})  # fmt: skip
+    assert res["code"] == 0, res
+    shown = kube.json("get", "svc", "np")
+    assert shown["spec"]["type"] == "NodePort"
+    assert annotation not in shown["metadata"].get("annotations", {})
+    assert [(p["port"], p["nodePort"]) for p in shown["spec"]["ports"]] == [(8084, 30444)]
+    assert shown["status"]["loadBalancer"] == {}
+    kube.run("delete", "deployment", "np", "--timeout=120s", timeout=150)
+
+
+def _hostname(ip: str, port: int) -> str:
+    try:
+        return httpx.get(f"http://{ip}:{port}/etc/hostname", timeout=3).text.strip()
+    except httpx.HTTPError:
+        return ""
 
 
 def test_server_side_apply_conflicts_and_force(kube: Kube, tmp_path: Path) -> None:
@@ -149,6 +227,20 @@ def test_server_side_apply_conflicts_and_force(kube: Kube, tmp_path: Path) -> No
     status = raw.json()
     assert status["reason"] == "Conflict"
     assert status["details"]["causes"][0]["field"] == ".spec.replicas"
+    # An apply that creates the object answers 201, as Kubernetes does; then 200.
+    for code in (201, 200):
+        made = httpx.patch(
+            f"{kube.endpoint}/apis/apps/v1/namespaces/default/deployments/ssa-new",
+            params={"fieldManager": "raw"},
+            content=deployment("ssa-new", 0),
+            headers={"Authorization": f"Bearer {kube.token}",
+                     "Content-Type": "application/apply-patch+yaml"},
+            verify=kube.verify,
+        )  # fmt: skip
+        assert made.status_code == code, made.text
+        assert made.json()["metadata"]["name"] == "ssa-new"
+    assert Svc(kube.c, kube.cluster, "ssa-new").info()["desiredReplicas"] == 0
+    kube.run("delete", "deployment", "ssa-new", "--timeout=120s", timeout=150)
     # --force-conflicts takes the field over.
     kube.run("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", str(m3))
     assert svc.info()["desiredReplicas"] == 3

@@ -129,29 +129,45 @@ def deployment(svc: Service, revision: int) -> dict[str, Any]:
     }
 
 
+# A service's accessType as the type of its Kubernetes Service (None has no Service).
+SERVICE_TYPES = {
+    "ClusterIP": "ClusterIP",
+    "NodePort": "NodePort",
+    "LoadBalancer": "LoadBalancer",
+    "SvcLBTypeInner": "LoadBalancer",
+}
+INNER_SUBNET_ANNOTATION = "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid"
+
+
 def service_object(svc: Service) -> dict[str, Any] | None:
     spec = svc.spec
     if spec.get("accessType") == "None" or not spec.get("portMappings"):
         return None
-    ports = [
-        {
+    access = spec.get("accessType", "ClusterIP")
+    ports = []
+    for pm in spec["portMappings"]:
+        port = {
             "name": f"{pm['protocol'].lower()}-{pm['lbPort']}-{pm['containerPort']}",
             "port": pm["lbPort"],
             "targetPort": pm["containerPort"],
             "protocol": pm["protocol"],
         }
-        for pm in spec["portMappings"]
-    ]
+        if access != "ClusterIP" and pm.get("nodePort"):
+            port["nodePort"] = pm["nodePort"]
+        ports.append(port)
     out: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": svc.name, "namespace": svc.namespace, "labels": dict(svc.labels)},
         "spec": {
-            "type": "ClusterIP",
+            "type": SERVICE_TYPES.get(access, "ClusterIP"),
             "selector": {wl.APP_LABEL: svc.name},
             "ports": ports,
         },
     }
+    if access == "SvcLBTypeInner":
+        # As TKE marks a Service whose balancer is in the VPC: the subnet it takes its VIP from.
+        out["metadata"]["annotations"] = {INNER_SUBNET_ANNOTATION: spec.get("subnetId") or ""}
     if svc.cluster_ip:
         out["spec"]["clusterIP"] = svc.cluster_ip
     return out

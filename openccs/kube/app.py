@@ -368,7 +368,7 @@ class ClusterApi:
         if method == "GET" and not sub and _wants_table(request):
             rv = result["metadata"].get("resourceVersion", "")
             return _json(self._table(kind, [result], rv, request))
-        code = 201 if method == "POST" and not sub else 200
+        code = 201 if (method == "POST" and not sub) or opts.outcome.get("created") else 200
         return _json(result, code)
 
     # -- reads ------------------------------------------------------------------------

@@ -22,6 +22,8 @@ import uvicorn
 from sqlalchemy import select
 from starlette.routing import BaseRoute
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import apply_mask
+from websockets.protocol import State
 
 from openccs.domain.cloud import gateway_of
 from openccs.httpguard import listener_config
@@ -46,11 +48,95 @@ Address = tuple[str, int]
 class _KubeWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, but the subprotocol is left to the app: kubectl offers
     names such as `SPDY/3.1+portforward.k8s.io` that are not RFC 6455 tokens, which the
-    websockets library refuses outright."""
+    websockets library refuses outright.
+
+    And reading from the socket pauses when the messages the app has not read yet reach
+    QUEUED_MAX bytes, not at every message: a port-forward's upload comes as three messages
+    per SPDY frame (kubectl writes a frame's two header words and its data separately), and
+    a pause and resume per message cost a turn of the event loop each."""
+
+    QUEUED_MAX = 1 << 20
+    # What may wait in the transport for the client before the app's sends wait (asyncio's
+    # default is 64 KiB: a port-forward's download then stalls at every scheduling delay).
+    WRITE_BUFFER = 2 << 20
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=self.WRITE_BUFFER)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn.process_subprotocol = _app_decides  # type: ignore[method-assign]
+        self.queued = 0
+        self.rest = b""
+
+    def data_received(self, data: bytes) -> None:
+        """Whole binary messages (all kubectl sends once open) are read here, a few
+        operations each; anything else, and what follows it in `data`, goes to the websockets
+        library's parser, which is then at a frame boundary again (its buffer empty)."""
+        conn = self.conn
+        if not (
+            self.handshake_complete
+            and not self.close_sent
+            and conn.state is State.OPEN
+            and not conn.extensions
+            and conn.current_size is None
+            and not conn.reader.buffer
+        ):
+            if self.rest:
+                data, self.rest = self.rest + data, b""
+            super().data_received(data)
+            return
+        buf = self.rest + data if self.rest else data
+        self.rest = b""
+        pos, end = 0, len(buf)
+        limit = conn.max_message_size
+        while end - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            size, head = second & 0x7F, 6  # a client's frames are masked: 4 bytes of mask
+            if size == 126:
+                head = 8
+            elif size == 127:
+                head = 14
+            if end - pos < head:
+                break
+            if size == 126:
+                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            elif size == 127:
+                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            if first != 0x82 or not second & 0x80 or (limit is not None and size > limit):
+                super().data_received(buf[pos:])
+                return
+            stop = pos + head + size
+            if stop > end:
+                break
+            self.frames = [apply_mask(buf[pos + head : stop], buf[pos + head - 4 : pos + head])]
+            self.curr_msg_data_type = "bytes"
+            self.send_receive_event_to_app()
+            pos = stop
+        if pos < end:
+            self.rest = buf[pos:]
+
+    def send_receive_event_to_app(self) -> None:
+        if not self.close_sent:  # (past the app's close, uvicorn drops what comes)
+            self.queued += sum(len(f) for f in self.frames)
+        paused = self.read_paused
+        self.read_paused = True  # so that uvicorn does not pause here
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = paused
+        if not paused and self.queued >= self.QUEUED_MAX:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> Any:
+        message: Any = await self.queue.get()
+        self.queued = max(0, self.queued - len(message.get("bytes") or message.get("text") or ""))
+        if self.read_paused and (self.queued < self.QUEUED_MAX // 2 or self.queue.empty()):
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
 
 def _app_decides(headers: Any) -> None:

@@ -23,6 +23,7 @@ from openccs.domain import workloads as wl
 from openccs.kube.models import KubeAnnotations
 from openccs.store.models import Event, Instance, K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
+from openccs.traffic.models import LoadBalancer
 
 K8S_VERSION = "v1.32.0"
 HASH_LABEL = "pod-template-hash"
@@ -151,6 +152,7 @@ class Snapshot:
         )
         self.node_ip = {n.id: n.lan_ip for n in self.nodes}
         self.services: list[Service] = []
+        self.vips: dict[int | None, str] = {}
         self.replicasets: dict[int, list[ReplicaSet]] = {}
         self.pods: list[Pod] = []
         if need_services:
@@ -162,6 +164,12 @@ class Snapshot:
                 )
             )
             ids = [svc.id for svc in self.services]
+            # The VIPs of LoadBalancer Services (status.loadBalancer.ingress).
+            self.vips = {
+                lb.service_id: lb.vip
+                for lb in s.scalars(select(LoadBalancer).where(LoadBalancer.service_id.in_(ids)))
+                if lb.status == "Running"
+            }
             for rs in s.scalars(
                 select(ReplicaSet)
                 .where(ReplicaSet.service_id.in_(ids))
@@ -735,13 +743,15 @@ def render_service(snap: Snapshot, svc: Service) -> dict[str, Any] | None:
         uid(snap.cluster_id, "service", svc.id),
         svc.created_at,
         labels=dict(svc.labels),
+        annotations=obj["metadata"].get("annotations"),
     )
     if svc.deleting:
         obj["metadata"]["deletionTimestamp"] = ts(svc.updated_at)
     if svc.cluster_ip:
         obj["spec"]["clusterIPs"] = [svc.cluster_ip]
     obj["spec"]["sessionAffinity"] = "None"
-    obj["status"] = {"loadBalancer": {}}
+    vip = snap.vips.get(svc.id)
+    obj["status"] = {"loadBalancer": {"ingress": [{"ip": vip}]} if vip else {}}
     return obj
 
 
@@ -890,8 +900,19 @@ def _selector(sel: dict[str, str]) -> str:
 
 def _ports(obj: dict[str, Any]) -> str:
     return (
-        ",".join(f"{p['port']}/{p['protocol']}" for p in obj["spec"].get("ports", [])) or "<none>"
+        ",".join(
+            f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p['protocol']}"
+            for p in obj["spec"].get("ports", [])
+        )
+        or "<none>"
     )
+
+
+def _external_ip(obj: dict[str, Any]) -> str:
+    if obj["spec"].get("type") != "LoadBalancer":
+        return "<none>"
+    ingress = obj.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+    return ",".join(i["ip"] for i in ingress) or "<pending>"
 
 
 def _node_row(o: dict[str, Any], now: datetime) -> list[Any]:
@@ -987,7 +1008,7 @@ def _svc_row(o: dict[str, Any], now: datetime) -> list[Any]:
         o["metadata"]["name"],
         o["spec"]["type"],
         o["spec"].get("clusterIP", "<none>"),
-        "<none>",
+        _external_ip(o),
         _ports(o),
         _dur(o["metadata"]["creationTimestamp"], now),
         _selector(o["spec"].get("selector", {})),

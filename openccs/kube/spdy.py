@@ -78,22 +78,27 @@ class Framer:
     deflate: zlib._Compress = field(default_factory=zlib.compressobj)
 
     def feed(self, data: bytes) -> list[Control | Data]:
-        self.buf += data
+        """The frames `data` completes. Bodies are sliced from what arrived, not copied
+        through the buffer; one that is a message of its own after its head (kubectl's
+        writes) is taken as it is."""
         frames: list[Control | Data] = []
-        while len(self.buf) >= 8:
-            length = int.from_bytes(self.buf[5:8], "big")
-            if len(self.buf) < 8 + length:
+        if self.buf:
+            if len(self.buf) == 8 and _length(self.buf) == len(data):
+                frames.append(_frame(bytes(self.buf), data))
+                self.buf.clear()
+                return frames
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        pos, end = 0, len(data)
+        while end - pos >= 8:
+            stop = pos + 8 + _length(data, pos)
+            if stop > end:
                 break
-            head = bytes(self.buf[:8])
-            body = bytes(self.buf[8 : 8 + length])
-            del self.buf[: 8 + length]
-            if head[0] & 0x80:
-                version = int.from_bytes(head[0:2], "big") & 0x7FFF
-                if version != 3:
-                    raise SpdyError(f"SPDY version {version} is not spoken here")
-                frames.append(Control(int.from_bytes(head[2:4], "big"), head[4], body))
-            else:
-                frames.append(Data(int.from_bytes(head[0:4], "big") & 0x7FFFFFFF, head[4], body))
+            frames.append(_frame(data[pos : pos + 8], data[pos + 8 : stop]))
+            pos = stop
+        if pos < end:
+            self.buf += data[pos:] if pos else data
         return frames
 
     def headers(self, block: bytes) -> dict[str, str]:
@@ -125,6 +130,19 @@ class Framer:
 
     def syn_reply(self, stream_id: int, headers: dict[str, str] | None = None) -> bytes:
         return control(SYN_REPLY, 0, struct.pack(">I", stream_id) + self._block(headers or {}))
+
+
+def _length(buf: bytes | bytearray, pos: int = 0) -> int:
+    return int.from_bytes(buf[pos + 5 : pos + 8], "big")
+
+
+def _frame(head: bytes, body: bytes) -> Control | Data:
+    if head[0] & 0x80:
+        version = int.from_bytes(head[0:2], "big") & 0x7FFF
+        if version != 3:
+            raise SpdyError(f"SPDY version {version} is not spoken here")
+        return Control(int.from_bytes(head[2:4], "big"), head[4], body)
+    return Data(int.from_bytes(head[0:4], "big") & 0x7FFFFFFF, head[4], body)
 
 
 def control(ftype: int, flags: int, body: bytes) -> bytes:

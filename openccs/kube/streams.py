@@ -478,6 +478,9 @@ class Tunnel:
                 NETNS_POOL, connect_in_netns, int(info["State"]["Pid"]), port, 10.0
             )
             reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK * 2)
+            # Room for a few frames in the pod's direction before `drain` waits (asyncio's
+            # default high-water mark is 64 KiB).
+            writer.transport.set_write_buffer_limits(high=CHUNK * 8)
         except (OSError, TimeoutError, KubeError, KeyError, ValueError) as exc:
             why = exc.message if isinstance(exc, KubeError) else str(exc)
             await self._fail(fw, f"error forwarding port {port} to pod {self.pod}: {why}")

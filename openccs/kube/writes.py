@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from openccs.actions import namespace as ns_actions
 from openccs.actions import service as svc_actions
 from openccs.api.context import RequestContext
 from openccs.api.params import validate_params
+from openccs.domain import manifests
 from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
 from openccs.errors import ApiError
@@ -58,6 +59,9 @@ class Options:
     dry_run: bool = False
     field_manager: str = ""
     force: bool = False
+    # What the write did, for the answer's status: {"created": True} when a server-side
+    # apply made the object (201, as Kubernetes answers).
+    outcome: dict[str, bool] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_query(cls, q: Mapping[str, str], user_agent: str = "", body: Any = None) -> Options:
@@ -206,7 +210,11 @@ def _write(
         _BEFORE_COMMIT.reset(token)
 
 
-OWN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "description")
+OWN_ANNOTATIONS = (
+    "deployment.kubernetes.io/revision",
+    "description",
+    manifests.INNER_SUBNET_ANNOTATION,
+)
 KEEPS_ANNOTATIONS = ("deployments", "services", "namespaces")
 
 
@@ -445,6 +453,7 @@ def _apply(
     )
     seen["given"] = new
     if current is None:
+        opts.outcome["created"] = True
         return _create(api, kind, namespace, new)
     _remember_with_the_write(api, kind, current, seen)
     return _change(api, kind, namespace, current, new)
@@ -1158,34 +1167,39 @@ def put_service(
                 "ipFamilies",
                 "ipFamilyPolicy",
                 "internalTrafficPolicy",
+                "externalTrafficPolicy",
+                "allocateLoadBalancerNodePorts",
             },
             "spec",
         )
-        if spec.get("type", "ClusterIP") != "ClusterIP":
-            raise c.bad(
-                "spec.type",
-                f"{spec.get('type')} is not available in this version of openccs: use ClusterIP",
-            )
+        access, subnet_id = _access_of(c, meta, spec)
         if spec.get("sessionAffinity", "None") != "None":
             raise c.bad("spec.sessionAffinity")
         for i, port in enumerate(spec.get("ports") or []):
-            c.leftovers(port, {"name", "port", "targetPort", "protocol"}, f"spec.ports[{i}]")
+            c.leftovers(
+                port, {"name", "port", "targetPort", "protocol", "nodePort"}, f"spec.ports[{i}]"
+            )
             target = port.get("targetPort", port.get("port"))
             if not isinstance(target, int):
                 raise c.bad(
                     f"spec.ports[{i}].targetPort",
                     "named target ports are not supported: give the container port",
                 )
-            params_mappings.append(
-                {
-                    "lbPort": port.get("port"),
-                    "containerPort": target,
-                    "protocol": port.get("protocol", "TCP"),
-                }
-            )
+            mapping = {
+                "lbPort": port.get("port"),
+                "containerPort": target,
+                "protocol": port.get("protocol", "TCP"),
+            }
+            if port.get("nodePort"):
+                if access == "ClusterIP":
+                    raise c.bad(
+                        f"spec.ports[{i}].nodePort",
+                        "may not be used when `type` is 'ClusterIP'",
+                    )
+                mapping["nodePort"] = port["nodePort"]
+            params_mappings.append(mapping)
         if not params_mappings:
             raise c.bad("spec.ports", "Required value: a Service needs at least one port")
-        access = "ClusterIP"
     with _ctx(api, "ModifyClusterService") as ctx:
         cluster = ctx.db.get(Cluster, api.cluster_id)
         assert cluster is not None
@@ -1232,7 +1246,7 @@ def put_service(
                     raise c.bad(
                         f"spec.selector[{k}]", f"must select the pods of the Deployment {name}"
                     )
-            if create and svc.spec.get("accessType") == "ClusterIP":
+            if create and svc.spec.get("accessType", "ClusterIP") != "None":
                 raise KubeError(
                     409,
                     f'services "{name}" already exists',
@@ -1246,6 +1260,8 @@ def put_service(
                 raise c.bad("spec.clusterIP", "headless services are not supported")
         params = _service_params(api, svc)
         params.update(accessType=access, portMappings=params_mappings)
+        if access == "SvcLBTypeInner":
+            params["subnetId"] = subnet_id
         p = _validate(svc_actions.ServiceParams, params, "Service", name)
         svc_actions.modify_service(ctx, p)
     if obj is None:
@@ -1257,6 +1273,32 @@ def put_service(
             "details": {"name": name, "kind": "services"},
         }
     return _now(api, KINDS["services"], namespace, name)
+
+
+def _access_of(c: _Conv, meta: dict[str, Any], spec: dict[str, Any]) -> tuple[str, str]:
+    """The accessType (and the subnet of an inner balancer) a Service's type means:
+    ClusterIP, NodePort, LoadBalancer; a LoadBalancer annotated with a subnet, as on TKE,
+    is the VPC's own (SvcLBTypeInner)."""
+    kind = spec.get("type") or "ClusterIP"
+    if kind not in ("ClusterIP", "NodePort", "LoadBalancer"):
+        raise c.bad(
+            "spec.type",
+            f'Unsupported value: "{kind}": supported values: "ClusterIP", "LoadBalancer",'
+            ' "NodePort"',
+        )
+    if spec.get("externalTrafficPolicy", "Cluster") not in ("Cluster",):
+        raise c.bad("spec.externalTrafficPolicy", "only Cluster is supported")
+    if spec.get("allocateLoadBalancerNodePorts", True) is not True:
+        raise c.bad("spec.allocateLoadBalancerNodePorts", "node ports are always allocated")
+    subnet = ((meta.get("annotations") or {}).get(manifests.INNER_SUBNET_ANNOTATION)) or ""
+    if subnet and kind != "LoadBalancer":
+        raise c.bad(
+            f"metadata.annotations[{manifests.INNER_SUBNET_ANNOTATION}]",
+            "only a LoadBalancer Service takes its address from a subnet",
+        )
+    if kind == "LoadBalancer" and subnet:
+        return "SvcLBTypeInner", str(subnet)
+    return kind, ""
 
 
 def _service_params(api: ClusterApi, svc: Service) -> dict[str, Any]:
