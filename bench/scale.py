@@ -116,6 +116,7 @@ class Full:
     instances_rows: int = 0
     kubectl_s: list[float] = field(default_factory=list)
     per_node: list[int] = field(default_factory=list)
+    poll_errors: list[str] = field(default_factory=list)  # DescribeServiceInstance failures
 
 
 def machines_mem(env: Env, cluster: str) -> MachinesMem:
@@ -194,7 +195,12 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
             for i, k in enumerate(sizes)]  # fmt: skip
     deadline, stalled_since, best, running = t0 + 1800, time.perf_counter(), -1, 0
     while True:
-        running = sum(len(s.running()) for s in svcs)
+        try:
+            running = sum(len(s.running()) for s in svcs)
+        except AssertionError as exc:  # an API error: counted and reported, polled again
+            out.poll_errors.append(str(exc)[:200])
+            time.sleep(0.5)
+            continue
         if running > best:
             best, stalled_since = running, time.perf_counter()
         if running == args.pods:
@@ -302,6 +308,10 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         + (f" ({full.note})" if full.note else "")
         + " |",
         f"| pods per machine | {', '.join(map(str, full.per_node))} |",
+        f"| DescribeServiceInstance calls that failed while the pods started |"
+        f" {len(full.poll_errors)}"
+        + (f" (`{full.poll_errors[0]}`)" if full.poll_errors else "")
+        + " |",
     ]
     if cpu is not None:
         lines += [

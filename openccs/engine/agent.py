@@ -114,6 +114,9 @@ class NodeAgent:
     # changes) and the containers (id, state, address); a pass that finds both unchanged,
     # nothing due and nothing pending ends after listing the containers.
     synced: tuple[Any, ...] | None = None
+    # Held while the pass writes (the engine's writers queue here rather than in SQLite's
+    # busy handler, which lets a waiting writer starve).
+    write_lock: Any = field(default_factory=threading.Lock)
     _due_lock: threading.Lock = field(default_factory=threading.Lock)
     _starts: ThreadPoolExecutor | None = None
     _stops: ThreadPoolExecutor | None = None
@@ -227,7 +230,7 @@ class NodeAgent:
             one(starting[0])
         elif starting:
             list(self._pool("starts").map(one, starting))
-        with store.session() as s:
+        with self.write_lock, store.session() as s:
             work.apply(s)
         self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
         known = {p.uid for p in pods}

@@ -20,6 +20,7 @@ stops after listing the containers. The idle cost does not grow with the pods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import math
@@ -86,6 +87,10 @@ class Engine:
         self._agents: dict[str, NodeAgent] = {}
         self._lock = threading.Lock()  # the two dicts above, changed from several threads
         self._vips_lock = threading.Lock()
+        # The engine's write transactions one at a time on SQLite (one writer at a time
+        # anyway): they queue here in order instead of retrying in SQLite's busy handler,
+        # where a writer (an API request's) can wait past its timeout while others go.
+        self._writes: Any = threading.Lock() if self.store.is_sqlite else contextlib.nullcontext()
         self._pool = ThreadPoolExecutor(max_workers=AGENT_THREADS, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
         self._pruned = 0.0
@@ -224,7 +229,7 @@ class Engine:
             or now >= loops_of.controllers_due
         )  # fmt: skip
         due = math.inf
-        with self.store.session() as s:
+        with self._writes if controllers else contextlib.nullcontext(), self.store.session() as s:
             if controllers:
                 due = self._node_lifecycle(s, cluster_id)
                 due = min(due, deployment.reconcile_cluster(s, cluster_id))
@@ -394,6 +399,7 @@ class Engine:
                 resolve_image=self.resolve_image,
                 dns_ip=dns_ip,
                 notify=lambda: self.wake(cluster_id),
+                write_lock=self._writes,
             )
             with self._lock:
                 self._agents[node_id] = agent
