@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ from workloads import (
 )
 
 from openccs.client import Client
-from tests.conftest import Server, unique_cluster_cidr
+from tests.conftest import Server, unique_cluster_cidr, unique_vpc_cidr
 from tests.workload_helpers import Svc, create, web
 
 TITLE = "## Tenants: one cluster churning beside nine"
@@ -217,9 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert server.proc is not None
         site = (server.data_dir / "site-id").read_text().strip()
         meter = CpuMeter(server.proc.pid, site)
-        clients = [server.client()] + [
-            server.client(server.new_account()) for _ in range(args.clusters - 1)
-        ]
+        clients = [server.client()]
+        for _ in range(args.clusters - 1):
+            account = server.new_account()
+            # A VPC of its own with a subnet in the zone the clusters use.
+            cidr = ipaddress.ip_network(unique_vpc_cidr())
+            blocks = cidr.subnets(new_prefix=max(24, cidr.prefixlen + 2))
+            next(blocks)  # the first block kept free, as in the default VPC
+            subnet = next(blocks)
+            server.cli("vpc", "create", account.uin, "--cidr", str(cidr), "--subnet",
+                       f"ap-guangzhou-3={subnet}")  # fmt: skip
+            clients.append(server.client(account))
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clusters) as pool:
             clusters = list(pool.map(make_cluster_of, clients))
