@@ -74,7 +74,16 @@ from openccs.client import Client
 from openccs.cloud import naming
 from openccs.engine.proxy import port_chain
 from tests.conftest import Server
-from tests.workload_helpers import BUSYBOX, create, http_get, make_cluster, socket_of, until, web
+from tests.workload_helpers import (
+    BUSYBOX,
+    Svc,
+    create,
+    http_get,
+    make_cluster,
+    socket_of,
+    until,
+    web,
+)
 
 TITLE = "## Workloads: pod startup, rolling update, idle cost"
 TARGET_P99_S = 5.0
@@ -461,6 +470,9 @@ class Rolling:
     samples: int = 0
     served: str = ""  # what the pods answer after the update
     first_new_running: float = 0.0
+    # All new pods Running and the service Normal, old ones possibly still Terminating
+    # (their grace period): when `kubectl rollout status` says the rollout is done.
+    complete: float = 0.0
     last_old_gone: float = 0.0
     terminating: list[float] = field(default_factory=list)  # per old pod: Terminating -> gone
     new_running: list[float] = field(default_factory=list)  # per new pod: Running, after Modify
@@ -472,10 +484,18 @@ def _hash(pod_name: str) -> str:
 
 
 def part_rolling(env: Env, replicas: int) -> Rolling:
-    out = Rolling(replicas)
     cluster = env.new_cluster(2)
     svc = create(env.c, cluster, web("roll", replicas=replicas, text="v1"))
     svc.wait_normal(replicas, timeout=300)
+    out = measure_rolling(env, svc, replicas, "v2")
+    env.delete_cluster(cluster)
+    return out
+
+
+def measure_rolling(env: Env, svc: Svc, replicas: int, text: str) -> Rolling:
+    """Roll `svc` (a `web` service Normal with `replicas` pods) to serve `text`, sampling."""
+    out = Rolling(replicas)
+    cluster = svc.cluster
     old = {_hash(p["name"]) for p in svc.pods()}
     running_min, pods_max, live_max = replicas, 0, 0
     term_since: dict[str, float] = {}
@@ -484,8 +504,8 @@ def part_rolling(env: Env, replicas: int) -> Rolling:
     env.quiet("rolling", 5)
     before = env.meter.snap()
     t0 = time.perf_counter()
-    ok(env.c.call("ModifyClusterService", {"clusterId": cluster,
-                                           **web("roll", replicas=replicas, text="v2")}),
+    ok(env.c.call("ModifyClusterService", {"clusterId": cluster, "namespace": svc.namespace,
+                                           **web(svc.name, replicas=replicas, text=text)}),
        "ModifyClusterService")  # fmt: skip
     deadline = t0 + 900
     while True:
@@ -511,6 +531,8 @@ def part_rolling(env: Env, replicas: int) -> Rolling:
             out.first_new_running = now
         if not any(_hash(p["name"]) in old for p in pods) and not out.last_old_gone:
             out.last_old_gone = now
+        if len(new_running) == replicas and len(live) == replicas and status == "Normal":
+            out.complete = out.complete or now
         if len(pods) == replicas and len(new_running) == replicas and status == "Normal":
             out.duration = now
             break
@@ -521,7 +543,6 @@ def part_rolling(env: Env, replicas: int) -> Rolling:
     out.new_running = sorted(running_at.values())
     out.min_running, out.max_pods, out.max_live = running_min, pods_max, live_max
     out.served = ",".join(sorted({http_get(p["ip"]) for p in svc.pods()}))
-    env.delete_cluster(cluster)
     return out
 
 
@@ -839,7 +860,7 @@ def render_rolling(r: Rolling, waited: float | None, docker_run: float | None) -
         baseline = [
             f"| baseline: {r.replicas} `docker run`s one after another (startup part's p50,"
             f" {docker_run:.2f} s, each) | {ideal:.1f} s |",
-            f"| ratio (rolling update / baseline) | {r.duration / ideal:.2f}x |",
+            f"| ratio (rollout done / baseline) | {r.complete / ideal:.2f}x |",
         ]
     return [
         "### Rolling update",
@@ -853,10 +874,13 @@ def render_rolling(r: Rolling, waited: float | None, docker_run: float | None) -
         *cpu_lines(r.cpu, waited),
         "| figure | value |",
         "| --- | ---: |",
-        f"| Modify to all {r.replicas} pods new, Running, service Normal | {r.duration:.1f} s |",
+        f"| Modify to all {r.replicas} pods new and Running, service Normal (old ones may"
+        f" still be Terminating: `kubectl rollout status` done) | {r.complete:.1f} s |",
+        f"| Modify to only the {r.replicas} new pods listed, Running, service Normal (the"
+        f" last old pod's grace period included) | {r.duration:.1f} s |",
         f"| Modify to the first new pod Running | {r.first_new_running:.1f} s |",
-        f"| Modify to the last new pod Running (old ones may still be Terminating, as"
-        f" `kubectl rollout status` counts) | {max(r.new_running, default=float('nan')):.1f} s |",
+        f"| Modify to the last new pod Running |"
+        f" {max(r.new_running, default=float('nan')):.1f} s |",
         f"| between one new pod Running and the next (median, max) | {med(gaps):.1f} s,"
         f" {max(gaps, default=float('nan')):.1f} s |",
         f"| an old pod Terminating until gone (median, max) | {med(r.terminating):.1f} s,"
@@ -1091,8 +1115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rolling is not None:
         roll_ok = (f"{'PASS' if rolling.min_running >= rolling.replicas else 'FAIL'} |"
                    f" fewest {rolling.min_running}")  # fmt: skip
-        roll_time = (f"{'PASS' if rolling.duration <= TARGET_ROLLING_S else 'FAIL'} |"
-                     f" {rolling.duration:.1f} s")  # fmt: skip
+        roll_time = (f"{'PASS' if rolling.complete <= TARGET_ROLLING_S else 'FAIL'} |"
+                     f" {rolling.complete:.1f} s to rollout done ({rolling.duration:.1f} s until"
+                     " the last old pod's grace period ended)")  # fmt: skip
     if readiness is not None and readiness.flips:
         worst = max(s for _, s in readiness.flips)
         limit = readiness.period + TARGET_READY_SLACK_S
@@ -1109,7 +1134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| --- | --- | --- |",
         f"| pod startup p99 <= {TARGET_P99_S:g} s (create to Running, image present) | {target} |",
         f"| pod startup p50 and p99 <= {TARGET_STARTUP_RATIO:g}x `docker run`'s | {ratio} |",
-        f"| rolling update of {n_roll} replicas <= {TARGET_ROLLING_S:g} s | {roll_time} |",
+        f"| rolling update of {n_roll} replicas <= {TARGET_ROLLING_S:g} s (all new pods"
+        f" Running, service Normal) | {roll_time} |",
         f"| rolling update never below {n_roll} Running pods | {roll_ok} |",
         f"| readiness change in the endpoints within one probe period ({PROBE_PERIOD_S} s)"
         f" + {TARGET_READY_SLACK_S * 1000:.0f} ms | {ready_ok} |",

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from openccs.errors import ApiError, not_found
 from openccs.ids import random_token
@@ -86,7 +86,16 @@ def get_service(s: Session, cluster: Cluster, namespace: str, name: str) -> Serv
 
 
 def service_pods(s: Session, svc: Service) -> list[Pod]:
-    return list(s.scalars(select(Pod).where(Pod.service_id == svc.id).order_by(Pod.created_at)))
+    """The service's pods, oldest first. Their templates (the largest column, which
+    statuses and lists never need) are read only if asked for."""
+    return list(
+        s.scalars(
+            select(Pod)
+            .where(Pod.service_id == svc.id)
+            .order_by(Pod.created_at)
+            .options(defer(Pod.template))
+        )
+    )
 
 
 def revisions(s: Session, svc: Service) -> list[ReplicaSet]:

@@ -15,7 +15,15 @@ root keeps the container from starting (a FailedMount event says why).
 The agent does not wait for the next pass to notice a change: dockerd's event stream
 (a pod container started, died, was OOM-killed), a finished probe and a finished stop
 call `notify`, which wakes the passes of the machine's cluster; each pass also says when
-the next one is due at the latest (a probe or a back-off that expires).
+the next one is due at the latest (a probe or a back-off that expires). A pass that finds
+nothing changed (the cluster's rows, the machine's containers) and nothing due ends after
+listing the containers, so a quiet machine's resync costs one Engine API call.
+
+A pod starts in as few round trips as dockerd allows: the pause container is created and
+started in the background while the app containers are created (they name the pause
+container, which dockerd resolves when they start), its address is read while they start,
+images already seen on the machine are not asked for again. Pods that need starting go a
+few at a time in parallel, in batches, on threads of the machine's own.
 """
 
 from __future__ import annotations
@@ -53,11 +61,15 @@ PAUSE_IMAGE = "openccs/pause:1"
 BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox:latest": []}
 # A crashed container restarts, a failed pull is tried again, after 10 s, 20 s... 300 s.
 CRASH_BACKOFF = PULL_BACKOFF = Policy(start=10.0, cap=300.0)
-# Stops wait out their grace period here, in parallel, not in the node's pass.
-_KILLERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kill")
-# Pause containers start here while the agent creates the pod's other containers.
-_STARTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox")
+# Pause containers are created and started here while the agent creates the pod's other
+# containers (a task never waits for another of this pool, so it cannot run dry).
+_STARTS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox")
 STOP_GRACE = 5
+# Per machine: pods started at once in a pass (kubelet's pod workers), stops waiting out
+# their grace period. Each machine has its own threads, so one tenant's hundred pods never
+# queue another tenant's pod behind them.
+POD_STARTS, POD_STOPS = 4, 8
+START_BATCH = 16  # pods started by one pass of a machine; the next pass starts the rest
 
 
 @dataclass
@@ -82,31 +94,89 @@ class NodeAgent:
     # time.monotonic() by which a pass is needed (a probe due, a back-off over), or inf.
     next_due: float = math.inf
     closed: bool = False
+    # Set by whatever may change what a pass would do (a dockerd event, a probe result, a
+    # finished stop): the next pass works even if the database and the containers look
+    # the same as at the last one.
+    dirty: bool = True
+    # What the last complete pass worked from: the cluster's generation (committed
+    # changes) and the containers (id, state, address); a pass that finds both unchanged,
+    # nothing due and nothing pending ends after listing the containers.
+    synced: tuple[Any, ...] | None = None
+    # Held while the pass writes (the engine's writers queue here rather than in SQLite's
+    # busy handler, which lets a waiting writer starve).
+    write_lock: Any = field(default_factory=threading.Lock)
+    _due_lock: threading.Lock = field(default_factory=threading.Lock)
+    _starts: ThreadPoolExecutor | None = None
+    _stops: ThreadPoolExecutor | None = None
 
     # -- dockerd's events ------------------------------------------------------------------
     def watch(self) -> None:
         """Follow the machine's dockerd events in a thread of its own until `close()`."""
         threading.Thread(
             target=docker.watch_events,
-            args=(self.socket, lambda _event: self.notify(), lambda: self.closed),
+            args=(self.socket, lambda _event: self.poke(), lambda: self.closed),
             name=f"events-{self.node_id}",
             daemon=True,
         ).start()
 
+    def poke(self) -> None:
+        """Something of this machine changed: its next pass works, and it runs at once."""
+        self.dirty = True
+        self.notify()
+
     def close(self) -> None:
         self.closed = True
+        for pool in (self._starts, self._stops):
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def _pool(self, kind: str) -> ThreadPoolExecutor:
+        if kind == "starts":
+            if self._starts is None:
+                self._starts = ThreadPoolExecutor(POD_STARTS, f"pods-{self.node_id}")
+            return self._starts
+        if self._stops is None:
+            self._stops = ThreadPoolExecutor(POD_STOPS, f"stops-{self.node_id}")
+        return self._stops
 
     def _due_in(self, seconds: float) -> None:
-        self.next_due = min(self.next_due, time.monotonic() + max(0.0, seconds))
+        with self._due_lock:  # pods of a pass run in several threads
+            self.next_due = min(self.next_due, time.monotonic() + max(0.0, seconds))
 
     # -- the whole node ----------------------------------------------------------------
-    def sync(self, store: Any) -> None:
+    def sync(self, store: Any, generation: Any = None) -> None:
         """One pass. The database is read, then the machine is worked on with no transaction
-        open (docker calls can take seconds), then what changed is written in one go."""
+        open (docker calls can take seconds), then what changed is written in one go.
+
+        `generation` names the state of the cluster's rows (it changes with every committed
+        change of them): a pass that finds it and the containers as the last complete pass
+        left them, with nothing due, nothing poked and no stop under way, ends after the
+        container list (the resync of a quiet machine costs one Engine API call)."""
         if not self.images_ready:
             self._ensure_builtin_images()
+        poked, self.dirty = self.dirty, False
+        listed = docker.pod_containers(self.socket)
+        seen = (generation, _fingerprint(listed))
+        if (
+            not poked
+            and generation is not None
+            and seen == self.synced
+            and not self.killing
+            and time.monotonic() < self.next_due
+        ):
+            return
+        self.synced = None
+        try:
+            if self._sync(store, listed):
+                self.synced = seen
+        except BaseException:
+            self.dirty = True
+            raise
+
+    def _sync(self, store: Any, listed: list[dict[str, Any]]) -> bool:
+        """The pass proper; False when pods were left for the next one."""
         found: dict[str, list[dict[str, Any]]] = {}
-        for c in docker.pod_containers(self.socket):
+        for c in listed:
             found.setdefault(c["Labels"][POD_LABEL], []).append(c)
         with store.session() as s:
             pods = list(s.scalars(select(Pod).where(Pod.node_id == self.node_id)))
@@ -119,7 +189,8 @@ class NodeAgent:
         work = _Work(names)
         self.seen_containers = set()
         self.next_due = math.inf
-        for pod in pods:
+
+        def one(pod: Pod) -> None:
             before = (dict(pod.status), pod.ready_since)
             try:
                 if pod.deleting:
@@ -133,7 +204,21 @@ class NodeAgent:
                 log_event(
                     log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
                 )
-        with store.session() as s:
+
+        # Pods that need containers started go in parallel (a few at a time), at most a
+        # batch per pass, so statuses reach the database while a hundred pods start.
+        starting = [p for p in pods if not p.deleting and _needs_start(p, found.get(p.uid, []))]
+        later = starting[START_BATCH:]
+        starting = starting[:START_BATCH]
+        busy = {p.id for p in starting} | {p.id for p in later}
+        for pod in pods:
+            if pod.id not in busy:
+                one(pod)
+        if len(starting) == 1:
+            one(starting[0])
+        elif starting:
+            list(self._pool("starts").map(one, starting))
+        with self.write_lock, store.session() as s:
             work.apply(s)
         self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
         known = {p.uid for p in pods}
@@ -147,6 +232,9 @@ class NodeAgent:
         if self._binds_area.exists():
             for uid in set(os.listdir(self._binds_area)) - known - set(found):
                 safepath.release(self._binds_area / uid)  # left by a pass that crashed
+        if later:
+            self.poke()
+        return not later
 
     def _ensure_builtin_images(self) -> None:
         from openccs.cloud.images import import_busybox_image
@@ -180,8 +268,8 @@ class NodeAgent:
                     name = c["Labels"].get("openccs.container")
                     self._event(s, pod, "Killing", f"Stopping container {name}")
             ids = [c["Id"] for c in containers]
-            self.killing[pod.uid] = _KILLERS.submit(self._stop_and_remove, pod.uid, ids)
-            self.killing[pod.uid].add_done_callback(lambda _f: self.notify())
+            self.killing[pod.uid] = self._pool("stops").submit(self._stop_and_remove, pod.uid, ids)
+            self.killing[pod.uid].add_done_callback(lambda _f: self.poke())
             return False
         if not running.done():
             return False
@@ -204,10 +292,11 @@ class NodeAgent:
                 docker.remove(self.socket, c["Id"])
             containers, pause = [], None
         sandbox: Future[str] | None = None
+        started: Future[None] | None = None
         if pause is None:
-            pause_id = self._create_pause(pod)
-            # dockerd sets the sandbox's network up while the app containers are created.
-            sandbox = _STARTS.submit(self._start_sandbox, pause_id)
+            # dockerd creates and starts the sandbox while the app containers are created
+            # (they join it by name); they start once it runs.
+            pause_id, started, sandbox = self._launch_sandbox(pod)
             ip = ""
         else:
             # The container list carries the address: no inspect per pod and pass.
@@ -222,7 +311,7 @@ class NodeAgent:
                 if c["Labels"].get("openccs.container") == spec["containerName"]
             ]
             statuses.append(
-                self._sync_container(s, pod, spec, mine, pause_id, ip, _waiter(sandbox))
+                self._sync_container(s, pod, spec, mine, pause_id, ip, _waiter(started))
             )
         if sandbox is not None:
             ip = sandbox.result()
@@ -247,14 +336,27 @@ class NodeAgent:
             **extra,
         }
 
-    def _start_sandbox(self, pause_id: str) -> str:
-        """Start a pod's pause container; its IP address."""
-        docker.start(self.socket, pause_id)
-        info = docker.inspect(self.socket, pause_id) or {}
-        return str((info.get("NetworkSettings") or {}).get("IPAddress", ""))
-
-    def _create_pause(self, pod: Pod) -> str:
+    def _launch_sandbox(self, pod: Pod) -> tuple[str, Future[None], Future[str]]:
+        """Create and start the pod's pause container in the background: its name (what the
+        pod's containers join: dockerd resolves it when they start), a future done once it
+        runs, and one with its IP address (asked for while the app containers start)."""
         name = f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid[:8]}"
+        started: Future[None] = Future()
+
+        def run() -> str:
+            try:
+                cid = self._create_pause(pod, name)
+                docker.start(self.socket, cid)
+            except BaseException as exc:
+                started.set_exception(exc)
+                raise
+            started.set_result(None)
+            info = docker.inspect(self.socket, cid) or {}
+            return str((info.get("NetworkSettings") or {}).get("IPAddress", ""))
+
+        return name, started, _STARTS.submit(run)
+
+    def _create_pause(self, pod: Pod, name: str) -> str:
         cid = docker.create(
             self.socket,
             name,
@@ -366,7 +468,7 @@ class NodeAgent:
             checks = self.probes[cid] = probes_for(spec, float(container.get("Created") or 0))
         self.seen_containers.add(cid)
         failing = liveness_failure(pod.uid)  # a fault in force
-        for kind, message in checks.step(ip, self.socket, cid, self.notify, failing):
+        for kind, message in checks.step(ip, self.socket, cid, self.poke, failing):
             self._event(s, pod, "Unhealthy", f"{kind} probe failed: {message}", "Warning")
         if checks.dead:
             name = spec["containerName"]
@@ -511,7 +613,37 @@ class _Work:
                          message, level)  # fmt: skip
 
 
-def _waiter(sandbox: Future[str] | None) -> Callable[[], None]:
+def _fingerprint(listed: list[dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    """What a pass works from in a container list: each container's id, state and address."""
+    return tuple(
+        sorted(
+            (
+                c["Id"],
+                str(c.get("State")),
+                str(
+                    (
+                        ((c.get("NetworkSettings") or {}).get("Networks") or {}).get("bridge") or {}
+                    ).get("IPAddress", "")
+                ),
+            )
+            for c in listed
+        )
+    )
+
+
+def _needs_start(pod: Pod, containers: list[dict[str, Any]]) -> bool:
+    """Whether a pass creates or starts containers of the pod (or finds it crash-looping)."""
+    running = {
+        c["Labels"].get("openccs.container") if c["Labels"].get("openccs.role") != "pause" else ""
+        for c in containers
+        if c["State"] == "running"
+    }
+    if "" not in running:
+        return True
+    return any(spec["containerName"] not in running for spec in pod.template.get("containers", []))
+
+
+def _waiter(sandbox: Future[Any] | None) -> Callable[[], None]:
     """Waits for a sandbox being started (a failure raises here); nothing to wait for
     when the pod's sandbox was already running."""
 

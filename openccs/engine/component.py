@@ -5,16 +5,24 @@ Level-triggered: each pass compares what the database wants with what the machin
 and takes a step. What wakes a cluster's pass is what changed in that cluster: a committed
 change to its rows (any transaction, the API's or the engine's own, so a pass that changed
 something runs again at once), an event of one of its machines' dockerd, a finished probe
-or stop. Each cluster also runs a pass every second (the resync: a lost wake costs at most
-that), and clusters never wait for each other. Node agents of a cluster run in parallel
-threads; everything else is quick database work. One global loop keeps the set of cluster
-loops, the load balancers' VIPs and the event table.
+or stop. Each cluster also runs a pass every `--engine-resync` seconds (a lost dockerd
+event costs at most that), and clusters never wait for each other. Node agents of a
+cluster run in parallel threads; everything else is quick database work. One global loop
+keeps the set of cluster loops, the load balancers' VIPs and the event table.
+
+A pass is cheap when nothing changed: every commit gives the clusters it touched a new
+generation, and the controllers of a cluster (and its service addresses) run only when
+its generation moved, something they asked for is due, or every `FULL_RESYNC` resyncs;
+an agent whose machine's containers and cluster's generation are those of its last pass
+stops after listing the containers. The idle cost does not grow with the pods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import itertools
 import math
 import subprocess
 import threading
@@ -25,7 +33,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
@@ -37,7 +45,15 @@ from openccs.engine.agent import NodeAgent
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, Event, Instance, K8sNamespace, Pod, Service
+from openccs.store.models import (
+    Cluster,
+    Event,
+    Instance,
+    K8sNamespace,
+    Pod,
+    ReplicaSet,
+    Service,
+)
 from openccs.subsystems import need
 from openccs.timeutil import utcnow
 from openccs.traffic import net as traffic_net
@@ -54,6 +70,9 @@ PASS_INTERVAL = 1.0  # the global pass (cluster loops, VIPs)
 AGENT_THREADS = 32
 EVENT_PRUNE_EVERY = 600.0
 EVENT_RETENTION = timedelta(hours=6)
+# Every this many resyncs (and at least every FULL_RESYNC_MIN s) a cluster's pass works
+# whatever its generation says: the net under the net (changes made outside this process).
+FULL_RESYNC, FULL_RESYNC_MIN = 10, 10.0
 
 
 class Engine:
@@ -68,6 +87,10 @@ class Engine:
         self._agents: dict[str, NodeAgent] = {}
         self._lock = threading.Lock()  # the two dicts above, changed from several threads
         self._vips_lock = threading.Lock()
+        # The engine's write transactions one at a time on SQLite (one writer at a time
+        # anyway): they queue here in order instead of retrying in SQLite's busy handler,
+        # where a writer (an API request's) can wait past its timeout while others go.
+        self._writes: Any = threading.Lock() if self.store.is_sqlite else contextlib.nullcontext()
         self._pool = ThreadPoolExecutor(max_workers=AGENT_THREADS, thread_name_prefix="agent")
         self._not_ready_since: dict[str, float] = {}
         self._pruned = 0.0
@@ -75,6 +98,11 @@ class Engine:
         self._vips: traffic_net.Wanted | None = None
         self._vips_checked = 0.0
         self._dns: ClusterDns | None = None
+        # Cluster -> the number of the last commit that changed its rows; `_bulk` numbers
+        # the last commit with an UPDATE or DELETE statement on them (cluster unknown).
+        self._commits = itertools.count(1)
+        self._generation: dict[str, int] = {}
+        self._bulk = 0
 
     @property
     def dns(self) -> ClusterDns:
@@ -98,12 +126,14 @@ class Engine:
 
     async def start(self) -> None:
         event.listen(self.store.sessions, "before_flush", _note_changes)
+        event.listen(self.store.sessions, "do_orm_execute", _note_statement)
         event.listen(self.store.sessions, "after_commit", self._after_commit)
         event.listen(self.store.sessions, "after_rollback", _forget_changes)
         self._loop.start()
 
     async def stop(self) -> None:
         event.remove(self.store.sessions, "before_flush", _note_changes)
+        event.remove(self.store.sessions, "do_orm_execute", _note_statement)
         event.remove(self.store.sessions, "after_commit", self._after_commit)
         event.remove(self.store.sessions, "after_rollback", _forget_changes)
         await self._loop.stop()
@@ -134,10 +164,18 @@ class Engine:
 
     def _after_commit(self, session: Session) -> None:
         clusters, vips = session.info.pop(_CHANGED, set()), session.info.pop(_VIPS, False)
+        if session.info.pop(_BULK, False):
+            self._bulk = next(self._commits)
+            self.wake()
         for cluster_id in clusters:
+            self._generation[cluster_id] = next(self._commits)
             self.wake(cluster_id)
         if vips:
             self._loop.wake()
+
+    def generation(self, cluster_id: str) -> tuple[int, int]:
+        """Changes with every committed change of the cluster's rows."""
+        return self._generation.get(cluster_id, 0), self._bulk
 
     def run_pass(self) -> None:
         """The global pass: a loop for every active cluster (and none for the others),
@@ -164,6 +202,7 @@ class Engine:
                              functools.partial(self.run_cluster_pass, cluster_id), interval, log),
                     PassLoop(f"services-{cluster_id}",
                              functools.partial(self._sync_services, cluster_id), interval, log),
+                    full_every=max(FULL_RESYNC * interval, FULL_RESYNC_MIN),
                 )  # fmt: skip
                 loops_of.start()
             ended = [c for c in self._clusters if c not in clusters]
@@ -177,11 +216,24 @@ class Engine:
     def run_cluster_pass(self, cluster_id: str) -> None:
         """One cluster: controllers, then the agents of its machines in parallel; then its
         service addresses follow in a loop of their own (iptables and DNS take time the
-        next step of a rollout need not wait for)."""
-        with self.store.session() as s:
-            due = self._node_lifecycle(s, cluster_id)
-            due = min(due, deployment.reconcile_cluster(s, cluster_id))
-            scheduler.schedule_cluster(s, cluster_id)
+        next step of a rollout need not wait for). The controllers run when the cluster's
+        rows changed since they last ran, when they asked to (a grace period, a pod becoming
+        available) or in a full pass."""
+        with self._lock:
+            loops_of = self._clusters.get(cluster_id)
+        now = time.monotonic()
+        generation: tuple[int, int] | None = self.generation(cluster_id)
+        full = loops_of is None or now >= loops_of.full_at
+        controllers = (
+            full or loops_of is None or generation != loops_of.controllers_seen
+            or now >= loops_of.controllers_due
+        )  # fmt: skip
+        due = math.inf
+        with self._writes if controllers else contextlib.nullcontext(), self.store.session() as s:
+            if controllers:
+                due = self._node_lifecycle(s, cluster_id)
+                due = min(due, deployment.reconcile_cluster(s, cluster_id))
+                scheduler.schedule_cluster(s, cluster_id)
             nodes = [
                 n.id
                 for n in s.scalars(
@@ -190,9 +242,15 @@ class Engine:
                     )
                 )
             ]
+        if loops_of is not None and controllers:
+            loops_of.controllers_seen, loops_of.controllers_due = generation, now + due
+        if full:
+            generation = None  # the agents work whatever they find
+            if loops_of is not None:
+                loops_of.full_at = now + loops_of.full_every
         agents = [
             a
-            for a in self._pool.map(lambda n: self._sync_node(cluster_id, n), nodes)
+            for a in self._pool.map(lambda n: self._sync_node(cluster_id, n, generation), nodes)
             if a is not None
         ]
         # A machine that left the cluster gets a fresh agent if it joins another.
@@ -201,9 +259,8 @@ class Engine:
                 if agent.cluster_id == cluster_id and node_id not in nodes:
                     del self._agents[node_id]
                     agent.close()
-            loops_of = self._clusters.get(cluster_id)
         if loops_of is not None:
-            loops_of.passes.wake_at(min([time.monotonic() + due, *(a.next_due for a in agents)]))
+            loops_of.passes.wake_at(min([loops_of.controllers_due, *(a.next_due for a in agents)]))
             loops_of.services.wake()
 
     def _sync_vips(self) -> None:
@@ -229,6 +286,13 @@ class Engine:
     def _sync_services(self, cluster_id: str) -> None:
         """Service addresses to ready endpoints, on the host and in every machine: cluster
         IPs, load balancer VIPs and node ports."""
+        with self._lock:
+            loops_of = self._clusters.get(cluster_id)
+        generation, now = self.generation(cluster_id), time.monotonic()
+        if loops_of is not None:
+            if generation == loops_of.services_seen and now < loops_of.services_full_at:
+                return
+            loops_of.services_seen = None
         ports: list[ServicePort] = []
         records: dict[str, str] = {}
         with self.store.session() as s:
@@ -300,6 +364,10 @@ class Engine:
             self.dns.sync(cluster_id, vpc_id, dns.dns_ip(service_cidr), records)
         except (CloudError, OSError, subprocess.SubprocessError) as exc:
             log_event(log, "cluster dns failed", cluster=cluster_id, error=str(exc)[-300:])
+            return
+        if loops_of is not None and host_ok and not creating:
+            loops_of.services_seen = generation
+            loops_of.services_full_at = now + loops_of.full_every
 
     def forget_cluster(self, cluster_id: str, vpc_id: str, service_cidr: str) -> None:
         """What a deleted cluster leaves on the host: service rules and its DNS."""
@@ -311,7 +379,9 @@ class Engine:
         self.proxy.forget(cluster_id)
         self.dns.stop(cluster_id, vpc_id, dns.dns_ip(service_cidr))
 
-    def _sync_node(self, cluster_id: str, node_id: str) -> NodeAgent | None:
+    def _sync_node(
+        self, cluster_id: str, node_id: str, generation: tuple[int, int] | None
+    ) -> NodeAgent | None:
         agent = self._agents.get(node_id)
         if agent is None or agent.cluster_id != cluster_id:
             if agent is not None:
@@ -329,12 +399,13 @@ class Engine:
                 resolve_image=self.resolve_image,
                 dns_ip=dns_ip,
                 notify=lambda: self.wake(cluster_id),
+                write_lock=self._writes,
             )
             with self._lock:
                 self._agents[node_id] = agent
             agent.watch()
         try:
-            agent.sync(self.store)
+            agent.sync(self.store, generation)
         except Exception as exc:
             log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
         return agent
@@ -399,10 +470,17 @@ class Engine:
 
 @dataclass
 class _ClusterLoops:
-    """A cluster's two loops: its passes, and its service addresses (woken by each pass)."""
+    """A cluster's two loops: its passes, and its service addresses (woken by each pass),
+    with what each last worked from (the cluster's generation) and when it works anyway."""
 
     passes: PassLoop
     services: PassLoop
+    full_every: float = FULL_RESYNC_MIN
+    full_at: float = 0.0
+    controllers_seen: tuple[int, int] | None = None
+    controllers_due: float = 0.0
+    services_seen: tuple[int, int] | None = None
+    services_full_at: float = 0.0
 
     def start(self) -> None:
         self.passes.start()
@@ -437,7 +515,18 @@ def wake(services: Any, cluster_id: str | None = None) -> None:
 # Session.info keys: the clusters whose rows a transaction changed, and whether it changed
 # a load balancer (the VIPs are the global pass's).
 _CHANGED, _VIPS = "engine_changed_clusters", "engine_changed_vips"
+_BULK = "engine_changed_in_bulk"  # an UPDATE or DELETE statement on the rows below
 _WATCHED = (Instance, K8sNamespace, Service, Pod, LoadBalancer)
+_WATCHED_TABLES = (Cluster, ReplicaSet, *_WATCHED)
+
+
+def _note_statement(state: ORMExecuteState) -> None:
+    """An UPDATE or DELETE statement (not a flush) on the engine's rows: which clusters it
+    touches is not known, so its commit counts as a change of every cluster."""
+    if (state.is_update or state.is_delete) and any(
+        m.class_ in _WATCHED_TABLES for m in state.all_mappers
+    ):
+        state.session.info[_BULK] = True
 
 
 def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
@@ -458,3 +547,4 @@ def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
 def _forget_changes(session: Session) -> None:
     session.info.pop(_CHANGED, None)
     session.info.pop(_VIPS, None)
+    session.info.pop(_BULK, None)

@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from openccs.domain import workloads as wl
 from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
@@ -28,12 +28,14 @@ from openccs.timeutil import utcnow
 def reconcile_cluster(s: Session, cluster_id: str) -> float:
     """One step for every service of the cluster; seconds until the next pass is due."""
     services = list(s.scalars(select(Service).where(Service.cluster_id == cluster_id)))
-    # The cluster's pods and revisions in two queries, not two per service.
+    # The cluster's pods and revisions in two queries, not two per service; the pods'
+    # templates (the controllers never read them) stay unread.
     pods: dict[int, list[Pod]] = defaultdict(list)
     for pod in s.scalars(
         select(Pod)
         .where(Pod.cluster_id == cluster_id, Pod.service_id.is_not(None))
         .order_by(Pod.created_at)
+        .options(defer(Pod.template))
     ):
         pods[pod.service_id or 0].append(pod)
     revs: dict[int, list[ReplicaSet]] = defaultdict(list)

@@ -54,6 +54,16 @@ def _match(labels: dict[str, str], term: dict[str, Any]) -> bool:
 
 
 def schedule_cluster(s: Session, cluster_id: str) -> None:
+    # Most passes find nothing pending: then the cluster's pods are not read at all.
+    if (
+        s.scalars(
+            select(Pod.id).where(
+                Pod.cluster_id == cluster_id, Pod.node_id.is_(None), Pod.deleting.is_(False)
+            )
+        ).first()
+        is None
+    ):
+        return
     nodes = list(
         s.scalars(
             select(Instance).where(Instance.cluster_id == cluster_id, Instance.state == "Running")

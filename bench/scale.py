@@ -1,0 +1,532 @@
+"""Scale benchmark (issue 16): many pods on one cluster of several machines, through the API
+as a user sees it, against the same cluster before it was filled.
+
+On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs, 2 GiB each):
+
+1. Empty cluster (the baseline of this run): `--new-pods` (3) single-pod services timed from
+   CreateClusterService to Running, one at a time, then deleted; a `web` service of
+   `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
+   to a new text and timed as bench/workloads.py does; the machines' memory.
+2. Fill: `--pods` (1,000) pods of busybox `sleep` in `--services` (10) services over
+   `--namespaces` (3) namespaces (default and more), all CreateClusterService calls made one
+   after another, then DescribeServiceInstance polled until every pod is Running: the time
+   from the first call.
+3. Idle, nobody calling the API, after `--settle` s: the server's CPU over `--idle-seconds`
+   (utime+stime of its process) and its RSS.
+4. Reads on the full cluster: DescribeClusterService (all namespaces) and
+   DescribeServiceInstance (one service of pods/services pods) `--samples` (50) times each,
+   one after another; `kubectl get pods -A` (a process per run, through the cluster's
+   endpoint, `--kubectl` runs after one that fills kubectl's discovery cache).
+5. On the full cluster: the same new pods and the same rolling update as in 1.
+6. The machines' memory per pod: each machine cgroup's memory.usage_in_bytes and its
+   dockerd + containerd + shims' RSS, full minus empty, over the pods.
+
+The host is shared: the benchmark reports the CPU other processes used while it measured.
+`--pods` and `--machines` set the scale (the whole run needs about 16 MB of host memory
+per pod; the benchmark refuses a scale that would leave less than `--keep-free-gb` GiB
+available). Everything it made is removed at the end, also on failure. Run as root:
+`.venv/bin/python bench/scale.py --pods 300` (replaces its section of bench/RESULTS.md
+unless `--no-write`). The exit code is 0 whatever the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+from common import REPO, git_commit, machine_facts, update_results
+from workloads import (
+    MB,
+    Cpu,
+    CpuMeter,
+    Env,
+    PodStart,
+    Rolling,
+    comm,
+    leftovers,
+    measure_rolling,
+    med,
+    ok,
+    pct,
+    pss_kb,
+    sleep_service,
+    start_one,
+    status_kb,
+    wait_task,
+)
+
+from openccs.cloud import naming
+from tests.conftest import Server
+from tests.workload_helpers import Svc, create, web
+
+TITLE = "## Scale: many pods on one cluster"
+TARGET_RUNNING_S = 60.0  # 1,000 pods all Running from the create calls
+TARGET_CPU = 0.1  # idle server, cores
+TARGET_RSS_MB = 300.0
+TARGET_API_P99_MS = 50.0
+TARGET_KUBECTL_S = 1.0
+TARGET_NEW_POD_S = 1.0
+HOST_MB_PER_POD = 16.0  # what a pod costs the host, measured (shims, dockerd, containers)
+
+
+@dataclass
+class MachinesMem:
+    cgroup_mb: float = 0.0  # sum of the machine cgroups' memory.usage_in_bytes
+    system_rss_mb: float = 0.0  # dockerd, containerd, shims of every machine
+    system_pss_mb: float = 0.0
+    shims: int = 0
+
+
+@dataclass
+class Phase:
+    """What was measured on the cluster, empty or full."""
+
+    new_pods: list[PodStart] = field(default_factory=list)
+    rolling: Rolling | None = None
+    mem: MachinesMem | None = None
+
+
+@dataclass
+class Full:
+    pods: int
+    running: int = 0
+    to_running: float = 0.0
+    note: str = ""
+    cpu: Cpu | None = None
+    rss_mb: float = 0.0
+    hwm_mb: float = 0.0
+    list_ms: list[float] = field(default_factory=list)  # DescribeClusterService
+    instances_ms: list[float] = field(default_factory=list)  # DescribeServiceInstance
+    instances_rows: int = 0
+    kubectl_s: list[float] = field(default_factory=list)
+    per_node: list[int] = field(default_factory=list)
+    poll_errors: list[str] = field(default_factory=list)  # DescribeServiceInstance failures
+
+
+def machines_mem(env: Env, cluster: str) -> MachinesMem:
+    from openccs.cloud import cgroups
+
+    site, out = env.site, MachinesMem()
+    for ins in env.nodes[cluster].values():
+        usage = cgroups.driver().path("memory", naming.cgroup(site, ins)) / "memory.usage_in_bytes"
+        with contextlib.suppress(OSError, ValueError):
+            out.cgroup_mb += int(usage.read_text()) / MB
+        for pid in cgroups.driver().pids_in(naming.cgroup_system(site, ins)):
+            with contextlib.suppress(OSError):
+                out.system_rss_mb += status_kb(pid, "VmRSS") / 1024
+                out.system_pss_mb += pss_kb(pid) / 1024
+                out.shims += comm(pid).startswith("containerd-shim")
+    return out
+
+
+def new_pods(env: Env, cluster: str, n: int, tag: str) -> list[PodStart]:
+    """`n` single-pod services, one at a time, each timed to Running, then deleted."""
+    out = []
+    for i in range(n):
+        env.quiet(tag, 3)
+        name = f"{tag}{i}"
+        out.append(start_one(env, cluster, name)[0])
+        ok(env.c.call("DeleteClusterService", {"clusterId": cluster, "serviceName": name}),
+           "DeleteClusterService")  # fmt: skip
+    return out
+
+
+def roll(env: Env, svc: Svc, replicas: int, text: str, tag: str) -> Rolling:
+    env.quiet(tag, 5)
+    r = measure_rolling(env, svc, replicas, text)
+    print(f"{tag}: rollout done {r.complete:.1f} s, old pods gone {r.duration:.1f} s",
+          file=sys.stderr)  # fmt: skip
+    return r
+
+
+def timed_ms(fn: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def kubeconfig(env: Env, cluster: str, base: Path) -> dict[str, str]:
+    """The environment for a kubectl reaching the cluster's endpoint."""
+    res = ok(env.c.call("OperateClusterVip", {"clusterId": cluster, "operation": "Create"}), "vip")
+    wait_task(env.c, res["requestId"])
+    info = ok(env.c.call("DescribeClusterSecurityInfo", {"clusterId": cluster}), "security")
+    ca = base64.b64encode(info["certificationAuthority"].encode()).decode()
+    path = base / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": info["clusterExternalEndpoint"],
+                                               "certificate-authority-data": ca}}],
+        "users": [{"name": "u", "user": {"token": info["password"]}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))  # fmt: skip
+    return {**os.environ, "HOME": str(base), "KUBECONFIG": str(path)}
+
+
+def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[Svc]]:
+    out = Full(args.pods)
+    namespaces = ["default"] + [f"team{i}" for i in range(1, args.namespaces)]
+    for ns in namespaces[1:]:
+        ok(env.c.call("CreateClusterNamespace", {"clusterId": cluster, "name": ns,
+                                                 "description": ""}), "namespace")  # fmt: skip
+    sizes = [args.pods // args.services + (i < args.pods % args.services)
+             for i in range(args.services)]  # fmt: skip
+    env.quiet("fill", 5)
+    t0 = time.perf_counter()
+    svcs = [create(env.c, cluster, sleep_service(f"fill{i}", k, 10**8),
+                   namespace=namespaces[i % len(namespaces)])
+            for i, k in enumerate(sizes)]  # fmt: skip
+    deadline, stalled_since, best, running = t0 + 1800, time.perf_counter(), -1, 0
+    while True:
+        try:
+            running = sum(len(s.running()) for s in svcs)
+        except AssertionError as exc:  # an API error: counted and reported, polled again
+            out.poll_errors.append(str(exc)[:200])
+            time.sleep(0.5)
+            continue
+        if running > best:
+            best, stalled_since = running, time.perf_counter()
+        if running == args.pods:
+            out.to_running = time.perf_counter() - t0
+            break
+        if time.perf_counter() > deadline or time.perf_counter() - stalled_since > 180:
+            out.to_running = time.perf_counter() - t0
+            reasons = {x["reason"] for s in svcs for x in s.pods() if x["status"] != "Running"}
+            out.note = f"only {running} of {args.pods} pods Running (others: {sorted(reasons)})"
+            break
+        time.sleep(0.5)
+    out.running = running
+    nodes: dict[str, int] = {}
+    for svc in svcs:
+        for pod in svc.pods():
+            nodes[pod["nodeIp"]] = nodes.get(pod["nodeIp"], 0) + 1
+    out.per_node = sorted(nodes.values(), reverse=True)
+    print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node})",
+          file=sys.stderr)  # fmt: skip
+    return out, svcs
+
+
+def idle(env: Env, full: Full, seconds: float, settle: float) -> None:
+    assert env.server.proc is not None
+    pid = env.server.proc.pid
+    time.sleep(settle)
+    for _ in range(3):  # a window disturbed by other processes is measured again
+        env.quiet("idle", 5)
+        before = env.meter.snap()
+        time.sleep(seconds)
+        cpu = env.meter.since(before)
+        if full.cpu is None or cpu.other < full.cpu.other:
+            full.cpu = cpu
+        print(f"idle window: {cpu.line()}", file=sys.stderr)
+        if cpu.other < 0.3:
+            break
+    full.rss_mb = status_kb(pid, "VmRSS") / 1024
+    full.hwm_mb = status_kb(pid, "VmHWM") / 1024
+
+
+def reads(env: Env, cluster: str, full: Full, svcs: list[Svc], args: argparse.Namespace,
+          base: Path) -> None:  # fmt: skip
+    env.quiet("reads", 3)
+    listed = {"clusterId": cluster, "allnamespace": 1}
+    full.list_ms = timed_ms(lambda: ok(env.c.call("DescribeClusterService", listed), "list"),
+                            args.samples)  # fmt: skip
+    svc = svcs[0]
+    full.instances_rows = len(svc.pods())
+    full.instances_ms = timed_ms(svc.pods, args.samples)
+    kenv = kubeconfig(env, cluster, base)
+    for i in range(args.kubectl + 1):
+        t0 = time.perf_counter()
+        r = subprocess.run(["kubectl", "get", "pods", "-A"], capture_output=True, text=True,
+                           env=kenv, timeout=120, check=False)  # fmt: skip
+        took = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"kubectl: {r.stderr[-500:]}")
+        if i:  # the first run fills kubectl's discovery cache
+            full.kubectl_s.append(took)
+
+
+def per_pod(
+    empty: MachinesMem | None, after: MachinesMem | None, pods: int
+) -> tuple[float, float, float]:
+    if empty is None or after is None or not pods:
+        return float("nan"), float("nan"), float("nan")
+    return ((after.cgroup_mb - empty.cgroup_mb) / pods,
+            (after.system_rss_mb - empty.system_rss_mb) / pods,
+            (after.system_pss_mb - empty.system_pss_mb) / pods)  # fmt: skip
+
+
+def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Phase,
+           cpu_other: list[float]) -> list[str]:  # fmt: skip
+    def starts(p: Phase) -> str:
+        run = [x.running for x in p.new_pods]
+        return f"{med(run):.2f} s, {max(run):.2f} s" if run else "-"
+
+    def rolled(p: Phase, attr: str) -> str:
+        return f"{getattr(p.rolling, attr):.1f} s" if p.rolling else "-"
+
+    lines = [
+        "| figure | empty cluster (baseline) | full cluster |",
+        "| --- | ---: | ---: |",
+        f"| a new single-pod service: create to Running (median, max of {args.new_pods}) |"
+        f" {starts(empty)} | {starts(loaded)} |",
+        f"| rolling update of {args.roll} replicas: rollout done (all new Running, Normal) |"
+        f" {rolled(empty, 'complete')} | {rolled(loaded, 'complete')} |",
+        f"| same, until the old pods are gone (their 5 s grace period: httpd under `sh`"
+        f" ignores SIGTERM) | {rolled(empty, 'duration')} | {rolled(loaded, 'duration')} |",
+        f"| same: between one new pod Running and the next (median) |"
+        f" {_gap(empty.rolling)} | {_gap(loaded.rolling)} |",
+        f"| same: fewest Running pods | {empty.rolling.min_running if empty.rolling else '-'} |"
+        f" {loaded.rolling.min_running if loaded.rolling else '-'} |",
+        "",
+    ]
+    if full is None:
+        return lines
+    cg, rss, pss = per_pod(empty.mem, loaded.mem, full.running)
+    cpu = full.cpu
+    lines += [
+        "| figure (full cluster) | value |",
+        "| --- | ---: |",
+        f"| {full.pods} pods ({args.services} services, {args.namespaces} namespaces):"
+        f" first CreateClusterService to all Running | {full.to_running:.1f} s"
+        + (f" ({full.note})" if full.note else "")
+        + " |",
+        f"| pods per machine | {', '.join(map(str, full.per_node))} |",
+        f"| DescribeServiceInstance calls that failed while the pods started |"
+        f" {len(full.poll_errors)}"
+        + (f" (`{full.poll_errors[0]}`)" if full.poll_errors else "")
+        + " |",
+    ]
+    if cpu is not None:
+        lines += [
+            f"| idle: openccs server CPU over {cpu.seconds:.0f} s | {cpu.server:.3f} cores"
+            f" (+ {cpu.server_children:.3f} in its helper processes) |",
+            f"| idle: the machines' CPU (dockerds, containerds, shims, containers) |"
+            f" {cpu.machines:.2f} cores |",
+            f"| idle: other processes on the host meanwhile | {cpu.other:.2f} cores |",
+        ]
+    lines += [
+        f"| idle: openccs server RSS | {full.rss_mb:.0f} MB (peak {full.hwm_mb:.0f} MB) |",
+        f"| DescribeClusterService, all namespaces (p50 / p99 of"
+        f" {len(full.list_ms)}) | {_ms(full.list_ms)} |",
+        f"| DescribeServiceInstance of a {full.instances_rows}-pod service (p50 / p99 of"
+        f" {len(full.instances_ms)}) | {_ms(full.instances_ms)} |",
+        f"| `kubectl get pods -A` ({full.running} rows; p50 / max of {len(full.kubectl_s)}) |"
+        f" {_s(full.kubectl_s)} |",
+        f"| machines' memory per pod: machine cgroups (containers, shims' page cache...) |"
+        f" {cg:.1f} MB |",
+        f"| machines' memory per pod: dockerd + containerd + shims, RSS (shared pages counted"
+        f" in each) / PSS | {rss:.1f} MB / {pss:.1f} MB |",
+    ]
+    if empty.mem and loaded.mem:
+        lines.append(
+            f"| containerd shims on the machines, empty / full | {empty.mem.shims} /"
+            f" {loaded.mem.shims} |"
+        )
+    lines.append("")
+    if cpu_other:
+        lines.append(
+            f"Other processes used {min(cpu_other):.2f} to {max(cpu_other):.2f} cores"
+            " (of 2) during the measured parts."
+        )
+        lines.append("")
+    return lines
+
+
+def _gap(r: Rolling | None) -> str:
+    if r is None or len(r.new_running) < 2:
+        return "-"
+    gaps = [b - a for a, b in zip(r.new_running, r.new_running[1:], strict=False)]
+    return f"{med(gaps):.2f} s"
+
+
+def _ms(values: Sequence[float]) -> str:
+    return f"{pct(values, 50):.0f} / {pct(values, 99):.0f} ms" if values else "-"
+
+
+def _s(values: Sequence[float]) -> str:
+    return f"{pct(values, 50):.2f} / {max(values):.2f} s" if values else "-"
+
+
+def targets(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Phase) -> list[str]:
+    def row(what: str, good: bool | None, figure: str) -> str:
+        verdict = "not measured" if good is None else "PASS" if good else "FAIL"
+        return f"| {what} | {verdict} | {figure} |"
+
+    rows = ["| target | result | figure |", "| --- | --- | --- |"]
+    if full is not None:
+        scaled = "" if full.pods >= 1000 else f" (at {full.pods} pods, not 1,000)"
+        rows.append(row(f"all Running <= {TARGET_RUNNING_S:g} s from the create calls{scaled}",
+                        full.running == full.pods and full.to_running <= TARGET_RUNNING_S,
+                        f"{full.to_running:.1f} s"))  # fmt: skip
+        if full.cpu is not None:
+            rows.append(row(f"idle server <= {TARGET_CPU:g} core", full.cpu.server <= TARGET_CPU,
+                            f"{full.cpu.server:.3f}"))  # fmt: skip
+        rows.append(row(f"idle server RSS <= {TARGET_RSS_MB:g} MB", full.rss_mb <= TARGET_RSS_MB,
+                        f"{full.rss_mb:.0f} MB"))  # fmt: skip
+        for what, vals in (("DescribeClusterService", full.list_ms),
+                           ("DescribeServiceInstance", full.instances_ms)):  # fmt: skip
+            if vals:
+                p99 = pct(vals, 99)
+                rows.append(row(f"{what} p99 <= {TARGET_API_P99_MS:g} ms",
+                                p99 <= TARGET_API_P99_MS, f"{p99:.0f} ms"))  # fmt: skip
+        if full.kubectl_s:
+            worst = max(full.kubectl_s)
+            rows.append(row(f"`kubectl get pods -A` <= {TARGET_KUBECTL_S:g} s",
+                            worst <= TARGET_KUBECTL_S, f"max {worst:.2f} s"))  # fmt: skip
+    if loaded.new_pods:
+        worst = max(p.running for p in loaded.new_pods)
+        rows.append(row(f"a new pod on the full cluster Running <= {TARGET_NEW_POD_S:g} s",
+                        worst <= TARGET_NEW_POD_S, f"max {worst:.2f} s"))  # fmt: skip
+    if empty.rolling and loaded.rolling:
+        a, b = empty.rolling.complete, loaded.rolling.complete
+        rows.append(row("rolling update on the full cluster as fast as on the empty one"
+                        " (within 20 %)", b <= a * 1.2, f"{b:.1f} s vs {a:.1f} s"))  # fmt: skip
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    doc = __doc__ or ""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--pods", type=int, default=1000)
+    p.add_argument("--machines", type=int, default=10)
+    p.add_argument("--services", type=int, default=10)
+    p.add_argument("--namespaces", type=int, default=3)
+    p.add_argument("--roll", type=int, default=10, help="replicas of the rolled service")
+    p.add_argument("--new-pods", type=int, default=3)
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--kubectl", type=int, default=5)
+    p.add_argument("--idle-seconds", type=float, default=30.0)
+    p.add_argument("--settle", type=float, default=15.0)
+    p.add_argument("--keep-free-gb", type=float, default=6.0)
+    p.add_argument("--wait-idle", type=float, default=300.0,
+                   help="seconds each part may wait in all for other processes to leave the"
+                   " host idle")  # fmt: skip
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    available_gb = int(
+        next(x for x in Path("/proc/meminfo").read_text().splitlines()
+             if x.startswith("MemAvailable:")).split()[1]
+    ) / 1024 / 1024  # fmt: skip
+    need_gb = (args.pods + args.roll) * HOST_MB_PER_POD / 1024
+    if available_gb - need_gb < args.keep_free_gb:
+        print(f"{args.pods} pods need about {need_gb:.1f} GiB; {available_gb:.1f} GiB available"
+              f" would leave less than {args.keep_free_gb:g} GiB: choose fewer --pods",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    started = datetime.datetime.now(datetime.UTC)
+    commit = git_commit()
+    tmp = Path(tempfile.mkdtemp(prefix="openccs-bench-scale-"))
+    server = Server(data_dir=tmp / "data", db_url=None)
+    empty, loaded, full = Phase(), Phase(), None
+    errors: list[str] = []
+    cpu_other: list[float] = []
+    site, left = "", []
+    env: Env | None = None
+    try:
+        server.start(timeout=180)  # a loaded host imports slowly
+        assert server.proc is not None
+        site = (server.data_dir / "site-id").read_text().strip()
+        env = Env(server, server.client(), CpuMeter(server.proc.pid, site), budget=args.wait_idle)
+        t0 = time.perf_counter()
+        cluster = env.new_cluster(args.machines)
+        print(f"cluster of {args.machines} machines in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)  # fmt: skip
+        web_svc = create(env.c, cluster, web("roll", replicas=args.roll, text="v1"))
+        web_svc.wait_normal(args.roll, timeout=300)
+        empty.mem = machines_mem(env, cluster)
+        empty.new_pods = new_pods(env, cluster, args.new_pods, "empty")
+        empty.rolling = roll(env, web_svc, args.roll, "v2", "empty")
+        cpu_other += [x.other for x in empty.new_pods]
+        full, svcs = fill(env, cluster, args)
+        idle(env, full, args.idle_seconds, args.settle)
+        if full.cpu is not None:
+            cpu_other.append(full.cpu.other)
+        loaded.mem = machines_mem(env, cluster)
+        reads(env, cluster, full, svcs, args, tmp)
+        loaded.new_pods = new_pods(env, cluster, args.new_pods, "full")
+        cpu_other += [x.other for x in loaded.new_pods]
+        loaded.rolling = roll(env, web_svc, args.roll, "v3", "full")
+        for r in (empty.rolling, loaded.rolling):
+            if r.cpu is not None:
+                cpu_other.append(r.cpu.other)
+    except Exception as exc:
+        traceback.print_exc()
+        errors.append(f"{exc}"[:500])
+    finally:
+        if env is not None and server.proc is not None and server.proc.poll() is None:
+            for cluster_id in list(env.clusters):
+                try:
+                    env.delete_cluster(cluster_id)
+                except Exception as exc:
+                    errors.append(f"cleanup of {cluster_id}: {exc}"[:300])
+        if server.proc is not None:
+            try:
+                server.stop(timeout=60)
+            except Exception as exc:
+                errors.append(f"stopping the server: {exc}"[:300])
+        subprocess.run([sys.executable, "-m", "openccs.cli.main", "--data-dir",
+                        str(server.data_dir), "sweep"], capture_output=True, check=False,
+                       cwd=REPO)  # fmt: skip
+        if site:
+            left = leftovers(site)
+        if errors or left:
+            log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
+            print(log[-4000:], file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    facts = machine_facts()
+    command = f".venv/bin/python bench/scale.py {' '.join(argv or sys.argv[1:])}".rstrip()
+    lines = [
+        TITLE,
+        "",
+        "Written by `bench/scale.py`, which replaces this section on every run.",
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- openccs commit: {commit}",
+        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
+        f" {facts['kernel']}, cgroup {facts['cgroup']}, Python {facts['python']},"
+        f" {facts['dockerd']}; memory available before the run: {available_gb:.1f} GiB",
+        f"- command: `{command}`",
+        f"- one cluster of {args.machines} machines (2 CPUs, 2 GiB each); the baseline is the"
+        " same cluster before it was filled, measured in the same run",
+        "- afterwards: "
+        + (
+            f"LEFT BEHIND: {left}"
+            if left
+            else "nothing of the run left in `ip netns list` or `pgrep -a dockerd`"
+            if site
+            else "not checked (the server did not start)"
+        ),
+        "",
+    ]
+    if errors:
+        lines += ["Errors (what follows them was not measured):", ""]
+        lines += [*(f"- `{err}`" for err in errors), ""]
+    lines += render(args, empty, full, loaded, cpu_other)
+    lines += targets(args, empty, full, loaded)
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_write:
+        update_results(TITLE, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
