@@ -8,10 +8,10 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy import select
 
-from openccs.actions.inputs import ClusterId, NamespaceName, PodName
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
+from openccs.backends.inputs import ClusterId, NamespaceName, PodName
 from openccs.domain.accounts import Caller
 from openccs.domain.cloud import get_cluster
 from openccs.domain.clusters import cluster_nodes
