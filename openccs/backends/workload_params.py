@@ -47,14 +47,19 @@ class VolumeMount(Params):
     mode: Literal["rw", "ro"] = "rw"
 
 
-class HealthCheck(Params):
-    type: Literal["liveCheck", "readyCheck"]
+class ProbeTiming(Params):
+    """What both shapes of a probe say alike: the method and the timing."""
+
     checkMethod: Literal["methodTcp", "methodHttp", "methodCmd"]
     healthNum: int = Field(default=1, ge=1, le=10)
     unhealthNum: int = Field(default=3, ge=1, le=10)
     intervalTime: int = Field(default=10, ge=2, le=300)
     timeOut: int = Field(default=2, ge=2, le=60)
     delayTime: int = Field(default=0, ge=0, le=60)
+
+
+class HealthCheck(ProbeTiming):
+    type: Literal["liveCheck", "readyCheck"]
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Literal["HTTP", "HTTPS"] = "HTTP"
     path: str = "/"
@@ -75,15 +80,9 @@ class CmdCheck(Params):
     cmd: str = Field(min_length=1)
 
 
-class Probe(Params):
+class Probe(ProbeTiming):
     """A probe in DescribeClusterServiceInfo's shape (liveProbe / readyProbe)."""
 
-    checkMethod: Literal["methodTcp", "methodHttp", "methodCmd"]
-    healthNum: int = Field(default=1, ge=1, le=10)
-    unhealthNum: int = Field(default=3, ge=1, le=10)
-    intervalTime: int = Field(default=10, ge=2, le=300)
-    timeOut: int = Field(default=2, ge=2, le=60)
-    delayTime: int = Field(default=0, ge=0, le=60)
     methodTcp: TcpCheck | None = None
     methodHttp: HttpCheck | None = None
     methodCmd: CmdCheck | None = None
@@ -203,16 +202,21 @@ def check_service(p: ServiceParams) -> None:
         seen_ports.add(key)
 
 
+def _timing(p: ProbeTiming) -> sp.Probe:
+    """A probe's method and timing, from either shape (they share these fields)."""
+    return sp.Probe(
+        p.checkMethod,
+        health_num=p.healthNum,
+        unhealth_num=p.unhealthNum,
+        interval=p.intervalTime,
+        timeout=p.timeOut,
+        delay=p.delayTime,
+    )
+
+
 def _probe_from_check(h: HealthCheck, where: str) -> sp.Probe:
     """The create shape (healthCheck.n) as a probe."""
-    base = sp.Probe(
-        h.checkMethod,
-        health_num=h.healthNum,
-        unhealth_num=h.unhealthNum,
-        interval=h.intervalTime,
-        timeout=h.timeOut,
-        delay=h.delayTime,
-    )
+    base = _timing(h)
     if h.checkMethod == "methodCmd":
         if not h.cmd:
             raise invalid_parameter(f"{where}.cmd", "required for methodCmd")
@@ -230,14 +234,7 @@ def _probe_from_spec(pr: Probe, where: str) -> sp.Probe:
     how = method[pr.checkMethod]
     if how is None:
         raise invalid_parameter(f"{where}.{pr.checkMethod}", f"required for {pr.checkMethod}")
-    out = sp.Probe(
-        pr.checkMethod,
-        health_num=pr.healthNum,
-        unhealth_num=pr.unhealthNum,
-        interval=pr.intervalTime,
-        timeout=pr.timeOut,
-        delay=pr.delayTime,
-    )
+    out = _timing(pr)
     if isinstance(how, CmdCheck):
         return replace(out, cmd=how.cmd)
     if isinstance(how, HttpCheck):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Probe:
     """A liveness or readiness check (the document's liveProbe / readyProbe)."""
 
@@ -84,20 +84,20 @@ class Probe:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EnvVar:
     name: str
     value: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Mount:
     volume: str
     path: str
     mode: str = "rw"  # rw or ro
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -208,7 +208,7 @@ def _quantities(millicores: int, mib: int) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class VolumeSpec:
     name: str
     type: str = "hostPath"
@@ -227,7 +227,7 @@ class VolumeSpec:
         return {"name": self.name, "emptyDir": {}}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PortSpec:
     lb_port: int
     container_port: int
@@ -249,7 +249,7 @@ class PortSpec:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AffinityTerm:
     key: str
     operator: str
@@ -269,7 +269,7 @@ class AffinityTerm:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServiceSpec:
     """What a service runs and how it is reached: the stored `Service.spec`, typed."""
 

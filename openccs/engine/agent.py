@@ -450,12 +450,13 @@ class NodeAgent:
             ),
             "HostConfig": host,
         }
-        if c.command:
-            config["Entrypoint"] = c.entrypoint
-        if c.args:
-            config["Cmd"] = list(c.args)
-        if c.working_dir:
-            config["WorkingDir"] = c.working_dir
+        for key, value, given in (
+            ("Entrypoint", c.entrypoint, c.command),  # a blank command: no entrypoint at all
+            ("Cmd", list(c.args), c.args),
+            ("WorkingDir", c.working_dir, c.working_dir),
+        ):
+            if given:
+                config[key] = value
         return config
 
     def _binds(self, pod: Pod, spec: dict[str, Any]) -> list[str]:
