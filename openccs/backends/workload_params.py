@@ -174,18 +174,15 @@ def check_service(p: ServiceParams) -> None:
         if c.containerName in names:
             raise invalid_parameter(f"{where}.containerName", "two containers have this name")
         names.add(c.containerName)
-        if c.cpu and c.cpu < 100:
-            raise invalid_parameter(f"{where}.cpu", "at least 100 (0.1 core), or 0 for none")
-        if c.cpuLimits and c.cpuLimits < 100:
-            raise invalid_parameter(f"{where}.cpuLimits", "at least 100 (0.1 core), or 0")
-        if c.cpuLimits and c.cpu and c.cpuLimits < c.cpu:
-            raise invalid_parameter(f"{where}.cpuLimits", "must not be below cpu")
-        if c.memory and c.memory < 4:
-            raise invalid_parameter(f"{where}.memory", "at least 4 MiB, or 0 for none")
-        if c.memoryLimits and c.memoryLimits < 4:
-            raise invalid_parameter(f"{where}.memoryLimits", "at least 4 MiB, or 0")
-        if c.memoryLimits and c.memory and c.memoryLimits < c.memory:
-            raise invalid_parameter(f"{where}.memoryLimits", "must not be below memory")
+        for request, limit, floor, least in (("cpu", "cpuLimits", 100, "100 (0.1 core)"),
+                                             ("memory", "memoryLimits", 4, "4 MiB")):  # fmt: skip
+            given, most = getattr(c, request), getattr(c, limit)
+            if given and given < floor:
+                raise invalid_parameter(f"{where}.{request}", f"at least {least}, or 0 for none")
+            if most and most < floor:
+                raise invalid_parameter(f"{where}.{limit}", f"at least {least}, or 0")
+            if most and given and most < given:
+                raise invalid_parameter(f"{where}.{limit}", f"must not be below {request}")
         check_mounts(c.volumeMounts or [], volumes, where)
         probes(c, where)
     if p.accessType != "None" and not p.portMappings:
