@@ -78,7 +78,7 @@ STORED: dict[str, Any] = {
                 "delayTime": 0,
                 "methodTcp": None,
                 "methodHttp": None,
-                "methodCmd": {"cmd": "test -f /tmp/ok"},
+                "methodCmd": {"cmd": "test -f /srv/ok"},
             },
         },
     ],
@@ -110,7 +110,7 @@ def test_the_stored_shape_round_trips_key_for_key() -> None:
     assert spec.containers[0].live_probe is not None
     assert spec.containers[0].live_probe.port == 80
     assert spec.containers[1].ready_probe is not None
-    assert spec.containers[1].ready_probe.cmd == "test -f /tmp/ok"
+    assert spec.containers[1].ready_probe.cmd == "test -f /srv/ok"
 
 
 def test_keys_a_later_version_adds_are_kept() -> None:
@@ -146,7 +146,7 @@ SHAPES: list[dict[str, Any]] = [
                 "volumeMounts": [{"volumeName": "v", "mountPath": "/v"}],
             }
         ],
-        "volumes": [{"name": "v", "volumeType": "hostPath", "hostPath": "/tmp/v"}],
+        "volumes": [{"name": "v", "volumeType": "hostPath", "hostPath": "/data/v"}],
         "portMappings": [{"lbPort": 80, "containerPort": 80, "protocol": "TCP"}],
     },
     {
@@ -214,7 +214,7 @@ def test_one_container_has_one_kubernetes_form() -> None:
             "periodSeconds": 10,
             "successThreshold": 1,
             "failureThreshold": 3,
-            "exec": {"command": ["sh", "-c", "test -f /tmp/ok"]},
+            "exec": {"command": ["sh", "-c", "test -f /srv/ok"]},
         },
     }
 
