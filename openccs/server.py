@@ -12,7 +12,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -25,6 +24,7 @@ from openccs.api.replay import ReplayGuard
 from openccs.components import Component, load_components
 from openccs.config import Settings, parse_hostport
 from openccs.crypto import SecretBox
+from openccs.datadir import open_store, write_endpoints
 from openccs.domain import accounts
 from openccs.httpguard import listener_config
 from openccs.log import get_logger, log_event, log_failure
@@ -47,15 +47,6 @@ class Services:
     tasks: TaskRunner
     subsystems: Subsystems = field(default_factory=Subsystems)
     components: list[Component] = field(default_factory=list)
-
-
-def open_store(settings: Settings) -> tuple[Store, SecretBox]:
-    """The database (migrated) and the secret box of a data directory."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
-    store = Store(settings.db_url, settings.auth_epoch)
-    store.migrate()
-    return store, SecretBox.from_data_dir(settings.data_dir)
 
 
 def ensure_default_account(settings: Settings, store: Store, box: SecretBox) -> dict[str, Any]:
@@ -183,7 +174,7 @@ async def _serve(settings: Settings) -> None:
             started.append(comp)
             log_event(log, "component started", component=comp.name)
         services.tasks.resume()
-        (settings.data_dir / "server.json").write_text(json.dumps(endpoints))
+        write_endpoints(settings.data_dir, endpoints)
         log_event(log, "serving", data_dir=str(settings.data_dir), **endpoints)
         await asyncio.gather(*(srv.serve() for srv in servers))
     finally:
@@ -232,8 +223,3 @@ def serve(settings: Settings) -> None:
         uvloop.run(_serve(settings))
     except ImportError:
         asyncio.run(_serve(settings))
-
-
-def read_endpoints(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "server.json"
-    return json.loads(path.read_text()) if path.exists() else {}

@@ -143,7 +143,7 @@ class Server:
             args += ["--database-url", self.db_url]
         return args
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 90) -> None:
         # Ports come from free_port(), which another process of a parallel run may take
         # before the server binds them: then the server exits, and starts again on others.
         for _ in range(3):

@@ -270,3 +270,201 @@ def test_a_list_of_more_than_500_pages(server: Server, owner: Account) -> None:
         page += 1
     assert len(api) > 520 and page == -(-len(api) // 100) and f"{len(api)} items" in html
     assert seen == [n["name"] for n in api]
+
+
+def test_failed_tasks_on_the_overview_and_who_sees_them(server: Server, owner: Account) -> None:
+    mine, other = empty_cluster(server, owner), empty_cluster(server, owner)
+    c = server.client(owner)
+    ids = {}
+    for cluster in (mine, other):
+        res = c.call("OpenccsRunTestTask", {"failAt": 1, "stepSeconds": 0, "clusterId": cluster})
+        assert res["code"] == 0, res
+        ids[cluster] = res["data"]["requestId"]
+        assert server.wait_task(ids[cluster], owner)["status"] == "fail"
+    listed = c.call("OpenccsDescribeTasks", {"status": "fail", "limit": 100})["data"]
+    assert {ids[mine], ids[other]} <= {t["requestId"] for t in listed["tasks"]}
+    row = next(t for t in listed["tasks"] if t["requestId"] == ids[mine])
+    assert row["resourceId"] == mine and "step 1 failed" in row["reason"]
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    html = b.get("/console/").text
+    shown = re.findall(r'<tr data-task="(\d+)"', html)
+    assert str(ids[mine]) in shown and str(ids[other]) in shown
+    assert "step 1 failed as the test asked" in html
+    # Another account sees none of them; a sub-account those of its clusters only.
+    assert server.client().call("OpenccsDescribeTasks", {"limit": 100})["code"] == 0
+    theirs = server.client().call("OpenccsDescribeTasks", {"limit": 100})["data"]["tasks"]
+    assert not {ids[mine], ids[other]} & {t["requestId"] for t in theirs}
+    out = server.cli("subuser", "create", owner.uin, "--action", "*", "--resource", mine,
+                     "--no-key")  # fmt: skip
+    sub = json.loads(out.stdout)["uin"]
+    set_password(server, sub, subuser=True)
+    bs = Browser(server)
+    bs.sign_in_ok(sub)
+    shown = re.findall(r'<tr data-task="(\d+)"', bs.get("/console/").text)
+    assert str(ids[mine]) in shown and str(ids[other]) not in shown
+
+
+def test_log_collection_rules_from_the_form(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    more = f"/console/clusters/{cluster}/more"
+    form = {"name": "app-logs", "description": "<b>all</b>", "inputType": "container-log",
+            "namespaces": "default", "outputType": "kafka", "host": "kafka.example",
+            "port": "9092", "topic": "app"}  # fmt: skip
+    r = b.post(f"{more}/log", form, page=more)
+    assert r.status_code == 303, error_in(r.text)
+    api = server.client(owner).call("ListLogCollector", {"clusterId": cluster})["data"]
+    (rule,) = api["logCollectorList"]
+    assert rule["name"] == "app-logs" and rule["outputOption"]["topic"] == "app"
+    assert rule["inputOption"]["namespaces"][0]["namespace"] == "default"
+    html = b.get(more).text
+    assert 'data-rule="app-logs"' in html and "&lt;b&gt;all&lt;/b&gt;" in html
+    # The API's refusal, with its message, and the form kept as typed.
+    r = b.post(f"{more}/log", {**form, "port": "99999"}, page=more)
+    assert r.status_code == 400 and "outputOption.port" in error_in(r.text)
+    assert 'value="kafka.example"' in r.text
+    r = b.post(f"{more}/log", form, page=more)
+    assert r.status_code == 400 and "already exists" in error_in(r.text)
+    # A sub-account allowed every action on another cluster only: refused, nothing changed.
+    elsewhere = empty_cluster(server, owner)
+    out = server.cli("subuser", "create", owner.uin, "--action", "*", "--resource", elsewhere,
+                     "--no-key")  # fmt: skip
+    sub = json.loads(out.stdout)["uin"]
+    set_password(server, sub, subuser=True)
+    bs = Browser(server)
+    bs.sign_in_ok(sub)
+    r = bs.post(f"{more}/log-delete", {"name": "app-logs"})
+    assert r.status_code == 403 and cluster in error_in(r.text)
+    r = bs.post(f"{more}/log", {**form, "name": "sneaky"})
+    assert r.status_code == 403
+    r = b.post(f"{more}/log-delete", {"name": "app-logs"}, page=more)
+    assert r.status_code == 303, error_in(r.text)
+    api = server.client(owner).call("ListLogCollector", {"clusterId": cluster})["data"]
+    assert api["logCollectorList"] == []
+
+
+def test_ingress_with_its_rules_from_the_form(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    c = server.client(owner)
+    for name in ("web", "api"):
+        res = c.call("CreateClusterService", {
+            "clusterId": cluster, "serviceName": name, "replicas": 0,
+            "portMappings": [{"lbPort": 80, "containerPort": 80, "protocol": "TCP"}],
+            "containers": [{"containerName": "main", "image": "openccs/busybox:latest"}],
+        })  # fmt: skip
+        assert res["code"] == 0, res
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    more = f"/console/clusters/{cluster}/more"
+    r = b.post(f"{more}/ingress", {"ingressName": "front", "namespace": "default",
+                                   "rules": "http shop.example / web:80\n"
+                                            "http shop.example /api api:80 80"},
+               page=more)  # fmt: skip
+    assert r.status_code == 303, error_in(r.text)
+
+    def rules() -> list[tuple[str, str, str, int]]:
+        found = c.call("DescribeIngress", {"clusterId": cluster})["data"]["ingressList"]
+        return [(x["domain"], x["url"], x["serviceName"], int(x["servicePort"]))
+                for x in found[0]["rules"]]  # fmt: skip
+
+    assert rules() == [("shop.example", "/", "web", 80), ("shop.example", "/api", "api", 80)]
+    html = b.get(more).text
+    assert 'data-ingress="default/front"' in html and "http://shop.example/api" in html
+    # The service's page links the routes that lead to it.
+    routes = b.get(f"/console/clusters/{cluster}/services/default/api").text
+    assert 'href="http://shop.example/api"' in routes and "ingress front" in routes
+    assert 'href="http://shop.example/"' not in routes
+    # A rule to a service that is not there: the API's message.
+    r = b.post(f"{more}/ingress-rules", {"ingressName": "front", "namespace": "default",
+                                         "rules": "http shop.example / nothing:80"},
+               page=more)  # fmt: skip
+    assert r.status_code == 400 and "no service nothing" in error_in(r.text)
+    r = b.post(f"{more}/ingress-rules", {"ingressName": "front", "rules": "http a.example"},
+               page=more)  # fmt: skip
+    assert r.status_code == 400 and "PROTOCOL DOMAIN PATH" in error_in(r.text)
+    r = b.post(f"{more}/ingress-rules", {"ingressName": "front", "namespace": "default",
+                                         "rules": "http other.example /v2 api:80"},
+               page=more)  # fmt: skip
+    assert r.status_code == 303, error_in(r.text)
+    assert rules() == [("other.example", "/v2", "api", 80)]
+    r = b.post(f"{more}/ingress-delete", {"ingressName": "front", "namespace": "default"},
+               page=more)  # fmt: skip
+    assert r.status_code == 303, error_in(r.text)
+    assert c.call("DescribeIngress", {"clusterId": cluster})["data"]["ingressList"] == []
+
+
+def test_registry_tags_retention_and_triggers(
+    server: Server, owner: Account, tmp_path: Path
+) -> None:
+    from .test_registry_lib import call_ok, login, push_ok, registry_of, tagged_image
+
+    cluster = empty_cluster(server, owner)
+    creds = login(server, owner)
+    ns = f"web{owner.uin[-6:]}"
+    call_ok(server, owner, "CreateCCRNamespace", namespace=ns)
+    reg = registry_of(server)
+    for tag in ("v1", "v2", "v3"):
+        push_ok(reg, tagged_image(tmp_path, tag), f"{ns}/site:{tag}", creds, owner)
+    repo = f"{ns}/site"
+    page = f"/console/registry/repository?name={repo}"
+    b = Browser(server)
+    b.sign_in_ok(owner.uin)
+    html = b.get(page).text
+    assert set(re.findall(r'data-tag="([^"]+)"', html)) == {"v1", "v2", "v3"}
+    # Tick two tags and delete them.
+    form = {"csrf": token_in(html), "reponame": repo, "tags": ["v1", "v2"]}
+    r = b.http.post("/console/registry/tags-delete", data=form)
+    assert r.status_code == 303, error_in(r.text)
+    tags = call_ok(server, owner, "GetTagList", reponame=repo)["tagInfo"]
+    assert [t["tagName"] for t in tags] == ["v3"]
+    # Retention: set, shown, closed.
+    r = b.post("/console/registry/retention", {"reponame": repo, "type": "keep_last_nums",
+                                               "val": "5"}, page=page)  # fmt: skip
+    assert r.status_code == 303, error_in(r.text)
+    got = call_ok(server, owner, "GetAutoDelStrategy", reponame=repo)["strategyInfo"]
+    assert [(s["type"], s["value"]) for s in got] == [("keep_last_nums", 5)]
+    assert "Keep the last 5 tags" in b.get(page).text
+    r = b.post("/console/registry/retention", {"reponame": repo, "type": "keep_last_nums",
+                                               "val": "0"}, page=page)  # fmt: skip
+    assert r.status_code == 400 and "val" in error_in(r.text)
+    r = b.post("/console/registry/retention-close", {"reponame": repo}, page=page)
+    assert r.status_code == 303, error_in(r.text)
+    assert call_ok(server, owner, "GetAutoDelStrategy", reponame=repo)["strategyInfo"] == []
+    # A trigger on the repository, to a service of the account's cluster.
+    trigger = {"reponame": repo, "triggerName": "deploy-site", "invokeMethod": "taglist",
+               "invokeExpr": "v4;v5", "clusterId": cluster, "namespace": "default",
+               "serviceName": "site", "containerName": "main", "clusterRegion": "1"}  # fmt: skip
+    r = b.post("/console/registry/trigger", trigger, page=page)
+    assert r.status_code == 303, error_in(r.text)
+    listed = call_ok(server, owner, "ListTrigger", reponame=repo)["triggerInfo"]
+    assert [t["triggerName"] for t in listed] == ["deploy-site"]
+    assert listed[0]["invokePara"]["clusterId"] == cluster
+    html = b.get(page).text
+    assert 'data-trigger="deploy-site"' in html and "v4;v5" in html
+    r = b.post("/console/registry/trigger", {**trigger, "invokeMethod": "sometimes"}, page=page)
+    assert r.status_code == 400 and "invokeMethod" in error_in(r.text)
+    gone = {"reponame": repo, "triggerName": "deploy-site"}
+    r = b.post("/console/registry/trigger-delete", gone, page=page)
+    assert r.status_code == 303, error_in(r.text)
+    assert call_ok(server, owner, "ListTrigger", reponame=repo)["triggerInfo"] == []
+
+
+def test_previous_log_action_refuses_what_is_not_there(server: Server, owner: Account) -> None:
+    cluster = empty_cluster(server, owner)
+    c = server.client(owner)
+    res = c.call("CreateClusterService", {
+        "clusterId": cluster, "serviceName": "quiet", "replicas": 0, "accessType": "None",
+        "containers": [{"containerName": "main", "image": "openccs/busybox:latest"}],
+    })  # fmt: skip
+    assert res["code"] == 0, res
+    ref = {"clusterId": cluster, "serviceName": "quiet", "namespace": "default"}
+    res = c.call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "quiet-nothere"})
+    assert res["codeDesc"] == "ResourceNotFound" and "quiet-nothere" in res["message"], res
+    res = c.call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "x",
+                                                        "containerName": "other"})  # fmt: skip
+    assert res["codeDesc"] == "ResourceNotFound" and "other" in res["message"], res
+    # Another account's cluster is not found either.
+    res = server.client().call("OpenccsDescribeInstancePreviousLog", {**ref, "podName": "x"})
+    assert res["code"] != 0 and cluster in res["message"], res

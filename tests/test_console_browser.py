@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ pytestmark = [
 # OPENCCS_UPDATE_DOCS=1 (a normal run leaves the work tree as it was).
 DOCS = ROOT / "docs" / "console"
 UPDATE_DOCS = os.environ.get("OPENCCS_UPDATE_DOCS") == "1"
-FOR_README = ("overview", "service", "monitoring")
+FOR_README = ("overview", "service", "monitoring", "pod-restarted", "cluster-more")
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +175,34 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         browser.click_through(d, By.ID, "create-service-submit")
         assert d.current_url.endswith(f"/clusters/{cluster}/services/default/site"), d.current_url
         ref = {"clusterId": cluster, "serviceName": "site", "namespace": "default"}
+        # A service whose first run crashes (the next one stays up): its pod page shows the
+        # crashed run's logs beside the current one's.
+        crash = (
+            "echo run-$(cat /proc/sys/kernel/random/uuid); "
+            "if [ -e /d/ran ]; then sleep 600; else touch /d/ran; exit 1; fi"
+        )
+        marker = f"/crasher-{uuid.uuid4().hex[:8]}"
+        ok(c, "CreateClusterService", clusterId=cluster, serviceName="crasher", replicas=1,
+           accessType="None",
+           volumes=[{"name": "d", "volumeType": "hostPath", "hostPath": marker}],
+           containers=[{"containerName": "c", "image": v1, "command": "sh",
+                        "arguments": ["-c", crash],
+                        "volumeMounts": [{"volumeName": "d", "mountPath": "/d"}]}])  # fmt: skip
+        crash_ref = {**ref, "serviceName": "crasher"}
 
         def running(n: int, image: str) -> bool:
             rows = pod_rows(d)
             return len(rows) == n and all(s == "Running" and image in i for _, s, i in rows)
 
-        wait_page(d, "2 pods Running", lambda: running(2, v1), timeout=180)
+        def wait_running(what: str, n: int, image: str, timeout: float) -> None:
+            try:
+                wait_page(d, what, lambda: running(n, image), timeout=timeout)
+            except AssertionError as exc:  # say what the page and the API showed
+                api = [(p["name"], p["status"], p.get("reason"))
+                       for p in ok(c, "DescribeServiceInstance", **ref)["instances"]]  # fmt: skip
+                raise AssertionError(f"{exc}; page: {pod_rows(d)}; API: {api}") from None
+
+        wait_running("2 pods Running", 2, v1, timeout=180)
         api_pods = ok(c, "DescribeServiceInstance", **ref)["instances"]
         assert {p["name"] for p in api_pods} == wait_page(
             d, "pod names", lambda: {n for n, _, _ in pod_rows(d)}
@@ -196,12 +219,40 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         assert f"started {pod}" in api_log["log"]
         shot(d, "pod")
 
+        # The crashed run's logs, after the restart, as the API's previous-run view has them.
+        def restarted() -> str | None:
+            pods = ok(c, "DescribeServiceInstance", **crash_ref)["instances"]
+            if pods and pods[0]["restartCount"] >= 1 and pods[0]["status"] == "Running":
+                return str(pods[0]["name"])
+            return None
+
+        crash_pod = until("the crasher restarted", restarted, timeout=180)
+        d.get(f"{base}/clusters/{cluster}/services/default/crasher/pods/{crash_pod}")
+        prev = lambda: d.find_element(By.CSS_SELECTOR, "pre.log.previous").text.strip()  # noqa: E731
+        shown_prev = wait_page(
+            d, "the previous run's log", lambda: prev().startswith("run-") and prev()
+        )
+        api_prev = ok(c, "OpenccsDescribeInstancePreviousLog", podName=crash_pod, **crash_ref)
+        assert api_prev["podLog"][0]["containerLog"][0]["log"].strip() == shown_prev
+        current = wait_page(
+            d, "the current run's log", lambda: log().strip().startswith("run-") and log().strip()
+        )
+        assert current != shown_prev
+        shot(d, "pod-restarted")
+        ok(c, "DeleteClusterService", **crash_ref)
+
+        def crasher_gone() -> bool:
+            found = ok(c, "DescribeClusterService", clusterId=cluster)["services"]
+            return "crasher" not in {x["serviceName"] for x in found}
+
+        until("the crasher gone", crasher_gone, timeout=120)
+
         # Scale to 3.
         d.get(f"{base}/clusters/{cluster}/services/default/site")
         d.find_element(By.ID, "scale-replicas").clear()
         d.find_element(By.ID, "scale-replicas").send_keys("3")
         browser.click_through(d, By.ID, "scale-submit")
-        wait_page(d, "3 pods Running", lambda: running(3, v1), timeout=180)
+        wait_running("3 pods Running", 3, v1, timeout=180)
         info = ok(c, "DescribeClusterServiceInfo", **ref)["service"]
         assert info["desiredReplicas"] == 3
 
@@ -209,7 +260,7 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         d.find_element(By.ID, "new-image").clear()
         d.find_element(By.ID, "new-image").send_keys(v2)
         browser.click_through(d, By.ID, "image-submit")
-        wait_page(d, "rollout to v2", lambda: running(3, v2), timeout=240)
+        wait_running("rollout to v2", 3, v2, timeout=240)
         status = lambda: d.find_element(By.ID, "service-status").text  # noqa: E731
         wait_page(d, "service Normal", lambda: status() == "Normal")
         info = ok(c, "DescribeClusterServiceInfo", **ref)["service"]
@@ -252,6 +303,46 @@ def test_the_whole_lifecycle_in_the_console(srv: Server, tmp_path: Path) -> None
         wait_page(d, "two minutes of CPU data", lambda: cpu_points() >= 2, timeout=240)
         assert d.find_elements(By.CSS_SELECTOR, "svg[data-metric=dc_cpu_usage] path.series")
         shot(d, "monitoring")
+        # And the node's own, from its row on the cluster page.
+        d.get(f"{base}/clusters/{cluster}")
+        browser.click_through(d, By.LINK_TEXT, node)
+        assert f"node={node}" in d.current_url
+
+        def node_points() -> int:
+            d.refresh()
+            svg = d.find_element(By.CSS_SELECTOR, "svg[data-metric=node_cpu_usage]")
+            return int(svg.get_attribute("data-points") or 0)
+
+        wait_page(d, "the node's CPU data", lambda: node_points() >= 2, timeout=240)
+        dims = [{"name": "docker_clusterid", "value": cluster},
+                {"name": "unInstanceId", "value": node}]  # fmt: skip
+        api_node = c.call("GetMonitorData", {"namespace": "qce/cvm", "metricName": "node_mem_usage",
+                                             "dimensions": dims, "period": 60})  # fmt: skip
+        assert api_node["code"] == 0 and any(v is not None for v in api_node["dataPoints"])
+
+        # An autoscaling group from the node's launch settings: created, its range set,
+        # disabled, deleted; each seen by the API.
+        d.get(f"{base}/clusters/{cluster}/more")
+        d.find_element(By.ID, "asg-form-toggle").click()
+        form = d.find_element(By.ID, "create-asg")
+        form.find_element(By.NAME, "autoScalingGroupName").send_keys("burst")
+        browser.click_through(d, By.ID, "create-asg-submit")
+        groups = ok(c, "DescribeClusterAsg", clusterId=cluster)["asgInfo"]
+        assert [(g["autoScalingGroupName"], g["minSize"], g["maxSize"]) for g in groups] == [
+            ("burst", 0, 2)
+        ]
+        gid = groups[0]["autoScalingGroupId"]
+        row = f"tr[data-asg='{gid}']"
+        d.find_element(By.CSS_SELECTOR, f"{row} input[name=maxSize]").clear()
+        d.find_element(By.CSS_SELECTOR, f"{row} input[name=maxSize]").send_keys("3")
+        browser.click_through(d, By.CSS_SELECTOR, f"{row} button.op-range")
+        assert ok(c, "DescribeClusterAsg", clusterId=cluster)["asgInfo"][0]["maxSize"] == 3
+        browser.click_through(d, By.CSS_SELECTOR, f"{row} button.op-asg-disable")
+        assert ok(c, "DescribeClusterAsg", clusterId=cluster)["asgInfo"][0]["status"] == "disabled"
+        shot(d, "cluster-more")
+        browser.click_through(d, By.CSS_SELECTOR, f"{row} button.op-asg-delete")
+        groups_left = lambda: ok(c, "DescribeClusterAsg", clusterId=cluster)["asgInfo"]  # noqa: E731
+        until("group deleted", lambda: not groups_left(), timeout=120)
 
         # The registry page knows the pushed tags.
         d.get(f"{base}/registry/repository?name=team/site")

@@ -20,7 +20,7 @@ from QcloudApi.modules.monitor import Monitor
 from QcloudApi.qcloudapi import QcloudApi
 from sqlalchemy import insert, select
 
-from openccs.cli.main import parse_retention
+from openccs.cli.serve import parse_retention
 from openccs.client import Client
 from openccs.domain.accounts import create_account
 from openccs.monitor import collect, rollup
@@ -172,7 +172,7 @@ def monitor(
     **more: Any,
 ) -> dict[str, Any]:  # fmt: skip
     now = time.time()
-    namespace = "qce/cvm" if metric.startswith("dc_") else "qce/docker"
+    namespace = "qce/cvm" if metric.startswith(("dc_", "node_")) else "qce/docker"
     params = {"namespace": namespace, "metricName": metric, "dimensions": dimensions,
               "period": period, "startTime": fmt(now - minutes * 60), "endTime": fmt(now),
               **more}  # fmt: skip
@@ -349,6 +349,10 @@ def test_every_metric_answers_with_one_point_per_step(
     name, cid = one_pod(svc)
     by_level = {
         "cluster": [{"name": "docker_clusterid", "value": cluster}],
+        "node": [
+            {"name": "docker_clusterid", "value": cluster},
+            {"name": "unInstanceId", "value": node_of(c, cluster, svc.pods()[0]["nodeIp"])},
+        ],
         "service": dims(cluster, "every"),
         "pod": dims(cluster, "every", name),
         "container": dims(cluster, "every", name, cid),
@@ -369,6 +373,10 @@ def test_every_metric_answers_with_one_point_per_step(
         assert res["startTime"] == fmt(start) and res["endTime"] == fmt(end)
         assert len(res["dataPoints"]) in (10, 11)  # the closed interval, from the minute of start
         assert any(v is not None for v in res["dataPoints"]), metric.name
+    # A machine that is not the cluster's (a made-up one, or none at all) is not found.
+    res = monitor(c, "node_cpu_usage", [by_level["node"][0], {"name": "unInstanceId",
+                                                              "value": "ins-nothere"}])  # fmt: skip
+    assert res["code"] == -502 and "ins-nothere" in res["message"], res
     # Longer periods come from their own stored rollups: the current hour and day have data.
     for period in (300, 3600, 86400):
         res = monitor(c, "container_mem_used", by_level["container"], period=period, minutes=1)
@@ -537,4 +545,4 @@ def test_rollups_survive_a_killed_server(env: tuple[Server, Client, str]) -> Non
 def test_dimensions_table_matches_document() -> None:
     assert DIMENSIONS["container"][-1] == "containerId"
     assert {m.level for m in METRICS.values()} == set(DIMENSIONS)
-    assert len(METRICS) == 30
+    assert len(METRICS) == 32

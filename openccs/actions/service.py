@@ -200,6 +200,38 @@ def describe_instance_log(ctx: RequestContext, p: InstanceLogParams) -> dict[str
     }
 
 
+class PreviousLogParams(ServiceRef):
+    podName: PodName
+    containerName: ContainerName | None = None
+    tail: int | None = Field(default=None, ge=0, le=100_000)
+
+
+@action(
+    "OpenccsDescribeInstancePreviousLog",
+    PreviousLogParams,
+    host="ccs.api.qcloud.com",
+    resources=("clusterId",),
+    extension=True,
+)
+def describe_instance_previous_log(ctx: RequestContext, p: PreviousLogParams) -> dict[str, Any]:
+    """The logs of a pod's containers' previous run (the one that exited or crashed before
+    the current one), as `kubectl logs --previous`; a container that has not ended once is
+    left out."""
+    svc = _service(ctx, p)
+    pod = backend.previous_logs(ctx.work(), svc, p.podName, p.containerName, p.tail)
+    return {
+        "podLog": [
+            {
+                "name": pod.name,
+                "containerLog": [
+                    {"name": c.name, "restartCount": c.restart_count, "log": c.text}
+                    for c in pod.containers
+                ],
+            }
+        ]
+    }
+
+
 @action("ModifyClusterService", ServiceParams, resources=("clusterId",))
 def modify_service(ctx: RequestContext, p: ServiceParams) -> None:
     """The whole service again, in the create shape or the describe shape."""

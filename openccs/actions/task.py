@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
+from sqlalchemy import select
 
 from openccs.api.context import RequestContext
-from openccs.api.params import Params
+from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.errors import ApiError, not_found
 from openccs.store.models import Task
 from openccs.tasks.runner import StepContext, TaskFailed, create_task, describe, task_type
+from openccs.timeutil import fmt_time
 
 
 class DescribeClusterTaskResultParams(Params):
@@ -40,6 +42,48 @@ def describe_cluster_task_result(
             " ask the account owner to allow it",
         )
     return describe(task)
+
+
+class DescribeTasksParams(Paged):
+    status: Literal["running", "succ", "fail"] | None = None
+    resourceId: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+@action(
+    "OpenccsDescribeTasks",
+    DescribeTasksParams,
+    host="ccs.api.qcloud.com",
+    unscoped="a task belongs to the resource it acts on: the handler filters by it",
+    inline=True,
+    extension=True,
+)
+def describe_tasks(ctx: RequestContext, p: DescribeTasksParams) -> dict[str, Any]:
+    """The account's tasks, newest first (what DescribeClusterTaskResult tells of each, with
+    its requestId, resource and times); a sub-account sees those of its resources."""
+    q = select(Task).where(Task.account_id == ctx.account_id)
+    if p.status:
+        q = q.where(Task.status == p.status)
+    if p.resourceId:
+        q = q.where(Task.resource_id == p.resourceId)
+    caller = ctx.caller
+    rows = [
+        t
+        for t in ctx.db.scalars(q.order_by(Task.id.desc()))
+        if not caller.is_subuser or (t.resource_id is not None and caller.may_use(t.resource_id))
+    ]
+    return {
+        "totalCount": len(rows),
+        "tasks": [
+            {
+                "requestId": t.id,
+                "resourceId": t.resource_id or "",
+                "createdAt": fmt_time(t.created_at),
+                "finishedAt": fmt_time(t.finished_at),
+                **describe(t),
+            }
+            for t in rows[p.offset : p.offset + p.limit]
+        ],
+    }
 
 
 # A task type for the test suite only: five steps that each sleep, count their runs, and may fail.

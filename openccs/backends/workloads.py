@@ -392,12 +392,26 @@ def evict(w: Work, cluster_id: str, namespace: str, name: str) -> bool:
 class ContainerLog:
     name: str
     text: str
+    restart_count: int = 0
 
 
 @dataclass(frozen=True)
 class PodLog:
     name: str
     containers: list[ContainerLog]
+
+
+def _live_pods(w: Work, svc: Service, container: str | None, pod_name: str | None) -> list[Pod]:
+    """The service's pods that are not being deleted (the one named, if one is), after
+    checking the container name against the spec."""
+    if container and ServiceSpec.from_v2(svc.spec).container(container) is None:
+        raise not_found("container (containerName)", f"{container} in service {svc.name}")
+    pods = [p for p in wl.service_pods(w.db, svc) if not p.deleting]
+    if pod_name:
+        pods = [p for p in pods if p.name == pod_name]
+        if not pods:
+            raise not_found("instance (podName)", pod_name)
+    return pods
 
 
 def instance_logs(
@@ -410,16 +424,9 @@ def instance_logs(
 ) -> list[PodLog]:
     """The logs of a service's containers (one pod, one container, or all). Read, then end
     the transaction, then ask the machines' dockerds."""
-    if container and ServiceSpec.from_v2(svc.spec).container(container) is None:
-        raise not_found("container (containerName)", f"{container} in service {svc.name}")
-    pods = [p for p in wl.service_pods(w.db, svc) if not p.deleting]
-    if pod_name:
-        pods = [p for p in pods if p.name == pod_name]
-        if not pods:
-            raise not_found("instance (podName)", pod_name)
-    # (pod, [(container, docker socket or None, container id)])
+    # (pod, [(container, node id, container id)])
     plan: list[tuple[str, list[tuple[str, str, str]]]] = []
-    for pod in pods:
+    for pod in _live_pods(w, svc, container, pod_name):
         wanted = []
         for c in pod.status.get("containers", []):
             if container and c["name"] != container:
@@ -439,3 +446,31 @@ def instance_logs(
             logs.append(ContainerLog(cname, text))
         result.append(PodLog(name, logs))
     return result
+
+
+def previous_logs(
+    w: Work, svc: Service, pod_name: str, container: str | None, tail: int | None
+) -> PodLog:
+    """The logs of a pod's containers' previous run (`kubectl logs --previous`); a container
+    that has not ended once is left out. Read, end the transaction, then ask the dockerd."""
+    pod = _live_pods(w, svc, container, pod_name)[0]
+    # (container, restarts, the current run's id when it runs: not a previous one)
+    wanted = [
+        (
+            c["name"],
+            int(c.get("restartCount", 0)),
+            c.get("containerId", "") if c.get("status") == "Running" else "",
+        )
+        for c in pod.status.get("containers", [])
+        if not container or c["name"] == container
+    ]
+    name, uid, node_id = pod.name, pod.uid, pod.node_id
+    w.end_transaction()
+    logs = []
+    if node_id:
+        sock = need(w.services.subsystems.cloud, "cloud").engine.docker_socket(node_id)
+        for cname, restarts, current in wanted:
+            found = docker.previous_container(sock, uid, cname, current)
+            if found is not None:
+                logs.append(ContainerLog(cname, docker.logs(sock, found, tail=tail), restarts))
+    return PodLog(name, logs)

@@ -11,6 +11,10 @@ from typing import Any
 
 import httpx
 
+from openccs.cli.context import EXIT_FAILED, CliError
+from openccs.cli.context import client as signed_client
+from openccs.cli.output import output_option, print_json, print_rows
+
 KINDS = [
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
     "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
@@ -32,29 +36,28 @@ def register(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]
     f.add_argument("--state", choices=["active", "ended", "failed"], help="ls: filter")
     f.add_argument("--probe", help="inject: GET this URL in a loop until the fault ends")
     client_options(f)
+    output_option(f)
     f.set_defaults(fn=cmd_fault)
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
-    from openccs.cli.main import CliError, _client, _print_json, _print_table
-
-    client = _client(args)
+    client = signed_client(args)
     if args.op == "ls":
         filters = {k: v for k, v in (("clusterId", args.cluster), ("state", args.state)) if v}
         res = client.call("OpenccsDescribeFaults", {**filters, "limit": 100})
         if res.get("code") != 0:
-            _print_json(res)
-            return 1
+            print_json(res)
+            return EXIT_FAILED
         cols = ["faultId", "kind", "instanceId", "podName", "state", "startTime", "endTime"]
-        _print_table(res["data"]["faults"], cols)
+        print_rows(args, res["data"]["faults"], cols)
         return 0
     if not args.ref:
         raise CliError(f"fault {args.op}: give the {'kind' if args.op == 'inject' else 'id'}")
     if args.op in ("end", "report"):
         action = "OpenccsEndFault" if args.op == "end" else "OpenccsDescribeFaultReport"
         res = client.call(action, {"faultId": args.ref})
-        _print_json(res)
-        return 0 if res.get("code") == 0 else 1
+        print_json(res)
+        return 0 if res.get("code") == 0 else EXIT_FAILED
     if args.ref not in KINDS:
         raise CliError(f"unknown fault kind {args.ref!r} (one of: {', '.join(KINDS)})")
     params: dict[str, Any] = {"kind": args.ref, "duration": args.duration}
@@ -69,9 +72,9 @@ def cmd_fault(args: argparse.Namespace) -> int:
     if args.ref == "net-loss":
         params["percent"] = args.percent
     res = client.call("OpenccsCreateFault", params)
-    _print_json(res)
+    print_json(res)
     if res.get("code") != 0:
-        return 1
+        return EXIT_FAILED
     if args.probe:
         fault_id = res["data"]["faultId"]
         print(json.dumps({"probe": probe_until_ended(client, fault_id, args.probe)}), flush=True)

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from openccs.cli.context import EXIT_FAILED, CliError
+from openccs.cli.context import client as signed_client
+
 
 def add_parser(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]) -> None:
     k = sub.add_parser("kubeconfig", help="write a kubeconfig for a cluster's Kubernetes API")
@@ -27,16 +30,10 @@ def add_parser(sub: Any, client_options: Callable[[argparse.ArgumentParser], Non
     k.set_defaults(fn=cmd_kubeconfig)
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from openccs.cli.main import _client as signed_client
-
-    return signed_client(args)
-
-
 def _call(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     res = client.call(action, params)
     if res.get("code") != 0:
-        raise SystemExit(f"openccs kubeconfig: {action}: {res.get('code')} {res.get('message')}")
+        raise CliError(f"kubeconfig: {action}: {res.get('code')} {res.get('message')}", EXIT_FAILED)
     return dict(res.get("data") or {})
 
 
@@ -50,9 +47,9 @@ def _open_external(client: Any, cluster: str, timeout: float = 120) -> None:
         if task["status"] == "succ":
             return
         if task["status"] == "fail":
-            raise SystemExit(f"openccs kubeconfig: opening the address failed: {task['reason']}")
+            raise CliError(f"kubeconfig: opening the address failed: {task['reason']}", EXIT_FAILED)
         time.sleep(0.5)
-    raise SystemExit("openccs kubeconfig: the external address did not open in time")
+    raise CliError("kubeconfig: the external address did not open in time", EXIT_FAILED)
 
 
 def kubeconfig(cluster: str, info: dict[str, Any], server: str) -> dict[str, Any]:
@@ -73,7 +70,7 @@ def kubeconfig(cluster: str, info: dict[str, Any], server: str) -> dict[str, Any
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = signed_client(args)
     info = _call(client, "DescribeClusterSecurityInfo", {"clusterId": args.cluster})
     if args.internal:
         server = info.get("clusterInternalEndpoint") or ""
@@ -85,7 +82,7 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
             info = _call(client, "DescribeClusterSecurityInfo", {"clusterId": args.cluster})
             server = info["clusterExternalEndpoint"]
     if not server:
-        raise SystemExit(f"openccs kubeconfig: {args.cluster} has no address to reach")
+        raise CliError(f"kubeconfig: {args.cluster} has no address to reach", EXIT_FAILED)
     text = json.dumps(kubeconfig(args.cluster, info, server), indent=2) + "\n"
     if not args.output:
         sys.stdout.write(text)

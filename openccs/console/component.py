@@ -31,6 +31,7 @@ PAGES: list[tuple[str, Page, list[str]]] = [
     (CLUSTER + "/namespaces", pages.create_namespace, ["POST"]),
     (CLUSTER + "/kubeconfig", pages.kubeconfig, ["GET"]),
     (CLUSTER + "/more", pages.cluster_more, ["GET"]),
+    (CLUSTER + "/more/{op}", pages.cluster_more_op, ["POST"]),
     (CLUSTER + "/services", pages.services, ["GET"]),
     (CLUSTER + "/services", pages.create_service, ["POST"]),
     (CLUSTER + "/new-service", pages.new_service, ["GET"]),

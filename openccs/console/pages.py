@@ -107,9 +107,16 @@ def overview(view: View) -> Response:
         except ApiError:
             continue  # what a sub-account may not read is left out of the counts
     events.sort(key=lambda e: e.get("lastSeen", ""), reverse=True)
+    failed, failed_err = view.attempt("OpenccsDescribeTasks", status="fail", limit=20)
+    page, pager = _page_of(view, clusters)
     return view.render(
         "overview.html",
         clusters=clusters,
+        cluster_page=page,
+        pager=pager,
+        failed=(failed or {}).get("tasks", []),
+        failed_total=(failed or {}).get("totalCount", 0),
+        failed_err=failed_err,
         cluster_states=Counter(c["status"] for c in clusters),
         nodes=nodes,
         services=services,
@@ -437,11 +444,21 @@ def service(view: View, error: ApiError | None = None, status: int = 200) -> Res
     ref = _ref(view)
     info = view.call("DescribeClusterServiceInfo", **ref)["service"]
     pods, pager = _api_page(view, "DescribeServiceInstance", "instances", **ref)
+    ingresses, _ = view.attempt(
+        "DescribeIngress", clusterId=ref["clusterId"], namespace=ref["namespace"]
+    )
+    routes = [
+        {**rule, "ingressName": ing["ingressName"], "ingressIp": ing["ingressIp"]}
+        for ing in (ingresses or {}).get("ingressList", [])
+        for rule in ing["rules"]
+        if rule["serviceName"] == ref["serviceName"]
+    ]
     return view.render(
         "service.html",
         status=status,
         ref=ref,
         service=info,
+        routes=routes,
         pods=pods,
         pager=pager,
         images=_images(view) if not view.live else [],
@@ -489,6 +506,9 @@ def service_yaml(view: View) -> Response:
     return view.render("yaml.html", ref=ref, text=text["serviceText"])
 
 
+LOG_TAILS = ("100", "500", "2000", "10000")
+
+
 def pod(view: View) -> Response:
     ref = _ref(view)
     name = view.path["pod"]
@@ -497,9 +517,13 @@ def pod(view: View) -> Response:
     if found is None:
         raise ApiError(5000, "ResourceNotFound", f"instance (podName) {name} does not exist")
     tail = view.query.get("tail", "500")
-    logs = view.call(
-        "DescribeInstanceLog", podName=name, tail=tail if tail.isdigit() else "500", **ref
-    )["podLog"]
+    tail = tail if tail in LOG_TAILS else "500"
+    logs = view.call("DescribeInstanceLog", podName=name, tail=tail, **ref)["podLog"]
+    previous: list[dict[str, Any]] = []
+    if int(found.get("restartCount") or 0) > 0:
+        # The run before this one (after a crash, the one that crashed).
+        prev, _ = view.attempt("OpenccsDescribeInstancePreviousLog", podName=name, tail=tail, **ref)
+        previous = (prev or {}).get("podLog", [{}])[0].get("containerLog", [])
     events = [
         e
         for e in view.call("DescribeServiceEvent", **ref)["eventList"]
@@ -510,6 +534,9 @@ def pod(view: View) -> Response:
         ref=ref,
         pod=found,
         logs=logs[0]["containerLog"] if logs else [],
+        previous=previous,
+        tail=tail,
+        tails=LOG_TAILS,
         events=events[:50],
     )
 
@@ -518,6 +545,7 @@ def pod(view: View) -> Response:
 
 
 CLUSTER_METRICS = (("dc_cpu_usage", "CPU"), ("dc_mem_usage", "Memory"))
+NODE_METRICS = (("node_cpu_usage", "CPU"), ("node_mem_usage", "Memory"))
 SERVICE_METRICS = (
     ("service_cpu_used", "CPU"),
     ("service_mem_used", "Memory"),
@@ -532,7 +560,10 @@ def monitoring(view: View) -> Response:
     cid = view.query.get("cluster") or (all_clusters[0]["clusterId"] if all_clusters else "")
     svc_name = view.query.get("service", "")
     ns = view.query.get("namespace", "default")
+    if "/" in svc_name:  # the picker's NAMESPACE/SERVICE
+        ns, _, svc_name = svc_name.partition("/")
     pod_name = view.query.get("pod", "")
+    node_id = view.query.get("node", "")
     span = view.query.get("range", "hour")
     if span not in RANGES:
         span = "hour"
@@ -546,12 +577,14 @@ def monitoring(view: View) -> Response:
     charts: list[tuple[str, str, Any]] = []
     services_list: list[dict[str, Any]] = []
     pods_list: list[dict[str, Any]] = []
+    nodes_list: list[dict[str, Any]] = []
     error = None
     if cid:
         try:
             services_list = view.call("DescribeClusterService", clusterId=cid, allnamespace=1)[
                 "services"
             ]
+            nodes_list = _all_pages(view, "DescribeClusterInstances", "nodes", clusterId=cid)
             if svc_name:
                 ref = {"clusterId": cid, "serviceName": svc_name, "namespace": ns}
                 pods_list = _all_pages(view, "DescribeServiceInstance", "instances", **ref)
@@ -559,6 +592,10 @@ def monitoring(view: View) -> Response:
                 if pod_name:
                     dims.append({"name": "podName", "value": pod_name})
                 metrics, namespace = (POD_METRICS if pod_name else SERVICE_METRICS), "qce/docker"
+            elif node_id:
+                dims = [{"name": "docker_clusterid", "value": cid},
+                        {"name": "unInstanceId", "value": node_id}]  # fmt: skip
+                metrics, namespace = NODE_METRICS, "qce/cvm"
             else:
                 dims = [{"name": "docker_clusterid", "value": cid}]
                 metrics, namespace = CLUSTER_METRICS, "qce/cvm"
@@ -582,6 +619,8 @@ def monitoring(view: View) -> Response:
         namespace=ns,
         pods=pods_list,
         pod_name=pod_name,
+        nodes=nodes_list,
+        node_id=node_id,
         span=span,
         ranges=list(RANGES),
         charts=charts,
@@ -615,62 +654,248 @@ def registry(view: View) -> Response:
     )
 
 
-def repository(view: View) -> Response:
-    name = view.query.get("name", "")
+def repository(view: View, error: ApiError | None = None, status: int = 200) -> Response:
+    name = view.query.get("name", "") or view.form.get("reponame", "")
     tags = _all_pages(view, "GetTagList", "tagInfo", reponame=name)
     head = view.call("GetTagList", reponame=name, limit=1)
-    triggers, _ = view.attempt("ListTrigger", reponame=name)
-    retention, _ = view.attempt("GetAutoDelStrategy")
+    triggers, _ = _listed(view, "ListTrigger", "triggerInfo", True, reponame=name)
+    retention, _ = view.attempt("GetAutoDelStrategy", reponame=name)
     items, pager = _page_of(view, tags)
+    trigger_page, trigger_pager = _page_of(view, triggers, "tpage")
     own = view.call("SearchUserRepository", reponame=name, limit=1)["repoInfo"]
+    clusters, _ = view.attempt("DescribeCluster", limit=100)
     return view.render(
         "repository.html",
+        status=status,
         name=name,
         public=bool(own and own[0]["public"]),
         server=head["server"],
         tags=items,
         pager=pager,
-        triggers=(triggers or {}).get("triggerInfo", []) if isinstance(triggers, dict) else [],
-        retention=retention,
+        triggers=trigger_page,
+        trigger_pager=trigger_pager,
+        retention=(retention or {}).get("strategyInfo", []),
+        clusters=[c["clusterId"] for c in (clusters or {}).get("clusters", [])],
+        regions=view.console.services.settings.regions,
         uin=view.caller.uin,
+        error=error,
+        form=view.form,
     )
 
 
-# --- the rest of a cluster: ingresses, autoscaling groups, log collection rules (read-only) --
+# --- the rest of a cluster: ingresses, autoscaling groups, log collection rules ------------
+
+# The tasks the autoscaler runs on a cluster: its groups' activity.
+ASG_TASKS = ("cluster.scale_out", "asg.scale_in", "asg.delete")
 
 
-def cluster_more(view: View) -> Response:
+def _listed(
+    view: View, action: str, key: str, paged: bool, **params: Any
+) -> tuple[list[Any], ApiError | None]:
+    """Every item of a list action, or the API's refusal (a sub-account's page shows what it
+    may read and says what it may not)."""
+    try:
+        if paged:
+            return _all_pages(view, action, key, **params), None
+        return view.call(action, **params).get(key, []), None
+    except ApiError as err:
+        return [], err
+
+
+def cluster_more(view: View, error: ApiError | None = None, status: int = 200) -> Response:
     cid = view.path["cid"]
     info = _cluster(view, cid)
-    ingresses, ing_err = view.attempt("DescribeIngress", clusterId=cid, allnamespace=1)
-    groups, asg_err = view.attempt("DescribeClusterAsg", clusterId=cid, limit=100)
-    rules, log_err = view.attempt("ListLogCollector", clusterId=cid, limit=100)
+    ingresses, ing_err = _listed(view, "DescribeIngress", "ingressList", False,
+                                 clusterId=cid, allnamespace=1)  # fmt: skip
+    groups, asg_err = _listed(view, "DescribeClusterAsg", "asgInfo", True, clusterId=cid)
+    rules, log_err = _listed(view, "ListLogCollector", "logCollectorList", True, clusterId=cid)
+    tasks, _ = view.attempt("OpenccsDescribeTasks", resourceId=cid, limit=100)
+    activity = [t for t in (tasks or {}).get("tasks", []) if t["taskType"] in ASG_TASKS]
+    namespaces, _ = view.attempt("DescribeClusterNameSpaces", clusterId=cid)
+    nodes: list[dict[str, Any]] = []
+    if info["status"] != "Creating":
+        nodes, _ = _listed(view, "DescribeClusterInstances", "nodes", True, clusterId=cid)
+    ing_page, ing_pager = _page_of(view, ingresses, "ipage")
+    asg_page, asg_pager = _page_of(view, groups, "gpage")
+    rule_page, rule_pager = _page_of(view, rules, "rpage")
     return view.render(
         "cluster_more.html",
+        status=status,
         cluster=info,
-        ingresses=(ingresses or {}).get("ingressList", []),
-        groups=(groups or {}).get("asgInfo", []),
-        rules=(rules or {}).get("logCollectorList", []),
+        ingresses=ing_page,
+        ing_pager=ing_pager,
+        groups=asg_page,
+        asg_pager=asg_pager,
+        rules=rule_page,
+        rule_pager=rule_pager,
+        activity=activity[:20],
+        namespaces=(namespaces or {}).get("namespaces", []),
+        nodes=nodes,
         errors=[e for e in (ing_err, asg_err, log_err) if e is not None],
+        error=error,
+        form=view.form,
     )
+
+
+def ingress_rules(text: str) -> list[dict[str, Any]]:
+    """`PROTOCOL DOMAIN PATH SERVICE:PORT [LBPORT]` per line (e.g. `http shop.example /
+    web:80`): CreateIngress's rules."""
+    out = []
+    for i, line in enumerate(x for x in text.splitlines() if x.strip()):
+        fields = line.split()
+        svc, _, port = fields[3].partition(":") if len(fields) >= 4 else ("", "", "")
+        if len(fields) not in (4, 5) or not svc or not port:
+            raise ApiError(
+                4000,
+                "InvalidParameter",
+                f"Invalid parameter rules.{i}: write PROTOCOL DOMAIN PATH SERVICE:PORT [LBPORT],"
+                f" e.g. 'http shop.example / web:80' (got {line!r})",
+            )
+        protocol = fields[0].lower()
+        default_lb = "443" if protocol == "https" else "80"
+        out.append(
+            {
+                "protocol": protocol,
+                "domain": fields[1],
+                "url": fields[2],
+                "serviceName": svc,
+                "servicePort": port,
+                "LoadBalancePort": fields[4] if len(fields) == 5 else default_lb,
+            }
+        )
+    return out
+
+
+def _collector(form: dict[str, str]) -> dict[str, Any]:
+    """CreateLogCollector's parameters from the form: containers of every namespace or of
+    the named ones, or a host path; out to Kafka."""
+    params: dict[str, Any] = {
+        "name": form.get("name", "").strip(),
+        "description": form.get("description") or None,
+        "inputType": form.get("inputType", ""),
+        "outputType": form.get("outputType") or "kafka",
+    }
+    if params["inputType"] == "host-log":
+        params["inputOption"] = {"path": form.get("path", "").strip()}
+    else:
+        names = form.get("namespaces", "").split()
+        params["inputOption"] = {
+            "allNamespaces": "false" if names else "true",
+            "namespaces": [{"namespace": n, "allContainers": "true"} for n in names],
+        }
+    out = {k: form.get(k, "").strip() for k in ("host", "port", "topic") if form.get(k)}
+    if params["outputType"] == "ckafka":
+        out.update({k: form[k].strip() for k in ("instanceId", "topicId") if form.get(k)})
+    params["outputOption"] = out
+    return params
+
+
+def _asg_labels(text: str) -> list[dict[str, str]]:
+    return [{"key": k, "value": v.strip()} for k, v in _pairs(text, "=")]
+
+
+def cluster_more_op(view: View) -> Response:
+    """The writes of the 'more' page: ingresses, autoscaling groups and their settings, log
+    collection rules."""
+    cid, op, form = view.path["cid"], view.path["op"], view.form
+    ing = {"clusterId": cid, "ingressName": form.get("ingressName", "").strip(),
+           "namespace": form.get("namespace") or "default"}  # fmt: skip
+    group = {"clusterId": cid, "autoScalingGroupIds": [form.get("autoScalingGroupId", "")]}
+    try:
+        if op == "ingress":
+            view.call("CreateIngress", ingressDesc=form.get("ingressDesc") or None,
+                      rules=ingress_rules(form.get("rules", "")), **ing)  # fmt: skip
+        elif op == "ingress-rules":
+            view.call("ModifyIngress", rules=ingress_rules(form.get("rules", "")), **ing)
+        elif op == "ingress-delete":
+            view.call("DeleteIngress", **ing)
+        elif op == "asg":
+            view.call(
+                "CreateClusterAsg",
+                clusterId=cid,
+                instanceId=form.get("instanceId", ""),
+                minSize=form.get("minSize", ""),
+                maxSize=form.get("maxSize", ""),
+                autoScalingGroupName=form.get("autoScalingGroupName") or None,
+                password=form.get("password") or None,
+                label=_asg_labels(form.get("labels", "")) or None,
+            )
+        elif op == "asg-range":
+            view.call(
+                "ModifyClusterAsgRange",
+                clusterId=cid,
+                autoScalingGroupId=form.get("autoScalingGroupId", ""),
+                minSize=form.get("minSize") or None,
+                maxSize=form.get("maxSize") or None,
+            )
+        elif op in ("asg-enable", "asg-disable", "asg-delete"):
+            action = {"asg-enable": "EnableClusterAsg", "asg-disable": "DisableClusterAsg",
+                      "asg-delete": "DeleteClusterAsg"}[op]  # fmt: skip
+            view.call(action, **group)
+        elif op == "scale-down":
+            fields = ("expander", "scaleDownDelay", "scaleDownUnneededTime",
+                      "scaleDownUtilizationThreshold", "maxEmptyBulkDelete")  # fmt: skip
+            view.call(
+                "ModifyClusterAsgScaleDown",
+                clusterId=cid,
+                scaleDownEnabled=form.get("scaleDownEnabled", "0"),
+                **{f: form[f] for f in fields if form.get(f)},
+            )
+        elif op == "log":
+            view.call("CreateLogCollector", clusterId=cid, **_collector(form))
+        elif op == "log-delete":
+            view.call("DeleteLogCollector", clusterId=cid, name=form.get("name", ""))
+        else:
+            raise ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
+    except ApiError as err:
+        return cluster_more(view, err, http_status(err))
+    return view.redirect(f"{PREFIX}/clusters/{quote(cid)}/more")
 
 
 def registry_op(view: View) -> Response:
-    """Create a namespace; make a repository public or private; mark or unmark a favourite."""
+    """Create a namespace; make a repository public or private; mark or unmark a favourite;
+    delete tags; a repository's retention and its triggers."""
     op, form = view.path["op"], view.form
     repo = form.get("reponame", "")
     back = f"{PREFIX}/registry"
+    on_repo = f"{PREFIX}/registry/repository?name={quote(repo, safe='')}"
     try:
         if op == "namespace":
             view.call("CreateCCRNamespace", namespace=form.get("namespace", ""))
-        elif op == "public":
-            view.call("UpdateRepositoryPublic", reponame=repo, public=form.get("public", ""))
-            back = f"{PREFIX}/registry/repository?name={quote(repo, safe='')}"
         elif op in ("favor", "unfavor"):
             action = "AddFavor" if op == "favor" else "DeleteFavor"
             view.call(action, reponame=repo, repotype="QCLOUD HUB")
         else:
-            raise ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
+            back = on_repo
+            if op == "public":
+                view.call("UpdateRepositoryPublic", reponame=repo, public=form.get("public", ""))
+            elif op == "tags-delete":
+                tags = form.get("tags", "").split()
+                view.call("BatchDeleteTag", reponame=repo, tags=tags or [""])
+            elif op == "retention":
+                view.call("SetAutoDelStrategy", reponame=repo, type=form.get("type", ""),
+                          val=form.get("val", ""))  # fmt: skip
+            elif op == "retention-close":
+                view.call("CloseAutoDelStrategy", reponame=repo)
+            elif op == "trigger":
+                view.call(
+                    "AddUpdateServiceTrigger",
+                    reponame=repo,
+                    triggerName=form.get("triggerName", "").strip(),
+                    invokeMethod=form.get("invokeMethod", ""),
+                    invokeExpr=form.get("invokeExpr", ""),
+                    clusterId=form.get("clusterId", ""),
+                    namespace=form.get("namespace") or "default",
+                    serviceName=form.get("serviceName", "").strip(),
+                    containerName=form.get("containerName") or "main",
+                    clusterRegion=form.get("clusterRegion") or "1",
+                )
+            elif op == "trigger-delete":
+                view.call("DeleteUpdateServiceTrigger", triggerName=form.get("triggerName", ""))
+            else:
+                raise ApiError(4000, "InvalidParameter", f"Invalid parameter operation: {op!r}")
     except ApiError as err:
+        if back == on_repo and repo:
+            return repository(view, err, http_status(err))
         return view.render("error.html", status=http_status(err), error=err)
     return view.redirect(back)

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openccs.backoff import Backoff, Policy
 from openccs.cloud import safepath
 from openccs.cloud.host import CloudError
 from openccs.domain.spec import ContainerSpec
@@ -50,26 +51,13 @@ log = get_logger("openccs.engine.agent")
 
 PAUSE_IMAGE = "openccs/pause:1"
 BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox:latest": []}
-BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+# A crashed container restarts, a failed pull is tried again, after 10 s, 20 s... 300 s.
+CRASH_BACKOFF = PULL_BACKOFF = Policy(start=10.0, cap=300.0)
 # Stops wait out their grace period here, in parallel, not in the node's pass.
 _KILLERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kill")
 # Pause containers start here while the agent creates the pod's other containers.
 _STARTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox")
 STOP_GRACE = 5
-
-
-@dataclass
-class _Backoff:
-    attempts: int = 0
-    until: float = 0.0
-
-    def fail(self) -> None:
-        self.attempts += 1
-        self.until = time.monotonic() + min(BACKOFF_START * 2 ** (self.attempts - 1), BACKOFF_MAX)
-
-    @property
-    def waiting(self) -> bool:
-        return time.monotonic() < self.until
 
 
 @dataclass
@@ -81,7 +69,7 @@ class NodeAgent:
     # (pod, image) -> (the name this machine pulls it by, credentials or None)
     resolve_image: Any
     dns_ip: str
-    pulls: dict[tuple[str, str], _Backoff] = field(default_factory=dict)
+    pulls: dict[tuple[str, str], Backoff] = field(default_factory=dict)
     pulled: set[tuple[str, str]] = field(default_factory=set)
     probes: dict[str, ContainerProbes] = field(default_factory=dict)
     killing: dict[str, Future[None]] = field(default_factory=dict)
@@ -311,7 +299,8 @@ class NodeAgent:
             details = docker.inspect(self.socket, latest["Id"]) or {}
             state = details.get("State") or {}
             finished = _parse_time(state.get("FinishedAt"))
-            delay = min(BACKOFF_START * 2**restarts, BACKOFF_MAX)
+            # Recomputed at each pass: the same jitter for one exited container.
+            delay = CRASH_BACKOFF.stable_delay(restarts + 1, latest["Id"])
             if finished is not None and (time.time() - finished) < delay:
                 self._due_in(finished + delay - time.time())
                 self._event(
@@ -402,9 +391,9 @@ class NodeAgent:
         if not repull and (image in self.images or docker.image_present(self.socket, image)):
             self.images.add(image)
             return None
-        backoff = self.pulls.setdefault((pod.uid, image), _Backoff())
+        backoff = self.pulls.setdefault((pod.uid, image), Backoff(PULL_BACKOFF))
         if backoff.waiting:
-            self._due_in(backoff.until - time.monotonic())
+            self._due_in(backoff.remaining)
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:

@@ -123,6 +123,21 @@ def pod_containers(sock: Path) -> list[dict[str, Any]]:
     return result
 
 
+def previous_container(sock: Path, pod_uid: str, name: str, current: str) -> str | None:
+    """The pod's last ended run of container `name` other than `current` (the node agent
+    keeps the last one for its logs); None when it has not ended once yet. A run created
+    and not yet started (a pod's first, before its status says so) is not a previous one."""
+    filters = {"label": [f"{POD_LABEL}={pod_uid}", f"openccs.container={name}"]}
+    found = dockerapi.request(
+        sock, "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
+    ).json()
+    found.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")), reverse=True)
+    for c in found:
+        if c["Id"] != current and c["State"] in ("exited", "dead"):
+            return str(c["Id"])
+    return None
+
+
 def logs(sock: Path, cid: str, since: int | None = None, tail: int | None = None) -> str:
     """A container's stdout and stderr, in order, as text."""
     params = {"stdout": "1", "stderr": "1"}

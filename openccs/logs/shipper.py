@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from kafka.partitioner.default import murmur2
 from sqlalchemy import delete, select
 
+from openccs.backoff import Backoff, Policy
 from openccs.cloud import dockerapi, safepath
 from openccs.cloud.host import CloudError
 from openccs.log import get_logger, log_event
@@ -43,30 +44,12 @@ BATCH_BYTES = 1 << 20
 BATCH_RECORDS = 20_000
 IDLE_WAIT = 0.25
 DISCOVER_EVERY = 1.0
-BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+# A broker that fails is tried again after 0.5 s, 1 s... 10 s.
+BROKER_BACKOFF = Policy(start=0.5, cap=10.0)
 FLUSH_TIMEOUT = 20.0
 # docker's json-file driver keeps this many rotated files (openccs starts dockerd with
 # max-file=3): <id>-json.log.2 is the oldest.
 ROTATED = 2
-
-
-class Backoff:
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.until = 0.0
-
-    def fail(self) -> float:
-        delay = min(BACKOFF_START * 2**self.attempts, BACKOFF_MAX)
-        self.attempts += 1
-        self.until = time.monotonic() + delay
-        return delay
-
-    def ok(self) -> None:
-        self.attempts, self.until = 0, 0.0
-
-    @property
-    def waiting(self) -> bool:
-        return time.monotonic() < self.until
 
 
 def make_producer(bootstrap: str, client_id: str) -> Any:
@@ -382,7 +365,7 @@ class MachineShipper:
 
     # -- shipping ------------------------------------------------------------------------
     def _ship(self, rule: Rule) -> int:
-        backoff = self.backoffs.setdefault(rule.bootstrap, Backoff())
+        backoff = self.backoffs.setdefault(rule.bootstrap, Backoff(BROKER_BACKOFF))
         if backoff.waiting:
             return 0
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -412,13 +395,14 @@ class MachineShipper:
                 delay = backoff.fail()
                 self.problems[rule.bootstrap] = (
                     f"broker {rule.bootstrap} (collector {rule.name}): {type(exc).__name__}:"
-                    f" {str(exc)[:200]}; retrying in {delay:g} s"
+                    f" {str(exc)[:200]}; retrying in {delay:.1f} s"
                 )
                 log_event(log, "log shipping failed", node=self.node_id, collector=rule.name,
-                          broker=rule.bootstrap, error=str(exc)[:300], retry_in=delay)  # fmt: skip
+                          broker=rule.bootstrap, error=str(exc)[:300],
+                          retry_in=round(delay, 2))  # fmt: skip
                 _close_producer(self.producers.pop(rule.bootstrap, None))
                 return 0
-            backoff.ok()
+            backoff.reset()
             self.problems.pop(rule.bootstrap, None)
             self.shipped += len(entries)
         for t in read:

@@ -19,6 +19,8 @@ PERIODS = (60, 300, 3600, 86400)
 # Object levels and the dimension names that identify an object of each, in order.
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "cluster": ("docker_clusterid",),
+    # Beyond the document (which charts clusters only in qce/cvm): one machine of a cluster.
+    "node": ("docker_clusterid", "unInstanceId"),
     "service": ("clusterId", "serviceName", "namespace"),
     "pod": ("clusterId", "serviceName", "namespace", "podName"),
     "container": ("clusterId", "serviceName", "namespace", "podName", "containerId"),
@@ -28,7 +30,7 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Metric:
     name: str
-    level: str  # cluster, service, pod, container
+    level: str  # cluster, node, service, pod, container
     unit: str
     help: str
     # "mean": the mean of the period's samples; "sum": their sum (traffic in the window).
@@ -36,7 +38,7 @@ class Metric:
 
     @property
     def namespace(self) -> str:
-        return NS_CVM if self.level == "cluster" else NS_DOCKER
+        return NS_CVM if self.level in ("cluster", "node") else NS_DOCKER
 
 
 def _m(name: str, level: str, unit: str, help_: str, rollup: str = "mean") -> Metric:
@@ -48,6 +50,8 @@ METRICS: dict[str, Metric] = {
     for m in (
         _m("dc_cpu_usage", "cluster", "%", "mean CPU utilisation of the cluster's nodes"),
         _m("dc_mem_usage", "cluster", "%", "mean memory utilisation of the cluster's nodes"),
+        _m("node_cpu_usage", "node", "%", "CPU utilisation of the node (machine)"),
+        _m("node_mem_usage", "node", "%", "memory utilisation of the node (machine)"),
         _m("service_cpu_used", "service", "cores", "CPU used by all containers of the service"),
         _m("service_cpu_usage_for_cluster", "service", "%",
            "CPU of the service as a share of the cluster's CPU"),

@@ -30,10 +30,6 @@ from openccs.timeutil import fmt_time_zoned
 
 TOKEN_PREFIX = "occm_"
 PREFIX = "openccs_"
-EXTRA = {
-    "node_cpu_usage": ("%", "CPU utilisation of the node (machine)"),
-    "node_mem_usage": ("%", "memory utilisation of the node (machine)"),
-}
 
 
 def hash_token(token: str) -> str:
@@ -149,7 +145,7 @@ def _conventional(sampler: Sampler, nodes: dict[str, str], out: _Families) -> No
 
 def _document_series(series: list[Series], nodes: dict[str, str], out: _Families) -> None:
     """The document's metrics, as gauges in its units; labels as the conventional series."""
-    described = {n: (m.unit, m.help) for n, m in METRICS.items()} | EXTRA
+    described = {n: (m.unit, m.help) for n, m in METRICS.items()}
     by_metric: dict[str, Samples] = {}
     for one in series:
         labels = dict(one.labels)

@@ -22,7 +22,7 @@ from openccs.ids import parse_number
 from openccs.monitor.metrics import DIMENSIONS, METRICS, NS_CVM, NS_DOCKER, PERIODS, Metric
 from openccs.monitor.models import MonitorRollup
 from openccs.monitor.rollup import bucket_start, count_points, points, value_of
-from openccs.store.models import Cluster, Pod, Service
+from openccs.store.models import Cluster, Instance, Pod, Service
 
 DEFAULT_PERIOD = 300
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -156,6 +156,15 @@ def parse(raw: dict[str, Any], now: float, max_points: int) -> Request:
     return Request(metric, dims, period, start, end, _fmt(start), _fmt(end))
 
 
+def _has_data(s: Session, cluster_id: str, obj: str) -> bool:
+    found = s.scalars(
+        select(MonitorRollup.bucket)
+        .where(MonitorRollup.cluster_id == cluster_id, MonitorRollup.obj == obj)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def _object(s: Session, account_id: int, req: Request) -> tuple[str, str]:
     """(cluster id, object key) of an object that exists or has data; -502 otherwise."""
     d = req.dims
@@ -167,18 +176,24 @@ def _object(s: Session, account_id: int, req: Request) -> tuple[str, str]:
         raise source_not_exists(f"cluster {cluster_id} does not exist")
     if req.metric.level == "cluster":
         return cluster_id, ""
+    if req.metric.level == "node":
+        # The sampler's key of a machine's series (no namespace or service has a colon).
+        obj = f"node:{d['unInstanceId']}"
+        node = s.scalars(
+            select(Instance.id).where(
+                Instance.id == d["unInstanceId"], Instance.cluster_id == cluster_id
+            )
+        ).first()
+        if node is None and not _has_data(s, cluster_id, obj):
+            raise source_not_exists(f"node {d['unInstanceId']} of {cluster_id} does not exist")
+        return cluster_id, obj
     parts = [d["namespace"], d["serviceName"]]
     if req.metric.level in ("pod", "container"):
         parts.append(d["podName"])
     if req.metric.level == "container":
         parts.append(d["containerId"])
     obj = "/".join(parts)
-    has_data = s.scalars(
-        select(MonitorRollup.bucket)
-        .where(MonitorRollup.cluster_id == cluster_id, MonitorRollup.obj == obj)
-        .limit(1)
-    ).first()
-    if has_data is not None:
+    if _has_data(s, cluster_id, obj):
         return cluster_id, obj
     svc = s.scalars(
         select(Service).where(

@@ -202,8 +202,7 @@ class Sampler:
             samples.append({"cluster_id": cluster_id, "ts": int(ts * 1000), "counters": counters})
             for obj, one in found.items():
                 series.append(one)
-                if one.level != "node":
-                    rows.extend(self._accumulate(cluster_id, obj, one, ts))
+                rows.extend(self._accumulate(cluster_id, obj, one, ts))
         with self.store.session() as s:
             if samples:
                 s.execute(insert(MonitorSample), samples)

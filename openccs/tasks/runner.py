@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from openccs.backoff import Backoff, Policy
 from openccs.log import get_logger, log_event
 from openccs.monitor.exposition import TASKS
 from openccs.store.db import Store
@@ -63,6 +64,8 @@ class StepContext:
 
 
 Step = Callable[[StepContext], None]
+# A step that raised is run again (up to its type's `retries`) after 1 s, 2 s, 4 s... 10 s.
+STEP_BACKOFF = Policy(start=1.0, cap=10.0)
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ class TaskRunner:
         self._finish(task_id, ctx, "succ", "")
 
     def _run_step(self, tt: TaskType, name: str, fn: Step, ctx: StepContext) -> None:
-        attempt = 0
+        backoff = Backoff(STEP_BACKOFF)
         while True:
             try:
                 fn(ctx)
@@ -180,18 +183,19 @@ class TaskRunner:
             except (TaskFailed, TaskInterrupted):
                 raise
             except Exception:
-                attempt += 1
-                if attempt > tt.retries:
+                if backoff.failures >= tt.retries:
                     raise
+                delay = backoff.fail()
                 log_event(
                     log,
                     "task step retry",
                     task=ctx.task_id,
                     step=name,
-                    attempt=attempt,
+                    attempt=backoff.failures,
+                    retry_in=round(delay, 2),
                     error=traceback.format_exc(limit=1).strip().splitlines()[-1],
                 )
-                ctx.sleep(min(0.5 * 2**attempt, 10))
+                ctx.sleep(delay)
 
     def _finish(self, task_id: int, ctx: StepContext, status: str, reason: str) -> None:
         with self.store.session() as s:

@@ -32,7 +32,10 @@
       if (!r.ok) return;
       return r.text().then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
+        var followBox = document.getElementById("follow");
         live().forEach(function (el) {
+          // Logs stay as they are while the person unticked "follow".
+          if (followBox && !followBox.checked && el.hasAttribute("data-follow")) return;
           var fresh = doc.getElementById(el.id);
           if (!fresh || fresh.innerHTML === el.innerHTML) return;
           var follow = el.hasAttribute("data-follow");
