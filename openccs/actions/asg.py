@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field
 from sqlalchemy import select
 
-from openccs.actions.cluster import LABEL_KEY
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.autoscaler import domain as asg
 from openccs.autoscaler import tasks  # noqa: F401  (registers the task types)
 from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
+from openccs.backends.inputs import LABEL_KEY
 from openccs.domain import cloud
 from openccs.domain import clusters as dom
 from openccs.errors import invalid_parameter

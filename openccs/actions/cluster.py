@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, field_validator
 from sqlalchemy import Select, bindparam, func, select
 
-from openccs.actions.inputs import LABEL_KEY
-from openccs.actions.inputs import ClusterId as ClusterIdParam
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.params import INT_MAX, Array, Flag, Paged, Params
 from openccs.api.registry import action
+from openccs.backends.inputs import ClusterId as ClusterIdParam
+from openccs.backends.inputs import NodeLabel
 from openccs.domain import (
     cloud,
     cluster_tasks,  # noqa: F401  (registers the task types)
@@ -429,17 +429,10 @@ def modify_project_id(ctx: RequestContext, p: ModifyProjectIdParams) -> None:
     dom.touch(cluster)
 
 
-class Label(Params):
-    key: str = Field(min_length=1, max_length=253, pattern=LABEL_KEY)
-    value: str = Field(
-        default="", max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-    )
-
-
 class ModifyClusterNodeLabelParams(Params):
     clusterId: str
     instanceId: str
-    labels: Array[Label] = Field(min_length=1)
+    labels: Array[NodeLabel] = Field(min_length=1)
 
 
 @action(
@@ -472,9 +465,7 @@ def modify_cluster_node_schedulable(
 ) -> None:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     for node in dom.instances_of(ctx.db, cluster, p.instanceIds):
-        node.unschedulable = p.unschedulable != 0
-        if not node.unschedulable:
-            node.drain_status = ""
+        dom.set_schedulable(node, p.unschedulable != 0)
 
 
 class AddHubInfoParams(Params):

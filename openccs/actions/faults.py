@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from openccs.actions.inputs import ClusterId, NamespaceName, PodName
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
+from openccs.backends.inputs import ClusterId, NamespaceName, PodName
 from openccs.domain.accounts import Caller
 from openccs.errors import ApiError
 from openccs.faults import records

@@ -1,23 +1,20 @@
 """Namespace actions: DescribeClusterNameSpaces, CreateClusterNamespace,
-DeleteClusterNamespace, ModifyNamespaceDescription."""
+DeleteClusterNamespace, ModifyNamespaceDescription. Each decodes its parameters, calls the
+workloads backend and encodes the answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import delete, select
 
-from openccs.actions.inputs import ClusterId, Description, NamespaceName
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Params
 from openccs.api.registry import action
-from openccs.domain import cloud
-from openccs.domain import workloads as wl
-from openccs.errors import ApiError, invalid_parameter
-from openccs.store.models import K8sNamespace, Service
+from openccs.backends import workloads as backend
+from openccs.backends.inputs import ClusterId, Description, NamespaceName
+from openccs.backends.workload_params import CreateNamespaceParams
 from openccs.timeutil import fmt_time
-from openccs.traffic.models import Ingress
 
 
 class ClusterParams(Params):
@@ -26,14 +23,7 @@ class ClusterParams(Params):
 
 @action("DescribeClusterNameSpaces", ClusterParams, resources=("clusterId",), inline=True)
 def describe_namespaces(ctx: RequestContext, p: ClusterParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    rows = list(
-        ctx.db.scalars(
-            select(K8sNamespace)
-            .where(K8sNamespace.cluster_id == cluster.id)
-            .order_by(K8sNamespace.created_at, K8sNamespace.name)
-        )
-    )
+    rows = backend.namespaces(ctx.work(), p.clusterId)
     return {
         "totalCount": len(rows),
         "namespaces": [
@@ -48,30 +38,9 @@ def describe_namespaces(ctx: RequestContext, p: ClusterParams) -> dict[str, Any]
     }
 
 
-class CreateNamespaceParams(Params):
-    clusterId: ClusterId
-    name: NamespaceName
-    # Required by the document's table (empty is allowed); ModifyNamespaceDescription's is not.
-    description: Description
-
-
 @action("CreateClusterNamespace", CreateNamespaceParams, resources=("clusterId",))
 def create_namespace(ctx: RequestContext, p: CreateNamespaceParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    exists = ctx.db.scalars(
-        select(K8sNamespace).where(
-            K8sNamespace.cluster_id == cluster.id, K8sNamespace.name == p.name
-        )
-    ).first()
-    if exists is not None:
-        raise ApiError(
-            4000, "NamespaceExists", f"namespace {p.name} (name) already exists in {cluster.id}"
-        )
-    ctx.db.add(
-        K8sNamespace(
-            account_id=ctx.account_id, cluster_id=cluster.id, name=p.name, description=p.description
-        )
-    )
+    backend.create_namespace(ctx.work(), p.clusterId, p.name, p.description)
 
 
 class DeleteNamespaceParams(Params):
@@ -81,25 +50,7 @@ class DeleteNamespaceParams(Params):
 
 @action("DeleteClusterNamespace", DeleteNamespaceParams, resources=("clusterId",))
 def delete_namespace(ctx: RequestContext, p: DeleteNamespaceParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    targets = []
-    for i, name in enumerate(p.names):
-        if name in wl.DEFAULT_NAMESPACES:
-            raise invalid_parameter(f"names.{i}", f"namespace {name} cannot be deleted")
-        if name in p.names[:i]:
-            raise invalid_parameter(f"names.{i}", f"namespace {name} is named twice")
-        targets.append(wl.get_namespace(ctx.db, cluster, name, f"names.{i}"))
-    for ns in targets:
-        # Terminating while its services go; the engine removes it once they are gone.
-        ns.status = "Terminating"
-        for svc in ctx.db.scalars(
-            select(Service).where(Service.cluster_id == cluster.id, Service.namespace == ns.name)
-        ):
-            svc.deleting = True
-        # Its ingresses go at once (their VIPs and nginx servers follow).
-        ctx.db.execute(
-            delete(Ingress).where(Ingress.cluster_id == cluster.id, Ingress.namespace == ns.name)
-        )
+    backend.delete_namespaces(ctx.work(), p.clusterId, p.names)
 
 
 class ModifyNamespaceDescriptionParams(Params):
@@ -110,5 +61,4 @@ class ModifyNamespaceDescriptionParams(Params):
 
 @action("ModifyNamespaceDescription", ModifyNamespaceDescriptionParams, resources=("clusterId",))
 def modify_namespace_description(ctx: RequestContext, p: ModifyNamespaceDescriptionParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    wl.get_namespace(ctx.db, cluster, p.name, "name").description = p.description
+    backend.set_namespace_description(ctx.work(), p.clusterId, p.name, p.description)

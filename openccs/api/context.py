@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from openccs.backends import Work
 from openccs.domain.accounts import Caller
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class RequestContext:
     services: Services
     # Run after the request's transaction commits (e.g. hand a new task to the runner).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _work: Work | None = field(default=None, repr=False)
 
     @property
     def account_id(self) -> int:
@@ -36,3 +38,10 @@ class RequestContext:
     @property
     def subsystems(self) -> Subsystems:
         return self.services.subsystems
+
+    def work(self) -> Work:
+        """The request's unit of work for a backend call; its effects run after commit."""
+        if self._work is None:
+            work = self._work = Work(self.db, self.account_id, self.services)
+            self.on_commit(lambda: work.effects.run(self.services))
+        return self._work

@@ -332,6 +332,20 @@ def instances_of(
     return found
 
 
+def node_at(s: Session, cluster_id: str, lan_ip: str) -> Instance | None:
+    """The cluster's node of that address (a Kubernetes Node's name)."""
+    return s.scalars(
+        select(Instance).where(Instance.cluster_id == cluster_id, Instance.lan_ip == lan_ip)
+    ).first()
+
+
+def set_schedulable(node: Instance, unschedulable: bool) -> None:
+    """Cordon or uncordon a node; an uncordoned node is no longer draining."""
+    node.unschedulable = unschedulable
+    if not unschedulable:
+        node.drain_status = ""
+
+
 def add_hub(
     s: Session,
     box: SecretBox,

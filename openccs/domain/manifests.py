@@ -3,79 +3,31 @@ describe it (DescribeClusterServiceText), valid YAML that kubectl accepts."""
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 import yaml
 
 from openccs.domain import workloads as wl
+from openccs.domain.spec import ServiceSpec
 from openccs.store.models import Pod, Service
 
 
-def _container(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": c["containerName"], "image": c["image"]}
-    if c.get("command"):
-        out["command"] = shlex.split(c["command"])
-    if c.get("arguments"):
-        out["args"] = list(c["arguments"])
-    if c.get("workingDir"):
-        out["workingDir"] = c["workingDir"]
-    if c.get("envs"):
-        out["env"] = [{"name": e["name"], "value": e.get("value", "")} for e in c["envs"]]
-    requests, limits = {}, {}
-    if c.get("cpu"):
-        requests["cpu"] = f"{c['cpu']}m"
-    if c.get("memory"):
-        requests["memory"] = f"{c['memory']}Mi"
-    if c.get("cpuLimits"):
-        limits["cpu"] = f"{c['cpuLimits']}m"
-    if c.get("memoryLimits"):
-        limits["memory"] = f"{c['memoryLimits']}Mi"
-    if requests or limits:
-        out["resources"] = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
-    if c.get("privileged"):
-        out["securityContext"] = {"privileged": True}
-    if c.get("volumeMounts"):
-        out["volumeMounts"] = [
-            {
-                "name": m["volumeName"],
-                "mountPath": m["mountPath"],
-                "readOnly": m.get("mode") == "ro",
-            }
-            for m in c["volumeMounts"]
-            if m["volumeName"] in volumes
-        ]
-    return out
-
-
-def _affinity(spec: dict[str, Any]) -> dict[str, Any] | None:
+def _affinity(spec: ServiceSpec) -> dict[str, Any] | None:
     aff: dict[str, Any] = {}
-    if spec.get("nodeAffinity"):
+    if spec.node_affinity:
         aff["nodeAffinity"] = {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": a["key"], "operator": a["operator"], "values": a["values"]}
-                            if a.get("values")
-                            else {"key": a["key"], "operator": a["operator"]}
-                            for a in spec["nodeAffinity"]
-                        ]
-                    }
+                    {"matchExpressions": [a.kubernetes() for a in spec.node_affinity]}
                 ]
             }
         }
-    if spec.get("podAffinity"):
+    if spec.pod_affinity:
         aff["podAffinity"] = {
             "requiredDuringSchedulingIgnoredDuringExecution": [
                 {
                     "labelSelector": {
-                        "matchExpressions": [
-                            {"key": a["key"], "operator": a["operator"], "values": a["values"]}
-                            if a.get("values")
-                            else {"key": a["key"], "operator": a["operator"]}
-                            for a in spec["podAffinity"]
-                        ]
+                        "matchExpressions": [a.kubernetes() for a in spec.pod_affinity]
                     },
                     "topologyKey": "kubernetes.io/hostname",
                 }
@@ -84,24 +36,26 @@ def _affinity(spec: dict[str, Any]) -> dict[str, Any] | None:
     return aff or None
 
 
-def deployment(svc: Service, revision: int) -> dict[str, Any]:
-    spec = svc.spec
-    volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    pod_spec: dict[str, Any] = {
-        "containers": [_container(c, volumes) for c in spec.get("containers", [])],
+def pod_spec(spec: ServiceSpec, probes: bool = True) -> dict[str, Any]:
+    """The pod template's spec: containers, volumes, affinity."""
+    volumes = {v.name: v for v in spec.volumes}
+    out: dict[str, Any] = {
+        "containers": [c.kubernetes(volumes, probes) for c in spec.containers],
         "restartPolicy": "Always",
     }
     if volumes:
-        pod_spec["volumes"] = [
-            {"name": v["name"], "hostPath": {"path": v["hostPath"]}}
-            if v.get("hostPath")
-            else {"name": v["name"], "emptyDir": {}}
-            for v in volumes.values()
-        ]
+        out["volumes"] = [v.kubernetes() for v in volumes.values()]
     affinity = _affinity(spec)
     if affinity:
-        pod_spec["affinity"] = affinity
-    strategy: dict[str, Any] = {"type": spec.get("strategy", "RollingUpdate")}
+        out["affinity"] = affinity
+    return out
+
+
+def deployment(svc: Service, revision: int, probes: bool = False) -> dict[str, Any]:
+    """The Deployment of a service; with `probes`, its containers' probes too (the
+    Kubernetes API shows them; DescribeClusterServiceText never did)."""
+    spec = ServiceSpec.from_v2(svc.spec)
+    strategy: dict[str, Any] = {"type": spec.strategy}
     if strategy["type"] == "RollingUpdate":
         strategy["rollingUpdate"] = {"maxSurge": 1, "maxUnavailable": 0}
     annotations = {"description": svc.description} if svc.description else {}
@@ -120,11 +74,11 @@ def deployment(svc: Service, revision: int) -> dict[str, Any]:
         "spec": {
             "replicas": svc.replicas,
             "paused": svc.paused,
-            "minReadySeconds": int(spec.get("minReadySeconds") or 0),
+            "minReadySeconds": spec.min_ready_seconds,
             "revisionHistoryLimit": 10,
             "selector": {"matchLabels": {wl.APP_LABEL: svc.name}},
             "strategy": strategy,
-            "template": {"metadata": template_meta, "spec": pod_spec},
+            "template": {"metadata": template_meta, "spec": pod_spec(spec, probes)},
         },
     }
 

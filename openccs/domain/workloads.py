@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
+from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError, not_found
 from openccs.ids import random_token
 from openccs.store.models import Cluster, Event, K8sNamespace, Pod, ReplicaSet, Service
@@ -69,15 +70,21 @@ def active_namespace(
     return ns
 
 
+def service_named(
+    s: Session, cluster_id: str, namespace: str, name: str, deleting: bool | None = False
+) -> Service | None:
+    """The service of that name: one not being deleted (False), one being deleted (True),
+    or either (None)."""
+    q = select(Service).where(
+        Service.cluster_id == cluster_id, Service.namespace == namespace, Service.name == name
+    )
+    if deleting is not None:
+        q = q.where(Service.deleting.is_(deleting))
+    return s.scalars(q).first()
+
+
 def get_service(s: Session, cluster: Cluster, namespace: str, name: str) -> Service:
-    svc = s.scalars(
-        select(Service).where(
-            Service.cluster_id == cluster.id,
-            Service.namespace == namespace,
-            Service.name == name,
-            Service.deleting.is_(False),
-        )
-    ).first()
+    svc = service_named(s, cluster.id, namespace, name)
     if svc is None:
         raise not_found(
             "service (serviceName)", f"{name} in namespace {namespace} of cluster {cluster.id}"
@@ -288,13 +295,9 @@ def describe_instance(pod: Pod, node_ip: str) -> dict[str, Any]:
     }
 
 
-def set_images(svc: Service, changes: dict[str, str]) -> None:
+def set_images(svc: Service, images: dict[str, str]) -> None:
     """Point containers (by name) at new images; a new revision rolls out."""
-    containers = [dict(c) for c in svc.spec["containers"]]
-    by_name = {c["containerName"]: c for c in containers}
-    for name, image in changes.items():
-        by_name[name]["image"] = image
-    svc.spec = {**svc.spec, "containers": containers}
+    svc.spec = ServiceSpec.from_v2(svc.spec).with_images(images).to_v2()
     svc.operation = ""
     svc.updated_at = utcnow()
 

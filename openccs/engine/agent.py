@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 import shutil
 import threading
 import time
@@ -47,6 +46,7 @@ from sqlalchemy.orm import Session
 from openccs.backoff import Backoff, Policy
 from openccs.cloud import safepath
 from openccs.cloud.host import CloudError
+from openccs.domain.spec import ContainerSpec
 from openccs.domain.workloads import record_event
 from openccs.engine import dns, docker
 from openccs.engine.docker import POD_LABEL, DockerError
@@ -516,39 +516,39 @@ class NodeAgent:
     def _container_config(
         self, pod: Pod, spec: dict[str, Any], pause_id: str, restart: int, binds: list[str]
     ) -> dict[str, Any]:
+        c = ContainerSpec.from_v2(spec)
         host: dict[str, Any] = {
             "NetworkMode": f"container:{pause_id}",
-            "Privileged": bool(spec.get("privileged")),
+            "Privileged": c.privileged,
             "Binds": binds,
         }
-        cpu, cpu_limit = int(spec.get("cpu") or 0), int(spec.get("cpuLimits") or 0)
-        if cpu:
-            host["CpuShares"] = max(2, cpu * 1024 // 1000)
-        if cpu_limit:
+        if c.cpu:
+            host["CpuShares"] = max(2, c.cpu * 1024 // 1000)
+        if c.cpu_limit:
             host["CpuPeriod"] = 100_000
-            host["CpuQuota"] = cpu_limit * 100
-        mem_limit = int(spec.get("memoryLimits") or spec.get("memory") or 0)
-        if mem_limit:
-            host["Memory"] = mem_limit * 1024 * 1024
+            host["CpuQuota"] = c.cpu_limit * 100
+        if c.effective_memory_limit:
+            host["Memory"] = c.effective_memory_limit * 1024 * 1024
         config: dict[str, Any] = {
-            "Image": spec["image"],
-            "Env": [f"{e['name']}={e.get('value', '')}" for e in spec.get("envs") or []],
+            "Image": c.image,
+            "Env": [f"{e.name}={e.value}" for e in c.envs],
             "Labels": self._labels(
                 pod,
                 **{
-                    "openccs.container": spec["containerName"],
+                    "openccs.container": c.name,
                     "openccs.restart": str(restart),
                     "openccs.role": "app",
                 },
             ),
             "HostConfig": host,
         }
-        if spec.get("command"):
-            config["Entrypoint"] = shlex.split(spec["command"])
-        if spec.get("arguments"):
-            config["Cmd"] = list(spec["arguments"])
-        if spec.get("workingDir"):
-            config["WorkingDir"] = spec["workingDir"]
+        for key, value, given in (
+            ("Entrypoint", c.entrypoint, c.command),  # a blank command: no entrypoint at all
+            ("Cmd", list(c.args), c.args),
+            ("WorkingDir", c.working_dir, c.working_dir),
+        ):
+            if given:
+                config[key] = value
         return config
 
     def _binds(self, pod: Pod, spec: dict[str, Any]) -> list[str]:

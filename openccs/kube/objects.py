@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from openccs.domain import manifests
 from openccs.domain import workloads as wl
+from openccs.domain.spec import ServiceSpec
 from openccs.kube.models import KubeAnnotations
 from openccs.store.models import Event, Instance, K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
@@ -249,43 +250,6 @@ def _meta(
     return m
 
 
-def _probe(p: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not p:
-        return None
-    out: dict[str, Any] = {
-        "initialDelaySeconds": p.get("delayTime", 0),
-        "timeoutSeconds": p.get("timeOut", 2),
-        "periodSeconds": p.get("intervalTime", 10),
-        "successThreshold": p.get("healthNum", 1),
-        "failureThreshold": p.get("unhealthNum", 3),
-    }
-    method = p.get("checkMethod")
-    if method == "methodTcp":
-        out["tcpSocket"] = {"port": p["methodTcp"]["port"]}
-    elif method == "methodHttp":
-        h = p["methodHttp"]
-        out["httpGet"] = {
-            "port": h["port"],
-            "path": h.get("path") or "/",
-            "scheme": h.get("protocol", "HTTP"),
-        }
-    elif method == "methodCmd":
-        out["exec"] = {"command": ["sh", "-c", p["methodCmd"]["cmd"]]}
-    return out
-
-
-def _with_probes(pod_spec: dict[str, Any], containers: list[dict[str, Any]]) -> dict[str, Any]:
-    by_name = {c["containerName"]: c for c in containers}
-    for c in pod_spec.get("containers", []):
-        src = by_name.get(c["name"], {})
-        live, ready = _probe(src.get("liveProbe")), _probe(src.get("readyProbe"))
-        if live:
-            c["livenessProbe"] = live
-        if ready:
-            c["readinessProbe"] = ready
-    return pod_spec
-
-
 def _deployment_of(svc: Service, spec: dict[str, Any], restarted_at: str) -> dict[str, Any]:
     view = SimpleNamespace(
         spec=spec,
@@ -297,9 +261,7 @@ def _deployment_of(svc: Service, spec: dict[str, Any], restarted_at: str) -> dic
         replicas=svc.replicas,
         paused=svc.paused,
     )
-    dep = manifests.deployment(view, 1)  # type: ignore[arg-type]
-    _with_probes(dep["spec"]["template"]["spec"], spec.get("containers") or [])
-    return dep
+    return manifests.deployment(view, 1, probes=True)  # type: ignore[arg-type]
 
 
 def _template_for(svc: Service, rs: ReplicaSet) -> dict[str, Any]:
@@ -518,26 +480,20 @@ def render_pod(snap: Snapshot, pod: Pod) -> dict[str, Any]:
                 "blockOwnerDeletion": True,
             }
         )
-    volumes = {v["name"]: v for v in pod.template.get("volumes") or []}
-    containers = pod.template.get("containers") or []
+    template = ServiceSpec.from_v2(pod.template)
+    volumes = {v.name: v for v in template.volumes}
     spec: dict[str, Any] = {
-        "containers": [manifests._container(c, volumes) for c in containers],
+        "containers": [c.kubernetes(volumes) for c in template.containers],
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": 30,
         "dnsPolicy": "ClusterFirst",
         "schedulerName": "default-scheduler",
     }
-    _with_probes(spec, containers)
     node_ip = snap.node_ip.get(pod.node_id or "", "")
     if node_ip:
         spec["nodeName"] = node_ip
     if volumes:
-        spec["volumes"] = [
-            {"name": v["name"], "hostPath": {"path": v["hostPath"]}}
-            if v.get("hostPath")
-            else {"name": v["name"], "emptyDir": {}}
-            for v in volumes.values()
-        ]
+        spec["volumes"] = [v.kubernetes() for v in volumes.values()]
     meta = _meta(
         pod.name,
         pod.namespace,

@@ -1,5 +1,6 @@
-"""Parameter types and checks shared by the namespace, service and instance actions: names
-as Kubernetes accepts them, paths a container can be given, affinity terms and volumes."""
+"""Parameter types and checks of the workload inputs, shared by every front end that
+decodes into them (the v2 actions, the Kubernetes API): names as Kubernetes accepts them,
+paths a container can be given, affinity terms and volumes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from openccs.errors import invalid_parameter
+from openccs.schema import Params
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -180,3 +182,10 @@ def check_mounts(mounts: Sequence[Any], volumes: set[str], where: str) -> None:
                 f"{where}.volumeMounts.{j}.mountPath", f"{m.mountPath} is mounted twice"
             )
         paths.add(path)
+
+
+class NodeLabel(Params):
+    """A label of a node (ModifyClusterNodeLabel's labels.n, a Node's metadata.labels)."""
+
+    key: str = Field(min_length=1, max_length=253, pattern=LABEL_KEY)
+    value: str = Field(default="", max_length=63, pattern=LABEL_VALUE)
