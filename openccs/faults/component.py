@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = get_logger("openccs.faults")
 INTERVAL = 1.0
 # The settings of a fault a client sees (the others are the keeper's own notes).
-SHOWN = ("direction", "percent", "machines", "probeUrl")
+SHOWN = ("direction", "percent", "machines", "probeUrl", "which", "fillBytes")
 
 
 @dataclass
@@ -90,6 +90,10 @@ class Faults:
                 params = dict(spec.params or {})
                 if spec.instance_id and not spec.pod:
                     params["services"] = [list(r) for r in services_on(s, spec.instance_id)]
+                try:
+                    params.update(self.backend.prepare(s, spec.kind, params))
+                except CloudError as exc:
+                    raise FaultError(exc.message) from exc
                 now = utcnow()
                 fault = Fault(
                     id=new_id("flt"), account_id=spec.account_id, kind=spec.kind,
