@@ -615,6 +615,7 @@ def ensure_disk(root_dir: Path, size_gib: int) -> None:
         if size_gib <= 0 or (root_dir.exists() and any(root_dir.iterdir())):
             return
         made = image.with_name(image.name + ".new")
+        root_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Sparse: the host's disk holds what the machine writes, not its size. No
             # reserved blocks (the machine's root would write past "full"); inode tables

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import stat
@@ -76,6 +77,7 @@ KINDS = MACHINE_KINDS + NETWORK_KINDS + CLUSTER_KINDS + POD_KINDS
 ONE_SHOT = ("pod-kill",)
 HOOKS = ("INPUT", "OUTPUT", "FORWARD")
 LINK = "eth0"  # the machine's side of its VPC veth
+_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 FILLER = ".openccs-fill-"  # the disk fault's file: this prefix and the fault's id
 NO_DISK = (
     "has no disk of its own (its disk is a directory of the host, which a fill would"
@@ -275,23 +277,19 @@ class Backend:
             raise FaultError("the pod is gone")
         if not self.has_disk(pod.node_id):
             raise FaultError(f"machine {pod.node_id} {NO_DISK}")
-        root, path = self._fill_dir(pod, str(params.get("which") or "layer"))
-        return {"fillRoot": str(root), "fillPath": path}
+        return self._fill_dir(pod, str(params.get("which") or "layer"))
 
     def _fill(self, s: Session, fault: Fault) -> None:
-        root, path = Path(str(fault.params["fillRoot"])), str(fault.params["fillPath"])
-        try:
-            dir_fd = safepath.open_beneath(root, path)
-        except safepath.UnsafePath as exc:
-            raise FaultError(f"the directory to fill leaves the machine's disk: {exc}") from exc
+        dir_fd = self._open_fill_dir(fault)
+        if dir_fd is None:
+            raise FaultError(f"the container of pod {fault.pod} is gone")
         try:
             if not stat.S_ISDIR(os.fstat(dir_fd).st_mode):
-                raise FaultError(f"{path} is not a directory: nothing to fill in it")
+                raise FaultError(f"{fault.params['fillPath']} is not a directory to fill")
             fd = os.open(FILLER + fault.id, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)  # fmt: skip
             try:
                 size = _fill_free(fd)
-                inode = os.fstat(fd).st_ino
             except BaseException:
                 os.unlink(FILLER + fault.id, dir_fd=dir_fd)  # not injected: nothing left
                 raise
@@ -299,10 +297,11 @@ class Backend:
                 os.close(fd)
         finally:
             os.close(dir_fd)
-        fault.params = {**fault.params, "fillInode": inode, "fillBytes": size}
+        fault.params = {**fault.params, "fillBytes": size}
 
-    def _fill_dir(self, pod: Pod, which: str) -> tuple[Path, str]:
-        """Where the filler goes: a directory below a root on the machine's disk."""
+    def _fill_dir(self, pod: Pod, which: str) -> dict[str, Any]:
+        """Where the filler goes: a directory below a root on the machine's disk, and for
+        the writable layer the container whose layer it is."""
         root_dir = self.cloud.root_dir(pod.node_id or "")
         if which != "layer":
             vols = {v["name"]: v for v in pod.template.get("volumes") or []}
@@ -310,8 +309,8 @@ class Backend:
             if vol is None:
                 raise FaultError(f"pod {pod.name} has no volume {which!r}")
             if vol.get("hostPath"):
-                return root_dir / "rootfs", str(vol["hostPath"])
-            return root_dir / "pods" / pod.uid / "volumes", which
+                return {"fillRoot": str(root_dir / "rootfs"), "fillPath": str(vol["hostPath"])}
+            return {"fillRoot": str(root_dir / "pods" / pod.uid / "volumes"), "fillPath": which}
         sock = self.cloud.engine.docker_socket(pod.node_id or "")
         apps = sorted(
             (c for c in pod_containers(sock) if c["Labels"].get(POD_LABEL) == pod.uid
@@ -322,32 +321,58 @@ class Backend:
             raise FaultError(f"pod {pod.name} has no running container to fill the layer of")
         info = dockerapi.request(sock, "GET", f"/containers/{apps[0]['Id']}/json").json()
         upper = str(((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or "")
-        docker_root = root_dir / "docker"
-        if not upper.startswith(f"{docker_root}/"):
+        if not upper.startswith(f"{root_dir / 'docker'}/"):
             raise FaultError(f"the writable layer of pod {pod.name} is not on the machine's disk")
-        return root_dir, upper[len(f"{root_dir}/") :]
+        return {"fillRoot": str(root_dir), "fillPath": upper[len(f"{root_dir}/") :],
+                "fillContainer": apps[0]["Id"]}  # fmt: skip
+
+    def _open_fill_dir(self, fault: Fault) -> int | None:
+        """A descriptor of the directory of the fault's file; None when it is gone. The
+        writable layer of a running container is reached through the container's own root
+        (overlayfs must see the file come and go: changed beneath it, its upper directory
+        would keep the file in its caches, and its space); once the container is stopped,
+        in its upper directory."""
+        root, path = Path(str(fault.params["fillRoot"])), str(fault.params["fillPath"])
+        cid = fault.params.get("fillContainer")
+        if cid:
+            if not root.is_dir():
+                return None  # the machine is gone, and its disk
+            sock = self.cloud.engine.docker_socket(fault.instance_id)
+            found = dockerapi.request(sock, "GET", "/containers/json", params={
+                "all": "1", "filters": json.dumps({"id": [cid]})}).json()  # fmt: skip
+            if not found:
+                return None  # removed, with its layer
+            info = dockerapi.request(sock, "GET", f"/containers/{cid}/json").json()
+            state = info.get("State") or {}
+            if state.get("Running") and int(state.get("Pid") or 0) > 0:
+                return os.open(f"/proc/{state['Pid']}/root", _DIR_FLAGS)
+        try:
+            return safepath.open_beneath(root, path)
+        except safepath.UnsafePath as exc:
+            raise FaultError(f"the directory to fill leaves the machine's disk: {exc}") from exc
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def _unfill(self, fault: Fault) -> None:
-        """The filler goes, if it is still the file the fault made (a tenant may have
-        removed it or put something else under its name)."""
-        root, path = fault.params.get("fillRoot"), fault.params.get("fillPath")
-        if not root or path is None:
+        """The filler goes, if it is still a file of the fault's name (a tenant may have
+        removed it, or put something else there)."""
+        if not fault.params.get("fillRoot"):
             return  # not injected: nothing was made
-        name = FILLER + fault.id
         try:
-            dir_fd = safepath.open_beneath(Path(str(root)), str(path))
-        except (safepath.UnsafePath, FileNotFoundError, NotADirectoryError) as exc:
-            # Gone with its container or volume (and the file with it), or moved by a
-            # tenant out of reach: nothing of ours can be reached there any more.
-            log_event(log, "disk filler not found", fault=fault.id, reason=str(exc))
+            dir_fd = self._open_fill_dir(fault)
+        except FaultError as exc:
+            # Moved by a tenant out of reach: nothing of ours can be reached there any more.
+            log_event(log, "disk filler out of reach", fault=fault.id, reason=str(exc))
             return
+        if dir_fd is None:
+            return  # gone with its container, volume or machine
+        name = FILLER + fault.id
         try:
             try:
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except FileNotFoundError:
                 return
-            inode = fault.params.get("fillInode")
-            if stat.S_ISREG(st.st_mode) and inode in (None, st.st_ino):
+            if stat.S_ISREG(st.st_mode):
                 os.unlink(name, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
