@@ -163,7 +163,7 @@ def test_a_full_layer_and_volume_fail_writes_until_the_fault_ends(
     call(c, "DeleteClusterService", clusterId=cluster, serviceName="writer")
 
 
-def test_deleting_the_cluster_leaves_no_disk_mount_or_loop_device(
+def test_deleting_the_cluster_or_sweeping_leaves_no_disk_mount_or_loop_device(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
@@ -173,6 +173,11 @@ def test_deleting_the_cluster_leaves_no_disk_mount_or_loop_device(
     assert mounts_of(srv) == []
     assert loops_of(srv) == []
     assert list((srv.data_dir / "machines").glob("*.ext4*")) == []
-    srv.stop()
+    # A server killed with its machine running: the sweep unmounts the disk and detaches
+    # its loop device (the image is the machine's data: it stays, as its directory does).
+    make_cluster(srv, machines=1, root_size=ROOT_GIB)
+    assert len(loops_of(srv)) == 1
+    srv.kill9()
     srv.sweep()
     assert loops_of(srv) == [] and mounts_of(srv) == []
+    assert len(list((srv.data_dir / "machines").glob("*.ext4"))) == 1
