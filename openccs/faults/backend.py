@@ -46,6 +46,7 @@ import json
 import os
 import signal
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,23 @@ NO_DISK = (
     "has no disk of its own (its disk is a directory of the host, which a fill would"
     " fill): start openccs with --machine-disks loop"
 )
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """What a fault needs of a pod once the transaction that read it is over."""
+
+    node_id: str
+    uid: str
+    name: str
+    template: dict[str, Any]
+
+    @classmethod
+    def of(cls, s: Session, pod_id: int) -> PodRef | None:
+        pod = s.get(Pod, pod_id)
+        if pod is None:
+            return None
+        return cls(pod.node_id or "", pod.uid, pod.name, dict(pod.template or {}))
 
 
 class FaultError(Exception):
@@ -266,13 +284,12 @@ class Backend:
     def has_disk(self, instance_id: str) -> bool:
         return has_disk(self.cloud.root_dir(instance_id))
 
-    def prepare(self, s: Session, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, kind: str, params: dict[str, Any], pod: PodRef | None) -> dict[str, Any]:
         """What a fault must record before it breaks anything (the keeper commits it with
         the fault): for a disk fault, where its file goes, so a restore after a crash finds
-        it."""
+        it. Called outside any transaction (it asks the machine's dockerd)."""
         if kind != "disk-fill":
             return {}
-        pod = s.get(Pod, int(params["podId"]))
         if pod is None or not pod.node_id:
             raise FaultError("the pod is gone")
         if not self.has_disk(pod.node_id):
@@ -299,7 +316,7 @@ class Backend:
             os.close(dir_fd)
         fault.params = {**fault.params, "fillBytes": size}
 
-    def _fill_dir(self, pod: Pod, which: str) -> dict[str, Any]:
+    def _fill_dir(self, pod: PodRef, which: str) -> dict[str, Any]:
         """Where the filler goes: a directory below a root on the machine's disk, and for
         the writable layer the container whose layer it is."""
         root_dir = self.cloud.root_dir(pod.node_id or "")
@@ -378,7 +395,7 @@ class Backend:
             os.close(dir_fd)
 
 
-def _container_index(pod: Pod, name: str) -> int:
+def _container_index(pod: PodRef, name: str) -> int:
     names = [c.get("containerName") for c in pod.template.get("containers") or []]
     return names.index(name) if name in names else len(names)
 
