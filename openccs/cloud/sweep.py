@@ -136,7 +136,8 @@ def sweep(
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
                 removed["dirs"].append(str(d))
-            for image in (disk_image(d), disk_image(d).with_suffix(".ext4.new")):
+            made = disk_image(d)
+            for image in (made, made.with_name(made.name + ".new")):  # .new: half made
                 if image.exists():
                     image.unlink(missing_ok=True)
                     removed["dirs"].append(str(image))
