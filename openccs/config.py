@@ -96,6 +96,9 @@ class Settings:
     health_interval: float = 5.0
     # Seconds a machine may be not ready before its pods are replaced on other machines.
     node_grace: float = 60.0
+    # A machine's disk: "dir", a directory of the host (its disk is the host's); "loop", an
+    # ext4 file system of the machine's rootSize on a sparse image (it can fill up).
+    machine_disks: str = "dir"
     # Seconds between a cluster's engine passes when nothing wakes it (the resync that
     # repairs what an event lost; changes, dockerd events and probes wake it at once).
     engine_resync: float = 1.0

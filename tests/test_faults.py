@@ -474,6 +474,8 @@ def test_faults_are_refused_for_other_accounts_and_bad_input_changes_nothing(
         ({"kind": "registry-stall", "instanceId": iid}, "clusterId"),
         ({"kind": "pod-liveness", "clusterId": cluster}, "podName"),
         ({"kind": "net-cut", "instanceId": iid, "probeUrl": "http://10.9.9.9/"}, "probeUrl"),
+        # A machine whose disk is a directory of the host: filling it would fill the host.
+        ({"kind": "disk-fill", "clusterId": cluster, "podName": pod}, "--machine-disks loop"),
     ):
         res = c.call("OpenccsCreateFault", params)
         assert res["code"] == 4000 and name in res["message"], (params, res)

@@ -19,7 +19,7 @@ RUN = Path("/run/openccs")
 BUSYBOX = "openccs/busybox:latest"
 
 
-def make_cluster(server: Server, machines: int = 2) -> str:
+def make_cluster(server: Server, machines: int = 2, root_size: int = 50) -> str:
     c = server.client()
     vpc = c.call("DescribeVpcEx")["data"][0]["unVpcId"]
     subnet = c.call("DescribeSubnetEx", {"vpcId": vpc, "zoneIds": [100003]})["data"][0]
@@ -38,7 +38,7 @@ def make_cluster(server: Server, machines: int = 2) -> str:
             "bandwidth": 0,
             "subnetId": subnet["unSubnetId"],
             "isVpcGateway": 0,
-            "rootSize": 50,
+            "rootSize": root_size,
             "storageSize": 0,
         },
     )

@@ -12,9 +12,9 @@ from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.backends.inputs import ClusterId, NamespaceName, PodName
 from openccs.domain.accounts import Caller
-from openccs.errors import ApiError
+from openccs.errors import ApiError, invalid_parameter
 from openccs.faults import records
-from openccs.faults.backend import KINDS, FaultError
+from openccs.faults.backend import KINDS, NO_DISK, FaultError
 from openccs.faults.component import Faults, describe
 from openccs.faults.models import Fault
 from openccs.faults.report import fault_report
@@ -26,7 +26,7 @@ MAX_DURATION = 86400
 Kind = Literal[
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
     "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
-    "pod-liveness",
+    "pod-liveness", "disk-fill",
 ]  # fmt: skip
 assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
@@ -42,6 +42,9 @@ class CreateFaultParams(Params):
     percent: int = Field(default=50, ge=1, le=100)
     # GET through the fault's window by openccs, counted in the report (a load balancer's).
     probeUrl: str | None = Field(default=None, min_length=1, max_length=2048)
+    # disk-fill: what fills up, the pod's writable layer (its first container's) or the
+    # name of one of its volumes.
+    which: str = Field(default="layer", min_length=1, max_length=63)
 
 
 @action(
@@ -52,17 +55,21 @@ class CreateFaultParams(Params):
     extension=True,
 )
 def create_fault(ctx: RequestContext, p: CreateFaultParams) -> dict[str, Any]:
-    """Break a machine, its network or a pod for `duration` seconds (pod-kill: at once)."""
+    """Break a machine, its network or a pod for `duration` seconds (pod-kill: at once;
+    disk-fill: the machine's disk full, in the pod's writable layer or volume `which`, on
+    machines with disks of their own, `openccs serve --machine-disks loop`)."""
     req = records.FaultRequest(
         kind=p.kind, duration=p.duration, instance_id=p.instanceId, cluster_id=p.clusterId,
         namespace=p.namespace, pod=p.podName, direction=p.direction, percent=p.percent,
-        probe_url=p.probeUrl,
+        probe_url=p.probeUrl, which=p.which,
     )  # fmt: skip
     spec = records.resolve(ctx.db, ctx.account_id, req)
     if spec.pod and not (
         ctx.caller.may_use(spec.instance_id) or ctx.caller.may_use(spec.cluster_id)
     ):
         raise _not_allowed(spec.cluster_id)
+    if spec.kind == "disk-fill" and not _keeper(ctx).backend.has_disk(spec.instance_id):
+        raise invalid_parameter("kind", f"machine {spec.instance_id} {NO_DISK}")
     try:
         fault_id = _keeper(ctx).start_fault(spec)
     except FaultError as exc:

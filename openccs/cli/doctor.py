@@ -215,9 +215,17 @@ def check_sysctls() -> list[Check]:
 
 def check_kernel() -> list[Check]:
     filesystems = Path("/proc/filesystems").read_text()
+    # Only `serve --machine-disks loop` needs them: a note, not a problem, when missing.
+    lacking = [what for what, there in (
+        ("the ext4 file system", "ext4" in filesystems),
+        ("loop devices (/dev/loop-control)", Path("/dev/loop-control").exists()),
+        ("mkfs.ext4 (e2fsprogs)", shutil.which("mkfs.ext4") is not None),
+    ) if not there]  # fmt: skip
     return [
         Check("overlay filesystem", OK if "overlay" in filesystems else PROBLEM,
               "" if "overlay" in filesystems else "modprobe overlay"),
+        Check("machine disks (--machine-disks loop)", NOTE if lacking else OK,
+              f"missing {', '.join(lacking)}" if lacking else "ext4 on loop devices"),
     ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from openccs.cli.output import output_option, print_json, print_rows
 KINDS = [
     "machine-stop", "machine-reboot", "dockerd-kill", "machine-freeze",
     "net-cut", "net-loss", "registry-cut", "registry-refuse", "registry-stall", "pod-kill",
-    "pod-liveness",
+    "pod-liveness", "disk-fill",
 ]  # fmt: skip
 WAIT_EVERY = 1.0
 
@@ -32,6 +32,12 @@ def register(sub: Any, client_options: Callable[[argparse.ArgumentParser], None]
     f.add_argument("--duration", type=int, default=60, help="seconds (default 60)")
     f.add_argument("--direction", choices=["both", "in", "out"], default="both")
     f.add_argument("--percent", type=int, default=50, help="net-loss: share of packets")
+    f.add_argument(
+        "--which",
+        default="layer",
+        help="disk-fill: 'layer' (the pod's writable layer, default) or one of its volumes;"
+        " needs machines with disks of their own (openccs serve --machine-disks loop)",
+    )
     f.add_argument("--state", choices=["active", "ended", "failed"], help="ls: filter")
     f.add_argument(
         "--probe",
@@ -75,6 +81,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
         params["direction"] = args.direction
     if args.ref == "net-loss":
         params["percent"] = args.percent
+    if args.ref == "disk-fill":
+        params["which"] = args.which
     if args.probe:
         params["probeUrl"] = args.probe
     res = client.call("OpenccsCreateFault", params)

@@ -88,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s.timezone = args.timezone
     s.default_vpc_cidr = args.default_vpc_cidr
     s.node_grace = args.node_grace
+    s.machine_disks = args.machine_disks
     s.health_interval = args.health_interval
     s.engine_resync = args.engine_resync
     s.lb_pool = args.lb_pool
@@ -160,6 +161,13 @@ def register(sub: Any) -> None:
         type=_seconds,
         default=60.0,
         help="seconds a machine may be not ready before its pods move (default 60)",
+    )
+    s.add_argument(
+        "--machine-disks",
+        choices=["dir", "loop"],
+        default="dir",
+        help="a new machine's disk: a directory of this host (default), or an ext4 file system"
+        " of its rootSize on a sparse image, mounted by loop (it fills up like a real disk)",
     )
     s.add_argument(
         "--health-interval", type=_seconds, default=5.0, help="seconds between machine checks"

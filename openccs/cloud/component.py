@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from openccs.server import Services
 
 log = get_logger("openccs.cloud")
+# A machine's disk when its request gave no rootSize (the document's largest system disk).
+DEFAULT_ROOT_GIB = 50
 
 
 def site_id(data_dir: Path) -> str:
@@ -127,7 +129,14 @@ class Cloud:
             mem_mib=ins.mem * 1024,
             root_dir=self.root_dir(ins.id),
             user_script=ins.user_script or None,
+            disk_gib=self.disk_gib(ins),
         )
+
+    def disk_gib(self, ins: Instance) -> int:
+        """The size of the machine's own disk, 0 for a directory of the host."""
+        if self.settings.machine_disks != "loop":
+            return 0
+        return int((ins.settings or {}).get("rootSize") or DEFAULT_ROOT_GIB)
 
     def bring_up(
         self,

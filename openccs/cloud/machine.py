@@ -79,6 +79,9 @@ class MachineSpec:
     mem_mib: int
     root_dir: Path  # the machine's own directory: docker data, logs, userScript, rootfs/
     user_script: str | None = None  # base64, as the API receives it
+    # The size of a disk of its own (GiB): an ext4 file system on a sparse image mounted at
+    # root_dir. 0: root_dir is a plain directory of the host (its disk is the host's).
+    disk_gib: int = 0
 
     @property
     def bip(self) -> str:
@@ -219,6 +222,7 @@ class MachineEngine:
 
     def _ensure_dirs(self, spec: MachineSpec) -> None:
         run_dir = self.runtime_dir(spec.instance_id)
+        ensure_disk(spec.root_dir, spec.disk_gib)
         for d in (spec.root_dir, spec.root_dir / "rootfs", spec.root_dir / "docker", run_dir):
             d.mkdir(parents=True, exist_ok=True)
         record = {**asdict(spec), "root_dir": str(spec.root_dir), "user_script": None}
@@ -504,6 +508,8 @@ class MachineEngine:
             self._stop_daemons(instance_id, grace=5.0)
             recorded = Path(str(record.get("root_dir") or root_dir))
             unmount_under([self.runtime_dir(instance_id), root_dir, recorded])
+            for d in {root_dir, recorded}:
+                remove_disk(d)
             ns = self._netns(instance_id)
             if host.netns_exists(ns):
                 host.run(["ip", "netns", "del", ns])
@@ -587,6 +593,65 @@ def unmount_under(dirs: list[Path]) -> list[str]:
     if done:
         log_event(log, "unmounted", count=len(done))
     return done
+
+
+def disk_image(root_dir: Path) -> Path:
+    """The sparse image holding a machine's disk, beside its directory."""
+    return root_dir.with_name(root_dir.name + ".ext4")
+
+
+def has_disk(root_dir: Path) -> bool:
+    """Whether the machine's directory is a disk of its own (its image mounted there)."""
+    return disk_image(root_dir).exists() and str(root_dir) in mounts_under([root_dir])
+
+
+def ensure_disk(root_dir: Path, size_gib: int) -> None:
+    """Mount the machine's disk at `root_dir`: kept when mounted (a restart of openccs, a
+    machine's boot), mounted again when its image is there (the host rebooted), made when
+    the machine is new and asked for one. A machine made on a plain directory stays one:
+    a new empty disk over it would hide its docker data."""
+    image = disk_image(root_dir)
+    if not image.exists():
+        if size_gib <= 0 or (root_dir.exists() and any(root_dir.iterdir())):
+            return
+        made = image.with_name(image.name + ".new")
+        root_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Sparse: the host's disk holds what the machine writes, not its size. No
+            # reserved blocks (the machine's root would write past "full"); inode tables
+            # and journal are not zeroed now (nor later: noinit_itable below).
+            host.run(["truncate", "-s", f"{size_gib}G", str(made)])
+            lazy = "lazy_itable_init=1,lazy_journal_init=1,nodiscard"
+            host.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", lazy, str(made)])
+            made.rename(image)
+        finally:
+            made.unlink(missing_ok=True)
+    root_dir.mkdir(parents=True, exist_ok=True)
+    if str(root_dir) in mounts_under([root_dir]):
+        return
+    # mount -o loop sets up its loop device to detach itself on the last unmount.
+    host.run(["mount", "-t", "ext4", "-o", "loop,noinit_itable", str(image), str(root_dir)])
+    log_event(log, "machine disk mounted", image=str(image), gib=size_gib)
+
+
+def detach_image(image: Path) -> list[str]:
+    """Detach the loop devices still backed by `image` (a lazy unmount leaves them until
+    the last user goes; detaching marks them to go then)."""
+    shown = host.run(["losetup", "-j", str(image)], check=False, quiet=True).stdout
+    devices = [line.split(":", 1)[0] for line in shown.splitlines() if line.startswith("/dev/")]
+    for dev in devices:
+        host.run(["losetup", "-d", dev], check=False, quiet=True)
+    return devices
+
+
+def remove_disk(root_dir: Path) -> None:
+    """The machine's disk goes: its loop devices detached, its image removed (unmounted
+    before, by unmount_under)."""
+    image = disk_image(root_dir)
+    if image.exists():
+        detach_image(image)
+        image.unlink(missing_ok=True)
+        log_event(log, "machine disk removed", image=str(image))
 
 
 def delete_host_routes_via(lan_ip: str) -> None:

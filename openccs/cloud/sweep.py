@@ -6,8 +6,9 @@ machine processes (dockerd, containerd, shims, containers: found by cgroup and b
 lines naming the site's runtime dir), unmounts what they left mounted (also the pods' volumes
 staged in the runtime dirs by the node agents), and removes network
 namespaces, veths, bridges (and so the routes through them), iptables chains with the rules
-jumping to them, cgroups and runtime dirs. With `remove_data` the machines' own directories
-(recorded in their runtime dirs) are removed too. It returns what it removed, by kind, and is
+jumping to them, cgroups and runtime dirs, and detaches the loop devices of the machines'
+disk images. With `remove_data` the machines' own directories (recorded in their runtime
+dirs) and disk images are removed too. It returns what it removed, by kind, and is
 safe to run when nothing is there.
 
 From a shell: `python -m openccs.cloud.sweep (--site SITE | --all) [--remove-data]`; `--all`
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 from openccs.cloud import cgroups, host, naming, procs
-from openccs.cloud.machine import DOCKERD, unmount_under
+from openccs.cloud.machine import DOCKERD, detach_image, disk_image, unmount_under
 from openccs.log import get_logger, log_event
 
 log = get_logger("openccs.cloud.sweep")
@@ -96,6 +97,9 @@ def sweep(
     removed["processes"] = ingress + [f"{p} {described.get(p, '')}".strip() for p in sorted(killed)]
 
     removed["mounts"] = unmount_under([*runtime_dirs, *set(root_dirs)])
+    # Machines with a disk of their own: the loop devices of their images (the data stays
+    # in the images, which go with the machines' directories under remove_data).
+    removed["loops"] = [dev for d in sorted(set(root_dirs)) for dev in detach_image(disk_image(d))]
 
     removed["netns"] = []
     for ns in host.list_netns():
@@ -132,6 +136,11 @@ def sweep(
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
                 removed["dirs"].append(str(d))
+            made = disk_image(d)
+            for image in (made, made.with_name(made.name + ".new")):  # .new: half made
+                if image.exists():
+                    image.unlink(missing_ok=True)
+                    removed["dirs"].append(str(image))
 
     log_event(log, "swept", site=site or "*",
               **{kind: len(items) for kind, items in removed.items()})  # fmt: skip

@@ -16,7 +16,14 @@ from starlette.routing import BaseRoute
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
 from openccs.domain.workloads import record_event, record_node_event, services_on
-from openccs.faults.backend import MACHINE_KINDS, ONE_SHOT, Backend, FaultError, sync_liveness
+from openccs.faults.backend import (
+    MACHINE_KINDS,
+    ONE_SHOT,
+    Backend,
+    FaultError,
+    PodRef,
+    sync_liveness,
+)
 from openccs.faults.models import Fault
 from openccs.faults.probe import ProbeLoop, probe_over
 from openccs.ids import new_id
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 log = get_logger("openccs.faults")
 INTERVAL = 1.0
 # The settings of a fault a client sees (the others are the keeper's own notes).
-SHOWN = ("direction", "percent", "machines", "probeUrl")
+SHOWN = ("direction", "percent", "machines", "probeUrl", "which", "fillBytes")
 
 
 @dataclass
@@ -80,6 +87,7 @@ class Faults:
     def start_fault(self, spec: FaultSpec) -> str:
         """Record the fault, then inject it; a failed injection is undone and raised."""
         with self._lock:
+            prepared = self._prepare(spec)
             with self.store.session() as s:
                 clash = _clash(s, spec)
                 if clash is not None:
@@ -90,6 +98,7 @@ class Faults:
                 params = dict(spec.params or {})
                 if spec.instance_id and not spec.pod:
                     params["services"] = [list(r) for r in services_on(s, spec.instance_id)]
+                params.update(prepared)
                 now = utcnow()
                 fault = Fault(
                     id=new_id("flt"), account_id=spec.account_id, kind=spec.kind,
@@ -114,6 +123,19 @@ class Faults:
                     self._finish(s, fault, "ended", "done")
         self._loop.wake()
         return fault_id
+
+    def _prepare(self, spec: FaultSpec) -> dict[str, Any]:
+        """What the backend records with the fault, read from the machine outside any
+        transaction (read, work, write)."""
+        params = spec.params or {}
+        pod = None
+        if "podId" in params:
+            with self.store.session() as s:
+                pod = PodRef.of(s, int(params["podId"]))
+        try:
+            return self.backend.prepare(spec.kind, params, pod)
+        except CloudError as exc:
+            raise FaultError(exc.message) from exc
 
     def end_fault(self, fault_id: str) -> None:
         with self._lock, self.store.session() as s:

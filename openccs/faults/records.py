@@ -32,6 +32,7 @@ class FaultRequest:
     direction: str = "both"
     percent: int = 50
     probe_url: str | None = None
+    which: str = "layer"
 
 
 def resolve(s: Session, account_id: int, req: FaultRequest) -> FaultSpec:
@@ -64,6 +65,15 @@ def resolve(s: Session, account_id: int, req: FaultRequest) -> FaultSpec:
         spec.cluster_id, spec.instance_id = pod.cluster_id, pod.node_id
         spec.namespace, spec.pod = pod.namespace, pod.name
         params = {"podId": pod.id, "podUid": pod.uid}
+        if req.kind == "disk-fill":
+            volumes = [v.get("name") for v in pod.template.get("volumes") or []]
+            if req.which != "layer" and req.which not in volumes:
+                raise invalid_parameter(
+                    "which",
+                    f"pod {pod.name} has no volume {req.which!r} (it has: "
+                    f"{', '.join(map(str, volumes)) or 'none'}; 'layer' is its writable layer)",
+                )
+            params["which"] = req.which
     elif req.kind in CLUSTER_KINDS:
         if not req.cluster_id:
             raise missing_parameter("clusterId")
