@@ -28,9 +28,10 @@ from openccs.cloud import dockerapi
 from openccs.engine.docker import POD_LABEL
 from openccs.kube import metrics, proto, streams, writes
 from openccs.kube.errors import KubeError, not_found
-from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
+from openccs.kube.kinds import CATEGORY_ALL, K8S_VERSION, KINDS, Kind
 from openccs.kube.patch import APPLY
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
+from openccs.kube.tables import COLUMNS, table_row
 from openccs.kube.tracker import Tracker
 from openccs.log import get_logger, log_event, log_failure
 from openccs.subsystems import need
@@ -508,9 +509,7 @@ class ClusterApi:
 
     # -- logs -------------------------------------------------------------------------
     async def _logs(self, request: Request, namespace: str, name: str) -> Response:
-        from openccs.kube.objects import KINDS as K
-
-        pod = await in_thread(self.get_object, K["pods"], namespace, name)
+        pod = await in_thread(self.get_object, KINDS["pods"], namespace, name)
         q = request.query_params
         containers = [c["name"] for c in pod["spec"]["containers"]]
         cname = q.get("container") or ""
