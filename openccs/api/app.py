@@ -22,8 +22,8 @@ from openccs import errors
 from openccs.domain.accounts import Caller, CallerCache
 from openccs.errors import ApiError, shown
 from openccs.ids import parse_number
+from openccs.instruments import API_DURATION, API_REQUESTS
 from openccs.log import get_logger, log_event, log_failure, request_id_var
-from openccs.monitor.exposition import API_DURATION, API_REQUESTS
 
 from .context import RequestContext
 from .envelope import envelope, error_envelope
