@@ -54,8 +54,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
 WATCH_EVERY = 0.5
 GROUPS = {"": "v1", "apps": "v1", "policy": "v1", "autoscaling": "v1"}
-# Every route takes every method: what a path does not serve, the path's handler (or the
-# writes' dispatch) answers with a Status, never the framework's plain 405.
+# The methods of the routes: what a path does not serve is answered with a Status (by its
+# handler, the writes' dispatch or the last route), never the framework's plain 405.
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -308,9 +308,10 @@ class ClusterApi:
         return routes
 
     def _resource_routes(self) -> list[BaseRoute]:
-        """In each group version, in a namespace (first: `namespaces/{name}` itself is an
-        object of the cluster-wide kind) and cluster-wide: a collection, an object, and an
-        object's subresource."""
+        """In each group version, in a namespace and then cluster-wide: a collection, an
+        object, and an object's subresource. The order matters: `namespaces/{ns}/pods` is a
+        namespace's pods, not a subresource of the Namespace `{ns}` (which is
+        `namespaces/{ns}` alone)."""
         routes: list[BaseRoute] = []
         for group in GROUPS:
             prefix = "/" + _gv_path(group)
