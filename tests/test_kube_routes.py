@@ -126,6 +126,11 @@ def test_subresources_and_methods(client: Client) -> None:
     made = client.post(pods, json={"metadata": {"name": "p"}})
     assert "pods belong to Deployments" in status(made, 405)["message"]
     assert status(client.post(f"{pods}/web-1/log", json={}), 405)["reason"] == "MethodNotAllowed"
+    # metrics.k8s.io (from the sampler, which has not sampled yet).
+    nodes = client.get("/apis/metrics.k8s.io/v1beta1/nodes")
+    assert nodes.status_code == 200 and nodes.json()["kind"] == "NodeMetricsList"
+    pod = client.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1")
+    assert status(pod, 404)["message"] == 'pods.metrics.k8s.io "web-1" not found'
     # A method a path does not serve is a Status too, not the framework's plain text.
     assert status(client.delete("/apis/metrics.k8s.io/v1beta1/nodes"), 404)
     bad = client.get(f"{pods}", params={"labelSelector": "a==="})
