@@ -4,8 +4,8 @@ authentication and the answer. CPU time of the process per request (less disturb
 load than wall time), in microseconds, per path; one JSON line.
 
 A/B against another commit: export it (`git archive REF | tar -x -C DIR`) and run this file
-with `PYTHONPATH=DIR` (the export's openccs), alternating with the working tree a few times. Prints only;
-bench/RESULTS.md records what was run. `.venv/bin/python bench/kube_routing.py [N]`
+with `PYTHONPATH=DIR` (the export's openccs), alternating with the working tree a few times.
+Prints only; bench/RESULTS.md records what was run. `.venv/bin/python bench/kube_routing.py [N]`
 """
 
 from __future__ import annotations
