@@ -32,8 +32,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from openccs.cloud import dockerapi
-from openccs.engine.docker import POD_LABEL
+from openccs.engine import docker
 from openccs.kube import metrics, proto, streams, writes
 from openccs.kube.errors import KubeError, as_kube, not_found
 from openccs.kube.kinds import CATEGORY_ALL, K8S_VERSION, KINDS, Kind
@@ -626,7 +625,11 @@ class ClusterApi:
         if previous:
             running = status is not None and "running" in status.get("state", {})
             found = await in_thread(
-                _previous_container, sock, pod["metadata"]["uid"], cname, cid if running else ""
+                docker.previous_container,
+                sock,
+                pod["metadata"]["uid"],
+                cname,
+                cid if running else "",
             )
             if found is None:
                 raise KubeError(
@@ -704,22 +707,6 @@ class ClusterApi:
         if found is None:
             raise KubeError(404, f"node {lan_ip} of the pod is gone")
         return str(found)
-
-
-def _previous_container(sock: Path, pod_uid: str, cname: str, current: str) -> str | None:
-    """The pod's last exited instance of a container other than `current` (the node agent
-    keeps the last one for its logs)."""
-    filters = {"label": [f"{POD_LABEL}={pod_uid}", f"openccs.container={cname}"]}
-    found = dockerapi.request(
-        sock, "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
-    ).json()
-    found.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")), reverse=True)
-    for c in found:
-        # Only a run that has ended: one created and not yet started (the pod's first run,
-        # before its status says so) is not a previous one.
-        if c["Id"] != current and c["State"] in ("exited", "dead"):
-            return str(c["Id"])
-    return None
 
 
 def _since(since_time: str | None, since_seconds: str | None) -> int | None:
