@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from starlette.routing import BaseRoute
 
-from openccs.monitor.exposition import PASSES
+from openccs.instruments import PASSES
 
 if TYPE_CHECKING:
     from openccs.server import Services

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from openccs.monitor import collect, exposition, prometheus
+from openccs import instruments
+from openccs.monitor import collect, prometheus
 from openccs.monitor.sampler import Sampler, Series
 
 from .conftest import BACKENDS, Server, database_url, free_port
@@ -70,11 +71,11 @@ def fake_sampler() -> Sampler:
 
 
 def test_conventional_series_in_base_units_and_promtool_has_no_complaint() -> None:
-    exposition.API_REQUESTS.inc("DescribeCluster", "0")
-    exposition.API_DURATION.observe("DescribeCluster", seconds=0.02)
-    exposition.TASKS.inc("cluster.create", "succ")
-    exposition.PASSES.observe("engine", seconds=0.3)
-    exposition.REGISTRY_EVENTS.inc("push")
+    instruments.API_REQUESTS.inc("DescribeCluster", "0")
+    instruments.API_DURATION.observe("DescribeCluster", seconds=0.02)
+    instruments.TASKS.inc("cluster.create", "succ")
+    instruments.PASSES.observe("engine", seconds=0.3)
+    instruments.REGISTRY_EVENTS.inc("push")
     text = prometheus.render(fake_sampler(), {"ins-1": "10.0.1.5"}, {"ins-1": 123})
     assert promtool_check(text) == ""
     got = parse(text)
@@ -107,7 +108,7 @@ def test_conventional_series_in_base_units_and_promtool_has_no_complaint() -> No
 
 
 def test_histogram_buckets_are_cumulative() -> None:
-    h = exposition.Histogram("t_seconds", "test", ("x",), buckets=(0.1, 1.0))
+    h = instruments.Histogram("t_seconds", "test", ("x",), buckets=(0.1, 1.0))
     for seconds in (0.05, 0.5, 0.5, 5.0):
         h.observe("a", seconds=seconds)
     got = parse("\n".join(h.render()))

@@ -22,11 +22,11 @@ from openccs import errors
 from openccs.domain.accounts import Caller, CallerCache
 from openccs.errors import ApiError, shown
 from openccs.ids import parse_number
+from openccs.instruments import API_DURATION, API_REQUESTS
 from openccs.log import get_logger, log_event, log_failure, request_id_var
-from openccs.monitor.exposition import API_DURATION, API_REQUESTS
 
 from .context import RequestContext
-from .envelope import envelope, error_envelope
+from .envelope import envelope, error_envelope, wire_error
 from .params import MAX_PARAMETERS, check_shape, decode_params, validate_params
 from .registry import Action
 from .signature import verify
@@ -225,19 +225,18 @@ class Gateway:
             data = await self._process(request_id, params, method, host, seen)
             body = envelope(data if data is not None else {})
             code = 0
-        except ApiError as err:
-            body = error_envelope(err)
-            code = err.code
         except ClientDisconnect:
             # The client went away before its request was whole: nothing to answer.
             log_event(log, "client disconnected", action=seen["action"])
             request_id_var.reset(token)
             return Response(status_code=400)
-        except Exception:
-            log_failure(log, "unhandled error", action=seen["action"])
-            internal = errors.internal_error(request_id)
-            body = error_envelope(internal)
-            code = internal.code
+        except Exception as exc:
+            err = wire_error(exc)
+            if err is None:
+                log_failure(log, "unhandled error", action=seen["action"])
+                err = errors.internal_error(request_id)
+            body = error_envelope(err)
+            code = err.code
         elapsed = time.perf_counter() - started
         log_event(
             log,

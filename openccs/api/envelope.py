@@ -18,5 +18,15 @@ def envelope(data: Any) -> dict[str, Any]:
     return {"code": 0, "message": "", "codeDesc": "Success", "data": data}
 
 
+def wire_error(exc: Exception) -> ApiError | None:
+    """The document's error that a request which raised `exc` answers: the one place where a
+    domain error becomes a code, codeDesc and message of the v2 wire (today's domain errors
+    carry the document's code already). None for anything else: a fault of ours, answered
+    as InternalError with the request id once it is logged."""
+    if isinstance(exc, ApiError):
+        return exc
+    return None
+
+
 def error_envelope(err: ApiError) -> dict[str, Any]:
     return {"code": err.code, "message": err.message, "codeDesc": err.code_desc}

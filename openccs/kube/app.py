@@ -1,5 +1,11 @@
 """One cluster's Kubernetes API over HTTPS: discovery, get/list/watch with Tables, logs,
-and the writes kubectl makes (mapped onto the API's domain functions, see writes.py)."""
+and the writes kubectl makes (mapped onto the API's domain functions, see writes.py).
+
+The routes are data: the discovery documents by path (`DISCOVERY`), the same three resource
+paths in every group version, cluster-wide and in a namespace (collection, object,
+subresource: `_resource_routes`), and each kind's subresources with their verbs and who
+serves them (`SUBRESOURCES`), which discovery lists from the same table. Every route is
+authenticated and answers errors as `Status` objects in one place (`_serve`)."""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ import functools
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,16 +28,17 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from openccs.cloud import dockerapi
-from openccs.engine.docker import POD_LABEL
+from openccs.engine import docker
 from openccs.kube import metrics, proto, streams, writes
-from openccs.kube.errors import KubeError, not_found
-from openccs.kube.objects import CATEGORY_ALL, COLUMNS, K8S_VERSION, KINDS, Kind, table_row
+from openccs.kube.errors import KubeError, as_kube, not_found
+from openccs.kube.kinds import CATEGORY_ALL, K8S_VERSION, KINDS, Kind
 from openccs.kube.patch import APPLY
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
+from openccs.kube.tables import COLUMNS, table_row
 from openccs.kube.tracker import Tracker
 from openccs.log import get_logger, log_event, log_failure
 from openccs.subsystems import need
@@ -40,10 +48,14 @@ if TYPE_CHECKING:
 
 log = get_logger("openccs.kube")
 T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
 WATCH_EVERY = 0.5
 GROUPS = {"": "v1", "apps": "v1", "policy": "v1", "autoscaling": "v1"}
+# The methods of the routes: what a path does not serve is answered with a Status (by its
+# handler, the writes' dispatch or the last route), never the framework's plain 405.
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _json(data: Any, code: int = 200) -> Response:
@@ -57,6 +69,54 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(
         POOL, functools.partial(ctx.run, fn, *args)
     )
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """A kind's subresource: its discovery entry, and who serves it. `serve` names the
+    handler of this module that answers `methods` ("logs": a pod's logs; "spdy": exec,
+    attach and port-forward are WebSocket routes, so what reaches the HTTP route is a client
+    that fell back to SPDY); the writes' dispatch serves the rest."""
+
+    parent: str  # the kind's resource name
+    name: str
+    kind: str
+    verbs: tuple[str, ...]
+    group: str | None = None  # the subresource's own API group, where it has one
+    version: str = ""
+    serve: str = ""
+    methods: tuple[str, ...] = tuple(METHODS)
+
+    def entry(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": f"{self.parent}/{self.name}",
+            "singularName": "",
+            "namespaced": KINDS[self.parent].namespaced,
+        }
+        if self.group is not None:
+            out.update(group=self.group, version=self.version)
+        out.update(kind=self.kind, verbs=list(self.verbs))
+        return out
+
+
+SUBRESOURCES: dict[tuple[str, str], Subresource] = {
+    (s.parent, s.name): s
+    for s in (
+        Subresource("pods", "log", "Pod", ("get",), serve="logs", methods=("GET",)),
+        *(
+            Subresource("pods", name, kind, ("create", "get"), serve="spdy")
+            for name, kind in (
+                ("exec", "PodExecOptions"),
+                ("attach", "PodAttachOptions"),
+                ("portforward", "PodPortForwardOptions"),
+            )
+        ),
+        Subresource("pods", "eviction", "Eviction", ("create",), "policy", "v1"),
+        Subresource(
+            "deployments", "scale", "Scale", ("get", "patch", "update"), "autoscaling", "v1"
+        ),
+    )
+}
 
 
 def _resource_entry(k: Kind) -> dict[str, Any]:
@@ -78,56 +138,37 @@ def resource_list(group: str) -> dict[str, Any]:
     version = GROUPS[group]
     gv = f"{group}/{version}" if group else version
     resources = [_resource_entry(k) for k in KINDS.values() if k.group == group]
-    if group == "":
-        resources += [
-            {
-                "name": "pods/log",
-                "singularName": "",
-                "namespaced": True,
-                "kind": "Pod",
-                "verbs": ["get"],
-            },
-            *(
-                {
-                    "name": f"pods/{sub}",
-                    "singularName": "",
-                    "namespaced": True,
-                    "kind": kind,
-                    "verbs": ["create", "get"],
-                }
-                for sub, kind in (
-                    ("exec", "PodExecOptions"),
-                    ("attach", "PodAttachOptions"),
-                    ("portforward", "PodPortForwardOptions"),
-                )
-            ),
-            {
-                "name": "pods/eviction",
-                "singularName": "",
-                "namespaced": True,
-                "group": "policy",
-                "version": "v1",
-                "kind": "Eviction",
-                "verbs": ["create"],
-            },
-        ]
-    if group == "apps":
-        resources.append(
-            {
-                "name": "deployments/scale",
-                "singularName": "",
-                "namespaced": True,
-                "group": "autoscaling",
-                "version": "v1",
-                "kind": "Scale",
-                "verbs": ["get", "patch", "update"],
-            }
-        )
+    resources += [s.entry() for s in SUBRESOURCES.values() if KINDS[s.parent].group == group]
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": gv,
         "resources": resources,
+    }
+
+
+def version_info() -> dict[str, Any]:
+    return {
+        "major": "1",
+        "minor": K8S_VERSION.split(".")[1],
+        "gitVersion": f"{K8S_VERSION}-openccs",
+        "platform": "linux/amd64",
+        "goVersion": "",
+        "compiler": "",
+        "buildDate": "",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+    }
+
+
+def api_group(group: str) -> dict[str, Any]:
+    gv = {"groupVersion": f"{group}/{GROUPS[group]}", "version": GROUPS[group]}
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": [gv],
+        "preferredVersion": gv,
     }
 
 
@@ -187,6 +228,37 @@ def openapi_doc(gv_path: str) -> dict[str, Any]:
     }
 
 
+# The discovery documents, by path.
+DISCOVERY: dict[str, Callable[[], dict[str, Any]]] = {
+    "/version": version_info,
+    "/api": lambda: {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": group_list,
+    "/api/v1": functools.partial(resource_list, ""),
+    "/openapi/v3": openapi_root,
+    f"/apis/{metrics.GROUP}": lambda: {"kind": "APIGroup", "apiVersion": "v1", **metrics.group()},
+    f"/apis/{metrics.GROUP_VERSION}": metrics.resource_list,
+    **{f"/apis/{g}": functools.partial(api_group, g) for g in GROUPS if g},
+    **{f"/apis/{g}/{v}": functools.partial(resource_list, g) for g, v in GROUPS.items() if g},
+}
+HEALTH = ("/healthz", "/livez", "/readyz")
+
+
+def _no_route(request: Request) -> KubeError:
+    return KubeError(404, f"the server could not find the requested resource ({request.url.path})")
+
+
+class _NoTrailingSlash:
+    """The app, where a path with a trailing slash is the path without it."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope = {**scope, "path": scope["path"].rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
 class ClusterApi:
     """The Kubernetes API of one cluster (one app for all its listeners)."""
 
@@ -197,14 +269,66 @@ class ClusterApi:
         self.secret = secret
         self.tracker = Tracker(services.store, cluster_id)
         self.closing = False
-        self.app = Starlette(
-            routes=[
-                WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{action}", self.stream),
-                Route(
-                    "/{path:path}", self.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
-                ),
-            ]
-        )
+        self.app = _NoTrailingSlash(Starlette(routes=self._routes()))
+
+    # -- the routes -------------------------------------------------------------------
+    def _routes(self) -> list[BaseRoute]:
+        def answer(fn: Callable[[], dict[str, Any]]) -> Endpoint:
+            async def endpoint(_: Request) -> Response:
+                return _json(fn())
+
+            return endpoint
+
+        async def health(_: Request) -> Response:
+            return Response("ok", media_type="text/plain")
+
+        async def openapi(request: Request) -> Response:
+            return _json(openapi_doc(request.path_params["gv"]))
+
+        async def nowhere(request: Request) -> Response:
+            raise _no_route(request)
+
+        routes: list[BaseRoute] = [
+            WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{action}", self.stream),
+            *(
+                Route(path, self._guard(answer(fn)), methods=METHODS)
+                for path, fn in DISCOVERY.items()
+            ),
+            *(Route(path, self._guard(health), methods=METHODS) for path in HEALTH),
+            Route("/openapi/v3/{gv:path}", self._guard(openapi), methods=METHODS),
+            Route(
+                f"/apis/{metrics.GROUP_VERSION}/{{rest:path}}",
+                self._guard(self._metric),
+                methods=["GET"],
+            ),
+            *self._resource_routes(),
+            Route("/{path:path}", self._guard(nowhere), methods=METHODS),
+        ]
+        return routes
+
+    def _resource_routes(self) -> list[BaseRoute]:
+        """In each group version, in a namespace and then cluster-wide: a collection, an
+        object, and an object's subresource. The order matters: `namespaces/{ns}/pods` is a
+        namespace's pods, not a subresource of the Namespace `{ns}` (which is
+        `namespaces/{ns}` alone)."""
+        routes: list[BaseRoute] = []
+        for group in GROUPS:
+            prefix = "/" + _gv_path(group)
+            for base in (f"{prefix}/namespaces/{{namespace}}", prefix):
+                for path, serve in (
+                    ("/{resource}", self._collection),
+                    ("/{resource}/{name}", self._object),
+                    ("/{resource}/{name}/{sub:path}", self._subresource),
+                ):
+                    endpoint = functools.partial(serve, group)
+                    routes.append(Route(base + path, self._guard(endpoint), methods=METHODS))
+        return routes
+
+    def _guard(self, serve: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            return await self._serve(request, serve)
+
+        return endpoint
 
     # -- authentication ---------------------------------------------------------------
     def _authenticated(self, request: Request | WebSocket) -> bool:
@@ -239,27 +363,28 @@ class ClusterApi:
         else:
             await ws.close(code=1008, reason=f"no stream {p['action']}")
 
-    async def handle(self, request: Request) -> Response:
+    async def _serve(self, request: Request, serve: Endpoint) -> Response:
+        """Authentication, the answer, errors as Status objects, and the request's log line."""
         started = time.perf_counter()
         code = 200
         try:
             if not self._authenticated(request):
                 raise KubeError(401, "Unauthorized")
-            resp = await self._route(request)
+            resp = await serve(request)
             code = resp.status_code
             return resp
-        except KubeError as err:
-            code = err.code
-            return _json(err.status(), err.code)
         except ClientDisconnect:
             # The client went away (or was timed out) before its request was whole.
             code = 499
             log_event(log, "kube client disconnected", cluster=self.cluster_id)
             return Response(status_code=400)
-        except Exception:
-            log_failure(log, "kube api error", path=request.url.path)
-            code = 500
-            return _json(KubeError(500, "internal error; see the server log").status(), 500)
+        except Exception as exc:
+            err = as_kube(exc)
+            if err is None:
+                log_failure(log, "kube api error", path=request.url.path)
+                err = KubeError(500, "internal error; see the server log")
+            code = err.code
+            return _json(err.status(), err.code)
         finally:
             log_event(
                 log,
@@ -271,87 +396,43 @@ class ClusterApi:
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
 
-    async def _route(self, request: Request) -> Response:
-        path = request.url.path.rstrip("/") or "/"
-        method = request.method
-        if path == "/version":
-            return _json(
-                {
-                    "major": "1",
-                    "minor": K8S_VERSION.split(".")[1],
-                    "gitVersion": f"{K8S_VERSION}-openccs",
-                    "platform": "linux/amd64",
-                    "goVersion": "",
-                    "compiler": "",
-                    "buildDate": "",
-                    "gitCommit": "",
-                    "gitTreeState": "clean",
-                }
-            )
-        if path == "/api":
-            return _json(
-                {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-            )
-        if path == "/apis":
-            return _json(group_list())
-        if path in ("/healthz", "/livez", "/readyz"):
-            return Response("ok", media_type="text/plain")
-        if path == "/api/v1":
-            return _json(resource_list(""))
-        if path == "/openapi/v3":
-            return _json(openapi_root())
-        if path.startswith("/openapi/v3/"):
-            return _json(openapi_doc(path.removeprefix("/openapi/v3/")))
-        if path == f"/apis/{metrics.GROUP}":
-            return _json({"kind": "APIGroup", "apiVersion": "v1", **metrics.group()})
-        if path == f"/apis/{metrics.GROUP_VERSION}":
-            return _json(metrics.resource_list())
-        if path.startswith(f"/apis/{metrics.GROUP_VERSION}/") and method == "GET":
-            rest = path.removeprefix(f"/apis/{metrics.GROUP_VERSION}/").split("/")
-            return _json(await in_thread(self._metrics, rest, request))
-        parts = path.strip("/").split("/")
-        if parts[0] == "api" and len(parts) >= 2 and parts[1] == "v1":
-            group, rest = "", parts[2:]
-        elif parts[0] == "apis" and len(parts) >= 3 and GROUPS.get(parts[1]) == parts[2]:
-            group, rest = parts[1], parts[3:]
-            if not rest:
-                return _json(resource_list(group))
-        elif parts[0] == "apis" and len(parts) == 2 and parts[1] in GROUPS:
-            g = parts[1]
-            gv = {"groupVersion": f"{g}/{GROUPS[g]}", "version": GROUPS[g]}
-            return _json(
-                {
-                    "kind": "APIGroup",
-                    "apiVersion": "v1",
-                    "name": g,
-                    "versions": [gv],
-                    "preferredVersion": gv,
-                }
-            )
-        else:
-            raise KubeError(404, f"the server could not find the requested resource ({path})")
-        namespace = ""
-        if len(rest) >= 3 and rest[0] == "namespaces":
-            namespace, rest = rest[1], rest[2:]
-        if not rest:
-            raise KubeError(404, f"the server could not find the requested resource ({path})")
-        resource, name = rest[0], rest[1] if len(rest) > 1 else ""
-        sub = "/".join(rest[2:])
-        kind = KINDS.get(resource)
-        if kind is None or kind.group != group:
-            raise KubeError(404, f"the server could not find the requested resource ({path})")
-        if kind.namespaced is False and namespace:
-            raise KubeError(404, f"the server could not find the requested resource ({path})")
-        q = request.query_params
-        if method == "GET" and not name:
-            if q.get("watch") in ("1", "true", "True"):
+    def _kind(self, request: Request, group: str) -> tuple[Kind, str]:
+        """The kind a resource path names in this group, and its namespace ("" for all)."""
+        kind = KINDS.get(request.path_params["resource"])
+        namespace = request.path_params.get("namespace", "")
+        if kind is None or kind.group != group or (namespace and not kind.namespaced):
+            raise _no_route(request)
+        return kind, namespace
+
+    async def _collection(self, group: str, request: Request) -> Response:
+        kind, namespace = self._kind(request, group)
+        if request.method == "GET":
+            if request.query_params.get("watch") in ("1", "true", "True"):
                 return await self._watch(request, kind, namespace)
             return await self._list(request, kind, namespace)
-        if method == "GET" and sub == "log" and kind.name == "pods":
-            return await self._logs(request, namespace, name)
-        if kind.name == "pods" and sub in ("exec", "attach", "portforward"):
-            # What reaches here is not a WebSocket: a client that fell back to SPDY.
-            raise KubeError(400, streams.SPDY_ONLY)
+        return await self._write(request, kind, namespace, "", "")
+
+    async def _object(self, group: str, request: Request) -> Response:
+        kind, namespace = self._kind(request, group)
+        return await self._write(request, kind, namespace, request.path_params["name"], "")
+
+    async def _subresource(self, group: str, request: Request) -> Response:
+        kind, namespace = self._kind(request, group)
+        name, sub = request.path_params["name"], request.path_params["sub"]
+        found = SUBRESOURCES.get((kind.name, sub))
+        if found is not None and request.method in found.methods:
+            if found.serve == "logs":
+                return await self._logs(request, namespace, name)
+            if found.serve == "spdy":
+                raise KubeError(400, streams.SPDY_ONLY)
+        return await self._write(request, kind, namespace, name, sub)
+
+    async def _write(
+        self, request: Request, kind: Kind, namespace: str, name: str, sub: str
+    ) -> Response:
+        """Everything but lists, watches and logs: the writes' dispatch (a GET of one
+        object too)."""
+        method = request.method
         body: Any = None
         if method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
@@ -359,7 +440,9 @@ class ClusterApi:
         ctype = request.headers.get("content-type", "application/json")
         if method == "DELETE":  # DeleteOptions (dryRun) may come in the body
             body = _delete_options(await request.body())
-        opts = writes.Options.from_query(q, request.headers.get("user-agent", ""), body)
+        opts = writes.Options.from_query(
+            request.query_params, request.headers.get("user-agent", ""), body
+        )
         result = await in_thread(
             writes.dispatch, self, method, kind, namespace, name, sub, body, ctype, opts
         )
@@ -372,6 +455,10 @@ class ClusterApi:
         return _json(result, code)
 
     # -- reads ------------------------------------------------------------------------
+    async def _metric(self, request: Request) -> Response:
+        rest = request.path_params["rest"].split("/")
+        return _json(await in_thread(self._metrics, rest, request))
+
     def _metrics(self, rest: list[str], request: Request) -> dict[str, Any]:
         q = request.query_params
         try:
@@ -508,9 +595,7 @@ class ClusterApi:
 
     # -- logs -------------------------------------------------------------------------
     async def _logs(self, request: Request, namespace: str, name: str) -> Response:
-        from openccs.kube.objects import KINDS as K
-
-        pod = await in_thread(self.get_object, K["pods"], namespace, name)
+        pod = await in_thread(self.get_object, KINDS["pods"], namespace, name)
         q = request.query_params
         containers = [c["name"] for c in pod["spec"]["containers"]]
         cname = q.get("container") or ""
@@ -540,7 +625,11 @@ class ClusterApi:
         if previous:
             running = status is not None and "running" in status.get("state", {})
             found = await in_thread(
-                _previous_container, sock, pod["metadata"]["uid"], cname, cid if running else ""
+                docker.previous_container,
+                sock,
+                pod["metadata"]["uid"],
+                cname,
+                cid if running else "",
             )
             if found is None:
                 raise KubeError(
@@ -618,22 +707,6 @@ class ClusterApi:
         if found is None:
             raise KubeError(404, f"node {lan_ip} of the pod is gone")
         return str(found)
-
-
-def _previous_container(sock: Path, pod_uid: str, cname: str, current: str) -> str | None:
-    """The pod's last exited instance of a container other than `current` (the node agent
-    keeps the last one for its logs)."""
-    filters = {"label": [f"{POD_LABEL}={pod_uid}", f"openccs.container={cname}"]}
-    found = dockerapi.request(
-        sock, "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
-    ).json()
-    found.sort(key=lambda c: int(c["Labels"].get("openccs.restart", "0")), reverse=True)
-    for c in found:
-        # Only a run that has ended: one created and not yet started (the pod's first run,
-        # before its status says so) is not a previous one.
-        if c["Id"] != current and c["State"] in ("exited", "dead"):
-            return str(c["Id"])
-    return None
 
 
 def _since(since_time: str | None, since_seconds: str | None) -> int | None:

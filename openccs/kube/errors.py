@@ -1,4 +1,5 @@
-"""Errors in the Kubernetes Status format."""
+"""Errors in the Kubernetes Status format: the one place where a domain error (the
+document's `ApiError`) becomes a Kubernetes error (`from_api`, `as_kube`)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,13 @@ def from_api(err: ApiError, kind: str = "", name: str = "") -> KubeError:
     if err.code == 5100:
         return KubeError(409, err.message, details={"name": name, "kind": kind})
     return KubeError(500, f"{err.code_desc}: {err.message}")
+
+
+def as_kube(exc: BaseException) -> KubeError | None:
+    """What a request that raised `exc` answers: a Kubernetes error as it is, a domain error
+    as Kubernetes says it; None for anything else (a fault of ours: a 500)."""
+    if isinstance(exc, KubeError):
+        return exc
+    if isinstance(exc, ApiError):
+        return from_api(exc)
+    return None

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from openccs.kube.objects import Snapshot
+from openccs.kube.snapshot import Snapshot
 from openccs.store.db import Store
 
 HISTORY = 20_000

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs.ids import new_id
-from openccs.monitor.exposition import family, render_own
+from openccs.instruments import family, render_own
 from openccs.monitor.metrics import METRICS
 from openccs.monitor.models import MetricsToken
 from openccs.monitor.sampler import Sampler, Series

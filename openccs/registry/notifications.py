@@ -11,8 +11,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openccs.errors import ApiError
+from openccs.instruments import REGISTRY_EVENTS
 from openccs.log import get_logger, log_event
-from openccs.monitor.exposition import REGISTRY_EVENTS
 from openccs.timeutil import utcnow
 
 from . import domain, retention, triggers

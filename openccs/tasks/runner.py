@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select
 
 from openccs.backoff import Backoff, Policy
+from openccs.instruments import TASKS
 from openccs.log import get_logger, log_event
-from openccs.monitor.exposition import TASKS
 from openccs.store.db import Store
 from openccs.store.models import Task
 from openccs.timeutil import utcnow

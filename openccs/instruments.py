@@ -1,8 +1,10 @@
 """openccs's own counters and histograms (API requests, tasks, controller passes, registry
 traffic) and the Prometheus text format they and the sampler's series are written in.
 
-The instruments are process-wide and thread-safe; the code that counts imports one of the
-module's instruments and calls `inc` or `observe`, which costs a lock and a dict update.
+At the bottom of the import graph, so every layer may count: the instruments are
+process-wide and thread-safe; the code that counts imports one of the module's instruments
+and calls `inc` or `observe`, which costs a lock and a dict update. `/metrics` (monitor/)
+renders them with the sampler's series.
 """
 
 from __future__ import annotations
