@@ -10,8 +10,14 @@ from openccs.api.context import RequestContext
 from openccs.api.params import Params
 from openccs.api.registry import action
 from openccs.errors import ApiError, not_found
-from openccs.store.models import Task
-from openccs.tasks.runner import StepContext, TaskFailed, create_task, describe, task_type
+from openccs.tasks.runner import (
+    StepContext,
+    TaskFailed,
+    create_task,
+    describe,
+    own_task,
+    task_type,
+)
 
 
 class DescribeClusterTaskResultParams(Params):
@@ -27,8 +33,8 @@ class DescribeClusterTaskResultParams(Params):
 def describe_cluster_task_result(
     ctx: RequestContext, p: DescribeClusterTaskResultParams
 ) -> dict[str, Any]:
-    task = ctx.db.get(Task, p.requestId)
-    if task is None or task.account_id != ctx.account_id:
+    task = own_task(ctx.db, ctx.account_id, p.requestId)
+    if task is None:
         raise not_found("Task (requestId)", p.requestId)
     caller = ctx.caller
     # A task without a resource (the test task) is the owner's alone.

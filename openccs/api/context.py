@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from openccs.domain.accounts import Caller
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from openccs.server import Services
     from openccs.subsystems import Subsystems
 
-# Set on a session by its first flush: a transaction that wrote may not be left for work.
+# Set on a session by its first write (a flush, an insert/update/delete statement): a
+# transaction that wrote may not be left for work.
 _WROTE = "openccs.request.wrote"
 _OUTSIDE = "openccs.request.outside"
 
@@ -29,6 +30,12 @@ _OUTSIDE = "openccs.request.outside"
 @event.listens_for(Session, "after_flush")
 def _mark_written(session: Session, _ctx: Any) -> None:
     session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _mark_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
 
 
 @event.listens_for(Session, "after_begin")

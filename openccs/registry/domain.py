@@ -357,13 +357,12 @@ def list_namespaces(
     if contains:
         q = q.where(CcrNamespace.name.contains(contains, autoescape=True))
     page = _page(s, q.order_by(CcrNamespace.name), offset, limit, visible, lambda n: n.name)
-    counts = dict(
-        s.execute(
-            select(CcrRepository.namespace_id, func.count())
-            .where(CcrRepository.namespace_id.in_([n.id for n in page.rows]))
-            .group_by(CcrRepository.namespace_id)
-        ).tuples()
+    rows = s.execute(
+        select(CcrRepository.namespace_id, func.count())
+        .where(CcrRepository.namespace_id.in_([n.id for n in page.rows]))
+        .group_by(CcrRepository.namespace_id)
     )
+    counts = {nid: n for nid, n in rows}
     return page, counts
 
 

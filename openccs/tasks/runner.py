@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openccs.log import get_logger, log_event
 from openccs.monitor.exposition import TASKS
@@ -222,6 +223,12 @@ def create_task(
     s.add(task)
     s.flush()
     return task
+
+
+def own_task(s: Session, account_id: int, task_id: int) -> Task | None:
+    """An account's task, or None (another account's task does not exist for it)."""
+    task = s.get(Task, task_id)
+    return task if task is not None and task.account_id == account_id else None
 
 
 def describe(task: Task) -> dict[str, Any]:
