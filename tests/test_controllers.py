@@ -1,8 +1,9 @@
 """The controllers' decisions on a database state, without machines: the deployment and
 replica set controllers (rolling update steps, Recreate, scale down), the scheduler (fit,
-spread, cordon, not ready, affinity) and the node lifecycle controller (NotReady after the
-grace period). The end-to-end tests (test_workloads.py and friends) run the same
-controllers against real machines; these pin the rules down one pass at a time.
+spread, cordon, not ready, affinity), the node lifecycle controller (NotReady after the
+grace period) and the cluster autoscaler (which group grows, when a machine goes). The
+end-to-end tests (test_workloads.py, test_asg.py and friends) run the same controllers
+against real machines; these pin the rules down one pass at a time.
 
 What a machine would do (start a scheduled pod, remove a deleted one) is played by
 `kubelet()` below: it writes what the node agent writes, nothing more.
@@ -11,6 +12,7 @@ What a machine would do (start a scheduled pod, remove a deleted one) is played 
 from __future__ import annotations
 
 import itertools
+import random
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,8 +23,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openccs.api.registry import Registry
+from openccs.api.replay import ReplayGuard
+from openccs.autoscaler import domain as asg_domain
+from openccs.autoscaler import tasks as _asg_tasks  # noqa: F401  (registers the task types)
+from openccs.autoscaler.controller import Autoscaler
+from openccs.autoscaler.models import ClusterAsg
+from openccs.config import Settings
+from openccs.crypto import SecretBox
+from openccs.domain import cluster_tasks as _cluster_tasks  # noqa: F401  (task types)
 from openccs.domain import workloads as wl
 from openccs.engine import deployment, lifecycle, scheduler
+from openccs.server import Services
 from openccs.store.db import Store
 from openccs.store.models import (
     Account,
@@ -36,6 +48,7 @@ from openccs.store.models import (
     Subnet,
     Vpc,
 )
+from openccs.tasks.runner import TaskRunner
 from openccs.timeutil import utcnow
 
 CLUSTER = "cls-unit0001"
@@ -424,3 +437,143 @@ def test_replica_sets_keep_one_row_per_template(store: Store) -> None:
         revs = list(s.scalars(select(ReplicaSet).where(ReplicaSet.service_id == svc.id)))
         assert [r.revision for r in revs] == [1, 2]
         assert by_revision(s, svc) == {1: 1}
+
+
+# --- autoscaler ----------------------------------------------------------------------------
+@pytest.fixture
+def autoscaler(store: Store, tmp_path: Path) -> Iterator[Autoscaler]:
+    """The cluster autoscaler on the test's database; a document minute is no time at all,
+    so the delays under test are the rules, not the clock. Tasks are made, never run."""
+    settings = Settings(data_dir=tmp_path / "data", asg_minute_seconds=0.0)
+    services = Services(
+        settings=settings,
+        store=store,
+        box=SecretBox.from_data_dir(settings.data_dir),
+        registry=Registry(),
+        replay=ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key),
+        tasks=TaskRunner(store),
+    )
+    yield Autoscaler(services, rng=random.Random(7))
+
+
+def add_group(s: Session, gid: str, min_size: int = 0, max_size: int = 3, cpu: int = 2) -> None:
+    s.add(
+        ClusterAsg(
+            id=gid,
+            account_id=1,
+            cluster_id=CLUSTER,
+            name=gid,
+            launch_config_id=f"asc-{gid[4:]}",
+            launch_config_name=gid,
+            status="enabled",
+            min_size=min_size,
+            max_size=max_size,
+            desired_capacity=min_size,
+            labels={"pool": gid},
+            launch={
+                "zone": "ap-guangzhou-3",
+                "subnet_id": "subnet-unit0001",
+                "instance_type": f"S2.X{cpu}",
+                "cpu": cpu,
+                "mem": 4,
+            },
+        )
+    )
+    s.flush()
+
+
+def add_pod(s: Session, name: str, cpu: int, node: str | None = None) -> Pod:
+    pod = Pod(
+        uid=name,
+        account_id=1,
+        cluster_id=CLUSTER,
+        namespace="default",
+        name=name,
+        service_id=None,
+        template={"containers": [container(cpu=cpu)]},
+        node_id=node,
+        status={"reason": "Running" if node else "Unschedulable", "ready": bool(node)},
+    )
+    s.add(pod)
+    s.flush()
+    return pod
+
+
+def group_nodes(s: Session, gid: str) -> list[Instance]:
+    return list(s.scalars(select(Instance).where(Instance.autoscaling_group_id == gid)))
+
+
+def test_a_pod_no_node_can_take_scales_a_group_up_once(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_pod(s, "busy", 1800, node="ins-a")
+        add_group(s, "asg-small001")
+        waiting = add_pod(s, "waiting", 1500)
+        tasks = autoscaler._cluster_pass(s, CLUSTER, set())
+        assert len(tasks) == 1
+        new = group_nodes(s, "asg-small001")
+        assert [(n.state, n.task_id, n.labels.get("pool")) for n in new] == [
+            ("Creating", tasks[0], "asg-small001")
+        ]
+        assert s.get(ClusterAsg, "asg-small001").desired_capacity == 1  # type: ignore[union-attr]
+        triggered = events(s, "TriggeredScaleUp")
+        assert [e.obj_name for e in triggered] == [waiting.name]
+        assert "{asg-small001 0->1 (max: 3)}" in triggered[0].message
+        # The machine being made will take the pod: the next pass asks for no other.
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        assert len(group_nodes(s, "asg-small001")) == 1
+
+
+def test_a_pod_too_big_for_every_group_triggers_nothing_and_says_why(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_group(s, "asg-small001", cpu=2)
+        huge = add_pod(s, "huge", 6000)
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        assert group_nodes(s, "asg-small001") == []
+        [why] = events(s, "NotTriggerScaleUp")
+        assert why.obj_name == huge.name
+        assert why.message.startswith(
+            "pod didn't trigger scale-up (it wouldn't fit if a new node is added):"
+        )
+        assert "Insufficient cpu" in why.message
+
+
+def test_a_group_at_its_maximum_does_not_grow(store: Store, autoscaler: Autoscaler) -> None:
+    with store.session() as s:
+        add_group(s, "asg-small001", max_size=1)
+        add_node(s, "g1", autoscaling_group_id="asg-small001")
+        add_pod(s, "busy", 1800, node="ins-g1")
+        add_pod(s, "waiting", 1500)
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        [why] = events(s, "NotTriggerScaleUp")
+        assert "max node group size reached" in why.message
+
+
+def test_an_empty_group_node_goes_once_unneeded_but_not_below_min_size(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_group(s, "asg-small001", min_size=1, max_size=3)
+        add_node(s, "g1", autoscaling_group_id="asg-small001")
+        add_node(s, "g2", autoscaling_group_id="asg-small001")
+        add_pod(s, "busy", 1500, node="ins-g1")
+        st = asg_domain.settings_of(s, CLUSTER)
+        # Scale-down off (the default): nothing goes.
+        assert not st.scale_down_enabled
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        st.scale_down_enabled = True
+        tasks = autoscaler._cluster_pass(s, CLUSTER, set())
+        assert len(tasks) == 1
+        [empty] = [e.message for e in events(s, "ScaleDownEmpty")]
+        assert "(ins-g2, empty)" in empty
+        g2 = s.get(Instance, "ins-g2")
+        assert g2 is not None and [e.obj_name for e in events(s, "ScaleDown")] == [g2.lan_ip]
+        # g1 is busy and the group is at its minimum once g2 goes: the next pass waits for
+        # the scale-in to finish, and then keeps g1.
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
