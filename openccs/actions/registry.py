@@ -792,6 +792,9 @@ class MaintainParams(Params):
     unscoped="test-only maintenance of the whole registry",
 )
 def maintain(ctx: RequestContext, p: MaintainParams) -> dict[str, Any]:
-    """Run the periodic registry pass now (reconcile, retention, garbage collection)."""
-    result: dict[str, int] = need(ctx.subsystems.registry, "registry").maintain(force_gc=p.gc)
+    """Run the periodic registry pass now (reconcile, retention, garbage collection): it
+    talks to the registry and runs its garbage collector, in transactions of its own."""
+    registry = need(ctx.subsystems.registry, "registry")
+    with ctx.outside():
+        result: dict[str, int] = registry.maintain(force_gc=p.gc)
     return result
