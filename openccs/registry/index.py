@@ -112,15 +112,6 @@ def forget_tags(rt: RegistryRuntime, s: Session, removal: TagRemoval) -> None:
     log_event(log, "tags removed", repository=removal.repository, tags=",".join(removal.names))
 
 
-def remove_tags(rt: RegistryRuntime, s: Session, repo: CcrRepository, tags: list[CcrTag]) -> None:
-    """Remove tags from the registry, then from the index, in the caller's transaction."""
-    if not tags:
-        return
-    removal = plan_tag_removal(s, repo, tags)
-    untag_in_registry(rt, removal)
-    forget_tags(rt, s, removal)
-
-
 def purge_repository(rt: RegistryRuntime, name: str) -> None:
     """The registry's half of removing a repository: its manifests, then its directory."""
     client = rt.need_client()
