@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import httpx
@@ -225,6 +226,15 @@ def test_duplicate_image_makes_a_pullable_tag(
         "DuplicateImage", {"src_image": f"{ns}/foo:v1", "dest_image": f"{ns}/foo:stolen"}
     )
     assert res["code"] == 5000
+    # The copy runs outside the request's transaction; when it fails (the registry lost the
+    # source's manifest), the new repository it was for is not made.
+    v2 = server.data_dir / "registry" / "storage" / "docker" / "registry" / "v2"
+    shutil.rmtree(v2 / "repositories" / ns / "foo")
+    res = server.client(acct).call(
+        "DuplicateImage", {"src_image": f"{ns}/foo:v1", "dest_image": f"{ns}/fresh:x"}
+    )
+    assert res["code"] != 0 and "Image" in res["message"], res
+    assert call_ok(server, acct, "RepositoryIsExists", reponame=f"{ns}/fresh")["isExist"] is False
 
 
 def test_deleted_tag_is_unpullable_and_gc_frees_its_bytes(

@@ -7,14 +7,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
-from sqlalchemy import select
 
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Flag, Paged, Params
 from openccs.api.registry import action
 from openccs.autoscaler import domain as asg
 from openccs.autoscaler import tasks  # noqa: F401  (registers the task types)
-from openccs.autoscaler.models import AutoscalerSettings, ClusterAsg
+from openccs.autoscaler.models import ClusterAsg
 from openccs.backends.inputs import LABEL_KEY
 from openccs.domain import cloud
 from openccs.domain import clusters as dom
@@ -173,23 +172,14 @@ class DescribeClusterAsgParams(Paged):
     inline=True,
 )
 def describe_cluster_asg(ctx: RequestContext, p: DescribeClusterAsgParams) -> dict[str, Any]:
-    s = ctx.db
-    q = select(ClusterAsg).where(ClusterAsg.account_id == ctx.account_id)
+    cluster_id = None
     if p.clusterId:
-        cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId)
-        q = q.where(ClusterAsg.cluster_id == cluster.id)
-    if p.autoScalingGroupId:
-        q = q.where(ClusterAsg.id == p.autoScalingGroupId)
-    if p.status:
-        q = q.where(ClusterAsg.status == p.status)
-    groups = [
-        g
-        for g in s.scalars(q.order_by(ClusterAsg.created_at, ClusterAsg.id))
-        if ctx.caller.may_use(g.cluster_id)
-    ]
+        cluster_id = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId).id
+    groups = asg.list_groups(
+        ctx.db, ctx.account_id, cluster_id, p.autoScalingGroupId, p.status, ctx.caller.may_use
+    )
     page = groups[p.offset : p.offset + p.limit]
-    info = [asg.describe_group(s, g, s.get(AutoscalerSettings, g.cluster_id)) for g in page]
-    return {"totalCount": len(groups), "asgInfo": info}
+    return {"totalCount": len(groups), "asgInfo": asg.describe_groups(ctx.db, page)}
 
 
 class ScaleDownParams(Params):

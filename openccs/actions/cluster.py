@@ -3,11 +3,9 @@ list actions users need to find `vpcId` and `subnetId`."""
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from sqlalchemy import Select, bindparam, func, select
 
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
@@ -20,9 +18,7 @@ from openccs.domain import (
     cluster_tasks,  # noqa: F401  (registers the task types)
 )
 from openccs.domain import clusters as dom
-from openccs.errors import ApiError, invalid_parameter
-from openccs.ids import parse_number
-from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
+from openccs.errors import invalid_parameter
 from openccs.tasks.runner import create_task
 from openccs.timeutil import fmt_time
 
@@ -166,8 +162,7 @@ def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any
         node_defaults={},
     )
     task_id = _start(ctx, "cluster.create", cluster.id)
-    vpc = s.get(Vpc, cluster.vpc_id)
-    assert vpc is not None
+    vpc = dom.vpc_of(s, cluster)
     dom.new_instances(s, settings, ctx.account_id, vpc, req, p.goodsNum, cluster, task_id)
     return {"requestId": task_id, "clusterId": cluster.id}
 
@@ -220,8 +215,7 @@ def add_cluster_instances(ctx: RequestContext, p: AddClusterInstancesParams) -> 
         cluster.os_name = os_name
     if p.clusterDesc is not None:
         cluster.description = p.clusterDesc
-    vpc = s.get(Vpc, cluster.vpc_id)
-    assert vpc is not None
+    vpc = dom.vpc_of(s, cluster)
     task_id = _start(ctx, "cluster.scale_out", cluster.id)
     rows = dom.new_instances(s, settings, ctx.account_id, vpc, req, p.goodsNum, cluster, task_id)
     dom.touch(cluster, "Scaling")
@@ -294,17 +288,11 @@ class DescribeExistedParams(Params):
 def describe_existed(ctx: RequestContext, p: DescribeExistedParams) -> dict[str, Any]:
     s = ctx.db
     cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId)
-    q = select(Instance).where(
-        Instance.account_id == ctx.account_id, Instance.vpc_id == cluster.vpc_id
+    found = dom.vpc_instances(
+        s, ctx.account_id, cluster.vpc_id, p.instanceIds, p.instanceName, p.ip
     )
-    if p.instanceIds:
-        q = q.where(Instance.id.in_(p.instanceIds))
-    if p.instanceName:
-        q = q.where(Instance.name.contains(p.instanceName))
-    if p.ip:
-        q = q.where(Instance.lan_ip.contains(p.ip))
     devices = []
-    for ins in s.scalars(q.order_by(Instance.created_at)):
+    for ins in found:
         reason = ""
         if ins.cluster_id is not None:
             reason = "already in Cluster"
@@ -332,34 +320,13 @@ class DescribeClusterParams(Paged):
     orderType: Literal["asc", "desc"] = "desc"
 
 
-_ORDER = {
-    "clusterId": Cluster.id,
-    "clusterName": Cluster.name,
-    "createdAt": Cluster.created_at,
-    "updatedAt": Cluster.updated_at,
-}
-
-
-@functools.cache
-def _describe_query(by_ids: bool, by_name: bool, order_field: str, order_type: str) -> Select[Any]:
-    """DescribeCluster's statement for one shape of request, built once: the values are
-    bound parameters, and SQLAlchemy keeps a built statement's cache key."""
-    q = select(Cluster).where(Cluster.account_id == bindparam("account_id"))
-    if by_ids:
-        q = q.where(Cluster.id.in_(bindparam("ids", expanding=True)))
-    if by_name:
-        q = q.where(Cluster.name == bindparam("name"))
-    col = _ORDER[order_field]
-    return q.order_by(col.asc() if order_type == "asc" else col.desc(), Cluster.id)
-
-
 @action("DescribeCluster", DescribeClusterParams, resources=("clusterIds",), inline=True)
 def describe_cluster(ctx: RequestContext, p: DescribeClusterParams) -> dict[str, Any]:
-    s = ctx.db
-    q = _describe_query(bool(p.clusterIds), bool(p.clusterName), p.orderField, p.orderType)
-    values = {"account_id": ctx.account_id, "ids": p.clusterIds, "name": p.clusterName}
-    settings = ctx.services.settings
-    items = [dom.describe_cluster(s, settings, c) for c in s.scalars(q, values)]
+    s, settings = ctx.db, ctx.services.settings
+    clusters = dom.list_clusters(
+        s, ctx.account_id, p.clusterIds, p.clusterName, p.orderField, p.orderType == "asc"
+    )
+    items = [dom.describe_cluster(s, settings, c) for c in clusters]
     if p.status:
         items = [c for c in items if c["status"] == p.status]
     items = [c for c in items if ctx.caller.may_use(c["clusterId"])]
@@ -481,13 +448,6 @@ class AddHubInfoParams(Params):
 @action("AddHubInfo", AddHubInfoParams, resources=("clusterId",))
 def add_hub_info(ctx: RequestContext, p: AddHubInfoParams) -> None:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    dup = ctx.db.scalars(
-        select(HubInfo).where(HubInfo.cluster_id == cluster.id, HubInfo.domain == p.domain)
-    ).first()
-    if dup is not None:
-        raise ApiError(
-            4000, "HubInfoExists", f"cluster {cluster.id} already has credentials for {p.domain}"
-        )
     dom.add_hub(ctx.db, ctx.services.box, cluster, p.domain, p.username, p.password, p.namespaces)
 
 
@@ -501,14 +461,7 @@ class DescribeHubInfoParams(Paged):
 @action("DescribeHubInfo", DescribeHubInfoParams, resources=("clusterId",), inline=True)
 def describe_hub_info(ctx: RequestContext, p: DescribeHubInfoParams) -> dict[str, Any]:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    q = select(HubInfo).where(HubInfo.cluster_id == cluster.id)
-    if p.unHubId:
-        q = q.where(HubInfo.id == p.unHubId)
-    if p.domain:
-        q = q.where(HubInfo.domain == p.domain)
-    if p.username:
-        q = q.where(HubInfo.username == p.username)
-    hubs = list(ctx.db.scalars(q.order_by(HubInfo.created_at)))
+    hubs = dom.find_hubs(ctx.db, cluster.id, p.unHubId, p.domain, p.username)
     return {
         "totalCount": len(hubs),
         "hubs": [
@@ -562,17 +515,6 @@ def delete_cluster(ctx: RequestContext, p: DeleteClusterParams) -> dict[str, Any
 # The VPC module (host vpc.api.qcloud.com): its answers carry totalCount and data at top level.
 
 
-def _legacy_num(value: str, prefix: str) -> int:
-    """The number of a legacy id (`gz_vpc_12`), or -1."""
-    tail = value[len(prefix) :] if value.startswith(prefix) else ""
-    number = parse_number(tail)
-    return -1 if number is None else number
-
-
-def _vpc_match(value: str) -> Any:
-    return (Vpc.id == value) | (Vpc.num_id == _legacy_num(value, "gz_vpc_"))
-
-
 class DescribeVpcExParams(Paged):
     vpcId: str | None = None
     vpcName: str | None = Field(default=None, validation_alias=AliasChoices("vpcName", "vpnName"))
@@ -589,21 +531,19 @@ class DescribeVpcExParams(Paged):
 )
 def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
     s = ctx.db
-    q = select(Vpc).where(Vpc.account_id == ctx.account_id)
-    if p.vpcId:
-        q = q.where(_vpc_match(p.vpcId))
-    if p.vpcName:
-        q = q.where(Vpc.name.contains(p.vpcName))
-    col = Vpc.created_at if p.orderField == "createTime" else Vpc.name
-    q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Vpc.num_id)
+    found = cloud.list_vpcs(
+        s,
+        ctx.account_id,
+        p.vpcId,
+        p.vpcName,
+        p.orderField == "vpcName",
+        p.orderDirection == "asc",
+    )
     # Without vpcId, a sub-account sees the VPCs its allow-list names.
-    vpcs = [v for v in s.scalars(q) if ctx.caller.may_use(v.id)]
+    vpcs = [v for v in found if ctx.caller.may_use(v.id)]
     data = []
     for vpc in vpcs[p.offset : p.offset + p.limit]:
-        subnets = s.scalar(select(func.count()).select_from(Subnet).where(Subnet.vpc_id == vpc.id))
-        devices = s.scalar(
-            select(func.count()).select_from(Instance).where(Instance.vpc_id == vpc.id)
-        )
+        subnets, devices = cloud.vpc_counts(s, vpc.id)
         data.append(
             {
                 "vpcId": f"gz_vpc_{vpc.num_id}",
@@ -643,24 +583,18 @@ class DescribeSubnetExParams(Paged):
 )
 def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLevel:
     s, settings = ctx.db, ctx.services.settings
-    q = (
-        select(Subnet, Vpc)
-        .join(Vpc, Vpc.id == Subnet.vpc_id)
-        .where(Subnet.account_id == ctx.account_id)
+    zones = [cloud.resolve_zone(settings, z, "zoneIds").name for z in p.zoneIds]
+    found = cloud.list_subnets(
+        s,
+        ctx.account_id,
+        p.vpcId,
+        p.subnetId,
+        p.subnetName,
+        zones,
+        p.orderField == "subnetName",
+        p.orderDirection == "asc",
     )
-    if p.vpcId:
-        q = q.where(_vpc_match(p.vpcId))
-    if p.subnetId:
-        legacy = _legacy_num(p.subnetId, "gz_subnet_")
-        q = q.where((Subnet.id == p.subnetId) | (Subnet.num_id == legacy))
-    if p.subnetName:
-        q = q.where(Subnet.name.contains(p.subnetName))
-    if p.zoneIds:
-        names = [cloud.resolve_zone(settings, z, "zoneIds").name for z in p.zoneIds]
-        q = q.where(Subnet.zone.in_(names))
-    col = Subnet.created_at if p.orderField == "createTime" else Subnet.name
-    q = q.order_by(col.asc() if p.orderDirection == "asc" else col.desc(), Subnet.num_id)
-    rows = [(sub, vpc) for sub, vpc in s.execute(q).tuples() if ctx.caller.may_use(vpc.id)]
+    rows = [(sub, vpc) for sub, vpc in found if ctx.caller.may_use(vpc.id)]
     data = [
         dom.subnet_entry(sub, vpc, settings) for sub, vpc in rows[p.offset : p.offset + p.limit]
     ]
@@ -677,18 +611,12 @@ class DrainParams(Params):
 def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
     """Cordon the node and evict its pods (their services start them elsewhere); with
     DryRun (the default) only list what would be evicted."""
-    from openccs.store.models import Pod
-
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId, name="ClusterId")
     node = dom.get_node(ctx.db, cluster, p.InstanceId, "InstanceId")
-    pods = list(ctx.db.scalars(select(Pod).where(Pod.node_id == node.id, Pod.deleting.is_(False))))
-    listed = [{"Name": x.name, "Namespace": x.namespace, "NodeIp": node.lan_ip} for x in pods]
-    if p.DryRun == 0:
-        node.unschedulable = True
-        node.drain_status = "drained"
-        for pod in pods:
-            pod.deleting = True
-    return {"Pods": listed}
+    pods = dom.node_pods(ctx.db, node.id) if p.DryRun else dom.drain_node(ctx.db, node)
+    return {
+        "Pods": [{"Name": x.name, "Namespace": x.namespace, "NodeIp": node.lan_ip} for x in pods]
+    }
 
 
 class RequestLimitParams(Params):
@@ -700,16 +628,12 @@ class RequestLimitParams(Params):
 )
 def describe_request_limit(ctx: RequestContext, p: RequestLimitParams) -> dict[str, Any]:
     """Requests and limits of the pods on each node, in cores and GiB, as the example."""
-    from openccs.store.models import Pod
-
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
     per_node: dict[str, dict[str, float]] = {}
     totals = {"cpuRequest": 0.0, "cpuLimit": 0.0, "memRequest": 0.0, "memLimit": 0.0}
     for node in dom.cluster_nodes(ctx.db, cluster.id):
         sums = {k: 0.0 for k in totals}
-        for pod in ctx.db.scalars(
-            select(Pod).where(Pod.node_id == node.id, Pod.deleting.is_(False))
-        ):
+        for pod in dom.node_pods(ctx.db, node.id):
             for c in pod.template.get("containers", []):
                 sums["cpuRequest"] += int(c.get("cpu") or 0) / 1000
                 sums["cpuLimit"] += int(c.get("cpuLimits") or 0) / 1000

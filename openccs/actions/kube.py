@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from openccs.api.context import RequestContext
 from openccs.api.params import Params
 from openccs.api.registry import action
@@ -15,7 +13,6 @@ from openccs.domain.cloud import gateway_of
 from openccs.errors import ApiError
 from openccs.kube import component as kube_component  # also registers the kube.vip task
 from openccs.kube import creds, endpoint
-from openccs.store.models import Instance, Subnet
 from openccs.tasks.runner import create_task
 
 
@@ -26,23 +23,19 @@ class SecurityInfoParams(Params):
 @action("DescribeClusterSecurityInfo", SecurityInfoParams, resources=("clusterId",))
 def describe_security_info(ctx: RequestContext, p: SecurityInfoParams) -> dict[str, Any]:
     cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster.id)
-    url = endpoint.external_url(ctx.db, ctx.services.settings, cluster.id)
+    cluster_id, subnet = cluster.id, cloud.cluster_gateway_subnet(ctx.db, cluster)
+    port: int | None = None
+    if creds.internal_port(ctx.db, cluster_id) is None:
+        # Picking a free port binds a socket: not while the transaction is open.
+        with ctx.outside():
+            port = kube_component.free_port("0.0.0.0")
+    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster_id)
     if row.internal_port is None:
-        row.internal_port = kube_component.free_port("0.0.0.0")
-    # The gateway of a subnet the cluster's machines are in (any of the VPC's otherwise).
-    subnet = (
-        ctx.db.scalars(
-            select(Subnet.cidr)
-            .join(Instance, Instance.subnet_id == Subnet.id)
-            .where(Instance.cluster_id == cluster.id)
-            .order_by(Subnet.num_id)
-        ).first()
-        or ctx.db.scalars(
-            select(Subnet.cidr).where(Subnet.vpc_id == cluster.vpc_id).order_by(Subnet.num_id)
-        ).first()
-    )
-    internal = endpoint.url(str(gateway_of(subnet).ip), row.internal_port) if subnet else ""
+        row.internal_port = port
+    url = endpoint.external_url(ctx.db, ctx.services.settings, cluster_id)
+    internal = ""
+    if subnet and row.internal_port:
+        internal = endpoint.url(str(gateway_of(subnet).ip), row.internal_port)
     return {
         "userName": creds.USER,
         "password": ctx.services.box.decrypt(row.password_enc),

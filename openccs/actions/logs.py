@@ -8,17 +8,16 @@ import re
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
-from sqlalchemy import func, select
 
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Paged, Params, StrMap
 from openccs.api.registry import action
 from openccs.domain import cloud
-from openccs.errors import ApiError, invalid_parameter, missing_parameter, not_found
+from openccs.errors import ApiError, invalid_parameter, missing_parameter
 from openccs.logs import rules
 from openccs.logs.models import LogCollector
-from openccs.store.models import Cluster, K8sNamespace
-from openccs.timeutil import fmt_time, utcnow
+from openccs.store.models import Cluster
+from openccs.timeutil import fmt_time
 
 RULE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -144,9 +143,7 @@ def _input_option(ctx: RequestContext, cluster: Cluster, p: CollectorParams) -> 
         raise invalid_parameter(
             f"{where}.namespaces", "required when allNamespaces is false (at least one)"
         )
-    existing = set(
-        ctx.db.scalars(select(K8sNamespace.name).where(K8sNamespace.cluster_id == cluster.id))
-    )
+    existing = rules.cluster_namespaces(ctx.db, cluster.id)
     seen: set[str] = set()
     namespaces = []
     for i, ns in enumerate(opt.namespaces):
@@ -179,6 +176,16 @@ def _input_option(ctx: RequestContext, cluster: Cluster, p: CollectorParams) -> 
     return {"allNamespaces": False, "namespaces": namespaces}
 
 
+def _spec(ctx: RequestContext, cluster: Cluster, p: CollectorParams) -> rules.CollectorSpec:
+    return rules.CollectorSpec(
+        description=p.description,
+        input_type=p.inputType,
+        output_type=p.outputType,
+        input_option=_input_option(ctx, cluster, p),
+        output_option=_output_option(p),
+    )
+
+
 def _output_option(p: CollectorParams) -> dict[str, Any]:
     if p.outputType == "cls":
         raise invalid_parameter(
@@ -196,15 +203,6 @@ def _cluster(ctx: RequestContext, cluster_id: str, changing: bool = False) -> Cl
             5100, "ClusterStateError", f"cluster {cluster.id} is {cluster.status}: try again later"
         )
     return cluster
-
-
-def _rule(ctx: RequestContext, cluster: Cluster, name: str) -> LogCollector:
-    rule = ctx.db.scalars(
-        select(LogCollector).where(LogCollector.cluster_id == cluster.id, LogCollector.name == name)
-    ).first()
-    if rule is None:
-        raise not_found("log collector", f"{name} in cluster {cluster.id}")
-    return rule
 
 
 def _view(rule: LogCollector, cluster: Cluster) -> dict[str, Any]:
@@ -229,32 +227,9 @@ def _wake(ctx: RequestContext) -> None:
 @action("CreateLogCollector", CollectorParams, resources=("clusterId",))
 def create_collector(ctx: RequestContext, p: CollectorParams) -> dict[str, Any]:
     cluster = _cluster(ctx, p.clusterId, changing=True)
-    input_option = _input_option(ctx, cluster, p)
-    output_option = _output_option(p)
-    exists = ctx.db.scalars(
-        select(LogCollector.id).where(
-            LogCollector.cluster_id == cluster.id, LogCollector.name == p.name
-        )
-    ).first()
-    if exists is not None:
-        raise ApiError(
-            4000,
-            "LogCollectorExists",
-            f"Invalid parameter name: a log collector named {p.name} already exists in"
-            f" cluster {cluster.id}",
-        )
-    rule = LogCollector(
-        account_id=ctx.account_id,
-        cluster_id=cluster.id,
-        name=p.name,
-        description=p.description,
-        input_type=p.inputType,
-        output_type=p.outputType,
-        input_option=input_option,
-        output_option=output_option,
+    rule = rules.create_collector(
+        ctx.db, ctx.account_id, cluster.id, p.name, _spec(ctx, cluster, p)
     )
-    ctx.db.add(rule)
-    ctx.db.flush()
     _wake(ctx)
     return {"logCollectorList": _view(rule, cluster)}
 
@@ -262,18 +237,8 @@ def create_collector(ctx: RequestContext, p: CollectorParams) -> dict[str, Any]:
 @action("UpdateLogCollector", CollectorParams, resources=("clusterId",))
 def update_collector(ctx: RequestContext, p: CollectorParams) -> dict[str, Any]:
     cluster = _cluster(ctx, p.clusterId, changing=True)
-    rule = _rule(ctx, cluster, p.name)
-    input_option = _input_option(ctx, cluster, p)
-    output_option = _output_option(p)
-    if rule.input_type != p.inputType:
-        # Offsets belong to the files a rule reads: a new kind of input starts afresh.
-        rules.forget_offsets(ctx.db, rule.id)
-    rule.description = p.description
-    rule.input_type = p.inputType
-    rule.output_type = p.outputType
-    rule.input_option = input_option
-    rule.output_option = output_option
-    rule.updated_at = utcnow()
+    rule = rules.get_collector(ctx.db, cluster.id, p.name)
+    rules.update_collector(ctx.db, rule, _spec(ctx, cluster, p))
     _wake(ctx)
     return {"logCollectorList": _view(rule, cluster)}
 
@@ -285,41 +250,27 @@ class ListParams(Paged):
 @action("ListLogCollector", ListParams, resources=("clusterId",), inline=True)
 def list_collectors(ctx: RequestContext, p: ListParams) -> dict[str, Any]:
     cluster = _cluster(ctx, p.clusterId)
-    where = LogCollector.cluster_id == cluster.id
-    total = ctx.db.scalar(select(func.count()).select_from(LogCollector).where(where)) or 0
-    page = ctx.db.scalars(
-        select(LogCollector)
-        .where(where)
-        .order_by(LogCollector.created_at, LogCollector.id)
-        .offset(p.offset)
-        .limit(p.limit)
-    )
+    total, page = rules.list_collectors(ctx.db, cluster.id, p.offset, p.limit)
     return {"logCollectorList": [_view(r, cluster) for r in page], "totalCount": total}
 
 
 @action("GetLogCollector", RuleRef, resources=("clusterId",), inline=True)
 def get_collector(ctx: RequestContext, p: RuleRef) -> dict[str, Any]:
     cluster = _cluster(ctx, p.clusterId)
-    return {"logCollectorList": _view(_rule(ctx, cluster, p.name), cluster)}
+    return {"logCollectorList": _view(rules.get_collector(ctx.db, cluster.id, p.name), cluster)}
 
 
 @action("CheckIfLogCollectorName", RuleRef, resources=("clusterId",), inline=True)
 def check_name(ctx: RequestContext, p: RuleRef) -> dict[str, Any]:
     cluster = _cluster(ctx, p.clusterId)
-    found = ctx.db.scalars(
-        select(LogCollector.id).where(
-            LogCollector.cluster_id == cluster.id, LogCollector.name == p.name
-        )
-    ).first()
+    found = rules.collector_by_name(ctx.db, cluster.id, p.name)
     return {"checkResult": found is not None}
 
 
 @action("DeleteLogCollector", RuleRef, resources=("clusterId",))
 def delete_collector(ctx: RequestContext, p: RuleRef) -> None:
     cluster = _cluster(ctx, p.clusterId)
-    rule = _rule(ctx, cluster, p.name)
-    rules.forget_offsets(ctx.db, rule.id)
-    ctx.db.delete(rule)
+    rules.delete_collector(ctx.db, rules.get_collector(ctx.db, cluster.id, p.name))
     _wake(ctx)
 
 

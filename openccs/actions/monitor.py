@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.params import Params
@@ -36,10 +34,7 @@ def get_monitor_data(ctx: RequestContext, p: GetMonitorDataParams) -> TopLevel:
     cluster_id = req.dims.get("docker_clusterid") or req.dims["clusterId"]
     if not ctx.caller.may_use(cluster_id):
         raise resource_not_allowed(cluster_id)
-    try:
-        values = query.data_points(ctx.db, ctx.account_id, req)
-    except SQLAlchemyError as exc:
-        raise query.db_failure(f"reading monitor data failed: {type(exc).__name__}") from None
+    values = query.data_points(ctx.db, ctx.account_id, req)
     return TopLevel(
         metricName=req.metric.name,
         startTime=req.start_text,

@@ -14,8 +14,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Params
@@ -24,16 +22,7 @@ from openccs.domain.accounts import quota
 from openccs.errors import ApiError, invalid_parameter, not_found, resource_not_allowed
 from openccs.registry import domain, index, triggers
 from openccs.registry.client import RegistryClient, RegistryError
-from openccs.registry.models import (
-    CcrFavor,
-    CcrNamespace,
-    CcrRepository,
-    CcrRetention,
-    CcrTag,
-    CcrTrigger,
-    CcrTriggerLog,
-    CcrUser,
-)
+from openccs.registry.models import CcrRepository
 from openccs.registry.runtime import RegistryRuntime
 from openccs.registry.token import hash_password
 from openccs.subsystems import need
@@ -68,29 +57,9 @@ def _registry_call(fn: Any, *args: Any) -> Any:
         raise ApiError(5100, "RegistryUnavailable", f"The image registry failed: {exc}") from None
 
 
-def _page(q: Any, offset: int, limit: int) -> Any:
-    return q.offset(offset).limit(limit)
-
-
-def _count(s: Session, q: Any) -> int:
-    return s.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
-
-
-def _visible_page(
-    ctx: RequestContext,
-    q: Any,
-    offset: int,
-    limit: int,
-    name_of: Callable[[Any], str],
-    rows: bool = False,
-) -> tuple[int, list[Any], bool]:
-    """(total, page, filtered) of a listing: a sub-account sees what its allow-list names."""
-    fetch: Any = ctx.db.execute if rows else ctx.db.scalars
-    if not ctx.caller.is_subuser:
-        return _count(ctx.db, q), list(fetch(_page(q, offset, limit))), False
-    everything = list(fetch(q))
-    visible = [r for r in everything if ctx.caller.may_use(name_of(r))]
-    return len(visible), visible[offset : offset + limit], len(visible) != len(everything)
+def _visible(ctx: RequestContext) -> Callable[[str], bool] | None:
+    """What a listing shows: a sub-account sees what its allow-list names, the owner all."""
+    return ctx.caller.may_use if ctx.caller.is_subuser else None
 
 
 def _registry_user(ctx: RequestContext) -> str:
@@ -104,36 +73,19 @@ class PasswordParams(Params):
 
 @action("RegisterRepositoryAccountNew", PasswordParams, unscoped=OWN_LOGIN)
 def register_account(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
-    uin = _registry_user(ctx)
-    if ctx.db.get(CcrUser, uin) is not None:
-        raise ApiError(
-            5100,
-            "AccountAlreadyRegistered",
-            f"Registry user {uin} is already registered: use ChangePassword",
-        )
-    now = utcnow()
-    ctx.db.add(
-        CcrUser(
-            uin=uin,
-            account_id=ctx.account_id,
-            subuser_id=ctx.caller.subuser_id,
-            password_hash=hash_password(p.password),
-            created_at=now,
-            updated_at=now,
-        )
+    domain.register_user(
+        ctx.db,
+        _registry_user(ctx),
+        ctx.account_id,
+        ctx.caller.subuser_id,
+        hash_password(p.password),
     )
     return {}
 
 
 @action("ChangePassword", PasswordParams, unscoped=OWN_LOGIN)
 def change_password(ctx: RequestContext, p: PasswordParams) -> dict[str, Any]:
-    user = ctx.db.get(CcrUser, _registry_user(ctx))
-    if user is None:
-        raise not_found(
-            "Registry user", f"{_registry_user(ctx)} (call RegisterRepositoryAccountNew)"
-        )
-    user.password_hash = hash_password(p.password)
-    user.updated_at = utcnow()
+    domain.change_password(ctx.db, _registry_user(ctx), hash_password(p.password))
     return {}
 
 
@@ -175,27 +127,18 @@ class GetNamespaceInfoParams(Params):
 
 @action("GetNamespaceInfo", GetNamespaceInfoParams, unscoped=LISTS_ALLOWED)
 def get_namespace_info(ctx: RequestContext, p: GetNamespaceInfoParams) -> dict[str, Any]:
-    q = select(CcrNamespace).where(CcrNamespace.account_id == ctx.account_id)
-    if p.namespace:
-        q = q.where(CcrNamespace.name.contains(p.namespace, autoescape=True))
-    q = q.order_by(CcrNamespace.name)
-    total, rows, _ = _visible_page(ctx, q, p.offset, p.limit, lambda n: n.name)
-    counts = dict(
-        ctx.db.execute(
-            select(CcrRepository.namespace_id, func.count())
-            .where(CcrRepository.namespace_id.in_([n.id for n in rows]))
-            .group_by(CcrRepository.namespace_id)
-        ).all()
+    page, counts = domain.list_namespaces(
+        ctx.db, ctx.account_id, p.namespace, p.offset, p.limit, _visible(ctx)
     )
     return {
-        "namespaceCount": total,
+        "namespaceCount": page.total,
         "namespaceInfo": [
             {
                 "namespace": n.name,
                 "creationTime": fmt_time(n.created_at),
                 "repoCount": counts.get(n.id, 0),
             }
-            for n in rows
+            for n in page.rows
         ],
     }
 
@@ -215,15 +158,7 @@ def namespace_is_exists(ctx: RequestContext, p: NamespaceParams) -> dict[str, An
 
 @action("DeleteUserNamespace", NamespaceParams, resources=("namespace",))
 def delete_namespace(ctx: RequestContext, p: NamespaceParams) -> dict[str, Any]:
-    ns = domain.own_namespace(ctx.db, ctx.account_id, p.namespace)
-    repos = ctx.db.scalar(select(func.count()).where(CcrRepository.namespace_id == ns.id)) or 0
-    if repos:
-        raise ApiError(
-            5100,
-            "NamespaceNotEmpty",
-            f"Namespace {ns.name} still holds {repos} repositories: delete them first",
-        )
-    ctx.db.delete(ns)
+    domain.delete_namespace(ctx.db, ctx.account_id, p.namespace)
     return {}
 
 
@@ -253,14 +188,18 @@ class RepoNamesParams(Params):
 
 @action("BatchDeleteRepository", RepoNamesParams, resources=("reponames",))
 def batch_delete_repository(ctx: RequestContext, p: RepoNamesParams) -> dict[str, Any]:
-    repos = []
+    doomed: dict[int, str] = {}
     for i, name in enumerate(p.reponames):
         _check_repo(name, f"reponames.{i}")
-        repos.append(domain.own_repository(ctx.db, ctx.account_id, name))
+        repo = domain.own_repository(ctx.db, ctx.account_id, name)
+        doomed[repo.id] = repo.name
     rt = _rt(ctx)
     rt.need_client()
-    for repo in {r.id: r for r in repos}.values():
-        _registry_call(index.remove_repository, rt, ctx.db, repo)
+    with ctx.outside():
+        for name in doomed.values():
+            _registry_call(index.purge_repository, rt, name)
+    for repo_id in doomed:
+        index.forget_repository(rt, ctx.db, repo_id)
     return {}
 
 
@@ -333,20 +272,14 @@ class GetRepositoryListParams(Params):
     unscoped="lists the public repositories of every account (the public catalogue)",
 )
 def get_repository_list(ctx: RequestContext, p: GetRepositoryListParams) -> dict[str, Any]:
-    q = (
-        select(CcrRepository)
-        .join(CcrNamespace, CcrNamespace.id == CcrRepository.namespace_id)
-        .where(CcrRepository.public)
+    page = domain.public_repositories(
+        ctx.db, p.reponame, p.orderby, p.order == "desc", p.offset, p.limit
     )
-    if p.reponame:
-        q = q.where(CcrRepository.name == p.reponame)
-    total = _count(ctx.db, q)
-    key: Any = {"official": CcrNamespace.official, "pullCount": CcrRepository.pull_count}.get(
-        p.orderby or "", CcrRepository.id
-    )
-    q = q.order_by(key.desc() if p.order == "desc" else key.asc(), CcrRepository.id)
-    repos = list(ctx.db.scalars(_page(q, p.offset, p.limit)))
-    return {"totalCount": total, "privilegeFiltered": False, "repoInfo": _repo_infos(ctx, repos)}
+    return {
+        "totalCount": page.total,
+        "privilegeFiltered": False,
+        "repoInfo": _repo_infos(ctx, page.rows),
+    }
 
 
 class SearchUserRepositoryParams(Params):
@@ -359,18 +292,21 @@ class SearchUserRepositoryParams(Params):
 
 @action("SearchUserRepository", SearchUserRepositoryParams, unscoped=LISTS_ALLOWED)
 def search_user_repository(ctx: RequestContext, p: SearchUserRepositoryParams) -> dict[str, Any]:
-    q = select(CcrRepository).where(CcrRepository.account_id == ctx.account_id)
-    if p.reponame:
-        q = q.where(CcrRepository.name == p.reponame)
-    if p.public is not None:
-        q = q.where(CcrRepository.public == (p.public == "1"))
-    if p.namespace:
-        q = q.join(CcrNamespace, CcrNamespace.id == CcrRepository.namespace_id).where(
-            CcrNamespace.name == p.namespace
-        )
-    q = q.order_by(CcrRepository.name)
-    total, repos, filtered = _visible_page(ctx, q, p.offset, p.limit, lambda r: r.name)
-    return {"totalCount": total, "privilegeFiltered": filtered, "repoInfo": _repo_infos(ctx, repos)}
+    page = domain.search_repositories(
+        ctx.db,
+        ctx.account_id,
+        p.reponame,
+        None if p.public is None else p.public == "1",
+        p.namespace,
+        p.offset,
+        p.limit,
+        _visible(ctx),
+    )
+    return {
+        "totalCount": page.total,
+        "privilegeFiltered": page.filtered,
+        "repoInfo": _repo_infos(ctx, page.rows),
+    }
 
 
 class UpdateDescParams(Params):
@@ -381,9 +317,7 @@ class UpdateDescParams(Params):
 @action("UpdateRepositoryDesc", UpdateDescParams, resources=("reponame",))
 def update_repository_desc(ctx: RequestContext, p: UpdateDescParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    repo.description = p.description
-    repo.updated_at = utcnow()
+    domain.update_repository(ctx.db, ctx.account_id, p.reponame, description=p.description)
     return {}
 
 
@@ -395,9 +329,7 @@ class UpdatePublicParams(Params):
 @action("UpdateRepositoryPublic", UpdatePublicParams, resources=("reponame",))
 def update_repository_public(ctx: RequestContext, p: UpdatePublicParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    repo.public = bool(p.public)
-    repo.updated_at = utcnow()
+    domain.update_repository(ctx.db, ctx.account_id, p.reponame, public=bool(p.public))
     return {}
 
 
@@ -431,17 +363,13 @@ class GetTagListParams(Params):
 def get_tag_list(ctx: RequestContext, p: GetTagListParams) -> dict[str, Any]:
     _check_repo(p.reponame)
     repo = domain.visible_repository(ctx.db, ctx.account_id, p.reponame)
-    q = select(CcrTag).where(CcrTag.repository_id == repo.id)
-    if p.tag:
-        q = q.where(CcrTag.name.contains(p.tag, autoescape=True))
-    total = _count(ctx.db, q)
-    q = q.order_by(CcrTag.push_time.desc(), CcrTag.id.desc())
+    page = domain.list_tags(ctx.db, repo.id, p.tag, p.offset, p.limit)
     zone = ZoneInfo(ctx.services.settings.timezone)
     short = repo.name.split("/", 1)[1]
     return {
         "reponame": repo.name,
         "server": _rt(ctx).host,
-        "tagCount": total,
+        "tagCount": page.total,
         "tagInfo": [
             {
                 "repo_name": short,
@@ -458,7 +386,7 @@ def get_tag_list(ctx: RequestContext, p: GetTagListParams) -> dict[str, Any]:
                 "pushTime": tag_time(t.push_time, zone),
                 "sizeByte": t.size_bytes,
             }
-            for t in ctx.db.scalars(_page(q, p.offset, p.limit))
+            for t in page.rows
         ],
     }
 
@@ -475,15 +403,16 @@ def batch_delete_tag(ctx: RequestContext, p: BatchDeleteTagParams) -> dict[str, 
     rows = []
     for i, name in enumerate(p.tags):
         domain.check_tag_name(name, f"tags.{i}")
-        row = ctx.db.scalars(
-            select(CcrTag).where(CcrTag.repository_id == repo.id, CcrTag.name == name)
-        ).first()
+        row = domain.tag_by_name(ctx.db, repo.id, name)
         if row is None:
             raise not_found("Tag", f"{repo.name}:{name}")
         rows.append(row)
-    _registry_call(
-        index.remove_tags, _rt(ctx), ctx.db, repo, list({r.id: r for r in rows}.values())
-    )
+    rt = _rt(ctx)
+    rt.need_client()
+    removal = index.plan_tag_removal(ctx.db, repo, rows)
+    with ctx.outside():
+        _registry_call(index.untag_in_registry, rt, removal)
+    index.forget_tags(rt, ctx.db, removal)
     return {}
 
 
@@ -513,31 +442,18 @@ def _copy_manifest(client: RegistryClient, src: str, dest: str, digest: str) -> 
 def duplicate_image(ctx: RequestContext, p: DuplicateImageParams) -> dict[str, Any]:
     src = domain.parse_image(p.src_image, "src_image")
     dest = domain.parse_image(p.dest_image, "dest_image")
+    # Read: the source tag, and whether the destination may take it.
     s = ctx.db
     src_repo = domain.visible_repository(s, ctx.account_id, src.repository)
-    src_tag = s.scalars(
-        select(CcrTag).where(CcrTag.repository_id == src_repo.id, CcrTag.name == src.tag)
-    ).first()
+    src_tag = domain.tag_by_name(s, src_repo.id, src.tag)
     if src_tag is None:
         raise not_found("Image", p.src_image)
-    ns = domain.own_namespace(s, ctx.account_id, dest.repository.split("/", 1)[0])
+    domain.own_namespace(s, ctx.account_id, dest.repository.split("/", 1)[0])
     dest_repo = domain.repository_by_name(s, dest.repository)
     if dest_repo is None:
-        dest_repo = domain.create_repository(s, ns, dest.repository)
-    exists = s.scalars(
-        select(CcrTag.id).where(CcrTag.repository_id == dest_repo.id, CcrTag.name == dest.tag)
-    ).first()
-    limit = quota(s, ctx.account_id, domain.QUOTA_TAGS)
-    count = domain.tag_count(s, dest_repo.id)
-    if exists is None and count >= limit and not domain.has_strategy(s, dest_repo.id):
-        raise domain.quota_refused(
-            domain.QUOTA_TAGS, limit, f"repository {dest_repo.name} has {count} tags"
-        )
-    client = _client(ctx)
-    manifest = _registry_call(
-        _copy_manifest, client, src.repository, dest.repository, src_tag.digest
-    )
-    _registry_call(client.put_manifest, dest.repository, dest.tag, manifest)
+        domain.repository_quota_check(s, ctx.account_id)
+    else:
+        domain.check_tag_room(s, ctx.account_id, dest_repo, dest.tag)
     details = domain.TagDetails(
         digest=src_tag.digest,
         media_type=src_tag.media_type,
@@ -549,7 +465,20 @@ def duplicate_image(ctx: RequestContext, p: DuplicateImageParams) -> dict[str, A
         created=src_tag.created,
         size_bytes=src_tag.size_bytes,
     )
-    # The push notification will say the same; recording it now makes it visible at once.
+    client = _client(ctx)
+    # Work: the registry copies the image (blob mounts, manifests), no transaction open.
+    with ctx.outside():
+        manifest = _registry_call(
+            _copy_manifest, client, src.repository, dest.repository, details.digest
+        )
+        _registry_call(client.put_manifest, dest.repository, dest.tag, manifest)
+    # Write: the index. The registry holds the image now, and its push notification records
+    # it (making the repository if need be) whatever this transaction does; recording it here
+    # makes it visible at once, as the notification will (the quota was checked above).
+    ns = domain.own_namespace(s, ctx.account_id, dest.repository.split("/", 1)[0])
+    dest_repo = domain.repository_by_name(s, dest.repository) or domain.create_repository(
+        s, ns, dest.repository, check_quota=False
+    )
     domain.record_tag(s, dest_repo, dest.tag, details, utcnow())
     return {}
 
@@ -564,20 +493,14 @@ class SetAutoDelParams(Params):
 @action("SetAutoDelStrategy", SetAutoDelParams, resources=("reponame",))
 def set_auto_del_strategy(ctx: RequestContext, p: SetAutoDelParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    row = ctx.db.get(CcrRetention, repo.id)
-    if row is None:
-        row = CcrRetention(repository_id=repo.id)
-        ctx.db.add(row)
-    row.type, row.value, row.valid, row.created_at = p.type, p.val, True, utcnow()
+    domain.set_retention(ctx.db, ctx.account_id, p.reponame, p.type, p.val)
     return {}
 
 
 @action("GetAutoDelStrategy", RepoParams, resources=("reponame",))
 def get_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    row = ctx.db.get(CcrRetention, repo.id)
+    row = domain.retention_of(ctx.db, ctx.account_id, p.reponame)
     infos = []
     if row is not None:
         zone = ZoneInfo(ctx.services.settings.timezone)
@@ -585,8 +508,8 @@ def get_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
         infos.append(
             {
                 "username": ctx.caller.uin,
-                "reponame": repo.name,
-                "repo_name": repo.name,
+                "reponame": p.reponame,
+                "repo_name": p.reponame,
                 "type": row.type,
                 "value": row.value,
                 "valid": int(row.valid),
@@ -599,11 +522,7 @@ def get_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
 @action("CloseAutoDelStrategy", RepoParams, resources=("reponame",))
 def close_auto_del_strategy(ctx: RequestContext, p: RepoParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    row = ctx.db.get(CcrRetention, repo.id)
-    if row is None:
-        raise not_found("Retention strategy of repository", repo.name)
-    ctx.db.delete(row)
+    domain.close_retention(ctx.db, ctx.account_id, p.reponame)
     return {}
 
 
@@ -646,53 +565,19 @@ def _check_trigger(ctx: RequestContext, method: str, expr: str, region: int | No
     return "" if method == "all" else expr
 
 
-def _own_trigger(ctx: RequestContext, name: str) -> CcrTrigger:
-    row = ctx.db.scalars(
-        select(CcrTrigger).where(CcrTrigger.account_id == ctx.account_id, CcrTrigger.name == name)
-    ).first()
-    if row is None:
-        raise not_found("Trigger", name)
-    return row
-
-
-def _trigger_name_free(ctx: RequestContext, name: str) -> None:
-    taken = ctx.db.scalars(
-        select(CcrTrigger.id).where(
-            CcrTrigger.account_id == ctx.account_id, CcrTrigger.name == name
-        )
-    ).first()
-    if taken is not None:
-        raise domain.already_exists("Trigger", name)
-
-
 @action("AddUpdateServiceTrigger", AddTriggerParams, resources=("reponame", "clusterId"))
 def add_trigger(ctx: RequestContext, p: AddTriggerParams) -> dict[str, Any]:
     _check_repo(p.reponame)
     expr = _check_trigger(ctx, p.invokeMethod, p.invokeExpr, p.clusterRegion)
-    repo = domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    _trigger_name_free(ctx, p.triggerName)
-    limit = quota(ctx.db, ctx.account_id, domain.QUOTA_TRIGGERS)
-    count = ctx.db.scalar(select(func.count()).where(CcrTrigger.account_id == ctx.account_id))
-    if (count or 0) >= limit:
-        raise domain.quota_refused(
-            domain.QUOTA_TRIGGERS, limit, f"this account has {count} triggers"
-        )
-    now = utcnow()
-    ctx.db.add(
-        CcrTrigger(
-            account_id=ctx.account_id,
-            name=p.triggerName,
-            repository_id=repo.id,
-            invoke_method=p.invokeMethod,
-            invoke_expr=expr,
-            cluster_id=p.clusterId,
-            namespace=p.namespace,
-            service_name=p.serviceName,
-            container_name=p.containerName,
-            cluster_region=p.clusterRegion,
-            created_at=now,
-            updated_at=now,
-        )
+    target = domain.TriggerTarget(
+        cluster_id=p.clusterId,
+        namespace=p.namespace,
+        service_name=p.serviceName,
+        container_name=p.containerName,
+        cluster_region=p.clusterRegion,
+    )
+    domain.add_trigger(
+        ctx.db, ctx.account_id, p.triggerName, p.reponame, p.invokeMethod, expr, target
     )
     return {}
 
@@ -716,7 +601,7 @@ class ModifyTriggerParams(Params):
 
 @action("ModifyUpdateServiceTrigger", ModifyTriggerParams, resources=("reponame", "clusterId"))
 def modify_trigger(ctx: RequestContext, p: ModifyTriggerParams) -> dict[str, Any]:
-    row = _own_trigger(ctx, p.triggerName)
+    row = domain.own_trigger(ctx.db, ctx.account_id, p.triggerName)
     method = p.invokeMethod or row.invoke_method
     expr = p.invokeExpr if p.invokeExpr is not None else row.invoke_expr
     if p.invokeMethod is not None and p.invokeExpr is None and method != row.invoke_method:
@@ -724,21 +609,14 @@ def modify_trigger(ctx: RequestContext, p: ModifyTriggerParams) -> dict[str, Any
     expr = _check_trigger(ctx, method, expr, p.clusterRegion)
     if p.reponame:
         _check_repo(p.reponame)
-        row.repository_id = domain.own_repository(ctx.db, ctx.account_id, p.reponame).id
-    if p.newTriggerName and p.newTriggerName != row.name:
-        _trigger_name_free(ctx, p.newTriggerName)
-        row.name = p.newTriggerName
-    row.invoke_method, row.invoke_expr = method, expr
-    for attr, value in (
-        ("service_name", p.serviceName),
-        ("cluster_id", p.clusterId),
-        ("namespace", p.namespace),
-        ("container_name", p.containerName),
-        ("cluster_region", p.clusterRegion),
-    ):
-        if value is not None:
-            setattr(row, attr, value)
-    row.updated_at = utcnow()
+    target = domain.TriggerTarget(
+        cluster_id=p.clusterId,
+        namespace=p.namespace,
+        service_name=p.serviceName,
+        container_name=p.containerName,
+        cluster_region=p.clusterRegion,
+    )
+    domain.modify_trigger(ctx.db, row, p.newTriggerName, p.reponame, method, expr, target)
     return {}
 
 
@@ -752,12 +630,11 @@ class TriggerNameParams(Params):
     unscoped="the handler checks the repository and cluster of the named trigger",
 )
 def delete_trigger(ctx: RequestContext, p: TriggerNameParams) -> dict[str, Any]:
-    row = _own_trigger(ctx, p.triggerName)
-    repo = ctx.db.get(CcrRepository, row.repository_id)
-    for resource in (repo.name if repo else "", row.cluster_id):
+    row = domain.own_trigger(ctx.db, ctx.account_id, p.triggerName)
+    for resource in (domain.trigger_repository_name(ctx.db, row), row.cluster_id):
         if resource and not ctx.caller.may_use(resource):
             raise resource_not_allowed(resource)
-    ctx.db.delete(row)
+    domain.delete_trigger(ctx.db, row)
     return {}
 
 
@@ -770,19 +647,11 @@ class ListTriggerParams(Params):
 
 @action("ListTrigger", ListTriggerParams, unscoped=LISTS_ALLOWED)
 def list_trigger(ctx: RequestContext, p: ListTriggerParams) -> dict[str, Any]:
-    q = (
-        select(CcrTrigger, CcrRepository.name)
-        .join(CcrRepository, CcrRepository.id == CcrTrigger.repository_id)
-        .where(CcrTrigger.account_id == ctx.account_id)
+    page = domain.list_triggers(
+        ctx.db, ctx.account_id, p.triggerName, p.reponame, p.offset, p.limit, _visible(ctx)
     )
-    if p.triggerName:
-        q = q.where(CcrTrigger.name == p.triggerName)
-    if p.reponame:
-        q = q.where(CcrRepository.name == p.reponame)
-    q = q.order_by(CcrTrigger.id)
-    total, rows, _ = _visible_page(ctx, q, p.offset, p.limit, lambda r: r[1], rows=True)
     return {
-        "totalCount": total,
+        "totalCount": page.total,
         "triggerInfo": [
             {
                 "triggerName": t.name,
@@ -794,7 +663,7 @@ def list_trigger(ctx: RequestContext, p: ListTriggerParams) -> dict[str, Any]:
                 "invokeCondition": {"invokeMethod": t.invoke_method, "invokeExpr": t.invoke_expr},
                 "invokePara": triggers.invoke_para(t, ctx.caller.app_id),
             }
-            for t, repo_name in rows
+            for t, repo_name in page.rows
         ],
     }
 
@@ -810,20 +679,11 @@ class ListTriggerLogParams(Params):
 @action("ListTriggerLog", ListTriggerLogParams, resources=("reponame",))
 def list_trigger_log(ctx: RequestContext, p: ListTriggerLogParams) -> dict[str, Any]:
     _check_repo(p.reponame)
-    domain.own_repository(ctx.db, ctx.account_id, p.reponame)
-    q = select(CcrTriggerLog).where(
-        CcrTriggerLog.account_id == ctx.account_id, CcrTriggerLog.repo_name == p.reponame
+    page = domain.list_trigger_log(
+        ctx.db, ctx.account_id, p.reponame, p.orderby, p.order == "desc", p.offset, p.limit
     )
-    total = _count(ctx.db, q)
-    col: Any = {
-        "invoke_time": CcrTriggerLog.invoke_time,
-        "trigger_name": CcrTriggerLog.trigger_name,
-        "repo_name": CcrTriggerLog.repo_name,
-    }[p.orderby]
-    tie = CcrTriggerLog.id.desc() if p.order == "desc" else CcrTriggerLog.id.asc()
-    q = q.order_by(col.desc() if p.order == "desc" else col.asc(), tie)
     return {
-        "totalCount": total,
+        "totalCount": page.total,
         "logInfo": [
             {
                 "triggerName": r.trigger_name,
@@ -836,7 +696,7 @@ def list_trigger_log(ctx: RequestContext, p: ListTriggerLogParams) -> dict[str, 
                 "invokePara": r.invoke_para,
                 "invokeResult": {"returnCode": r.return_code, "returnMsg": r.return_msg},
             }
-            for r in ctx.db.scalars(_page(q, p.offset, p.limit))
+            for r in page.rows
         ],
     }
 
@@ -858,24 +718,13 @@ def _check_favor(ctx: RequestContext, reponame: str, repotype: str, param: str) 
 @action("AddFavor", FavorParams, resources=("reponame",))
 def add_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
     _check_favor(ctx, p.reponame, p.repotype, "reponame")
-    if ctx.db.get(CcrFavor, (ctx.account_id, p.repotype, p.reponame)) is None:
-        ctx.db.add(
-            CcrFavor(
-                account_id=ctx.account_id,
-                repotype=p.repotype,
-                reponame=p.reponame,
-                created_at=utcnow(),
-            )
-        )
+    domain.add_favor(ctx.db, ctx.account_id, p.repotype, p.reponame)
     return {}
 
 
 @action("DeleteFavor", FavorParams, resources=("reponame",))
 def delete_favor(ctx: RequestContext, p: FavorParams) -> dict[str, Any]:
-    row = ctx.db.get(CcrFavor, (ctx.account_id, p.repotype, p.reponame))
-    if row is None:
-        raise not_found("Favourite", p.reponame)
-    ctx.db.delete(row)
+    domain.delete_favors(ctx.db, ctx.account_id, [(p.repotype, p.reponame, "")])
     return {}
 
 
@@ -891,14 +740,8 @@ class BatchDeleteFavorParams(Params):
 
 @action("BatchDeleteFavor", BatchDeleteFavorParams, resources=("favors.reponame",))
 def batch_delete_favor(ctx: RequestContext, p: BatchDeleteFavorParams) -> dict[str, Any]:
-    rows = []
-    for i, f in enumerate(p.favors):
-        row = ctx.db.get(CcrFavor, (ctx.account_id, f.repotype, f.reponame))
-        if row is None:
-            raise not_found(f"Favourite (favors.{i})", f.reponame)
-        rows.append(row)
-    for row in {id(r): r for r in rows}.values():
-        ctx.db.delete(row)
+    favors = [(f.repotype, f.reponame, f" (favors.{i})") for i, f in enumerate(p.favors)]
+    domain.delete_favors(ctx.db, ctx.account_id, favors)
     return {}
 
 
@@ -909,14 +752,10 @@ class GetFavorParams(Params):
 
 @action("GetFavor", GetFavorParams, unscoped=LISTS_ALLOWED)
 def get_favor(ctx: RequestContext, p: GetFavorParams) -> dict[str, Any]:
-    q = select(CcrFavor).where(CcrFavor.account_id == ctx.account_id)
-    q = q.order_by(CcrFavor.created_at, CcrFavor.reponame)
-    total, favs, _ = _visible_page(ctx, q, p.offset, p.limit, lambda f: f.reponame)
+    page = domain.list_favors(ctx.db, ctx.account_id, p.offset, p.limit, _visible(ctx))
+    total, favs = page.total, page.rows
     names = [f.reponame for f in favs if f.repotype == domain.REPOTYPE]
-    repos = {
-        r.name: r
-        for r in ctx.db.scalars(select(CcrRepository).where(CcrRepository.name.in_(names)))
-    }
+    repos = {r.name: r for r in domain.repositories_by_names(ctx.db, names)}
     infos = {i["reponame"]: i for i in _repo_infos(ctx, list(repos.values()), full=False)}
     hub_counts = domain.favor_counts(
         ctx.db, [f.reponame for f in favs if f.repotype != domain.REPOTYPE], "DOCKER HUB"
@@ -953,6 +792,9 @@ class MaintainParams(Params):
     unscoped="test-only maintenance of the whole registry",
 )
 def maintain(ctx: RequestContext, p: MaintainParams) -> dict[str, Any]:
-    """Run the periodic registry pass now (reconcile, retention, garbage collection)."""
-    result: dict[str, int] = need(ctx.subsystems.registry, "registry").maintain(force_gc=p.gc)
+    """Run the periodic registry pass now (reconcile, retention, garbage collection): it
+    talks to the registry and runs its garbage collector, in transactions of its own."""
+    registry = need(ctx.subsystems.registry, "registry")
+    with ctx.outside():
+        result: dict[str, int] = registry.maintain(force_gc=p.gc)
     return result

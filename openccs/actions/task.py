@@ -5,14 +5,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import select
 
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
 from openccs.errors import ApiError, not_found
-from openccs.store.models import Task
-from openccs.tasks.runner import StepContext, TaskFailed, create_task, describe, task_type
+from openccs.tasks.runner import (
+    StepContext,
+    TaskFailed,
+    account_tasks,
+    create_task,
+    describe,
+    own_task,
+    task_type,
+)
 from openccs.timeutil import fmt_time
 
 
@@ -29,8 +35,8 @@ class DescribeClusterTaskResultParams(Params):
 def describe_cluster_task_result(
     ctx: RequestContext, p: DescribeClusterTaskResultParams
 ) -> dict[str, Any]:
-    task = ctx.db.get(Task, p.requestId)
-    if task is None or task.account_id != ctx.account_id:
+    task = own_task(ctx.db, ctx.account_id, p.requestId)
+    if task is None:
         raise not_found("Task (requestId)", p.requestId)
     caller = ctx.caller
     # A task without a resource (the test task) is the owner's alone.
@@ -60,15 +66,10 @@ class DescribeTasksParams(Paged):
 def describe_tasks(ctx: RequestContext, p: DescribeTasksParams) -> dict[str, Any]:
     """The account's tasks, newest first (what DescribeClusterTaskResult tells of each, with
     its requestId, resource and times); a sub-account sees those of its resources."""
-    q = select(Task).where(Task.account_id == ctx.account_id)
-    if p.status:
-        q = q.where(Task.status == p.status)
-    if p.resourceId:
-        q = q.where(Task.resource_id == p.resourceId)
     caller = ctx.caller
     rows = [
         t
-        for t in ctx.db.scalars(q.order_by(Task.id.desc()))
+        for t in account_tasks(ctx.db, ctx.account_id, p.status, p.resourceId)
         if not caller.is_subuser or (t.resource_id is not None and caller.may_use(t.resource_id))
     ]
     return {

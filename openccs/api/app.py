@@ -96,7 +96,9 @@ def execute(
                 if not caller.may_use(value):
                     raise errors.resource_not_allowed(value)
     assert action.handler is not None
-    with services.store.session() as s:
+    # Not `store.session()`: a handler may end its reading transaction for slow work
+    # (`ctx.outside()`), and the session begins the writing one on its next use.
+    with services.store.sessions() as s:
         ctx = RequestContext(
             request_id=request_id,
             action=action.name,
@@ -105,7 +107,12 @@ def execute(
             db=s,
             services=services,
         )
-        result = action.handler(ctx, parsed)
+        try:
+            result = action.handler(ctx, parsed)
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
     for fn in ctx.after_commit:
         fn()
     return result

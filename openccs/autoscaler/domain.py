@@ -5,6 +5,7 @@ removed by a scale-in task). Nothing here touches the host."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -271,3 +272,31 @@ def since(moment: datetime | None) -> float:
     if moment is None:
         return float("inf")
     return (utcnow() - moment).total_seconds()
+
+
+def list_groups(
+    s: Session,
+    account_id: int,
+    cluster_id: str | None,
+    group_id: str | None,
+    status: str | None,
+    visible: Callable[[str], bool],
+) -> list[ClusterAsg]:
+    """An account's groups (of one cluster, one id, one status), oldest first; `visible`
+    says which clusters the caller may see."""
+    q = select(ClusterAsg).where(ClusterAsg.account_id == account_id)
+    if cluster_id:
+        q = q.where(ClusterAsg.cluster_id == cluster_id)
+    if group_id:
+        q = q.where(ClusterAsg.id == group_id)
+    if status:
+        q = q.where(ClusterAsg.status == status)
+    return [
+        g
+        for g in s.scalars(q.order_by(ClusterAsg.created_at, ClusterAsg.id))
+        if visible(g.cluster_id)
+    ]
+
+
+def describe_groups(s: Session, groups: list[ClusterAsg]) -> list[dict[str, Any]]:
+    return [describe_group(s, g, s.get(AutoscalerSettings, g.cluster_id)) for g in groups]

@@ -378,3 +378,78 @@ def get_cluster(
     if cluster is None:
         raise not_found(f"cluster ({name})", cluster_id)
     return cluster
+
+
+def cluster_gateway_subnet(s: Session, cluster: Cluster) -> str | None:
+    """The CIDR of a subnet the cluster's machines are in (any of its VPC's otherwise)."""
+    return (
+        s.scalars(
+            select(Subnet.cidr)
+            .join(Instance, Instance.subnet_id == Subnet.id)
+            .where(Instance.cluster_id == cluster.id)
+            .order_by(Subnet.num_id)
+        ).first()
+        or s.scalars(
+            select(Subnet.cidr).where(Subnet.vpc_id == cluster.vpc_id).order_by(Subnet.num_id)
+        ).first()
+    )
+
+
+def legacy_num(value: str, prefix: str) -> int:
+    """The number of a legacy id (`gz_vpc_12`), or -1."""
+    tail = value[len(prefix) :] if value.startswith(prefix) else ""
+    number = parse_number(tail)
+    return -1 if number is None else number
+
+
+def _vpc_match(value: str) -> Any:
+    return (Vpc.id == value) | (Vpc.num_id == legacy_num(value, "gz_vpc_"))
+
+
+def list_vpcs(
+    s: Session, account_id: int, vpc_id: str | None, name: str | None, by_name: bool, asc: bool
+) -> list[Vpc]:
+    """The account's VPCs (by id, new or legacy; by a part of the name), by creation or name."""
+    q = select(Vpc).where(Vpc.account_id == account_id)
+    if vpc_id:
+        q = q.where(_vpc_match(vpc_id))
+    if name:
+        q = q.where(Vpc.name.contains(name))
+    col = Vpc.name if by_name else Vpc.created_at
+    return list(s.scalars(q.order_by(col.asc() if asc else col.desc(), Vpc.num_id)))
+
+
+def vpc_counts(s: Session, vpc_id: str) -> tuple[int, int]:
+    """(subnets, machines) of a VPC."""
+    subnets = s.scalar(select(func.count()).select_from(Subnet).where(Subnet.vpc_id == vpc_id))
+    devices = s.scalar(select(func.count()).select_from(Instance).where(Instance.vpc_id == vpc_id))
+    return subnets or 0, devices or 0
+
+
+def list_subnets(
+    s: Session,
+    account_id: int,
+    vpc_id: str | None,
+    subnet_id: str | None,
+    name: str | None,
+    zones: list[str],
+    by_name: bool,
+    asc: bool,
+) -> list[tuple[Subnet, Vpc]]:
+    q = (
+        select(Subnet, Vpc)
+        .join(Vpc, Vpc.id == Subnet.vpc_id)
+        .where(Subnet.account_id == account_id)
+    )
+    if vpc_id:
+        q = q.where(_vpc_match(vpc_id))
+    if subnet_id:
+        legacy = legacy_num(subnet_id, "gz_subnet_")
+        q = q.where((Subnet.id == subnet_id) | (Subnet.num_id == legacy))
+    if name:
+        q = q.where(Subnet.name.contains(name))
+    if zones:
+        q = q.where(Subnet.zone.in_(zones))
+    col = Subnet.name if by_name else Subnet.created_at
+    q = q.order_by(col.asc() if asc else col.desc(), Subnet.num_id)
+    return [(sub, vpc) for sub, vpc in s.execute(q).tuples()]

@@ -6,11 +6,12 @@ Requests change the database in one transaction and hand long work (machines) to
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from openccs.config import Settings
@@ -21,7 +22,7 @@ from openccs.domain.workloads import ensure_default_namespaces
 from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id
 from openccs.kube import endpoint as kube_endpoint
-from openccs.store.models import Cluster, HubInfo, Instance, Subnet, Vpc
+from openccs.store.models import Cluster, HubInfo, Instance, Pod, Subnet, Vpc
 from openccs.timeutil import fmt_time, utcnow
 
 # What CVM state numbers mean in the product (DescribeInstances' table).
@@ -355,6 +356,10 @@ def add_hub(
     password: str,
     namespaces: list[str],
 ) -> HubInfo:
+    if find_hubs(s, cluster.id, domain=domain):
+        raise ApiError(
+            4000, "HubInfoExists", f"cluster {cluster.id} already has credentials for {domain}"
+        )
     hub = HubInfo(
         id=new_id("hub"),
         account_id=cluster.account_id,
@@ -404,3 +409,94 @@ def get_node(s: Session, cluster: Cluster, instance_id: str, name: str = "instan
     if ins is None or ins.cluster_id != cluster.id:
         raise not_found(f"node ({name})", instance_id)
     return ins
+
+
+# --- what the actions read -----------------------------------------------------------------
+CLUSTER_ORDER = ("clusterId", "clusterName", "createdAt", "updatedAt")
+
+
+@functools.cache
+def _clusters_query(by_ids: bool, by_name: bool, order_field: str, asc: bool) -> Select[Any]:
+    """The statement for one shape of cluster listing, built once: the values are bound
+    parameters, and SQLAlchemy keeps a built statement's cache key."""
+    q = select(Cluster).where(Cluster.account_id == bindparam("account_id"))
+    if by_ids:
+        q = q.where(Cluster.id.in_(bindparam("ids", expanding=True)))
+    if by_name:
+        q = q.where(Cluster.name == bindparam("name"))
+    col = {
+        "clusterId": Cluster.id,
+        "clusterName": Cluster.name,
+        "createdAt": Cluster.created_at,
+        "updatedAt": Cluster.updated_at,
+    }[order_field]
+    return q.order_by(col.asc() if asc else col.desc(), Cluster.id)
+
+
+def list_clusters(
+    s: Session,
+    account_id: int,
+    ids: list[str],
+    name: str | None,
+    order_field: str = "createdAt",
+    asc: bool = False,
+) -> list[Cluster]:
+    q = _clusters_query(bool(ids), bool(name), order_field, asc)
+    return list(s.scalars(q, {"account_id": account_id, "ids": ids, "name": name}))
+
+
+def vpc_instances(
+    s: Session,
+    account_id: int,
+    vpc_id: str,
+    ids: list[str],
+    name: str | None,
+    ip: str | None,
+) -> list[Instance]:
+    """The account's machines in a VPC (the candidates to add to a cluster of it)."""
+    q = select(Instance).where(Instance.account_id == account_id, Instance.vpc_id == vpc_id)
+    if ids:
+        q = q.where(Instance.id.in_(ids))
+    if name:
+        q = q.where(Instance.name.contains(name))
+    if ip:
+        q = q.where(Instance.lan_ip.contains(ip))
+    return list(s.scalars(q.order_by(Instance.created_at)))
+
+
+def vpc_of(s: Session, cluster: Cluster) -> Vpc:
+    vpc = s.get(Vpc, cluster.vpc_id)
+    assert vpc is not None
+    return vpc
+
+
+def find_hubs(
+    s: Session,
+    cluster_id: str,
+    hub_id: str | None = None,
+    domain: str | None = None,
+    username: str | None = None,
+) -> list[HubInfo]:
+    q = select(HubInfo).where(HubInfo.cluster_id == cluster_id)
+    if hub_id:
+        q = q.where(HubInfo.id == hub_id)
+    if domain:
+        q = q.where(HubInfo.domain == domain)
+    if username:
+        q = q.where(HubInfo.username == username)
+    return list(s.scalars(q.order_by(HubInfo.created_at)))
+
+
+def node_pods(s: Session, node_id: str) -> list[Pod]:
+    """The pods on a node that are not being deleted."""
+    return list(s.scalars(select(Pod).where(Pod.node_id == node_id, Pod.deleting.is_(False))))
+
+
+def drain_node(s: Session, node: Instance) -> list[Pod]:
+    """Cordon the node and evict its pods (their services start them elsewhere)."""
+    pods = node_pods(s, node.id)
+    node.unschedulable = True
+    node.drain_status = "drained"
+    for pod in pods:
+        pod.deleting = True
+    return pods

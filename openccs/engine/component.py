@@ -39,8 +39,8 @@ from starlette.routing import BaseRoute
 from openccs.cloud import naming
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
-from openccs.domain.workloads import pod_is_ready, record_event, service_pods
-from openccs.engine import deployment, dns, scheduler
+from openccs.domain.workloads import pod_is_ready, service_pods
+from openccs.engine import deployment, dns, lifecycle, scheduler
 from openccs.engine.agent import NodeAgent
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
@@ -445,27 +445,10 @@ class Engine:
         return image, None
 
     def _node_lifecycle(self, s: Session, cluster_id: str) -> float:
-        """Pods of a machine that stopped answering are replaced elsewhere after a grace
-        period, as the node lifecycle controller evicts pods of a NotReady node; seconds
-        until a grace period ends."""
-        now = time.monotonic()
-        due = math.inf
-        for node in s.scalars(select(Instance).where(Instance.cluster_id == cluster_id)):
-            if node.state == "Running" and node.is_normal:
-                self._not_ready_since.pop(node.id, None)
-                continue
-            since = self._not_ready_since.setdefault(node.id, now)
-            if now - since < self.settings.node_grace:
-                due = min(due, since + self.settings.node_grace - now)
-                continue
-            for pod in s.scalars(select(Pod).where(Pod.node_id == node.id)):
-                svc = s.get(Service, pod.service_id) if pod.service_id else None
-                record_event(
-                    s, cluster_id, pod.namespace, svc.name if svc else "", "Pod", pod.name,
-                    "NodeNotReady", f"Node {node.lan_ip} is not ready: pod evicted", "Warning",
-                )  # fmt: skip
-                s.delete(pod)
-        return due
+        """Seconds until a NotReady node's grace period ends (engine/lifecycle.py)."""
+        return lifecycle.node_lifecycle(
+            s, cluster_id, self._not_ready_since, self.settings.node_grace, time.monotonic()
+        )
 
 
 @dataclass

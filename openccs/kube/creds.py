@@ -30,6 +30,12 @@ SERVICE_NAMES = (
 )
 
 
+def internal_port(s: Session, cluster_id: str) -> int | None:
+    """The port the cluster's API listens on inside the VPC, once one was picked."""
+    row = s.get(KubeEndpoint, cluster_id)
+    return row.internal_port if row is not None else None
+
+
 def ensure_endpoint(s: Session, box: SecretBox, cluster_id: str) -> KubeEndpoint:
     """The cluster's endpoint row, made (CA, secret) on first need."""
     row = s.get(KubeEndpoint, cluster_id)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from openccs import timeutil
@@ -228,6 +229,14 @@ def _object(s: Session, account_id: int, req: Request) -> tuple[str, str]:
 
 
 def data_points(s: Session, account_id: int, req: Request) -> list[float | None]:
+    """The request's points; a database failure is the document's -513."""
+    try:
+        return _data_points(s, account_id, req)
+    except SQLAlchemyError as exc:
+        raise db_failure(f"reading monitor data failed: {type(exc).__name__}") from None
+
+
+def _data_points(s: Session, account_id: int, req: Request) -> list[float | None]:
     cluster_id, obj = _object(s, account_id, req)
     rows = s.execute(
         select(MonitorRollup.bucket, MonitorRollup.data).where(

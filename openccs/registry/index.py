@@ -4,6 +4,7 @@ repositories from the registry and the index together."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -65,40 +66,68 @@ def image_details(client: RegistryClient, repo: str, ref: str) -> domain.TagDeta
     return details
 
 
-def remove_tags(rt: RegistryRuntime, s: Session, repo: CcrRepository, tags: list[CcrTag]) -> None:
-    """Remove tags from the registry, then from the index.
+@dataclass
+class TagRemoval:
+    """Tags to remove, read in one transaction, removed from the registry outside any, then
+    forgotten in another (read, work, write)."""
 
-    Each tag is removed alone; a manifest no other tag of the repository uses is deleted
-    too, so that garbage collection can free its blobs.
-    """
-    if not tags:
-        return
-    client = rt.need_client()
+    repository: str
+    repository_id: int
+    tag_ids: list[int]
+    names: list[str]
+    # Manifests no other tag of the repository uses: deleted so that gc can free their blobs.
+    orphans: list[str] = field(default_factory=list)
+
+
+def plan_tag_removal(s: Session, repo: CcrRepository, tags: list[CcrTag]) -> TagRemoval:
     names = {t.name for t in tags}
     remaining = {
         t.digest
         for t in s.scalars(select(CcrTag).where(CcrTag.repository_id == repo.id))
         if t.name not in names
     }
-    repo_dir = rt.daemon.repository_dir(repo.name)
-    for tag in tags:
-        untag(repo_dir, tag.name)
-    for digest in {t.digest for t in tags} - remaining:
-        client.delete_manifest(repo.name, digest)
-    s.execute(delete(CcrTag).where(CcrTag.id.in_([t.id for t in tags])))
-    rt.deleted_something()
-    log_event(log, "tags removed", repository=repo.name, tags=",".join(sorted(names)))
+    return TagRemoval(
+        repository=repo.name,
+        repository_id=repo.id,
+        tag_ids=sorted({t.id for t in tags}),
+        names=sorted(names),
+        orphans=sorted({t.digest for t in tags} - remaining),
+    )
 
 
-def remove_repository(rt: RegistryRuntime, s: Session, repo: CcrRepository) -> None:
-    """Remove a repository's images from the registry, then its rows."""
+def untag_in_registry(rt: RegistryRuntime, removal: TagRemoval) -> None:
+    """The registry's half: each tag removed alone, then the manifests left without a tag."""
     client = rt.need_client()
-    names = client.tags(repo.name)
-    digests = {d for d in (client.head_manifest(repo.name, t) for t in names) if d}
+    repo_dir = rt.daemon.repository_dir(removal.repository)
+    for name in removal.names:
+        untag(repo_dir, name)
+    for digest in removal.orphans:
+        client.delete_manifest(removal.repository, digest)
+
+
+def forget_tags(rt: RegistryRuntime, s: Session, removal: TagRemoval) -> None:
+    """The index's half."""
+    s.execute(delete(CcrTag).where(CcrTag.id.in_(removal.tag_ids)))
+    rt.deleted_something()
+    log_event(log, "tags removed", repository=removal.repository, tags=",".join(removal.names))
+
+
+def purge_repository(rt: RegistryRuntime, name: str) -> None:
+    """The registry's half of removing a repository: its manifests, then its directory."""
+    client = rt.need_client()
+    names = client.tags(name)
+    digests = {d for d in (client.head_manifest(name, t) for t in names) if d}
     for digest in digests:
-        client.delete_manifest(repo.name, digest)
+        client.delete_manifest(name, digest)
     # Distribution has no repository deletion: drop its directory so the catalog forgets it.
-    shutil.rmtree(rt.daemon.repository_dir(repo.name), ignore_errors=True)
+    shutil.rmtree(rt.daemon.repository_dir(name), ignore_errors=True)
+
+
+def forget_repository(rt: RegistryRuntime, s: Session, repository_id: int) -> None:
+    """The index's half: the repository's rows (gone already if another request won)."""
+    repo = s.get(CcrRepository, repository_id)
+    if repo is None:
+        return
     domain.delete_repository_rows(s, repo)
     rt.deleted_something()
     log_event(log, "repository removed", repository=repo.name)

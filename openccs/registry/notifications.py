@@ -65,6 +65,7 @@ def on_push(rt: RegistryRuntime, repo_name: str, tag: str, digest: str, timestam
     if details is None:
         return
     push_time = parse_time(timestamp) or utcnow()
+    removal = None
     for attempt in (1, 2):
         try:
             with rt.store.session() as s:
@@ -74,13 +75,16 @@ def on_push(rt: RegistryRuntime, repo_name: str, tag: str, digest: str, timestam
                     return
                 domain.record_tag(s, repo, tag, details, push_time)
                 triggers.fire_matching(s, repo, tag, rt.host)
-                retention.on_push(rt, s, repo)
+                removal = retention.on_push(s, repo)
             break
         except (IntegrityError, ApiError):
             # DuplicateImage created the repository or tag meanwhile: once more sees its row.
             if attempt == 2:
                 raise
     log_event(log, "tag pushed", repository=repo_name, tag=tag, digest=digest)
+    if removal is not None:
+        # The registry's half outside the transaction that recorded the push.
+        retention.carry_out(rt, removal)
 
 
 def on_pull(rt: RegistryRuntime, repo_name: str) -> None:

@@ -17,7 +17,7 @@ from openccs.log import get_logger, log_event
 from openccs.timeutil import utcnow
 
 from . import domain
-from .index import remove_tags
+from .index import TagRemoval, forget_tags, plan_tag_removal, untag_in_registry
 from .models import CcrRepository, CcrRetention, CcrTag
 from .runtime import RegistryRuntime
 
@@ -36,8 +36,10 @@ def _newest_first(s: Session, repo: CcrRepository) -> list[CcrTag]:
     )
 
 
-def apply(rt: RegistryRuntime, s: Session, repo: CcrRepository) -> int:
-    """Apply the repository's strategy, then its tag quota; returns the tags removed."""
+def plan(s: Session, repo: CcrRepository) -> TagRemoval | None:
+    """What the repository's strategy, then its tag quota, remove (None: nothing). The
+    caller removes it from the registry outside its transaction, then forgets it in
+    another (`index.untag_in_registry`, `index.forget_tags`)."""
     tags = _newest_first(s, repo)
     doomed: list[CcrTag] = []
     strategy = s.get(CcrRetention, repo.id)
@@ -52,17 +54,24 @@ def apply(rt: RegistryRuntime, s: Session, repo: CcrRepository) -> int:
     if len(kept) > limit:
         # The quota wins over a lenient strategy: the oldest beyond it go too.
         doomed += kept[limit:]
-    if doomed:
-        remove_tags(rt, s, repo, doomed)
-        log_event(log, "retention applied", repository=repo.name, removed=len(doomed))
-    return len(doomed)
+    return plan_tag_removal(s, repo, doomed) if doomed else None
 
 
-def on_push(rt: RegistryRuntime, s: Session, repo: CcrRepository) -> int:
+def on_push(s: Session, repo: CcrRepository) -> TagRemoval | None:
+    """After a push: the strategy applies once the repository reaches its tag quota."""
     limit = quota(s, repo.account_id, domain.QUOTA_TAGS)
     if domain.tag_count(s, repo.id) >= limit:
-        return apply(rt, s, repo)
-    return 0
+        return plan(s, repo)
+    return None
+
+
+def carry_out(rt: RegistryRuntime, removal: TagRemoval) -> int:
+    """Remove planned tags: from the registry (no transaction open), then from the index."""
+    untag_in_registry(rt, removal)
+    with rt.store.session() as s:
+        forget_tags(rt, s, removal)
+    log_event(log, "retention applied", repository=removal.repository, removed=len(removal.names))
+    return len(removal.names)
 
 
 def periodic(rt: RegistryRuntime) -> int:
@@ -72,6 +81,7 @@ def periodic(rt: RegistryRuntime) -> int:
     for rid in ids:
         with rt.store.session() as s:
             repo = s.get(CcrRepository, rid)
-            if repo is not None:
-                removed += apply(rt, s, repo)
+            removal = plan(s, repo) if repo is not None else None
+        if removal is not None:
+            removed += carry_out(rt, removal)
     return removed

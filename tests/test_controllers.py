@@ -1,0 +1,579 @@
+"""The controllers' decisions on a database state, without machines: the deployment and
+replica set controllers (rolling update steps, Recreate, scale down), the scheduler (fit,
+spread, cordon, not ready, affinity), the node lifecycle controller (NotReady after the
+grace period) and the cluster autoscaler (which group grows, when a machine goes). The
+end-to-end tests (test_workloads.py, test_asg.py and friends) run the same controllers
+against real machines; these pin the rules down one pass at a time.
+
+What a machine would do (start a scheduled pod, remove a deleted one) is played by
+`kubelet()` below: it writes what the node agent writes, nothing more.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openccs.api.registry import Registry
+from openccs.api.replay import ReplayGuard
+from openccs.autoscaler import domain as asg_domain
+from openccs.autoscaler import tasks as _asg_tasks  # noqa: F401  (registers the task types)
+from openccs.autoscaler.controller import Autoscaler
+from openccs.autoscaler.models import ClusterAsg
+from openccs.config import Settings
+from openccs.crypto import SecretBox
+from openccs.domain import cluster_tasks as _cluster_tasks  # noqa: F401  (task types)
+from openccs.domain import workloads as wl
+from openccs.engine import deployment, lifecycle, scheduler
+from openccs.server import Services
+from openccs.store.db import Store
+from openccs.store.models import (
+    Account,
+    Cluster,
+    Event,
+    Instance,
+    K8sNamespace,
+    Pod,
+    ReplicaSet,
+    Service,
+    Subnet,
+    Vpc,
+)
+from openccs.tasks.runner import TaskRunner
+from openccs.timeutil import utcnow
+
+CLUSTER = "cls-unit0001"
+_ips = itertools.count(10)
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated database, made once: each test starts from a copy."""
+    path = tmp_path_factory.mktemp("controllers") / "template.db"
+    st = Store(f"sqlite:///{path}")
+    st.migrate()
+    st.dispose()
+    return path
+
+
+@pytest.fixture
+def store(migrated: Path, tmp_path: Path) -> Iterator[Store]:
+    path = tmp_path / "state.db"
+    shutil.copyfile(migrated, path)
+    st = Store(f"sqlite:///{path}")
+    with st.session() as s:
+        for row in (
+            Account(id=1, app_id=1251000000, uin="100000000001"),
+            Vpc(id="vpc-unit0001", num_id=1, account_id=1, cidr="10.0.0.0/16"),
+            Subnet(
+                id="subnet-unit0001",
+                num_id=1,
+                vpc_id="vpc-unit0001",
+                account_id=1,
+                cidr="10.0.1.0/24",
+                zone="ap-guangzhou-3",
+            ),
+            Cluster(
+                id=CLUSTER,
+                account_id=1,
+                name="unit",
+                vpc_id="vpc-unit0001",
+                cidr="172.16.0.0/16",
+                service_cidr="172.16.255.0/24",
+                status="Running",
+                master_subnet_id=None,
+            ),
+            K8sNamespace(account_id=1, cluster_id=CLUSTER, name="default"),
+        ):
+            s.add(row)
+            s.flush()  # no relationships to order the inserts by: one at a time
+    yield st
+    st.dispose()
+
+
+def add_node(s: Session, name: str, cpu: int = 2, mem: int = 4, **extra: Any) -> Instance:
+    node = Instance(
+        id=f"ins-{name}",
+        account_id=1,
+        vpc_id="vpc-unit0001",
+        subnet_id="subnet-unit0001",
+        zone="ap-guangzhou-3",
+        lan_ip=f"10.0.1.{next(_ips)}",
+        cluster_id=CLUSTER,
+        instance_type=f"S2.X{cpu}",
+        cpu=cpu,
+        mem=mem,
+        state="Running",
+        is_normal=True,
+        pod_cidr=None,
+        **{"labels": {}, **extra},
+    )
+    s.add(node)
+    s.flush()
+    return node
+
+
+def container(image: str = "nginx:1", cpu: int = 100, memory: int = 64) -> dict[str, Any]:
+    return {"containerName": "app", "image": image, "cpu": cpu, "memory": memory}
+
+
+def add_service(
+    s: Session, name: str, replicas: int, image: str = "nginx:1", **spec: Any
+) -> Service:
+    svc = Service(
+        account_id=1,
+        cluster_id=CLUSTER,
+        namespace="default",
+        name=name,
+        spec={"containers": [container(image, **spec.pop("resources", {}))], **spec},
+        labels={"qcloud-app": name},
+        replicas=replicas,
+        cluster_ip=None,
+    )
+    s.add(svc)
+    s.flush()
+    return svc
+
+
+def set_image(svc: Service, image: str) -> None:
+    svc.spec = {**svc.spec, "containers": [{**svc.spec["containers"][0], "image": image}]}
+
+
+def kubelet(s: Session, healthy: bool = True) -> None:
+    """The node agents' half: deleted pods go, scheduled pods run (ready at once, or never
+    for a broken image), as the agents write it."""
+    for pod in list(s.scalars(select(Pod).where(Pod.cluster_id == CLUSTER))):
+        if pod.deleting:
+            s.delete(pod)
+        elif pod.node_id is not None and not pod.status.get("ready"):
+            image = pod.template["containers"][0]["image"]
+            if healthy and "broken" not in image:
+                pod.status = {"reason": "Running", "ready": True, "containers": []}
+                pod.ready_since = utcnow() - timedelta(hours=1)
+            else:
+                pod.status = {"reason": "CrashLoopBackOff", "containers": []}
+    s.flush()
+
+
+def controllers(s: Session) -> None:
+    """One engine pass's controllers, in the engine's order."""
+    deployment.reconcile_cluster(s, CLUSTER)
+    s.flush()
+    scheduler.schedule_cluster(s, CLUSTER)
+    s.flush()
+
+
+def live(s: Session, svc: Service) -> list[Pod]:
+    return [p for p in wl.service_pods(s, svc) if not p.deleting]
+
+
+def by_revision(s: Session, svc: Service) -> dict[int, int]:
+    """Live pods per revision number."""
+    numbers = {rs.id: rs.revision for rs in wl.revisions(s, svc)}
+    out: dict[int, int] = {}
+    for p in live(s, svc):
+        key = numbers[p.replicaset_id or 0]
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def events(s: Session, reason: str) -> list[Event]:
+    return list(s.scalars(select(Event).where(Event.reason == reason).order_by(Event.id)))
+
+
+def settle(s: Session, passes: int = 20) -> None:
+    for _ in range(passes):
+        controllers(s)
+        kubelet(s)
+
+
+# --- deployment rollouts -------------------------------------------------------------------
+def test_rolling_update_surges_one_and_never_drops_below_the_desired_ready_pods(
+    store: Store,
+) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        add_node(s, "b", cpu=8, mem=16)
+        svc = add_service(s, "web", 3)
+        settle(s)
+        assert by_revision(s, svc) == {1: 3}
+        set_image(svc, "nginx:2")
+        steps = []
+        for _ in range(30):
+            controllers(s)
+            pods = live(s, svc)
+            ready = [p for p in pods if wl.pod_is_ready(p)]
+            # maxSurge 1: never more than one pod above the desired count...
+            assert len(pods) <= 4, by_revision(s, svc)
+            # ...and maxUnavailable 0: never fewer ready pods than desired.
+            assert len(ready) >= 3, by_revision(s, svc)
+            steps.append(by_revision(s, svc))
+            kubelet(s)
+            if by_revision(s, svc) == {2: 3}:
+                break
+        assert by_revision(s, svc) == {2: 3}, steps
+        # One pod at a time: the old revision went 3 -> 2 -> 1 -> 0, the new one 0 -> 3.
+        olds = [step.get(1, 0) for step in steps]
+        news = [step.get(2, 0) for step in steps]
+        assert olds[0] == 3 and olds[-1] == 0
+        assert all(0 <= a - b <= 1 for a, b in itertools.pairwise(olds)), steps
+        assert all(0 <= b - a <= 1 for a, b in itertools.pairwise(news)), steps
+        assert wl.rollout_done(s, svc)
+        scaled = [e.message for e in events(s, "ScalingReplicaSet")]
+        assert any("to 0" in m for m in scaled)
+
+
+def test_a_broken_revision_stalls_with_every_old_pod_serving(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 3)
+        settle(s)
+        set_image(svc, "nginx:broken")
+        settle(s, passes=10)
+        # The surge pod never becomes ready: no old pod is taken away, no second new pod.
+        assert by_revision(s, svc) == {1: 3, 2: 1}
+        assert sum(wl.pod_is_ready(p) for p in live(s, svc)) == 3
+        assert not wl.rollout_done(s, svc)
+        # Fixing the image rolls on, and replaces the broken pod first.
+        set_image(svc, "nginx:3")
+        settle(s)
+        assert by_revision(s, svc) == {3: 3}
+
+
+def test_min_ready_seconds_holds_old_pods_until_new_ones_are_available(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 2, minReadySeconds=600)
+        settle(s)
+        set_image(svc, "nginx:2")
+        for _ in range(5):
+            due = deployment.reconcile_cluster(s, CLUSTER)
+            scheduler.schedule_cluster(s, CLUSTER)
+            s.flush()
+            for pod in live(s, svc):
+                if pod.node_id and not pod.status.get("ready"):
+                    # Ready just now: available only after minReadySeconds.
+                    pod.status = {"reason": "Running", "ready": True, "containers": []}
+                    pod.ready_since = utcnow()
+            s.flush()
+        # The new pod is ready but not yet available: both old pods stay.
+        assert by_revision(s, svc) == {1: 2, 2: 1}
+        due = deployment.reconcile_cluster(s, CLUSTER)
+        assert 0 < due <= 600
+
+
+def test_recreate_removes_every_old_pod_before_a_new_one_starts(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 3, strategy="Recreate")
+        settle(s)
+        set_image(svc, "nginx:2")
+        controllers(s)
+        # The first pass deletes the old pods and starts no new one.
+        assert by_revision(s, svc) == {}
+        assert all(p.deleting for p in wl.service_pods(s, svc))
+        kubelet(s)
+        settle(s)
+        assert by_revision(s, svc) == {2: 3}
+
+
+def test_scale_down_removes_unscheduled_then_not_ready_then_newest(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 3)
+        settle(s)
+        pods = live(s, svc)
+        # One pod not ready (its container crashed), then ask for one pod.
+        crashed = pods[0]
+        crashed.status = {"reason": "CrashLoopBackOff", "containers": []}
+        svc.replicas = 1
+        controllers(s)
+        doomed = {p.name for p in wl.service_pods(s, svc) if p.deleting}
+        kept = [p for p in live(s, svc)]
+        assert crashed.name in doomed and len(kept) == 1
+        # Of the two ready pods the newest went: the oldest is kept.
+        assert kept[0].name == pods[1].name
+        kubelet(s)
+        assert len(wl.service_pods(s, svc)) == 1
+
+
+def test_a_paused_service_neither_rolls_out_nor_scales(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 2)
+        settle(s)
+        svc.paused = True
+        set_image(svc, "nginx:2")
+        svc.replicas = 4
+        settle(s, passes=5)
+        assert by_revision(s, svc) == {1: 2}
+        svc.paused = False
+        settle(s)
+        assert by_revision(s, svc) == {2: 4}
+
+
+# --- scheduling ----------------------------------------------------------------------------
+def pending(s: Session) -> list[Pod]:
+    return [p for p in s.scalars(select(Pod)) if p.node_id is None and not p.deleting]
+
+
+def test_pods_spread_over_nodes_and_fill_by_requests(store: Store) -> None:
+    with store.session() as s:
+        a, b = add_node(s, "a"), add_node(s, "b")
+        svc = add_service(s, "web", 4)
+        settle(s)
+        per_node = sorted(sum(1 for p in live(s, svc) if p.node_id == n.id) for n in (a, b))
+        assert per_node == [2, 2]
+        ok = events(s, "Scheduled")
+        assert len(ok) == 4 and all("Successfully assigned default/" in e.message for e in ok)
+
+
+def test_a_pod_too_big_for_every_node_stays_pending_saying_why(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=2, mem=4)
+        add_node(s, "b", cpu=2, mem=4)
+        add_service(s, "big", 1, resources={"cpu": 4000, "memory": 64})
+        # 2 cores keep 100 m for the machine: 1900 m is what fits.
+        add_service(s, "fits", 1, resources={"cpu": 1900, "memory": 64})
+        settle(s, passes=3)
+        left = pending(s)
+        assert [p.name.split("-")[0] for p in left] == ["big"]
+        assert left[0].status["reason"] == "Unschedulable"
+        failed = events(s, "FailedScheduling")
+        assert failed[-1].message == "0/2 nodes are available: 2 Insufficient cpu."
+        assert failed[-1].level == "Warning"
+
+
+def test_cordoned_and_not_ready_nodes_take_no_pods(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "cordoned", unschedulable=True)
+        sick = add_node(s, "sick")
+        sick.is_normal = False
+        svc = add_service(s, "web", 2)
+        settle(s, passes=3)
+        assert len(pending(s)) == 2
+        message = events(s, "FailedScheduling")[-1].message
+        assert message == (
+            "0/2 nodes are available: 1 node(s) were not ready, 1 node(s) were unschedulable."
+        )
+        # Uncordoned: the pods go there.
+        s.get(Instance, "ins-cordoned").unschedulable = False  # type: ignore[union-attr]
+        settle(s, passes=3)
+        assert {p.node_id for p in live(s, svc)} == {"ins-cordoned"}
+
+
+def test_node_affinity_picks_the_labelled_node(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "plain")
+        add_node(s, "gpu", labels={"gpu": "yes"})
+        svc = add_service(
+            s, "web", 3, nodeAffinity=[{"key": "gpu", "operator": "In", "values": ["yes"]}]
+        )
+        settle(s)
+        assert {p.node_id for p in live(s, svc)} == {"ins-gpu"}
+
+
+# --- node lifecycle ------------------------------------------------------------------------
+def test_pods_of_a_not_ready_node_are_evicted_after_the_grace_period(store: Store) -> None:
+    memory: dict[str, float] = {}
+    with store.session() as s:
+        a = add_node(s, "a")
+        b = add_node(s, "b")
+        svc = add_service(s, "web", 4)
+        settle(s)
+        assert {p.node_id for p in live(s, svc)} == {a.id, b.id}
+        on_a = {p.name for p in live(s, svc) if p.node_id == a.id}
+        # Node a stops answering at t=1000.
+        a.state, a.is_normal = "Failed", False
+        assert lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=1000) == 40
+        assert lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=1030) == 10
+        assert on_a <= {p.name for p in live(s, svc)}, "evicted before the grace period"
+        lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=1040)
+        s.flush()
+        assert not on_a & {p.name for p in wl.service_pods(s, svc)}
+        evicted = events(s, "NodeNotReady")
+        assert {e.obj_name for e in evicted} == on_a
+        assert all(f"Node {a.lan_ip} is not ready" in e.message for e in evicted)
+        # The deployment replaces them, on the node that is ready.
+        settle(s)
+        assert len(live(s, svc)) == 4 and {p.node_id for p in live(s, svc)} == {b.id}
+
+
+def test_a_node_that_recovers_within_the_grace_period_keeps_its_pods(store: Store) -> None:
+    memory: dict[str, float] = {}
+    with store.session() as s:
+        a = add_node(s, "a")
+        svc = add_service(s, "web", 2)
+        settle(s)
+        a.is_normal = False
+        lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=0)
+        a.is_normal = True
+        assert lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=30) == float("inf")
+        assert memory == {}
+        # A new outage starts a new grace period.
+        a.is_normal = False
+        assert lifecycle.node_lifecycle(s, CLUSTER, memory, grace=40, now=100) == 40
+        assert len(live(s, svc)) == 2 and not events(s, "NodeNotReady")
+
+
+def test_replica_sets_keep_one_row_per_template(store: Store) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 1)
+        settle(s)
+        set_image(svc, "nginx:2")
+        settle(s)
+        set_image(svc, "nginx:1")  # back to the first template: its revision is reused
+        settle(s)
+        revs = list(s.scalars(select(ReplicaSet).where(ReplicaSet.service_id == svc.id)))
+        assert [r.revision for r in revs] == [1, 2]
+        assert by_revision(s, svc) == {1: 1}
+
+
+# --- autoscaler ----------------------------------------------------------------------------
+@pytest.fixture
+def autoscaler(store: Store, tmp_path: Path) -> Iterator[Autoscaler]:
+    """The cluster autoscaler on the test's database; a document minute is no time at all,
+    so the delays under test are the rules, not the clock. Tasks are made, never run."""
+    settings = Settings(data_dir=tmp_path / "data", asg_minute_seconds=0.0)
+    services = Services(
+        settings=settings,
+        store=store,
+        box=SecretBox.from_data_dir(settings.data_dir),
+        registry=Registry(),
+        replay=ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key),
+        tasks=TaskRunner(store),
+    )
+    yield Autoscaler(services, rng=random.Random(7))
+
+
+def add_group(s: Session, gid: str, min_size: int = 0, max_size: int = 3, cpu: int = 2) -> None:
+    s.add(
+        ClusterAsg(
+            id=gid,
+            account_id=1,
+            cluster_id=CLUSTER,
+            name=gid,
+            launch_config_id=f"asc-{gid[4:]}",
+            launch_config_name=gid,
+            status="enabled",
+            min_size=min_size,
+            max_size=max_size,
+            desired_capacity=min_size,
+            labels={"pool": gid},
+            launch={
+                "zone": "ap-guangzhou-3",
+                "subnet_id": "subnet-unit0001",
+                "instance_type": f"S2.X{cpu}",
+                "cpu": cpu,
+                "mem": 4,
+            },
+        )
+    )
+    s.flush()
+
+
+def add_pod(s: Session, name: str, cpu: int, node: str | None = None) -> Pod:
+    pod = Pod(
+        uid=name,
+        account_id=1,
+        cluster_id=CLUSTER,
+        namespace="default",
+        name=name,
+        service_id=None,
+        template={"containers": [container(cpu=cpu)]},
+        node_id=node,
+        status={"reason": "Running" if node else "Unschedulable", "ready": bool(node)},
+    )
+    s.add(pod)
+    s.flush()
+    return pod
+
+
+def group_nodes(s: Session, gid: str) -> list[Instance]:
+    return list(s.scalars(select(Instance).where(Instance.autoscaling_group_id == gid)))
+
+
+def test_a_pod_no_node_can_take_scales_a_group_up_once(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_pod(s, "busy", 1800, node="ins-a")
+        add_group(s, "asg-small001")
+        waiting = add_pod(s, "waiting", 1500)
+        tasks = autoscaler._cluster_pass(s, CLUSTER, set())
+        assert len(tasks) == 1
+        new = group_nodes(s, "asg-small001")
+        assert [(n.state, n.task_id, n.labels.get("pool")) for n in new] == [
+            ("Creating", tasks[0], "asg-small001")
+        ]
+        assert s.get(ClusterAsg, "asg-small001").desired_capacity == 1  # type: ignore[union-attr]
+        triggered = events(s, "TriggeredScaleUp")
+        assert [e.obj_name for e in triggered] == [waiting.name]
+        assert "{asg-small001 0->1 (max: 3)}" in triggered[0].message
+        # The machine being made will take the pod: the next pass asks for no other.
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        assert len(group_nodes(s, "asg-small001")) == 1
+
+
+def test_a_pod_too_big_for_every_group_triggers_nothing_and_says_why(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_group(s, "asg-small001", cpu=2)
+        huge = add_pod(s, "huge", 6000)
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        assert group_nodes(s, "asg-small001") == []
+        [why] = events(s, "NotTriggerScaleUp")
+        assert why.obj_name == huge.name
+        assert why.message.startswith(
+            "pod didn't trigger scale-up (it wouldn't fit if a new node is added):"
+        )
+        assert "Insufficient cpu" in why.message
+
+
+def test_a_group_at_its_maximum_does_not_grow(store: Store, autoscaler: Autoscaler) -> None:
+    with store.session() as s:
+        add_group(s, "asg-small001", max_size=1)
+        add_node(s, "g1", autoscaling_group_id="asg-small001")
+        add_pod(s, "busy", 1800, node="ins-g1")
+        add_pod(s, "waiting", 1500)
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        [why] = events(s, "NotTriggerScaleUp")
+        assert "max node group size reached" in why.message
+
+
+def test_an_empty_group_node_goes_once_unneeded_but_not_below_min_size(
+    store: Store, autoscaler: Autoscaler
+) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_group(s, "asg-small001", min_size=1, max_size=3)
+        add_node(s, "g1", autoscaling_group_id="asg-small001")
+        add_node(s, "g2", autoscaling_group_id="asg-small001")
+        add_pod(s, "busy", 1500, node="ins-g1")
+        st = asg_domain.settings_of(s, CLUSTER)
+        # Scale-down off (the default): nothing goes.
+        assert not st.scale_down_enabled
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+        st.scale_down_enabled = True
+        tasks = autoscaler._cluster_pass(s, CLUSTER, set())
+        assert len(tasks) == 1
+        [empty] = [e.message for e in events(s, "ScaleDownEmpty")]
+        assert "(ins-g2, empty)" in empty
+        g2 = s.get(Instance, "ins-g2")
+        assert g2 is not None and [e.obj_name for e in events(s, "ScaleDown")] == [g2.lan_ip]
+        # g1 is busy and the group is at its minimum once g2 goes: the next pass waits for
+        # the scale-in to finish, and then keeps g1.
+        assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
