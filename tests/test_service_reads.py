@@ -1,6 +1,6 @@
 """DescribeClusterService and DescribeServiceInstance on a real database without machines:
 what they answer for services in every state, and that they answer in as many SQL
-statements for 50 services and 500 pods as for 5 and 50 (the rows are inserted as the
+statements for 50 services and 590 pods as for 5 and 50 (the rows are inserted as the
 engine would have left them; the end-to-end tests prove the same answers with machines)."""
 
 from __future__ import annotations
