@@ -55,8 +55,7 @@ def _service(ctx: RequestContext, p: ServiceRef | ServiceParams) -> Service:
     return backend.find_service(ctx.work(), p.clusterId, p.namespace, p.serviceName)
 
 
-def _summary(ctx: RequestContext, svc: Service) -> dict[str, Any]:
-    state = backend.service_state(ctx.work(), svc)
+def _summary(svc: Service, state: backend.ServiceState) -> dict[str, Any]:
     balancer = state.balancer
     return {
         "serviceName": svc.name,
@@ -82,15 +81,17 @@ class DescribeServicesParams(Params):
 
 @action("DescribeClusterService", DescribeServicesParams, resources=("clusterId",), inline=True)
 def describe_services(ctx: RequestContext, p: DescribeServicesParams) -> dict[str, Any]:
-    found = backend.services(ctx.work(), p.clusterId, None if p.allnamespace else p.namespace)
-    services = [_summary(ctx, svc) for svc in found]
+    w = ctx.work()
+    found = backend.services(w, p.clusterId, None if p.allnamespace else p.namespace)
+    states = backend.service_states(w, found)
+    services = [_summary(svc, state) for svc, state in zip(found, states, strict=True)]
     return {"totalCount": len(services), "services": services}
 
 
 @action("DescribeClusterServiceInfo", ServiceRef, resources=("clusterId",), inline=True)
 def describe_service_info(ctx: RequestContext, p: ServiceRef) -> dict[str, Any]:
     svc = _service(ctx, p)
-    info = _summary(ctx, svc)
+    info = _summary(svc, backend.service_states(ctx.work(), [svc])[0])
     spec = svc.spec
     info.update(
         serviceDesc=svc.description,
@@ -131,14 +132,8 @@ class DescribeInstancesParams(ServiceRef, Paged):
 
 @action("DescribeServiceInstance", DescribeInstancesParams, resources=("clusterId",), inline=True)
 def describe_instances(ctx: RequestContext, p: DescribeInstancesParams) -> dict[str, Any]:
-    pods, ips = backend.instances(ctx.work(), _service(ctx, p))
-    return {
-        "totalCount": len(pods),
-        "instances": [
-            wl.describe_instance(pod, ips.get(pod.node_id or "", ""))
-            for pod in pods[p.offset : p.offset + p.limit]
-        ],
-    }
+    total, page = backend.instances(ctx.work(), _service(ctx, p), p.offset, p.limit)
+    return {"totalCount": total, "instances": [wl.describe_instance(*row) for row in page]}
 
 
 class DeleteInstancesParams(Params):

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, case, delete, func, not_, or_, select
+from sqlalchemy.orm import load_only
 
 from openccs.backends import Work
 from openccs.domain import cloud, manifests
@@ -137,20 +138,74 @@ def services(w: Work, cluster_id: str, namespace: str | None) -> list[Service]:
 
 @dataclass(frozen=True)
 class ServiceState:
-    """What a service is doing: its pods, the document's status and reasons, its balancer."""
+    """What a service is doing: the document's status and reasons, its ready pods, its
+    balancer."""
 
-    pods: list[Pod]
     status: str
     reasons: dict[str, int]
     ready: int
     balancer: LoadBalancer | None
 
 
-def service_state(w: Work, svc: Service) -> ServiceState:
-    pods = wl.service_pods(w.db, svc)
-    status, reasons = wl.service_status(w.db, svc, pods)
-    ready = sum(1 for p in pods if wl.pod_is_ready(p))
-    return ServiceState(pods, status, reasons, ready, lb.service_lb(w.db, svc))
+def service_states(w: Work, found: Sequence[Service]) -> list[ServiceState]:
+    """The state of each of `found` (services of one cluster), in four queries whatever
+    the number of services and pods: the live pods counted in SQL by service and replica
+    set, the statuses of those not ready (a ready pod has every container Running, so no
+    reason to give), the replica sets' hashes, and the balancers."""
+    if not found:
+        return []
+    cluster_id = found[0].cluster_id
+    assert all(svc.cluster_id == cluster_id for svc in found)
+    if len(found) == 1:
+        pod_scope = Pod.service_id == found[0].id
+        rs_scope = ReplicaSet.service_id == found[0].id
+        lb_scope = LoadBalancer.service_id == found[0].id
+    else:  # the cluster's rows; those of services not asked for are left aside
+        pod_scope = Pod.cluster_id == cluster_id
+        rs_scope = ReplicaSet.service_id.in_(
+            select(Service.id).where(Service.cluster_id == cluster_id)
+        )
+        lb_scope = LoadBalancer.cluster_id == cluster_id
+    ready = Pod.status["ready"].as_boolean()
+    live = Pod.deleting.is_(False)
+    tallies: dict[int, wl.PodTally] = {svc.id: wl.PodTally() for svc in found}
+    counted = w.db.execute(
+        select(Pod.service_id, Pod.replicaset_id, func.count(), func.sum(case((ready, 1), else_=0)))
+        .where(pod_scope, live)
+        .group_by(Pod.service_id, Pod.replicaset_id)
+    ).tuples()
+    for service_id, rs_id, pods, ready_pods in counted:
+        if (tally := tallies.get(service_id or 0)) is not None:
+            tally.live[rs_id] = pods
+            tally.ready += int(ready_pods or 0)
+    waiting = w.db.execute(
+        select(Pod.service_id, Pod.node_id, Pod.status)
+        .where(pod_scope, live, or_(Pod.node_id.is_(None), not_(func.coalesce(ready, False))))
+        .order_by(Pod.created_at, Pod.id)
+    ).tuples()
+    for service_id, node_id, status in waiting:
+        if (tally := tallies.get(service_id or 0)) is not None:
+            tally.add_reasons(status, scheduled=bool(node_id))
+    wanted = {svc.id: wl.template_hash(wl.template_of(svc.spec, svc.restarted_at)) for svc in found}
+    current: dict[int, int] = {}
+    hashes = w.db.execute(
+        select(ReplicaSet.service_id, ReplicaSet.id, ReplicaSet.template_hash)
+        .where(rs_scope)
+        .order_by(ReplicaSet.service_id, ReplicaSet.revision)
+    ).tuples()
+    for service_id, rs_id, rs_hash in hashes:
+        if wanted.get(service_id) == rs_hash:
+            current.setdefault(service_id, rs_id)
+    balancers = {b.service_id: b for b in w.db.scalars(select(LoadBalancer).where(lb_scope))}
+    return [
+        ServiceState(
+            wl.service_status(svc, tallies[svc.id], current.get(svc.id)),
+            tallies[svc.id].reasons,
+            tallies[svc.id].ready,
+            balancers.get(svc.id),
+        )
+        for svc in found
+    ]
 
 
 def _allocate_cluster_ip(w: Work, cluster: Cluster) -> str:
@@ -338,13 +393,23 @@ def events(w: Work, svc: Service) -> list[Event]:
 # -- instances ---------------------------------------------------------------------------
 
 
-def instances(w: Work, svc: Service) -> tuple[list[Pod], dict[str, str]]:
-    """The service's pods, and the LAN address of each machine of its cluster by id."""
-    ips = {
-        i.id: i.lan_ip
-        for i in w.db.scalars(select(Instance).where(Instance.cluster_id == svc.cluster_id))
-    }
-    return wl.service_pods(w.db, svc), ips
+def instances(w: Work, svc: Service, offset: int, limit: int) -> tuple[int, list[tuple[Pod, str]]]:
+    """How many pods the service has, and a page of them (oldest first), each with the LAN
+    address of its machine ("" while it has none): two queries whatever the number of pods,
+    reading only the columns an instance is described with."""
+    total = w.db.scalar(select(func.count()).select_from(Pod).where(Pod.service_id == svc.id))
+    page = w.db.execute(
+        select(Pod, Instance.lan_ip)
+        .outerjoin(
+            Instance, and_(Instance.id == Pod.node_id, Instance.cluster_id == svc.cluster_id)
+        )
+        .where(Pod.service_id == svc.id)
+        .order_by(Pod.created_at, Pod.id)
+        .offset(offset)
+        .limit(limit)
+        .options(load_only(Pod.name, Pod.status, Pod.node_id, Pod.deleting, Pod.created_at))
+    ).tuples()
+    return total or 0, [(pod, ip or "") for pod, ip in page]
 
 
 def _pod(w: Work, cluster_id: str, namespace: str, name: str) -> Pod | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -138,34 +139,47 @@ def rollout_done(s: Session, svc: Service, pods: list[Pod] | None = None) -> boo
     )
 
 
-def service_status(s: Session, svc: Service, pods: list[Pod]) -> tuple[str, dict[str, int]]:
-    """The document's status (Normal, Abnormal, Waiting, Paused, Updating, RollingBack) and
-    reasonMap (reason -> number of containers)."""
-    reasons: dict[str, int] = {}
-    for p in pods:
-        if p.deleting:
-            continue
-        for c in p.status.get("containers", []):
+@dataclass
+class PodTally:
+    """What a service's status needs of its live pods (those not being deleted): how many
+    there are on each replica set, how many are ready, and the reasons they give."""
+
+    live: dict[int | None, int] = field(default_factory=dict)  # replicaset_id -> pods
+    ready: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # reason -> containers or pods
+
+    def add_reasons(self, status: dict[str, Any], scheduled: bool) -> None:
+        """A live pod's reasons: each container's that is not Running, and the pod's own
+        while it has no machine (Pending, Unschedulable)."""
+        for c in status.get("containers", []):
             if c.get("reason") and c.get("status") != "Running":
-                reasons[c["reason"]] = reasons.get(c["reason"], 0) + 1
-        if not p.node_id and p.status.get("reason"):
-            reasons[p.status["reason"]] = reasons.get(p.status["reason"], 0) + 1
+                self.reasons[c["reason"]] = self.reasons.get(c["reason"], 0) + 1
+        if not scheduled and status.get("reason"):
+            self.reasons[status["reason"]] = self.reasons.get(status["reason"], 0) + 1
+
+
+BAD_REASONS = frozenset(
+    ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Error", "CreateContainerError",
+     "CreateContainerConfigError")
+)  # fmt: skip
+
+
+def service_status(svc: Service, tally: PodTally, current_rs: int | None) -> str:
+    """The document's status (Normal, Abnormal, Waiting, Paused, Updating, RollingBack) of
+    a service whose current replica set (the one of its template) is `current_rs`."""
     if svc.paused:
-        return "Paused", reasons
+        return "Paused"
     if svc.operation == "RollingBack":
-        return "RollingBack", reasons
-    bad = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "Error", "CreateContainerError",
-           "CreateContainerConfigError"}  # fmt: skip
-    if any(r in bad for r in reasons):
-        return "Abnormal", reasons
-    live = [p for p in pods if not p.deleting]
-    if rollout_done(s, svc, pods):
-        return "Normal", reasons
-    rs = current_replicaset(s, svc)
-    old = [p for p in live if rs is None or p.replicaset_id != rs.id]
-    if old:
-        return "Updating", reasons
-    return "Waiting", reasons
+        return "RollingBack"
+    if any(r in BAD_REASONS for r in tally.reasons):
+        return "Abnormal"
+    live = sum(tally.live.values())
+    on_current = tally.live.get(current_rs, 0) if current_rs is not None else 0
+    if current_rs is not None and live == svc.replicas == on_current == tally.ready:
+        return "Normal"  # the rollout is done (`rollout_done`)
+    if live > on_current:
+        return "Updating"
+    return "Waiting"
 
 
 def instance_status(pod: Pod) -> str:
