@@ -17,10 +17,10 @@ from openccs.client import Client
 from .conftest import Server
 from .workload_helpers import (
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     http_get,
-    make_cluster,
     node_of,
     socket_of,
     until,
@@ -35,14 +35,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
     base = tmp_path_factory.mktemp("engine-events")
     srv = Server(data_dir=base / "data", db_url=None,
                  extra_args=("--health-interval", "1", "--engine-resync", "3600"))  # fmt: skip
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=1)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=1) as env:
+        yield env
 
 
 def _modify(svc: Svc, spec: dict[str, Any]) -> None:

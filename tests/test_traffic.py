@@ -26,10 +26,10 @@ from .conftest import Server, unique_vpc_cidr
 from .test_registry_lib import PASSWORD, call_ok, push_ok, registry_of
 from .workload_helpers import (
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     in_machine,
-    make_cluster,
     node_of,
     until,
     web,
@@ -48,14 +48,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
         db_url=None,
         extra_args=("--health-interval", "1", "--node-port-range", "30000-30100"),
     )
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=2)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=2) as env:
+        yield env
 
 
 def lb_web(name: str, access: str = "LoadBalancer", replicas: int = 3, **extra: Any) -> dict:

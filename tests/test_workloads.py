@@ -22,11 +22,11 @@ from .conftest import Server
 from .workload_helpers import (
     BUSYBOX,
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     http_get,
     in_machine,
-    make_cluster,
     node_of,
     until,
     web,
@@ -39,14 +39,8 @@ pytestmark = pytest.mark.xdist_group("workloads")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, str]]:
     base = tmp_path_factory.mktemp("workloads")
     srv = Server(data_dir=base / "data", db_url=None, extra_args=("--health-interval", "1"))
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=2)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=2) as env:
+        yield env
 
 
 def test_web_service_reachable_by_pod_ip_cluster_ip_and_name(

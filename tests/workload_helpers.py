@@ -3,9 +3,10 @@ to create services and watch their pods."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,39 @@ from .conftest import Server, unique_cluster_cidr
 
 RUN = Path("/run/openccs")
 BUSYBOX = "openccs/busybox:latest"
+
+
+@contextlib.contextmanager
+def served(srv: Server) -> Iterator[Server]:
+    """`srv` started; stopped and swept at the end, also on failure."""
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
+
+
+@contextlib.contextmanager
+def cluster_env(srv: Server, machines: int) -> Iterator[tuple[Server, Client, str]]:
+    """`srv` started with a cluster of `machines` machines: what the module-scoped `env`
+    fixtures of the workload tests yield."""
+    with served(srv):
+        cluster = make_cluster(srv, machines=machines)
+        yield srv, srv.client(), cluster
+
+
+def call(c: Client, action: str, **params: Any) -> dict[str, Any]:
+    """The data of a call that must succeed."""
+    res = c.call(action, params)
+    assert res["code"] == 0, (action, res)
+    return dict(res.get("data") or {})
+
+
+def fault(c: Client, fault_id: str) -> dict[str, Any]:
+    (row,) = call(c, "OpenccsDescribeFaults", faultId=fault_id)["faults"]
+    return dict(row)
 
 
 def make_cluster(server: Server, machines: int = 2, root_size: int = 50) -> str:
