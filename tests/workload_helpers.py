@@ -14,22 +14,10 @@ import httpx
 
 from openccs.client import Client
 
-from .conftest import Server, unique_cluster_cidr
+from .conftest import Server, served, unique_cluster_cidr
 
 RUN = Path("/run/openccs")
 BUSYBOX = "openccs/busybox:latest"
-
-
-@contextlib.contextmanager
-def served(srv: Server) -> Iterator[Server]:
-    """`srv` started; stopped and swept at the end, also on failure."""
-    try:
-        srv.start()
-        yield srv
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
 
 
 @contextlib.contextmanager
