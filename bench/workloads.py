@@ -79,6 +79,7 @@ from tests.workload_helpers import (
     create,
     http_get,
     make_cluster,
+    ready_while_file,
     socket_of,
     until,
     web,
@@ -569,15 +570,11 @@ def endpoints(chain: str) -> set[str]:
 def part_readiness(env: Env, flips: int) -> Readiness:
     out = Readiness(PROBE_PERIOD_S)
     cluster = env.new_cluster(1)
-    spec = web("ready", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodHttp", "port": 80, "path": "/ready",
-         "protocol": "HTTP", "healthNum": 1, "unhealthNum": 1, "intervalTime": PROBE_PERIOD_S,
-         "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("ready", replicas=2),
+        {"checkMethod": "methodHttp", "port": 80, "path": "/ready", "protocol": "HTTP"},
+        PROBE_PERIOD_S,
+    )
     svc = create(env.c, cluster, spec)
     a, b = svc.wait_normal(2, timeout=300)
     chain = port_chain(env.site, f"{cluster}/default/ready/8080/TCP")

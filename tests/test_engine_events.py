@@ -22,6 +22,7 @@ from .workload_helpers import (
     exec_in_pod,
     http_get,
     node_of,
+    ready_while_file,
     socket_of,
     until,
     web,
@@ -100,14 +101,10 @@ def test_probe_results_move_a_pod_in_and_out_of_rotation(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = web("probed", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodHttp", "port": 80, "path": "/ready",
-         "protocol": "HTTP", "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("probed", replicas=2),
+        {"checkMethod": "methodHttp", "port": 80, "path": "/ready", "protocol": "HTTP"},
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     cluster_ip = svc.info()["serviceIp"]

@@ -31,6 +31,7 @@ from .workload_helpers import (
     exec_in_pod,
     in_machine,
     node_of,
+    ready_while_file,
     until,
     web,
 )
@@ -136,14 +137,9 @@ def test_unready_pod_leaves_the_balancer_without_restart(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = lb_web("gated", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
-         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        lb_web("gated", replicas=2), {"checkMethod": "methodCmd", "cmd": "test -f /ready"}
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     vip = running_lb(svc)["externalIp"]

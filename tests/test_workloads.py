@@ -28,6 +28,7 @@ from .workload_helpers import (
     http_get,
     in_machine,
     node_of,
+    ready_while_file,
     until,
     web,
 )
@@ -302,14 +303,9 @@ def test_readiness_takes_a_pod_out_of_rotation_without_restarting_it(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = web("probed", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
-         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("probed", replicas=2), {"checkMethod": "methodCmd", "cmd": "test -f /ready"}
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     assert svc.info()["containers"][0]["readyProbe"]["methodCmd"] == {"cmd": "test -f /ready"}

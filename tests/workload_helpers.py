@@ -88,6 +88,21 @@ def web(name: str, replicas: int = 3, text: str = "$HOSTNAME", **extra: Any) -> 
     }
 
 
+def ready_while_file(
+    spec: dict[str, Any], check: dict[str, Any], interval: int = 2
+) -> dict[str, Any]:
+    """`spec` (of `web`) with pods answering their name and ready while their /ready exists:
+    `check` is the readyCheck's method and its fields; one probe decides, every `interval` s."""
+    spec["containers"][0]["arguments"] = [
+        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
+    ]  # fmt: skip
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "readyCheck", **check, "healthNum": 1, "unhealthNum": 1,
+         "intervalTime": interval, "timeOut": 2},
+    ]  # fmt: skip
+    return spec
+
+
 def until(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
