@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
+from common import git_commit, intro, publish
 
 from openccs.client import Client
 from tests.conftest import Server
@@ -184,20 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         values = [r[key] for r in rounds if key in r]
         return f"{statistics.median(values):.1f} s (max {max(values):.1f})" if values else "-"
 
-    facts = machine_facts()
-    command = " ".join(argv or sys.argv[1:])
     base = statistics.median(base_runs)
     up = statistics.median(r["running"] for r in rounds)
     lines = [
-        TITLE,
-        "",
-        "Written by `bench/autoscaler.py`, which replaces this section on every run.",
-        "",
-        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {git_commit()}",
-        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
-        f" {facts['kernel']}, cgroup {facts['cgroup']}, {facts['dockerd']}",
-        f"- command: `.venv/bin/python bench/autoscaler.py {command}`".rstrip(),
+        *intro(TITLE, "autoscaler.py", started, git_commit(), argv),
         f"- autoscaler scan interval {args.scan_interval:g} s; one autoscaler minute ="
         f" {args.minute_seconds:g} s; scaleDownUnneededTime 1 minute, scaleDownDelay 0;"
         f" {len(rounds)} rounds; machines of 2 CPUs / 2 GiB",
@@ -224,11 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"| pending to Running on an added machine < {TARGET_UP_S:g} s (median) |"
         f" {'PASS' if up < TARGET_UP_S else 'FAIL'} | {up:.1f} s |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

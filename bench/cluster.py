@@ -32,7 +32,7 @@ import httpx
 from openccs.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import REPO, git_commit, intro, publish
 
 TITLE = "## Clusters through the API: create and delete"
 TARGET_CREATE_S, TARGET_DELETE_S, TARGET_SIZE = 20.0, 10.0, 3
@@ -133,17 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         shutil.rmtree(tmp, ignore_errors=True)
 
-    facts = machine_facts()
     lines = [
-        TITLE,
-        "",
-        "Written by `bench/cluster.py`, which replaces this section on every run.",
-        "",
-        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {git_commit()}",
-        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
-        f" {facts['kernel']}, cgroup {facts['cgroup']}, {facts['dockerd']}",
-        f"- command: `.venv/bin/python bench/cluster.py {' '.join(argv or sys.argv[1:])}`".rstrip(),
+        *intro(TITLE, "cluster.py", started, git_commit(), argv),
         "- measured through the API (HTTP, signed), SQLite store: CreateCluster until"
         " DescribeClusterTaskResult says succ; DeleteCluster likewise",
         "",
@@ -169,11 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {TARGET_SIZE} machines deleted within {TARGET_DELETE_S:g} s |"
             f" {'PASS' if worst_d < TARGET_DELETE_S else 'FAIL'} | {worst_d:.2f} s |",
         ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import datetime
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -35,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import REPO, export_source, git_commit, machine_facts, publish
 
 from tests.conftest import Server
 from tests.workload_helpers import Svc, create, make_cluster, node_of, until, web
@@ -55,21 +54,6 @@ class SourceServer(Server):
                     " runpy.run_module('openccs.cli.main', run_name='__main__')")  # fmt: skip
             args[1:3] = ["-c", boot]
         return args
-
-
-def export_source(ref: str, dest: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "openccs"], cwd=REPO, capture_output=True
-    )
-    if archive.returncode != 0:
-        raise SystemExit(f"bench: git archive {ref} failed: {archive.stderr.decode().strip()}")
-    dest.mkdir(parents=True, exist_ok=True)
-    tar_path = dest / "openccs.tar"
-    tar_path.write_bytes(archive.stdout)
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(dest, filter="data")
-    tar_path.unlink()
-    return dest
 
 
 class Probe(threading.Thread):
@@ -247,11 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         " each, hence few requests sent).",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        update_results(TITLE, text)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -59,6 +58,9 @@ import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+from common import export_source, update_results  # noqa: E402
+
 LUA_SCRIPT = BENCH_DIR / "wrk_paths.lua"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 SECTION_TITLE = "## Gateway: signed requests vs unsigned health endpoint"
@@ -186,22 +188,6 @@ def git_commit(ref: str | None) -> str:
     if _git("status", "--porcelain", "--", "openccs"):
         commit += " (with uncommitted changes in openccs/)"
     return commit
-
-
-def export_source(ref: str, dest: Path) -> Path:
-    """The `openccs` package as of REF, unpacked into DEST (immune to concurrent edits)."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "openccs"], cwd=REPO, capture_output=True
-    )
-    if archive.returncode != 0:
-        raise SystemExit(f"bench: git archive {ref} failed: {archive.stderr.decode().strip()}")
-    dest.mkdir(parents=True)
-    tmp = dest / "openccs.tar"
-    tmp.write_bytes(archive.stdout)
-    with tarfile.open(tmp) as tar:
-        tar.extractall(dest, filter="data")
-    tmp.unlink()
-    return dest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -758,17 +744,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def update_results(path: Path, title: str, section: str) -> None:
-    """Replace the section starting with `title` (up to the next `## `), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -936,7 +911,7 @@ def compare(opts: Options, wrk: str, machine: dict[str, str]) -> int:
     section = "\n".join(lines) + "\n"
     print(section)
     if opts.write:
-        update_results(RESULTS_FILE, COMPARE_TITLE, section)
+        update_results(COMPARE_TITLE, section, RESULTS_FILE)
         print(f"bench: updated {RESULTS_FILE.relative_to(REPO)}", file=sys.stderr)
     return 0
 
@@ -976,7 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(r.errors for r in results):
         print("INVALID: some requests failed; see the errors column")
     if opts.write:
-        update_results(RESULTS_FILE, section_title(opts.log_level), section)
+        update_results(section_title(opts.log_level), section, RESULTS_FILE)
         print(f"bench: updated {RESULTS_FILE.relative_to(REPO)}", file=sys.stderr)
     return 0
 

@@ -26,13 +26,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import REPO, export_source, git_commit, machine_facts, publish
 
 TITLE = "## Gateway: CPU per signed request, A/B without the network"
 
@@ -104,21 +103,6 @@ gc.set_threshold(20_000, 50, 100)
 import uvloop
 uvloop.run(main())
 """
-
-
-def export_source(ref: str, dest: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "openccs"], cwd=REPO, capture_output=True
-    )
-    if archive.returncode != 0:
-        raise SystemExit(f"bench: git archive {ref} failed: {archive.stderr.decode().strip()}")
-    dest.mkdir(parents=True)
-    tmp = dest / "openccs.tar"
-    tmp.write_bytes(archive.stdout)
-    with tarfile.open(tmp) as tar:
-        tar.extractall(dest, filter="data")
-    tmp.unlink()
-    return dest
 
 
 def measure(source: Path, action: str, total: int, concurrency: int) -> float:
@@ -215,11 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " disturbed by other load than throughput, though a busy machine still inflates it"
         " (caches, switches); the ratio is the figure to read.",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not a.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
+from common import git_commit, machine_facts, publish
 
 from openccs.client import Client
 from tests.conftest import Server
@@ -332,10 +332,7 @@ def write(args: argparse.Namespace, f: dict[str, Any]) -> None:
         f"| `kubectl get pods -A` p99 < {TARGET_P99_S:g} s with {args.pods} pods |"
         f" {'PASS' if k99 < TARGET_P99_S else 'FAIL'} | p99 {k99:.2f} s |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

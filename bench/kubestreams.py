@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
+from common import git_commit, machine_facts, publish
 
 from tests.conftest import Server
 from tests.workload_helpers import BUSYBOX, create, make_cluster, node_of, socket_of
@@ -299,11 +299,7 @@ def main() -> int:
         "| --- | --- | --- |",
         f"| port-forward >= 50 % of direct | {verdict} | lowest ratio {ratio:.2f} |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
+from common import git_commit, machine_facts, publish
 from kubeapi import fmt, ok, pct, wait_task
 
 from tests.conftest import Server, unique_cluster_cidr
@@ -159,10 +159,7 @@ def write(args: argparse.Namespace, f: dict[str, list[float]]) -> None:
         f"| server-side apply p99 < {TARGET_P99_S:g} s | "
         f"{'PASS' if p99 < TARGET_P99_S else 'FAIL'} | p99 {p99 * 1000:.0f} ms |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

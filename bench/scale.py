@@ -37,7 +37,6 @@ import contextlib
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import afterwards, git_commit, intro, publish, stop_and_sweep
 from workloads import (
     MB,
     Cpu,
@@ -59,7 +58,6 @@ from workloads import (
     PodStart,
     Rolling,
     comm,
-    leftovers,
     measure_rolling,
     med,
     ok,
@@ -476,44 +474,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     env.delete_cluster(cluster_id)
                 except Exception as exc:
                     errors.append(f"cleanup of {cluster_id}: {exc}"[:300])
-        if server.proc is not None:
-            try:
-                server.stop(timeout=60)
-            except Exception as exc:
-                errors.append(f"stopping the server: {exc}"[:300])
-        subprocess.run([sys.executable, "-m", "openccs.cli.main", "--data-dir",
-                        str(server.data_dir), "sweep"], capture_output=True, check=False,
-                       cwd=REPO)  # fmt: skip
-        if site:
-            left = leftovers(site)
-        if errors or left:
-            log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
-            print(log[-4000:], file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
+        left = stop_and_sweep(server, site, errors, tmp)
 
-    facts = machine_facts()
-    command = f".venv/bin/python bench/scale.py {' '.join(argv or sys.argv[1:])}".rstrip()
     lines = [
-        TITLE,
-        "",
-        "Written by `bench/scale.py`, which replaces this section on every run.",
-        "",
-        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {commit}",
-        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
-        f" {facts['kernel']}, cgroup {facts['cgroup']}, Python {facts['python']},"
-        f" {facts['dockerd']}; memory available before the run: {available_gb:.1f} GiB",
-        f"- command: `{command}`",
+        *intro(
+            TITLE,
+            "scale.py",
+            started,
+            commit,
+            argv,
+            f"; memory available before the run: {available_gb:.1f} GiB",
+        ),
         f"- one cluster of {args.machines} machines (2 CPUs, 2 GiB each); the baseline is the"
         " same cluster before it was filled, measured in the same run",
-        "- afterwards: "
-        + (
-            f"LEFT BEHIND: {left}"
-            if left
-            else "nothing of the run left in `ip netns list` or `pgrep -a dockerd`"
-            if site
-            else "not checked (the server did not start)"
-        ),
+        afterwards(site, left),
         "",
     ]
     if errors:
@@ -521,11 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [*(f"- `{err}`" for err in errors), ""]
     lines += render(args, empty, full, loaded, cpu_other)
     lines += targets(args, empty, full, loaded)
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

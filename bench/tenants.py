@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,11 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import afterwards, git_commit, intro, publish, stop_and_sweep
 from workloads import (
     CpuMeter,
     Env,
-    leftovers,
     measure_rolling,
     med,
     ok,
@@ -283,56 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     wait_task(t.env.c, res["requestId"])
                 except Exception as exc:
                     errors.append(f"cleanup of {t.cluster}: {exc}"[:300])
-        if server.proc is not None:
-            try:
-                server.stop(timeout=60)
-            except Exception as exc:
-                errors.append(f"stopping the server: {exc}"[:300])
-        subprocess.run([sys.executable, "-m", "openccs.cli.main", "--data-dir",
-                        str(server.data_dir), "sweep"], capture_output=True, check=False,
-                       cwd=REPO)  # fmt: skip
-        if site:
-            left = leftovers(site)
-        if errors or left:
-            log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
-            print(log[-4000:], file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
+        left = stop_and_sweep(server, site, errors, tmp)
 
-    facts = machine_facts()
-    command = f".venv/bin/python bench/tenants.py {' '.join(argv or sys.argv[1:])}".rstrip()
     lines = [
-        TITLE,
-        "",
-        "Written by `bench/tenants.py`, which replaces this section on every run.",
-        "",
-        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {commit}",
-        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
-        f" {facts['kernel']}, cgroup {facts['cgroup']}, Python {facts['python']},"
-        f" {facts['dockerd']}",
-        f"- command: `{command}`",
+        *intro(TITLE, "tenants.py", started, commit, argv),
         f"- {args.clusters} clusters of 1 machine, each of its own account; the first scales a"
         f" service between 0 and {args.churn} in a loop during the churn rounds; {args.rounds}"
         " pairs of rounds (without, then with the churn), every quiet cluster measured in each",
-        "- afterwards: "
-        + (
-            f"LEFT BEHIND: {left}"
-            if left
-            else "nothing of the run left in `ip netns list` or `pgrep -a dockerd`"
-            if site
-            else "not checked (the server did not start)"
-        ),
+        afterwards(site, left),
         "",
     ]
     if errors:
         lines += ["Errors:", "", *(f"- `{err}`" for err in errors), ""]
     if rounds:
         lines += render(rounds, args)
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

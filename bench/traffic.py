@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
+from common import git_commit, machine_facts, publish
 
 from tests.conftest import Server
 from tests.workload_helpers import create, make_cluster, until, web
@@ -68,15 +68,30 @@ def wrk(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--connections", type=int, default=32)
+def wrk_options(
+    argv: list[str] | None, doc: str | None, seconds: int, connections: int
+) -> argparse.Namespace:
+    """The options of a wrk benchmark (installing wrk when it is missing)."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--seconds", type=int, default=seconds)
+    ap.add_argument("--connections", type=int, default=connections)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    return args
+
+
+def rounds_line(results: dict[str, list[dict[str, float]]]) -> str:
+    """Every round's requests per second, path by path."""
+    return "Rounds (req/s): " + "; ".join(
+        f"{n} " + ", ".join(f"{r['rps']:,.0f}" for r in v) for n, v in results.items()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = wrk_options(argv, __doc__, seconds=8, connections=32)
     work = Path(tempfile.mkdtemp(prefix="openccs-bench-traffic-"))
     srv = Server(data_dir=work / "data", db_url=None)
     results: dict[str, list[dict[str, float]]] = {"direct": [], "lb": [], "ingress": []}
@@ -163,15 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         " collisions held it at 0.41-0.58 of direct; only traffic from elsewhere is"
         " masqueraded now.",
         "",
-        "Rounds (req/s): "
-        + "; ".join(f"{n} " + ", ".join(f"{r['rps']:,.0f}" for r in v) for n, v in results.items()),
+        rounds_line(results),
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        update_results(TITLE, text)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

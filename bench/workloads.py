@@ -52,7 +52,6 @@ import json
 import math
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -68,7 +67,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import REPO, git_commit, machine_facts, update_results
+from common import git_commit, intro, publish, stop_and_sweep
 
 from openccs.client import Client
 from openccs.cloud import naming
@@ -80,6 +79,7 @@ from tests.workload_helpers import (
     create,
     http_get,
     make_cluster,
+    ready_while_file,
     socket_of,
     until,
     web,
@@ -570,15 +570,11 @@ def endpoints(chain: str) -> set[str]:
 def part_readiness(env: Env, flips: int) -> Readiness:
     out = Readiness(PROBE_PERIOD_S)
     cluster = env.new_cluster(1)
-    spec = web("ready", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodHttp", "port": 80, "path": "/ready",
-         "protocol": "HTTP", "healthNum": 1, "unhealthNum": 1, "intervalTime": PROBE_PERIOD_S,
-         "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("ready", replicas=2),
+        {"checkMethod": "methodHttp", "port": 80, "path": "/ready", "protocol": "HTTP"},
+        PROBE_PERIOD_S,
+    )
     svc = create(env.c, cluster, spec)
     a, b = svc.wait_normal(2, timeout=300)
     chain = port_chain(env.site, f"{cluster}/default/ready/8080/TCP")
@@ -953,14 +949,6 @@ def render_idle(r: Idle, waited: float | None) -> list[str]:
 # -- main ----------------------------------------------------------------------------------
 
 
-def leftovers(site: str) -> list[str]:
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    dockerds = subprocess.run(["pgrep", "-a", "dockerd"], capture_output=True, text=True).stdout
-    found = [line for line in netns.splitlines() if line.startswith(f"occ-{site}-")]
-    found += [line for line in dockerds.splitlines() if f"/{site}/" in line]
-    return found
-
-
 def cleanup(env: Env | None, errors: list[str]) -> None:
     """Delete the clusters a part left (after a failure), each on its own; never raises
     (the sweep at the end removes whatever is left)."""
@@ -1053,34 +1041,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.append(f"run: {exc}"[:500])
     finally:
         cleanup(env, errors)
-        if server.proc is not None:
-            try:
-                server.stop(timeout=60)
-            except Exception as exc:
-                errors.append(f"stopping the server: {exc}"[:300])
-        subprocess.run([sys.executable, "-m", "openccs.cli.main", "--data-dir",
-                        str(server.data_dir), "sweep"], capture_output=True, check=False,
-                       cwd=REPO)  # fmt: skip
-        if site:
-            left = leftovers(site)
-        if errors or left:
-            log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
-            print(log[-4000:], file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
+        left = stop_and_sweep(server, site, errors, tmp)
 
-    facts = machine_facts()
-    command = f".venv/bin/python bench/workloads.py {' '.join(argv or sys.argv[1:])}".rstrip()
     lines = [
-        TITLE,
-        "",
-        "Written by `bench/workloads.py`, which replaces this section on every run.",
-        "",
-        f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- openccs commit: {commit}",
-        f"- machine: {facts['cpus']} CPUs ({facts['cpu model']}), {facts['memory']} RAM,"
-        f" {facts['kernel']}, cgroup {facts['cgroup']}, Python {facts['python']},"
-        f" {facts['dockerd']}",
-        f"- command: `{command}`",
+        *intro(TITLE, "workloads.py", started, commit, argv),
         "- server: `python -m openccs.cli.main --data-dir TMPDIR serve --http 127.0.0.1:PORT"
         " --https 127.0.0.1:PORT --enable-test-actions --default-vpc-cidr CIDR` (SQLite; one"
         " process for the whole run, as tests/conftest.py starts it); through the API (HTTP,"
@@ -1140,11 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"| readiness change in the endpoints within one probe period ({PROBE_PERIOD_S} s)"
         f" + {TARGET_READY_SLACK_S * 1000:.0f} ms | {ready_ok} |",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        update_results(TITLE, section)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,17 @@ unless `--no-write`). Everything is removed at the end, also on failure.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from common import git_commit, machine_facts, update_results
-from traffic import wrk
+from common import git_commit, machine_facts, publish
+from traffic import rounds_line, wrk, wrk_options
 
 from tests.conftest import Server
 from tests.test_clusters import machine_params
@@ -38,14 +36,7 @@ TARGET = 0.80
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args(argv)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    args = wrk_options(argv, __doc__, seconds=5, connections=16)
     work = Path(tempfile.mkdtemp(prefix="openccs-bench-zones-"))
     srv = Server(data_dir=work / "data", db_url=None)
     results: dict[str, list[dict[str, float]]] = {"subnet": [], "zone": []}
@@ -119,15 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         " forks per connection and the shared host's other work moves the figures a lot"
         " between rounds (hence the rotating order and medians).",
         "",
-        "Rounds (req/s): "
-        + "; ".join(f"{n} " + ", ".join(f"{r['rps']:,.0f}" for r in v) for n, v in results.items()),
+        rounds_line(results),
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        update_results(TITLE, text)
-    return 0
+    return publish(TITLE, lines, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -289,6 +290,18 @@ class Server:
         raise AssertionError(f"task {request_id} still running after {timeout} s")
 
 
+@contextlib.contextmanager
+def served(srv: Server) -> Iterator[Server]:
+    """`srv` started; stopped and swept at the end, also on failure."""
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        srv.sweep()
+
+
 def _make_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Server:
     base = tmp_path_factory.mktemp("openccs")
     data_dir = base / "data"
@@ -300,14 +313,8 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """One running server per backend, shared by the tests that do not restart it."""
-    srv = _make_server(tmp_path_factory, request.param)
-    try:
-        srv.start()
+    with served(_make_server(tmp_path_factory, request.param)) as srv:
         yield srv
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -9,7 +9,6 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from openccs.client import Client
 from openccs.timeutil import fmt_time, utcnow
 
 from .conftest import Server
-from .workload_helpers import BUSYBOX, create, make_cluster, socket_of, until
+from .workload_helpers import BUSYBOX, call, create, fault, make_cluster, socket_of, until
 
 pytestmark = pytest.mark.xdist_group("faults")
 
@@ -54,17 +53,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
         # Whatever a failed test left (the sweep keeps the data: its images).
         for image in (srv.data_dir / "machines").glob("*.ext4"):
             image.unlink()
-
-
-def call(c: Client, action: str, **params: Any) -> dict[str, Any]:
-    res = c.call(action, params)
-    assert res["code"] == 0, (action, res)
-    return dict(res.get("data") or {})
-
-
-def fault(c: Client, fault_id: str) -> dict[str, Any]:
-    (row,) = call(c, "OpenccsDescribeFaults", faultId=fault_id)["faults"]
-    return dict(row)
 
 
 def sh(srv: Server, iid: str, pod: str, script: str) -> tuple[int, str]:

@@ -17,11 +17,12 @@ from openccs.client import Client
 from .conftest import Server
 from .workload_helpers import (
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     http_get,
-    make_cluster,
     node_of,
+    ready_while_file,
     socket_of,
     until,
     web,
@@ -35,14 +36,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
     base = tmp_path_factory.mktemp("engine-events")
     srv = Server(data_dir=base / "data", db_url=None,
                  extra_args=("--health-interval", "1", "--engine-resync", "3600"))  # fmt: skip
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=1)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=1) as env:
+        yield env
 
 
 def _modify(svc: Svc, spec: dict[str, Any]) -> None:
@@ -106,14 +101,10 @@ def test_probe_results_move_a_pod_in_and_out_of_rotation(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = web("probed", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodHttp", "port": 80, "path": "/ready",
-         "protocol": "HTTP", "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("probed", replicas=2),
+        {"checkMethod": "methodHttp", "port": 80, "path": "/ready", "protocol": "HTTP"},
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     cluster_ip = svc.info()["serviceIp"]

@@ -26,7 +26,9 @@ from .conftest import Account, Server
 from .test_kube import open_vip, security_info, write_kubeconfig
 from .workload_helpers import (
     Svc,
+    call,
     create,
+    fault,
     in_machine,
     machine_netns,
     make_cluster,
@@ -73,17 +75,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def call(c: Client, action: str, **params: Any) -> dict[str, Any]:
-    res = c.call(action, params)
-    assert res["code"] == 0, (action, res)
-    return dict(res.get("data") or {})
-
-
-def fault(c: Client, fault_id: str) -> dict[str, Any]:
-    (row,) = call(c, "OpenccsDescribeFaults", faultId=fault_id)["faults"]
-    return dict(row)
-
-
 def nodes(c: Client, cluster: str) -> dict[str, dict[str, Any]]:
     data = call(c, "DescribeClusterInstances", clusterId=cluster)["nodes"]
     return {n["instanceId"]: n for n in data}

@@ -24,7 +24,7 @@ from openccs.api.params import MAX_DEPTH, MAX_INDEX, MAX_PARAMETERS
 from openccs.api.registry import finalize
 from openccs.api.signature import REQUEST_PATH, sign
 
-from .conftest import BACKENDS, Account, Server, database_url
+from .conftest import BACKENDS, Account, Server, database_url, served
 
 SEED = int(os.environ.get("OPENCCS_FUZZ_SEED", "20261129"))
 ROUNDS = 30  # parameter sets per action
@@ -245,13 +245,8 @@ def fuzzed(
         db_url=database_url(request.param, data_dir),
         extra_args=("--sample-interval", "0"),
     )
-    try:
-        srv.start()
+    with served(srv):
         yield srv
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
 
 
 def test_hostile_parameters_to_every_action(fuzzed: Server) -> None:

@@ -21,7 +21,7 @@ from openccs.registry.models import CcrUser
 from openccs.registry.token import Authenticator, check_password, hash_password
 from openccs.store.db import Store
 from openccs.tls import issue_certificate
-from tests.conftest import Server, unique_cluster_cidr
+from tests.conftest import Server, served, unique_cluster_cidr
 
 READ_TIMEOUT = "2"
 PER_CLIENT = 16
@@ -46,13 +46,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             str(PER_CLIENT),
         ),
     )
-    try:
-        srv.start()
+    with served(srv):
         yield srv
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
 
 
 def _connect(port: int, ca: Path | None = None) -> socket.socket:

@@ -14,21 +14,15 @@ from openccs.client import Client
 from openccs.cloud import safepath
 
 from .conftest import Server
-from .workload_helpers import BUSYBOX, RUN, Svc, create, make_cluster, until
+from .workload_helpers import BUSYBOX, RUN, Svc, cluster_env, create, until
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, str]]:
     base = tmp_path_factory.mktemp("hostpath")
     srv = Server(data_dir=base / "data", db_url=None)
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=1)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=1) as env:
+        yield env
 
 
 def shell(name: str, script: str, host_path: str, mount: str, mode: str = "rw",

@@ -21,7 +21,17 @@ import pytest
 from openccs.client import Client
 
 from .conftest import Server, unique_cluster_cidr
-from .workload_helpers import BUSYBOX, Svc, create, http_get, in_machine, make_cluster, until, web
+from .workload_helpers import (
+    BUSYBOX,
+    Svc,
+    create,
+    http_get,
+    in_machine,
+    make_cluster,
+    served,
+    until,
+    web,
+)
 
 pytestmark = pytest.mark.xdist_group("kube")
 
@@ -92,12 +102,24 @@ def write_kubeconfig(path: Path, cluster: str, info: dict[str, Any], token: str)
     }))  # fmt: skip
 
 
+def kube_of(
+    srv: Server, c: Client, cluster: str, base: Path, kubeconfig: Path, info: dict[str, Any]
+) -> Kube:
+    """The Kube of a cluster whose external address is open (`info`: its security info),
+    with a home of its own under `base` and the cluster's CA written there."""
+    home = base / "home"
+    home.mkdir()
+    ca = base / "ca.pem"
+    ca.write_text(info["certificationAuthority"])
+    return Kube(srv, c, cluster, home, kubeconfig, info["clusterExternalEndpoint"],
+                info["password"], ca)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     base = tmp_path_factory.mktemp("kube")
     srv = Server(data_dir=base / "data", db_url=None, extra_args=("--health-interval", "1"))
-    try:
-        srv.start()
+    with served(srv):
         cluster = make_cluster(srv, machines=2)
         c = srv.client()
         # Credentials exist before any external address: the address is empty, then opened.
@@ -110,18 +132,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         info = security_info(c, cluster)
         assert info["clusterExternalEndpoint"].startswith("https://127.0.0.1:")
         assert external_endpoint(c, cluster) == info["clusterExternalEndpoint"]
-        home = base / "home"
-        home.mkdir()
         kubeconfig = base / "kubeconfig"
         write_kubeconfig(kubeconfig, cluster, info, info["password"])
-        ca = base / "ca.pem"
-        ca.write_text(info["certificationAuthority"])
-        yield Kube(srv, c, cluster, home, kubeconfig, info["clusterExternalEndpoint"],
-                   info["password"], ca)  # fmt: skip
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+        yield kube_of(srv, c, cluster, base, kubeconfig, info)
 
 
 @pytest.fixture(scope="module")

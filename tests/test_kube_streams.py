@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from .conftest import Server
-from .test_kube import Kube, Lines, security_info
-from .workload_helpers import BUSYBOX, Svc, create, make_cluster, until, web
+from .test_kube import Kube, Lines, kube_of, security_info
+from .workload_helpers import BUSYBOX, Svc, create, make_cluster, served, until, web
 
 pytestmark = pytest.mark.xdist_group("kube_streams")
 
@@ -29,8 +29,7 @@ pytestmark = pytest.mark.xdist_group("kube_streams")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     base = tmp_path_factory.mktemp("kstreams")
     srv = Server(data_dir=base / "data", db_url=None, extra_args=("--sample-interval", "2"))
-    try:
-        srv.start()
+    with served(srv):
         cluster = make_cluster(srv, machines=2)
         c = srv.client()
         assert security_info(c, cluster)["clusterExternalEndpoint"] == ""
@@ -40,16 +39,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         assert f"context {cluster}" in r.stderr
         info = security_info(c, cluster)
         assert info["clusterExternalEndpoint"].startswith("https://127.0.0.1:")
-        home = base / "home"
-        home.mkdir()
-        ca = base / "ca.pem"
-        ca.write_text(info["certificationAuthority"])
-        yield Kube(srv, c, cluster, home, kubeconfig, info["clusterExternalEndpoint"],
-                   info["password"], ca)  # fmt: skip
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+        yield kube_of(srv, c, cluster, base, kubeconfig, info)
 
 
 @pytest.fixture(scope="module")

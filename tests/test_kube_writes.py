@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from .conftest import Server
-from .test_kube import Kube, open_vip, security_info, write_kubeconfig
-from .workload_helpers import BUSYBOX, Svc, make_cluster, until
+from .test_kube import Kube, kube_of, open_vip, security_info, write_kubeconfig
+from .workload_helpers import BUSYBOX, Svc, make_cluster, served, until
 
 pytestmark = pytest.mark.xdist_group("kube_writes")
 
@@ -24,24 +24,14 @@ pytestmark = pytest.mark.xdist_group("kube_writes")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     base = tmp_path_factory.mktemp("kube_writes")
     srv = Server(data_dir=base / "data", db_url=None)
-    try:
-        srv.start()
+    with served(srv):
         cluster = make_cluster(srv, machines=1)
         c = srv.client()
         open_vip(srv, c, cluster)
         info = security_info(c, cluster)
-        home = base / "home"
-        home.mkdir()
         kubeconfig = base / "kubeconfig"
         write_kubeconfig(kubeconfig, cluster, info, info["password"])
-        ca = base / "ca.pem"
-        ca.write_text(info["certificationAuthority"])
-        yield Kube(srv, c, cluster, home, kubeconfig, info["clusterExternalEndpoint"],
-                   info["password"], ca)  # fmt: skip
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+        yield kube_of(srv, c, cluster, base, kubeconfig, info)
 
 
 def services(kube: Kube) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,15 @@ from openccs.store.db import Store
 from openccs.store.models import Cluster, Vpc
 
 from .conftest import BACKENDS, Server, database_url
-from .workload_helpers import BUSYBOX, Svc, create, exec_in_pod, make_cluster, node_of, until
+from .workload_helpers import (
+    BUSYBOX,
+    Svc,
+    cluster_env,
+    create,
+    exec_in_pod,
+    node_of,
+    until,
+)
 
 pytestmark = pytest.mark.xdist_group("monitor")
 
@@ -141,14 +149,8 @@ def env(
         db_url=database_url(request.param, base),
         extra_args=("--health-interval", "1", "--sample-interval", "1"),
     )
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=1)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=1) as env:
+        yield env
 
 
 def fmt(ts: float) -> str:

@@ -26,11 +26,12 @@ from .conftest import Server, unique_vpc_cidr
 from .test_registry_lib import PASSWORD, call_ok, push_ok, registry_of
 from .workload_helpers import (
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     in_machine,
-    make_cluster,
     node_of,
+    ready_while_file,
     until,
     web,
 )
@@ -48,14 +49,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
         db_url=None,
         extra_args=("--health-interval", "1", "--node-port-range", "30000-30100"),
     )
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=2)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=2) as env:
+        yield env
 
 
 def lb_web(name: str, access: str = "LoadBalancer", replicas: int = 3, **extra: Any) -> dict:
@@ -142,14 +137,9 @@ def test_unready_pod_leaves_the_balancer_without_restart(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = lb_web("gated", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
-         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        lb_web("gated", replicas=2), {"checkMethod": "methodCmd", "cmd": "test -f /ready"}
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     vip = running_lb(svc)["externalIp"]

@@ -22,12 +22,13 @@ from .conftest import Server
 from .workload_helpers import (
     BUSYBOX,
     Svc,
+    cluster_env,
     create,
     exec_in_pod,
     http_get,
     in_machine,
-    make_cluster,
     node_of,
+    ready_while_file,
     until,
     web,
 )
@@ -39,14 +40,8 @@ pytestmark = pytest.mark.xdist_group("workloads")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Client, str]]:
     base = tmp_path_factory.mktemp("workloads")
     srv = Server(data_dir=base / "data", db_url=None, extra_args=("--health-interval", "1"))
-    try:
-        srv.start()
-        cluster = make_cluster(srv, machines=2)
-        yield srv, srv.client(), cluster
-    finally:
-        if srv.proc is not None:
-            srv.stop()
-        srv.sweep()
+    with cluster_env(srv, machines=2) as env:
+        yield env
 
 
 def test_web_service_reachable_by_pod_ip_cluster_ip_and_name(
@@ -308,14 +303,9 @@ def test_readiness_takes_a_pod_out_of_rotation_without_restarting_it(
     env: tuple[Server, Client, str],
 ) -> None:
     srv, c, cluster = env
-    spec = web("probed", replicas=2)
-    spec["containers"][0]["arguments"] = [
-        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
-    ]  # fmt: skip
-    spec["containers"][0]["healthCheck"] = [
-        {"type": "readyCheck", "checkMethod": "methodCmd", "cmd": "test -f /ready",
-         "healthNum": 1, "unhealthNum": 1, "intervalTime": 2, "timeOut": 2},
-    ]  # fmt: skip
+    spec = ready_while_file(
+        web("probed", replicas=2), {"checkMethod": "methodCmd", "cmd": "test -f /ready"}
+    )
     svc = create(c, cluster, spec)
     a, b = svc.wait_normal(2)
     assert svc.info()["containers"][0]["readyProbe"]["methodCmd"] == {"cmd": "test -f /ready"}

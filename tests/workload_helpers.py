@@ -3,9 +3,10 @@ to create services and watch their pods."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,31 @@ import httpx
 
 from openccs.client import Client
 
-from .conftest import Server, unique_cluster_cidr
+from .conftest import Server, served, unique_cluster_cidr
 
 RUN = Path("/run/openccs")
 BUSYBOX = "openccs/busybox:latest"
+
+
+@contextlib.contextmanager
+def cluster_env(srv: Server, machines: int) -> Iterator[tuple[Server, Client, str]]:
+    """`srv` started with a cluster of `machines` machines: what the module-scoped `env`
+    fixtures of the workload tests yield."""
+    with served(srv):
+        cluster = make_cluster(srv, machines=machines)
+        yield srv, srv.client(), cluster
+
+
+def call(c: Client, action: str, **params: Any) -> dict[str, Any]:
+    """The data of a call that must succeed."""
+    res = c.call(action, params)
+    assert res["code"] == 0, (action, res)
+    return dict(res.get("data") or {})
+
+
+def fault(c: Client, fault_id: str) -> dict[str, Any]:
+    (row,) = call(c, "OpenccsDescribeFaults", faultId=fault_id)["faults"]
+    return dict(row)
 
 
 def make_cluster(server: Server, machines: int = 2, root_size: int = 50) -> str:
@@ -64,6 +86,21 @@ def web(name: str, replicas: int = 3, text: str = "$HOSTNAME", **extra: Any) -> 
         ],
         **extra,
     }
+
+
+def ready_while_file(
+    spec: dict[str, Any], check: dict[str, Any], interval: int = 2
+) -> dict[str, Any]:
+    """`spec` (of `web`) with pods answering their name and ready while their /ready exists:
+    `check` is the readyCheck's method and its fields; one probe decides, every `interval` s."""
+    spec["containers"][0]["arguments"] = [
+        "-c", 'echo "$HOSTNAME" > /index.html; touch /ready; httpd -f -p 80 -h /'
+    ]  # fmt: skip
+    spec["containers"][0]["healthCheck"] = [
+        {"type": "readyCheck", **check, "healthNum": 1, "unhealthNum": 1,
+         "intervalTime": interval, "timeOut": 2},
+    ]  # fmt: skip
+    return spec
 
 
 def until(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.3) -> Any:
