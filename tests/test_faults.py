@@ -121,8 +121,11 @@ def world(srv: Server, iid: str) -> dict[str, Any]:
     for controller in sorted(Path("/sys/fs/cgroup").iterdir()):
         base = controller / f"openccs-{site}" / iid
         if base.is_dir():
-            groups += [str(p.relative_to(controller.parent)) for p in base.rglob("*")
-                       if p.is_dir() and not re.search(r"[0-9a-f]{64}", p.name)]  # fmt: skip
+            # Containers' cgroups come and go meanwhile: never descend into one, and a
+            # directory gone during the walk is just not there (os.walk skips it).
+            for top, dirs, _files in os.walk(base):
+                dirs[:] = [d for d in dirs if not re.search(r"[0-9a-f]{64}", d)]
+                groups += [str((Path(top) / d).relative_to(controller.parent)) for d in dirs]
             state = base / "freezer.state"
             if state.exists():
                 groups.append(f"{state}={state.read_text().strip()}")

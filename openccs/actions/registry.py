@@ -473,12 +473,10 @@ def duplicate_image(ctx: RequestContext, p: DuplicateImageParams) -> dict[str, A
         )
         _registry_call(client.put_manifest, dest.repository, dest.tag, manifest)
     # Write: the index. The registry holds the image now, and its push notification records
-    # it (making the repository if need be) whatever this transaction does; recording it here
-    # makes it visible at once, as the notification will (the quota was checked above).
+    # it (making the repository if need be) whatever this transaction does, maybe at this
+    # very moment; recording it here makes it visible at once (the quota was checked above).
     ns = domain.own_namespace(s, ctx.account_id, dest.repository.split("/", 1)[0])
-    dest_repo = domain.repository_by_name(s, dest.repository) or domain.create_repository(
-        s, ns, dest.repository, check_quota=False
-    )
+    dest_repo = domain.repository_for_push(s, ns, dest.repository)
     domain.record_tag(s, dest_repo, dest.tag, details, utcnow())
     return {}
 

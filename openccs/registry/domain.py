@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openccs.domain.accounts import quota
@@ -239,6 +240,23 @@ def create_repository(
     s.add(repo)
     s.flush()
     return repo
+
+
+def repository_for_push(s: Session, ns: CcrNamespace, name: str) -> CcrRepository:
+    """The repository a push lands in, made if missing (its quota was checked when the push
+    was allowed). The registry's push notification may make the same one at the same
+    moment: then its row is the one."""
+    repo = repository_by_name(s, name)
+    if repo is not None:
+        return repo
+    try:
+        with s.begin_nested():
+            return create_repository(s, ns, name, check_quota=False)
+    except (IntegrityError, ApiError):  # made meanwhile: a unique key, or "already exists"
+        found = repository_by_name(s, name)
+        if found is None:
+            raise
+        return found
 
 
 def delete_repository_rows(s: Session, repo: CcrRepository) -> None:
