@@ -308,6 +308,18 @@ def _make_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Serv
     return Server(data_dir=data_dir, db_url=database_url(backend, data_dir))
 
 
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Any]:
+    """openccs's services on a SQLite store in tmp_path, never started: no listener, no
+    machine, for tests of rules and queries on real rows."""
+    from openccs.config import Settings
+    from openccs.server import build_services
+
+    built = build_services(Settings(data_dir=tmp_path, http=None, https=None))
+    yield built
+    built.store.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -7,32 +7,22 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from openccs.api.app import execute
-from openccs.config import Settings
 from openccs.domain import accounts
 from openccs.domain import workloads as wl
 from openccs.domain.accounts import Caller
-from openccs.server import Services, build_services
+from openccs.server import Services
 from openccs.store.models import Cluster, Instance, Pod, ReplicaSet, Service, Subnet, Vpc
 from openccs.traffic.models import LoadBalancer
 
 CLUSTER = "cls-reads001"
 NODE = "ins-reads001"
 T0 = datetime.datetime(2026, 11, 1, 8, 0, 0)
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    services = build_services(Settings(data_dir=tmp_path, http=None, https=None))
-    yield services
-    services.store.dispose()
 
 
 @pytest.fixture

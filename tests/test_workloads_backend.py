@@ -5,8 +5,6 @@ both front ends with machines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,24 +13,16 @@ from sqlalchemy import select
 from openccs.backends import Work
 from openccs.backends import workloads as backend
 from openccs.backends.workload_params import ServiceParams, spec_of
-from openccs.config import Settings
 from openccs.domain import accounts
 from openccs.domain import workloads as wl
 from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError
-from openccs.server import Services, build_services
+from openccs.server import Services
 from openccs.store.models import Cluster, K8sNamespace, Pod, ReplicaSet, Service, Vpc
 from openccs.traffic.models import Ingress
 
 BUSYBOX = "busybox:1.36"
 CLUSTER = "cls-unit0001"
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    services = build_services(Settings(data_dir=tmp_path, http=None, https=None))
-    yield services
-    services.store.dispose()
 
 
 @pytest.fixture

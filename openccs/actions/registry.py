@@ -454,17 +454,7 @@ def duplicate_image(ctx: RequestContext, p: DuplicateImageParams) -> dict[str, A
         domain.repository_quota_check(s, ctx.account_id)
     else:
         domain.check_tag_room(s, ctx.account_id, dest_repo, dest.tag)
-    details = domain.TagDetails(
-        digest=src_tag.digest,
-        media_type=src_tag.media_type,
-        image_id=src_tag.image_id,
-        architecture=src_tag.architecture,
-        os=src_tag.os,
-        author=src_tag.author,
-        docker_version=src_tag.docker_version,
-        created=src_tag.created,
-        size_bytes=src_tag.size_bytes,
-    )
+    details = domain.TagDetails.of(src_tag)
     client = _client(ctx)
     # Work: the registry copies the image (blob mounts, manifests), no transaction open.
     with ctx.outside():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -279,6 +279,11 @@ class TagDetails:
     docker_version: str = ""
     created: datetime | None = None
     size_bytes: int = 0
+
+    @classmethod
+    def of(cls, tag: CcrTag) -> TagDetails:
+        """What a recorded tag says of its image (to record it again under another name)."""
+        return cls(**{f.name: getattr(tag, f.name) for f in fields(cls)})
 
 
 def record_tag(
