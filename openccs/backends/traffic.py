@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from openccs.backends import Work
 from openccs.domain import cloud
@@ -202,8 +202,7 @@ def delete_ingress(w: Work, cluster_id: str, namespace: str, name: str) -> None:
     """The ingress and its balancer go (its VIP and nginx servers follow)."""
     cluster = _existing(w, cluster_id, namespace)
     ing = _ingress(w, cluster, namespace, name)
-    for b in w.db.scalars(select(LoadBalancer).where(LoadBalancer.ingress_id == ing.id)):
-        w.db.delete(b)
+    w.db.execute(delete(LoadBalancer).where(LoadBalancer.ingress_id == ing.id))
     w.db.delete(ing)
     w.effects.wake_traffic = True
 
