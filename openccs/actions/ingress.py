@@ -12,10 +12,9 @@ from openccs.api.context import RequestContext
 from openccs.api.params import Array, Flag, Params
 from openccs.api.registry import action
 from openccs.backends import traffic as backend
+from openccs.backends.inputs import DNS_LABEL
 from openccs.backends.traffic import IngressChange, IngressRule, NewIngress
 from openccs.timeutil import fmt_time
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class Rule(Params):
