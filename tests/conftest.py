@@ -320,6 +320,39 @@ def services(tmp_path: Path) -> Iterator[Any]:
     built.store.dispose()
 
 
+UNIT_CLUSTER = "cls-unit0001"
+UNIT_SUBNET = "subnet-unit0001"
+
+
+@pytest.fixture
+def account(services: Any) -> int:
+    """An account on `services`' store with a VPC, a subnet and a Running cluster
+    UNIT_CLUSTER (with its default namespaces), no machine: its id."""
+    from openccs.domain import accounts
+    from openccs.domain import workloads as wl
+    from openccs.store.models import Cluster, Subnet, Vpc
+
+    with services.store.session() as s:
+        acct = accounts.create_account(s)
+        s.add(Vpc(id="vpc-unit0001", num_id=1, account_id=acct.id, cidr="10.0.0.0/16"))
+        s.flush()
+        s.add(Subnet(id=UNIT_SUBNET, num_id=1, vpc_id="vpc-unit0001", account_id=acct.id,
+                     cidr="10.0.1.0/24", zone="ap-guangzhou-3"))  # fmt: skip
+        cluster = Cluster(
+            id=UNIT_CLUSTER,
+            account_id=acct.id,
+            name="unit",
+            vpc_id="vpc-unit0001",
+            cidr="172.16.0.0/16",
+            service_cidr="172.17.0.0/24",
+            status="Running",
+        )
+        s.add(cluster)
+        s.flush()
+        wl.ensure_default_namespaces(s, cluster)
+        return int(acct.id)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -53,12 +53,16 @@ class Effects:
 
     tasks: list[int] = field(default_factory=list)  # task ids to hand to the runner
     wake_traffic: bool = False  # load balancers, node ports, ingresses changed
+    wake_autoscaler: bool = False  # autoscaling groups or the autoscaler's settings changed
 
     def run(self, services: Services) -> None:
         for task_id in self.tasks:
             services.tasks.submit(task_id)
-        if self.wake_traffic and services.subsystems.traffic is not None:
-            services.subsystems.traffic.wake()
+        subsystems = services.subsystems
+        if self.wake_traffic and subsystems.traffic is not None:
+            subsystems.traffic.wake()
+        if self.wake_autoscaler and subsystems.autoscaler is not None:
+            subsystems.autoscaler.wake()
 
 
 @dataclass
