@@ -327,6 +327,8 @@ async def _exit_code(sock: Path, exec_id: str) -> int:
 # -- port-forward (SPDY in WebSocket) -------------------------------------------------------
 # Only for connects made inside pods' namespaces: a thread that could not go back to its own
 # namespace (it never happened) is then harmless.
+# How long a forwarded connection stays once one of its ways has ended (containerd's 1 s).
+LINGER = 1.0
 NETNS_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-netns")
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -384,6 +386,7 @@ class _Forward:
     eof_sent: bool = False
     pod_done: bool = False  # the pod's end closed (or the connection is dropped)
     gone: bool = False
+    closer: asyncio.TimerHandle | None = None
 
 
 class _PodSide(asyncio.Protocol):
@@ -472,8 +475,7 @@ class Tunnel:
         if fw.client_done and not fw.eof_sent:
             fw.eof_sent = True
             t.write_eof()
-            if fw.pod_done:
-                t.close()  # both ways done
+            self._linger(fw)
 
     def _data(self, frame: spdy.Data) -> None:
         fw = self.by_stream.get(frame.stream_id)
@@ -601,8 +603,19 @@ class Tunnel:
         fw.pod_done = True
         self.wire.send_message(spdy.data_head(fw.data_id, 0, fin=True))
         self.wire.send_message(spdy.data_head(fw.error_id, 0, fin=True))
-        if fw.eof_sent and fw.transport is not None:
-            fw.transport.close()  # both ways done
+        self._linger(fw)
+
+    def _linger(self, fw: _Forward) -> None:
+        """One way is done: the other has LINGER seconds, then the connection is closed
+        (what is buffered for the pod still goes), as the kubelet's runtimes do. A client
+        that stopped reading need not wait on a pod that keeps sending."""
+        t = fw.transport
+        if t is None or fw.gone or t.is_closing():
+            return
+        if fw.pod_done and fw.eof_sent:
+            t.close()  # both ways done
+        elif fw.closer is None:
+            fw.closer = asyncio.get_running_loop().call_later(LINGER, t.close)
 
     def _fail(self, fw: _Forward, message: str) -> None:
         """kubectl reports what the error stream says (and, since 1.31, stops forwarding)."""
@@ -617,6 +630,8 @@ class Tunnel:
             self.by_stream.pop(sid, None)
         fw.gone = fw.pod_done = True
         fw.out.clear()
+        if fw.closer is not None:
+            fw.closer.cancel()
         if fw.transport is not None:
             fw.transport.close()
         if fw.task is not None and fw.task is not asyncio.current_task():
