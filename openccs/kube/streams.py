@@ -686,7 +686,8 @@ async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, nam
         await tunnel.close()
         tunnel.located.cancel()
         with contextlib.suppress(Exception):
-            await ws.close(code=1000)
+            # (A client that reads nothing any more does not hold the tunnel's end.)
+            await asyncio.wait_for(ws.close(code=1000), 5)
         log_event(
             log,
             "kube port-forward",
