@@ -238,16 +238,27 @@ def pipes(kube: Kube) -> Iterator[str]:
     svc.call("DeleteClusterService")
 
 
-def _established(kube: Kube, pod: str, port: int) -> list[str]:
-    """The pod's TCP connections to or from `port` that are open (ESTABLISHED), as
-    /proc/net/tcp in its network namespace lists them."""
-    rows = kube.out("exec", pod, "--", "cat", "/proc/net/tcp").splitlines()[1:]
+def _sockets(kube: Kube, pod: str, port: int, state: str) -> list[str]:
+    """The pod's TCP sockets of `port` in `state` (01 ESTABLISHED, 0A LISTEN), as
+    /proc/net/tcp and tcp6 in its network namespace list them."""
+    out = kube.out("exec", pod, "--", "cat", "/proc/net/tcp", "/proc/net/tcp6")
+    rows = [r.split() for r in out.splitlines() if r.split()[:1] != ["sl"]]
     mark = f":{port:04X}"
-    return [r for r in rows if r.split()[3] == "01" and mark in " ".join(r.split()[1:3])]
+    return [" ".join(r) for r in rows if r[3] == state and mark in f"{r[1]} {r[2]}"]
+
+
+def _established(kube: Kube, pod: str, port: int) -> list[str]:
+    return _sockets(kube, pod, port, "01")
+
+
+def _listening(kube: Kube, pod: str, port: int) -> list[str]:
+    """(The pod's nc listens again a moment after each connection.)"""
+    return _sockets(kube, pod, port, "0A")
 
 
 def test_port_forward_carries_64_mib_both_ways_byte_exact(kube: Kube, pipes: str) -> None:
     payload = os.urandom(64 << 20)
+    until("the pod listening", lambda: _listening(kube, pipes, 9100), 30)
     proc, local = _port_forward(kube, f"pod/{pipes}", 9100)
     try:
         got = hashlib.sha256()
@@ -282,6 +293,7 @@ def test_a_client_that_leaves_mid_transfer_leaves_no_pod_connection(kube: Kube, 
     try:
         # The local client goes while the pod floods; the tunnel stays and serves another.
         for _ in range(2):
+            until("the pod listening", lambda: _listening(kube, pipes, 9102), 30)
             with socket.create_connection(("127.0.0.1", local), timeout=30) as sock:
                 read = 0
                 while read < 8 << 20:
@@ -290,6 +302,7 @@ def test_a_client_that_leaves_mid_transfer_leaves_no_pod_connection(kube: Kube, 
                     read += len(chunk)
             until("the pod's end closed", lambda: not _established(kube, pipes, 9102), 60)
         # kubectl itself goes mid-transfer: the WebSocket is cut, the pod connection closed.
+        until("the pod listening", lambda: _listening(kube, pipes, 9102), 30)
         sock = socket.create_connection(("127.0.0.1", local), timeout=30)
         try:
             assert len(sock.recv(1 << 20)) > 0
