@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -263,6 +264,7 @@ def main() -> int:
         if srv.proc is not None:
             srv.stop()
         srv.sweep()
+        shutil.rmtree(base, ignore_errors=True)  # the data directory and its 200 MiB file
 
     facts = machine_facts()
     ratio = min(float(r[3]) for r in rows)
