@@ -4,12 +4,14 @@ checked against the v2 API's view of the cluster."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import socket
 import stat
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -214,6 +216,106 @@ def test_port_forward_to_a_pod_and_to_a_service(kube: Kube, web_svc: Svc) -> Non
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"error forwarding port 81" in err
+
+
+@pytest.fixture(scope="module")
+def pipes(kube: Kube) -> Iterator[str]:
+    """A pod that echoes what it reads on 9100 and floods zeros on 9102 (one connection at
+    a time each, busybox nc)."""
+    script = (
+        "printf '#!/bin/sh\\nexec cat\\n' > /echo;"
+        " printf '#!/bin/sh\\nexec cat /dev/zero\\n' > /flood; chmod +x /echo /flood;"
+        " (while true; do nc -l -p 9100 -e /echo; done) &"
+        " (while true; do nc -l -p 9102 -e /flood; done) &"
+        " exec sleep 1000000"
+    )
+    svc = create(kube.c, kube.cluster, {
+        "serviceName": "pipes", "replicas": 1, "accessType": "None",
+        "containers": [{"containerName": "p", "image": BUSYBOX, "command": "sh",
+                        "arguments": ["-c", script]}],
+    })  # fmt: skip
+    yield svc.wait_normal(1)[0]["name"]
+    svc.call("DeleteClusterService")
+
+
+def _sockets(kube: Kube, pod: str, port: int, state: str) -> list[str]:
+    """The pod's TCP sockets of `port` in `state` (01 ESTABLISHED, 0A LISTEN), as
+    /proc/net/tcp and tcp6 in its network namespace list them."""
+    out = kube.out("exec", pod, "--", "cat", "/proc/net/tcp", "/proc/net/tcp6")
+    rows = [r.split() for r in out.splitlines() if r.split()[:1] != ["sl"]]
+    mark = f":{port:04X}"
+    return [" ".join(r) for r in rows if r[3] == state and mark in f"{r[1]} {r[2]}"]
+
+
+def _established(kube: Kube, pod: str, port: int) -> list[str]:
+    return _sockets(kube, pod, port, "01")
+
+
+def _listening(kube: Kube, pod: str, port: int) -> list[str]:
+    """(The pod's nc listens again a moment after each connection.)"""
+    return _sockets(kube, pod, port, "0A")
+
+
+def test_port_forward_carries_64_mib_both_ways_byte_exact(kube: Kube, pipes: str) -> None:
+    payload = os.urandom(64 << 20)
+    until("the pod listening", lambda: _listening(kube, pipes, 9100), 30)
+    proc, local = _port_forward(kube, f"pod/{pipes}", 9100)
+    try:
+        got = hashlib.sha256()
+        received = 0
+        with socket.create_connection(("127.0.0.1", local), timeout=60) as sock:
+
+            def send() -> None:
+                view = memoryview(payload)
+                for pos in range(0, len(payload), 1 << 20):  # 1 MiB writes
+                    sock.sendall(view[pos : pos + (1 << 20)])
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            while received < len(payload):
+                chunk = sock.recv(1 << 20)
+                assert chunk, f"the echo ended after {received} bytes"
+                got.update(chunk)
+                received += len(chunk)
+            sender.join(60)
+            # The client's end closes the pod's (its cat sees the end of its input).
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1) == b""
+        assert received == len(payload)
+        assert got.hexdigest() == hashlib.sha256(payload).hexdigest()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_client_that_leaves_mid_transfer_leaves_no_pod_connection(kube: Kube, pipes: str) -> None:
+    proc, local = _port_forward(kube, f"pod/{pipes}", 9102)
+    try:
+        # The local client goes while the pod floods; the tunnel stays and serves another.
+        for _ in range(2):
+            until("the pod listening", lambda: _listening(kube, pipes, 9102), 30)
+            with socket.create_connection(("127.0.0.1", local), timeout=30) as sock:
+                read = 0
+                while read < 8 << 20:
+                    chunk = sock.recv(1 << 20)
+                    assert chunk and chunk.count(0) == len(chunk)
+                    read += len(chunk)
+            until("the pod's end closed", lambda: not _established(kube, pipes, 9102), 60)
+        # kubectl itself goes mid-transfer: the WebSocket is cut, the pod connection closed.
+        until("the pod listening", lambda: _listening(kube, pipes, 9102), 30)
+        sock = socket.create_connection(("127.0.0.1", local), timeout=30)
+        try:
+            assert len(sock.recv(1 << 20)) > 0
+            until("flooding", lambda: _established(kube, pipes, 9102), 30)
+            proc.kill()
+            proc.wait(10)
+            until("the pod's end closed", lambda: not _established(kube, pipes, 9102), 60)
+        finally:
+            sock.close()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_cp_copies_files_in_and_out(kube: Kube, web_svc: Svc, tmp_path: Path) -> None:

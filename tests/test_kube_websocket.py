@@ -18,15 +18,43 @@ import uvicorn
 from websockets.frames import Frame, Opcode
 
 from openccs.kube.component import _KubeWebSockets
+from openccs.kube.streams import RAW
 
 from .conftest import free_port
 
 
+class EchoSink:
+    """Takes the connection's binary messages as they are read (the port-forward's way) and
+    writes each back straight to the transport, in two parts."""
+
+    def __init__(self, wire: Any) -> None:
+        self.wire = wire
+        self.paused = 0
+
+    def message(self, data: bytes) -> None:
+        self.wire.send_message(data[:3], data[3:])
+
+    def flush(self) -> None:
+        pass
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+
+    def resume_writing(self) -> None:
+        pass
+
+
 async def echo(scope: Any, receive: Any, send: Any) -> None:
-    """Each message back as it came; a binary message of b"bye" closes with 4000."""
+    """Each message back as it came; a binary message of b"bye" closes with 4000. On /raw,
+    binary messages only, by the raw interface."""
     assert scope["type"] == "websocket"
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
+    if scope["path"] == "/raw":
+        wire = scope["extensions"][RAW]
+        assert wire.take(EchoSink(wire))
+        assert (await receive())["type"] == "websocket.disconnect"  # nothing else comes
+        return
     while True:
         msg = await receive()
         if msg["type"] == "websocket.disconnect":
@@ -55,11 +83,11 @@ def port() -> Iterator[int]:
 
 
 class Client:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, path: str = "/x") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
-            f"GET /x HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         self.buf = b""
@@ -98,9 +126,11 @@ def masked(opcode: Any, data: bytes, fin: bool = True) -> bytes:
     return Frame(opcode, data, fin).serialize(mask=True)
 
 
-def test_messages_cut_anywhere_come_whole_and_in_order(port: int) -> None:
+@pytest.mark.parametrize("path", ["/x", "/raw"])
+def test_messages_cut_anywhere_come_whole_and_in_order(port: int, path: str) -> None:
     rng = random.Random(7)
-    c = Client(port)
+    c = Client(port, path)
+    raw = path == "/raw"
     sent: list[tuple[int, bytes]] = []
     wire = b""
     for size in (0, 1, 125, 126, 127, 65_535, 65_536, 99_999, 4, 4, 32_768):
@@ -113,7 +143,9 @@ def test_messages_cut_anywhere_come_whole_and_in_order(port: int) -> None:
     )  # fmt: skip
     sent.append((Opcode.BINARY, b"fragmented"))
     wire += masked(Opcode.TEXT, "héllo".encode()) + masked(Opcode.BINARY, b"after")
-    sent += [(Opcode.TEXT, "héllo".encode()), (Opcode.BINARY, b"after")]
+    if not raw:
+        sent.append((Opcode.TEXT, "héllo".encode()))  # (the raw interface drops text)
+    sent.append((Opcode.BINARY, b"after"))
     c.send_cut(wire, rng)
     got: list[tuple[int, bytes]] = []
     pongs: list[tuple[int, bytes]] = []
@@ -122,6 +154,12 @@ def test_messages_cut_anywhere_come_whole_and_in_order(port: int) -> None:
         (pongs if op == 0xA else got).append((op, data))
     assert got == sent
     assert pongs == [(0xA, b"p")]
+    if raw:
+        # The client's close is answered; the app sees the disconnect and ends.
+        c.sock.sendall(masked(Opcode.CLOSE, (1000).to_bytes(2, "big")))
+        op, data = c.frame()
+        assert op == Opcode.CLOSE.value and int.from_bytes(data[:2], "big") == 1000
+        return
     # The app's close reaches the client.
     c.sock.sendall(masked(Opcode.BINARY, b"bye"))
     op, data = c.frame()

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import shutil
 import socket
+import struct
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from openccs.httpguard import listener_config
 from openccs.kube import creds
 from openccs.kube.app import ClusterApi, in_thread
 from openccs.kube.models import KubeEndpoint
+from openccs.kube.streams import RAW
 from openccs.log import get_logger, log_event
 from openccs.store.models import Cluster, Subnet
 from openccs.subsystems import need
@@ -45,6 +48,30 @@ IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 Address = tuple[str, int]
 
 
+class RawSink(typing.Protocol):
+    """Who takes a connection's binary messages as they arrive (the port-forward's tunnel),
+    in the protocol's own callbacks: no queue, no task switch per message."""
+
+    def message(self, data: bytes) -> None: ...
+
+    def flush(self) -> None:
+        """The end of what one read brought (writes gathered meanwhile can go)."""
+
+    def pause_writing(self) -> None:
+        """The client's direction is full: stop producing for it."""
+
+    def resume_writing(self) -> None: ...
+
+
+def frame_head(size: int) -> bytes:
+    """The head of a server's (unmasked) binary frame of `size` bytes, FIN set."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 65536:
+        return struct.pack("!BBH", 0x82, 126, size)
+    return struct.pack("!BBQ", 0x82, 127, size)
+
+
 class _KubeWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, but the subprotocol is left to the app: kubectl offers
     names such as `SPDY/3.1+portforward.k8s.io` that are not RFC 6455 tokens, which the
@@ -53,7 +80,12 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
     And reading from the socket pauses when the messages the app has not read yet reach
     QUEUED_MAX bytes, not at every message: a port-forward's upload comes as three messages
     per SPDY frame (kubectl writes a frame's two header words and its data separately), and
-    a pause and resume per message cost a turn of the event loop each."""
+    a pause and resume per message cost a turn of the event loop each.
+
+    An app may also take the connection's binary messages itself (`take`, found in the
+    scope's extensions under RAW) and write whole messages straight to the transport
+    (`send_message`): the port-forward does, a data copy's worth of work per message instead
+    of a queue, a task switch and the websockets library's framing."""
 
     QUEUED_MAX = 1 << 20
     # What may wait in the transport for the client before the app's sends wait (asyncio's
@@ -68,8 +100,58 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.conn.process_subprotocol = _app_decides  # type: ignore[method-assign]
         self.queued = 0
-        self.rest = b""
+        self.rest = bytearray()
+        self.sink: RawSink | None = None
 
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][RAW] = self
+
+    # -- the raw interface -------------------------------------------------------------
+    def take(self, sink: RawSink) -> bool:
+        """From now on binary messages go to `sink` (text ones are dropped); the app's
+        `receive` sees only the disconnect. False when an extension (compression) is in
+        force: messages are then not what is on the wire."""
+        if not self.handshake_complete or self.conn.extensions:
+            return False
+        self.sink = sink
+        return True
+
+    @property
+    def open(self) -> bool:
+        return not (self.close_sent or self.disconnected or self.transport.is_closing())
+
+    def send_message(self, head: bytes, body: bytes = b"") -> None:
+        """One binary message of `head` then `body` (`body` is not copied); dropped once
+        the connection closes. Flow control is the sink's pause_writing/resume_writing."""
+        if not self.open:
+            return
+        size = len(head) + len(body)
+        if body:
+            self.transport.writelines((frame_head(size) + head, body))
+        else:
+            self.transport.write(frame_head(size) + head)
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.read_paused:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.sink is not None:
+            self.sink.pause_writing()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.sink is not None:
+            self.sink.resume_writing()
+
+    # -- reading ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         """Whole binary messages (all kubectl sends once open) are read here, a few
         operations each; anything else, and what follows it in `data`, goes to the websockets
@@ -84,13 +166,57 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
             and not conn.reader.buffer
         ):
             if self.rest:
-                data, self.rest = self.rest + data, b""
+                data, self.rest = bytes(self.rest) + data, bytearray()
             super().data_received(data)
             return
-        buf = self.rest + data if self.rest else data
-        self.rest = b""
+        sink = self.sink
+        pos = 0
+        if self.rest:
+            # A frame begun in an earlier read: only it is put together, not all of `data`.
+            rest = self.rest
+            whole = self._fast_size(bytes(rest[:14]) + data[:14])
+            if whole is None or whole > len(rest) + len(data):
+                rest += data
+                return
+            self.rest = bytearray()
+            if whole < 0:
+                super().data_received(bytes(rest) + data)
+                return
+            pos = whole - len(rest)
+            rest += data[:pos]
+            self._messages(rest, sink)
+        if pos < len(data) and not self._messages(memoryview(data)[pos:], sink):
+            return
+        if sink is not None:
+            sink.flush()
+
+    def _fast_size(self, buf: bytes) -> int | None:
+        """The size of the frame `buf` begins with, head included; None while its head is
+        not whole, -1 when it is not one for the fast path."""
+        if len(buf) < 2:
+            return None
+        first, second = buf[0], buf[1]
+        size, head = second & 0x7F, 6
+        if size == 126:
+            head = 8
+        elif size == 127:
+            head = 14
+        if len(buf) < head:
+            return None
+        if size == 126:
+            size = int.from_bytes(buf[2:4], "big")
+        elif size == 127:
+            size = int.from_bytes(buf[2:10], "big")
+        limit = self.conn.max_message_size
+        if first != 0x82 or not second & 0x80 or (limit is not None and size > limit):
+            return -1
+        return head + size
+
+    def _messages(self, buf: Any, sink: RawSink | None) -> bool:
+        """The whole messages of `buf`; a partial one at its end is kept in `rest`. False
+        when the rest went to the websockets library."""
         pos, end = 0, len(buf)
-        limit = conn.max_message_size
+        limit = self.conn.max_message_size
         while end - pos >= 2:
             first, second = buf[pos], buf[pos + 1]
             size, head = second & 0x7F, 6  # a client's frames are masked: 4 bytes of mask
@@ -105,19 +231,34 @@ class _KubeWebSockets(WebSocketsSansIOProtocol):
             elif size == 127:
                 size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
             if first != 0x82 or not second & 0x80 or (limit is not None and size > limit):
-                super().data_received(buf[pos:])
-                return
+                if sink is not None:
+                    sink.flush()
+                super().data_received(bytes(buf[pos:]))
+                return False
             stop = pos + head + size
             if stop > end:
                 break
-            self.frames = [apply_mask(buf[pos + head : stop], buf[pos + head - 4 : pos + head])]
-            self.curr_msg_data_type = "bytes"
-            self.send_receive_event_to_app()
+            data = apply_mask(buf[pos + head : stop], buf[pos + head - 4 : pos + head])
+            if sink is not None:
+                sink.message(data)
+            else:
+                self.frames = [data]
+                self.curr_msg_data_type = "bytes"
+                self.send_receive_event_to_app()
             pos = stop
         if pos < end:
-            self.rest = buf[pos:]
+            self.rest = bytearray(buf[pos:])
+        return True
 
     def send_receive_event_to_app(self) -> None:
+        sink = self.sink
+        if sink is not None:
+            # (From the websockets library's parser: a fragmented or cut message.)
+            data, self.frames = b"".join(self.frames), []
+            if self.curr_msg_data_type == "bytes" and not self.close_sent:
+                sink.message(data)
+                sink.flush()
+            return
         if not self.close_sent:  # (past the app's close, uvicorn drops what comes)
             self.queued += sum(len(f) for f in self.frames)
         paused = self.read_paused
@@ -309,6 +450,9 @@ class KubeComponent:
             ssl_certfile=str(cert),
             ssl_keyfile=str(pkey),
             ws=_KubeWebSockets,
+            # kubectl does not compress; without it, messages are what is on the wire
+            # (which the port-forward's raw path needs).
+            ws_per_message_deflate=False,
             timeout_graceful_shutdown=2,
         )
         server = _Server(cfg)

@@ -150,7 +150,12 @@ def control(ftype: int, flags: int, body: bytes) -> bytes:
 
 
 def data(stream_id: int, payload: bytes, fin: bool = False) -> bytes:
-    return struct.pack(">II", stream_id, ((FLAG_FIN if fin else 0) << 24) | len(payload)) + payload
+    return data_head(stream_id, len(payload), fin) + payload
+
+
+def data_head(stream_id: int, size: int, fin: bool = False) -> bytes:
+    """The 8 bytes before a data frame's `size` bytes of payload."""
+    return struct.pack(">II", stream_id, ((FLAG_FIN if fin else 0) << 24) | size)
 
 
 def rst_stream(stream_id: int, status: int = RST_CANCEL) -> bytes:

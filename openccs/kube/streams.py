@@ -32,6 +32,8 @@ log = get_logger("openccs.kube")
 
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+# Where the kube listeners' WebSocket protocol puts itself in a connection's scope.
+RAW = "openccs.raw_websocket"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 CHUNK = 256 * 1024
 SPDY_ONLY = (
@@ -325,6 +327,8 @@ async def _exit_code(sock: Path, exec_id: str) -> int:
 # -- port-forward (SPDY in WebSocket) -------------------------------------------------------
 # Only for connects made inside pods' namespaces: a thread that could not go back to its own
 # namespace (it never happened) is then harmless.
+# How long a forwarded connection stays once one of its ways has ended (containerd's 1 s).
+LINGER = 1.0
 NETNS_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-netns")
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -366,7 +370,7 @@ def connect_in_netns(pid: int, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-@dataclass
+@dataclass(eq=False)
 class _Forward:
     """One forwarded connection: kubectl's data and error streams of one request id."""
 
@@ -374,66 +378,163 @@ class _Forward:
     port: int
     data_id: int = 0
     error_id: int = 0
-    writer: asyncio.StreamWriter | None = None
+    transport: asyncio.Transport | None = None
     task: asyncio.Task[None] | None = None
-    pending: list[bytes] = field(default_factory=list)
-    client_done: bool = False
+    out: list[bytes] = field(default_factory=list)  # the client's, not written yet
+    queued: bool = False  # in the tunnel's `dirty`
+    client_done: bool = False  # the client's FIN came
+    eof_sent: bool = False
+    pod_done: bool = False  # the pod's end closed (or the connection is dropped)
+    gone: bool = False
+    closer: asyncio.TimerHandle | None = None
+
+
+class _PodSide(asyncio.Protocol):
+    """The pod's end of one forwarded connection. What the pod sends goes to the client in
+    the read's callback, one SPDY data frame in one WebSocket message per read (uvloop reads
+    up to 250 KB at a time), without a copy of its own."""
+
+    def __init__(self, tunnel: Tunnel, fw: _Forward) -> None:
+        self.tunnel, self.fw = tunnel, fw
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tunnel.attach(self.fw, transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        self.tunnel.wire.send_message(spdy.data_head(self.fw.data_id, len(data)), data)
+
+    def eof_received(self) -> bool:
+        self.tunnel.pod_ended(self.fw)
+        return True  # the pod may still read what the client sends
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fw.gone = True
+        self.tunnel.pod_ended(self.fw)
+        self.tunnel.unstall(self.fw)
+
+    def pause_writing(self) -> None:
+        self.tunnel.stall(self.fw)
+
+    def resume_writing(self) -> None:
+        self.tunnel.unstall(self.fw)
+
+
+def _close_result(fut: asyncio.Future[socket.socket]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()
 
 
 class Tunnel:
-    """kubectl's SPDY session, carried in WebSocket binary messages."""
+    """kubectl's SPDY session, carried in WebSocket binary messages that the listener's
+    protocol hands over as they are read (`RawSink`); answers and the pods' data are written
+    straight to its transport. Flow control both ways is the transports' own: a pod
+    connection that cannot take more pauses reading from the client, a client that cannot
+    take more pauses reading from the pods."""
 
-    def __init__(self, ws: WebSocket, pod: str) -> None:
-        self.ws, self.pod = ws, pod
-        self.target: Target | None = None
-        self.refusal = ""
-        self.closed_by = ""
+    def __init__(self, wire: Any, pod: str) -> None:
+        self.wire, self.pod = wire, pod
+        self.located: asyncio.Future[Target | str] | None = None
         self.framer = spdy.Framer()
         self.forwards: dict[str, _Forward] = {}
         self.by_stream: dict[int, _Forward] = {}
-        self.lock = asyncio.Lock()
+        self.dirty: list[_Forward] = []
+        self.stalled: set[_Forward] = set()
+        self.client_full = False
+        self.reading_paused = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.connections = 0
 
-    async def send(self, frame: bytes) -> None:
-        async with self.lock:
-            await self.ws.send_bytes(frame)
-
-    async def run(self) -> None:
+    # -- what the client sends (RawSink) ------------------------------------------------
+    def message(self, data: bytes) -> None:
+        if self.ended.done():
+            return
         try:
-            while True:
-                msg = await self.ws.receive()
-                if msg["type"] == "websocket.disconnect":
-                    self.closed_by = f"client ({msg.get('code')})"
-                    return
-                raw = msg.get("bytes") or b""
-                for frame in self.framer.feed(raw):
-                    if isinstance(frame, spdy.Data):
-                        await self._data(frame)
-                    else:
-                        await self._control(frame)
-                        if frame.type == spdy.GOAWAY:
-                            self.closed_by = "client (GOAWAY)"
-                            return
-        finally:
-            for fw in self.forwards.values():
-                if fw.task is not None:
-                    fw.task.cancel()
-                if fw.writer is not None:
-                    fw.writer.close()
+            for frame in self.framer.feed(data):
+                if isinstance(frame, spdy.Data):
+                    self._data(frame)
+                else:
+                    self._control(frame)
+        except spdy.SpdyError as exc:
+            self._end(str(exc))
 
-    async def _control(self, frame: spdy.Control) -> None:
+    def flush(self) -> None:
+        """What the client sent for each pod connection in one read: one write each."""
+        for fw in self.dirty:
+            fw.queued = False
+            self._write(fw)
+        self.dirty.clear()
+
+    def _write(self, fw: _Forward) -> None:
+        t = fw.transport
+        if t is None or fw.gone or t.is_closing():
+            return
+        if fw.out:
+            out, fw.out = fw.out, []
+            t.writelines(out)
+        if fw.client_done and not fw.eof_sent:
+            fw.eof_sent = True
+            t.write_eof()
+            self._linger(fw)
+
+    def _data(self, frame: spdy.Data) -> None:
+        fw = self.by_stream.get(frame.stream_id)
+        if fw is None or frame.stream_id != fw.data_id or fw.gone or fw.client_done:
+            return  # the error stream carries nothing from the client
+        if frame.data:
+            fw.out.append(frame.data)
+        if frame.flags & spdy.FLAG_FIN:
+            fw.client_done = True
+        if not fw.queued:
+            fw.queued = True
+            self.dirty.append(fw)
+
+    def _control(self, frame: spdy.Control) -> None:
         if frame.type == spdy.SYN_STREAM:
             stream_id, headers = self.framer.syn_stream(frame)
-            await self.send(self.framer.syn_reply(stream_id))
-            await self._open(stream_id, headers)
+            self.wire.send_message(self.framer.syn_reply(stream_id))
+            self._open(stream_id, headers)
         elif frame.type == spdy.PING:
-            await self.send(spdy.control(spdy.PING, 0, frame.data))
+            self.wire.send_message(spdy.control(spdy.PING, 0, frame.data))
         elif frame.type == spdy.RST_STREAM:
             fw = self.by_stream.get(spdy.stream_of(frame))
             if fw is not None:
                 self._drop(fw)
+        elif frame.type == spdy.GOAWAY:
+            self._end("client (GOAWAY)")
 
-    async def _open(self, stream_id: int, headers: dict[str, str]) -> None:
+    # -- what the client's direction can take ---------------------------------------------
+    def pause_writing(self) -> None:
+        self.client_full = True
+        for fw in self.forwards.values():
+            if fw.transport is not None and not fw.transport.is_closing():
+                fw.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client_full = False
+        for fw in self.forwards.values():
+            if fw.transport is not None and not fw.transport.is_closing():
+                fw.transport.resume_reading()
+
+    def stall(self, fw: _Forward) -> None:
+        self.stalled.add(fw)
+        self._reading()
+
+    def unstall(self, fw: _Forward) -> None:
+        self.stalled.discard(fw)
+        self._reading()
+
+    def _reading(self) -> None:
+        paused = bool(self.stalled)
+        if paused != self.reading_paused:
+            self.reading_paused = paused
+            if paused:
+                self.wire.pause_reading()
+            else:
+                self.wire.resume_reading()
+
+    # -- the pods' side -----------------------------------------------------------------
+    def _open(self, stream_id: int, headers: dict[str, str]) -> None:
         kind, request = headers.get("streamtype", ""), headers.get("requestid", "")
         try:
             port = int(headers.get("port", ""))
@@ -448,94 +549,108 @@ class Tunnel:
         if not (fw.error_id and fw.data_id) or fw.task is not None:
             return
         # Dialling the pod takes a docker call and a connect: the tunnel's other connections
-        # must not wait for it, so the dial and the copy run as the connection's own task
-        # (the client's data for it is kept in `pending` meanwhile).
+        # must not wait for it (the client's data for it waits in `out` meanwhile).
         fw.task = asyncio.create_task(self._connect(fw, port, headers.get("port", "")))
+        self.tasks.add(fw.task)
+        fw.task.add_done_callback(self.tasks.discard)
 
     async def _connect(self, fw: _Forward, port: int, asked: str) -> None:
-        try:
-            reader = await self._dial(fw, port, asked)
-            if reader is not None:
-                await self._pod_to_client(fw, reader)
-        except (ConnectionError, WebSocketDisconnect, RuntimeError):
-            self._drop(fw)  # the client went away meanwhile
-
-    async def _dial(self, fw: _Forward, port: int, asked: str) -> asyncio.StreamReader | None:
-        if self.refusal:
-            await self._fail(fw, self.refusal)
-            return None
         if not 0 < port < 65536:
-            await self._fail(fw, f"invalid port {asked!r}")
-            return None
+            self._fail(fw, f"invalid port {asked!r}")
+            return
+        assert self.located is not None
+        t = await self.located
+        if isinstance(t, str):
+            self._fail(fw, t)
+            return
+        loop = asyncio.get_running_loop()
         try:
-            t = self.target
-            if t is None:
-                raise KubeError(500, "the pod was not found")
             # The container's current process (it may have restarted since the upgrade).
             info = await docker_call(t.sock, "GET", f"/containers/{t.container_id}/json")
-            loop = asyncio.get_running_loop()
-            sock = await loop.run_in_executor(
+            dial = loop.run_in_executor(
                 NETNS_POOL, connect_in_netns, int(info["State"]["Pid"]), port, 10.0
             )
-            reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK * 2)
-            # Room for a few frames in the pod's direction before `drain` waits (asyncio's
-            # default high-water mark is 64 KiB).
-            writer.transport.set_write_buffer_limits(high=CHUNK * 8)
+            try:
+                sock = await asyncio.shield(dial)
+            except asyncio.CancelledError:
+                dial.add_done_callback(_close_result)  # made all the same: closed
+                raise
+            if fw.gone or self.ended.done():
+                sock.close()
+                return
+            await loop.create_connection(lambda: _PodSide(self, fw), sock=sock)
         except (OSError, TimeoutError, KubeError, KeyError, ValueError) as exc:
             why = exc.message if isinstance(exc, KubeError) else str(exc)
-            await self._fail(fw, f"error forwarding port {port} to pod {self.pod}: {why}")
-            return None
-        self.connections += 1
-        fw.writer = writer
-        for chunk in fw.pending:
-            writer.write(chunk)
-        fw.pending.clear()
-        if fw.client_done and writer.can_write_eof():
-            writer.write_eof()
-        return reader
+            self._fail(fw, f"error forwarding port {port} to pod {self.pod}: {why}")
 
-    async def _fail(self, fw: _Forward, message: str) -> None:
+    def attach(self, fw: _Forward, transport: asyncio.Transport) -> None:
+        """The pod connection is made: what the client sent meanwhile goes."""
+        if fw.gone or self.ended.done():
+            transport.close()
+            return
+        self.connections += 1
+        fw.transport = transport
+        # Room for a few of the client's reads before the pod's direction pauses them.
+        transport.set_write_buffer_limits(high=CHUNK * 8)
+        if self.client_full:
+            transport.pause_reading()
+        self._write(fw)
+
+    def pod_ended(self, fw: _Forward) -> None:
+        """The pod closed its side (or the connection is gone): kubectl closes its own."""
+        if fw.pod_done:
+            return
+        fw.pod_done = True
+        self.wire.send_message(spdy.data_head(fw.data_id, 0, fin=True))
+        self.wire.send_message(spdy.data_head(fw.error_id, 0, fin=True))
+        self._linger(fw)
+
+    def _linger(self, fw: _Forward) -> None:
+        """One way is done: the other has LINGER seconds, then the connection is closed
+        (what is buffered for the pod still goes), as the kubelet's runtimes do. A client
+        that stopped reading need not wait on a pod that keeps sending."""
+        t = fw.transport
+        if t is None or fw.gone or t.is_closing():
+            return
+        if fw.pod_done and fw.eof_sent:
+            t.close()  # both ways done
+        elif fw.closer is None:
+            fw.closer = asyncio.get_running_loop().call_later(LINGER, t.close)
+
+    def _fail(self, fw: _Forward, message: str) -> None:
         """kubectl reports what the error stream says (and, since 1.31, stops forwarding)."""
         self._drop(fw)
-        await self.send(spdy.data(fw.error_id, message.encode(), fin=True))
-        await self.send(spdy.data(fw.data_id, b"", fin=True))
-
-    async def _pod_to_client(self, fw: _Forward, reader: asyncio.StreamReader) -> None:
-        try:
-            while chunk := await reader.read(CHUNK):
-                await self.send(spdy.data(fw.data_id, chunk))
-        except OSError:
-            pass
-        with contextlib.suppress(Exception):
-            await self.send(spdy.data(fw.data_id, b"", fin=True))
-            await self.send(spdy.data(fw.error_id, b"", fin=True))
-
-    async def _data(self, frame: spdy.Data) -> None:
-        fw = self.by_stream.get(frame.stream_id)
-        if fw is None or frame.stream_id != fw.data_id:
-            return  # the error stream carries nothing from the client
-        if fw.writer is None:
-            fw.pending.append(frame.data)
-            fw.client_done = fw.client_done or bool(frame.flags & spdy.FLAG_FIN)
-            return
-        try:
-            if frame.data:
-                fw.writer.write(frame.data)
-                await fw.writer.drain()
-            if frame.flags & spdy.FLAG_FIN and fw.writer.can_write_eof():
-                fw.writer.write_eof()
-        except (ConnectionError, OSError):
-            # The pod closed this connection; the others of the tunnel go on.
-            self._drop(fw)
+        self.wire.send_message(spdy.data_head(fw.error_id, len(message.encode()), fin=True),
+                               message.encode())  # fmt: skip
+        self.wire.send_message(spdy.data_head(fw.data_id, 0, fin=True))
 
     def _drop(self, fw: _Forward) -> None:
         self.forwards.pop(fw.request, None)
         for sid in (fw.data_id, fw.error_id):
             self.by_stream.pop(sid, None)
-        if fw.writer is not None:
-            fw.writer.close()
+        fw.gone = fw.pod_done = True
+        fw.out.clear()
+        if fw.closer is not None:
+            fw.closer.cancel()
+        if fw.transport is not None:
+            fw.transport.close()
         if fw.task is not None and fw.task is not asyncio.current_task():
             fw.task.cancel()
+        self.unstall(fw)
+
+    def _end(self, why: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(why)
+
+    async def close(self) -> None:
+        """Every pod connection closed, every dial cancelled."""
+        self._end("server")
+        for fw in list(self.forwards.values()):
+            self._drop(fw)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
 
 
 async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, name: str) -> None:
@@ -544,25 +659,35 @@ async def serve_port_forward(api: ClusterApi, ws: WebSocket, namespace: str, nam
         await ws.close(code=1002, reason=f"subprotocol spoken here: {TUNNEL_PROTOCOL}")
         return
     await ws.accept(subprotocol=TUNNEL_PROTOCOL)
-    tunnel = Tunnel(ws, f"{namespace}/{name}")
-    try:
-        tunnel.target = await target(api, namespace, name, "")
-    except KubeError as err:
-        # Told on each connection's error stream, where kubectl reads it.
-        tunnel.refusal = err.message
+    wire = ws.scope.get("extensions", {}).get(RAW)
+    tunnel = Tunnel(wire, f"{namespace}/{name}")
+    if wire is None or not wire.take(tunnel):
+        await ws.close(code=1011, reason="port-forward needs the listener's own protocol")
+        return
+
+    async def locate() -> Target | str:
+        try:
+            return await target(api, namespace, name, "")
+        except KubeError as err:
+            return err.message  # told on each connection's error stream, where kubectl reads it
+
+    tunnel.located = asyncio.ensure_future(locate())
     result = "closed"
+    receive = asyncio.ensure_future(ws.receive())
     try:
-        await tunnel.run()
-        result = f"closed by {tunnel.closed_by}"
-    except spdy.SpdyError as exc:
-        result = str(exc)
-    except WebSocketDisconnect as exc:
-        result = f"client gone ({exc.code})"
-    except ConnectionError as exc:
-        result = f"connection lost: {exc!r}"
+        either: list[asyncio.Future[Any]] = [receive, tunnel.ended]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if receive.done():
+            result = f"closed by client ({receive.result().get('code')})"
+        else:
+            result = f"closed by {tunnel.ended.result()}"
     finally:
+        receive.cancel()
+        await tunnel.close()
+        tunnel.located.cancel()
         with contextlib.suppress(Exception):
-            await ws.close(code=1000)
+            # (A client that reads nothing any more does not hold the tunnel's end.)
+            await asyncio.wait_for(ws.close(code=1000), 5)
         log_event(
             log,
             "kube port-forward",
