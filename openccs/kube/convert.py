@@ -14,7 +14,7 @@ from openccs.domain import manifests
 from openccs.domain import workloads as wl
 from openccs.errors import ApiError
 from openccs.kube.errors import KubeError, from_api, invalid, unsupported
-from openccs.kube.objects import HASH_LABEL
+from openccs.kube.kinds import HASH_LABEL
 from openccs.schema import validate_params
 from openccs.store.models import Service
 
