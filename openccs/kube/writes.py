@@ -32,6 +32,7 @@ from openccs.backends.workload_params import (
 from openccs.domain import clusters as cluster_domain
 from openccs.domain import manifests
 from openccs.domain import workloads as wl
+from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError
 from openccs.kube import fields
 from openccs.kube.convert import (
@@ -837,7 +838,7 @@ def _check_service_object(svc: Service, obj: dict[str, Any], create: bool) -> No
     for k, v in (spec.get("selector") or {}).items():
         if svc.labels.get(k) != v:
             raise c.bad(f"spec.selector[{k}]", f"must select the pods of the Deployment {name}")
-    if create and svc.spec.get("accessType", "ClusterIP") != "None":
+    if create and ServiceSpec.from_v2(svc.spec).access_type != "None":
         raise KubeError(
             409,
             f'services "{name}" already exists',
