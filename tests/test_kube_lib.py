@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from openccs.kube import fields, proto
+from openccs.kube.app import SUBRESOURCES
 from openccs.kube.errors import KubeError
+from openccs.kube.kinds import KINDS, READ
 from openccs.kube.patch import apply_patch
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
-from openccs.kube.app import SUBRESOURCES
-from openccs.kube.kinds import KINDS, READ
 from openccs.kube.writes import VERB_HANDLER, WRITES, Options, k8s_field
 
 DEPLOY = {
