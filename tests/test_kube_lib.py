@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from openccs.kube import fields, proto
+from openccs.kube.app import SUBRESOURCES
 from openccs.kube.errors import KubeError
+from openccs.kube.kinds import KINDS, READ
 from openccs.kube.patch import apply_patch
 from openccs.kube.selectors import SelectorError, field_selector, label_selector
-from openccs.kube.writes import Options, k8s_field
+from openccs.kube.writes import VERB_HANDLER, WRITES, Options, k8s_field
 
 DEPLOY = {
     "metadata": {"name": "web", "labels": {"a": "1", "b": "2"}},
@@ -390,3 +392,22 @@ def test_write_options_from_the_query() -> None:
         with pytest.raises(KubeError) as err:
             Options.from_query(q)
         assert err.value.code == 400
+
+
+def test_each_kind_writes_the_verbs_discovery_lists() -> None:
+    # The kinds' table says which write verbs a kind has (discovery shows them); the writes
+    # have a handler for each of those verbs and for no other.
+    assert set(WRITES) == set(KINDS)
+    for name, kind in KINDS.items():
+        listed = set(kind.verbs) - set(READ)
+        assert listed <= set(VERB_HANDLER), name
+        assert WRITES[name].verbs() == listed, name
+    # The subresources discovery lists without a handler of their own (logs, streams) are
+    # the writes' ones, with a handler for each verb listed.
+    served = {(p, n): s for (p, n), s in SUBRESOURCES.items() if not s.serve}
+    assert {(p, n) for p, w in WRITES.items() for n in w.subresources} == set(served)
+    for (parent, name), sub in served.items():
+        handlers = WRITES[parent].subresources[name]
+        have = {"get": handlers.get, "create": handlers.create,
+                "update": handlers.change, "patch": handlers.change}  # fmt: skip
+        assert {v for v, h in have.items() if h is not None} == set(sub.verbs), (parent, name)

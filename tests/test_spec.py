@@ -10,7 +10,7 @@ import pytest
 
 from openccs.backends.workload_params import ServiceParams, spec_of
 from openccs.domain import workloads as wl
-from openccs.domain.spec import ContainerSpec, ServiceSpec
+from openccs.domain.spec import ContainerSpec, ServiceSpec, typed_spec
 from openccs.schema import validate_params
 
 BUSYBOX = "busybox:1.36"
@@ -111,6 +111,20 @@ def test_the_stored_shape_round_trips_key_for_key() -> None:
     assert spec.containers[0].live_probe.port == 80
     assert spec.containers[1].ready_probe is not None
     assert spec.containers[1].ready_probe.cmd == "test -f /srv/ok"
+
+
+def test_a_remembered_spec_is_the_stored_one_as_it_is_now() -> None:
+    stored = copy.deepcopy(STORED)
+    first = typed_spec(-1, stored)
+    assert first == ServiceSpec.from_v2(STORED)
+    assert typed_spec(-1, copy.deepcopy(STORED)) is first  # equal: read once
+    # Changed in place or replaced, the spec is read again.
+    stored["strategy"] = "RollingUpdate"
+    assert typed_spec(-1, stored).strategy == "RollingUpdate"
+    changed = {**STORED, "minReadySeconds": 9}
+    assert typed_spec(-1, changed).min_ready_seconds == 9
+    # Another service with an equal spec has its own entry.
+    assert typed_spec(-2, changed) == typed_spec(-1, changed)
 
 
 def test_keys_a_later_version_adds_are_kept() -> None:

@@ -26,7 +26,7 @@ from openccs.backends.inputs import (
 )
 from openccs.backends.workload_params import ImageChange, ServiceLabels, ServiceParams, spec_of
 from openccs.domain import workloads as wl
-from openccs.domain.spec import ServiceSpec
+from openccs.domain.spec import ServiceSpec, typed_spec
 from openccs.errors import invalid_parameter
 from openccs.store.models import Service
 from openccs.timeutil import fmt_time, utcnow
@@ -65,7 +65,7 @@ def _summary(svc: Service, state: backend.ServiceState) -> dict[str, Any]:
         "externalIp": balancer.vip if balancer else "",
         "lbId": balancer.id if balancer else "",
         "lbStatus": balancer.status if balancer else "None",
-        "accessType": svc.spec.get("accessType", "ClusterIP"),
+        "accessType": typed_spec(svc.id, svc.spec).access_type,
         "desiredReplicas": svc.replicas,
         "currentReplicas": state.ready,
         "createdAt": fmt_time(svc.created_at),
@@ -92,22 +92,22 @@ def describe_services(ctx: RequestContext, p: DescribeServicesParams) -> dict[st
 def describe_service_info(ctx: RequestContext, p: ServiceRef) -> dict[str, Any]:
     svc = _service(ctx, p)
     info = _summary(svc, backend.service_states(ctx.work(), [svc])[0])
-    spec = svc.spec
+    spec = typed_spec(svc.id, svc.spec)
     info.update(
         serviceDesc=svc.description,
         reason=next(iter(info["reasonMap"]), ""),
         regionId=ctx.services.settings.regions[0].region_id,
-        portMappings=spec.get("portMappings", []),
-        volumes=spec.get("volumes", []),
-        containers=spec.get("containers", []),
+        portMappings=[pm.to_v2() for pm in spec.ports],
+        volumes=[v.to_v2() for v in spec.volumes],
+        containers=[c.to_v2() for c in spec.containers],
         labels=dict(svc.labels),
         selector={wl.APP_LABEL: svc.name},
-        subnetId=spec.get("subnetId", ""),
+        subnetId=spec.subnet_id,
         unHubId="",
-        strategy=spec.get("strategy", "RollingUpdate"),
-        minReadySeconds=spec.get("minReadySeconds", 0),
-        nodeAffinity=spec.get("nodeAffinity", []),
-        podAffinity=spec.get("podAffinity", []),
+        strategy=spec.strategy,
+        minReadySeconds=spec.min_ready_seconds,
+        nodeAffinity=[a.to_v2() for a in spec.node_affinity],
+        podAffinity=[a.to_v2() for a in spec.pod_affinity],
     )
     return {"service": info}
 

@@ -241,9 +241,9 @@ def _set_spec(
         svc.cluster_ip = _allocate_cluster_ip(w, cluster)
     elif spec.access_type == "None":
         svc.cluster_ip = None
-    stored = spec.to_v2()
-    lb.assign_node_ports(w.db, w.services.settings, cluster.id, stored, svc.id, old)
-    svc.spec = stored
+    before = ServiceSpec.from_v2(old) if old is not None else None
+    spec = lb.assign_node_ports(w.db, w.services.settings, cluster.id, spec, svc.id, before)
+    svc.spec = spec.to_v2()
     lb.ensure_service_lb(w.db, w.services.settings, cluster, svc)
 
 

@@ -9,6 +9,7 @@ container's Kubernetes form is made here, once, for every place that shows one.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -336,3 +337,24 @@ class ServiceSpec:
                 replace(c, image=images[c.name]) if c.name in images else c for c in self.containers
             ),
         )
+
+
+# Typed specs by service id, with the stored spec each was read from (a copy of it).
+_TYPED: dict[int, tuple[dict[str, Any], ServiceSpec]] = {}
+_TYPED_MAX = 16384
+
+
+def typed_spec(service_id: int, stored: Mapping[str, Any]) -> ServiceSpec:
+    """`ServiceSpec.from_v2(stored)`, for the passes that read every service's spec (the
+    deployment controller, node ports): remembered per service while its stored spec stays
+    equal to the one it was read from. Comparing the two costs about a seventh of reading
+    the spec again, and never answers a spec that changed. The answer is shared: read it,
+    never change it (`dataclasses.replace` makes another)."""
+    seen = _TYPED.get(service_id)
+    if seen is not None and seen[0] == stored:
+        return seen[1]
+    typed = ServiceSpec.from_v2(stored)
+    if len(_TYPED) >= _TYPED_MAX:
+        _TYPED.clear()
+    _TYPED[service_id] = (json.loads(json.dumps(stored)), typed)
+    return typed

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from openccs.domain import workloads as wl
+from openccs.domain.spec import typed_spec
 from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
 from openccs.timeutil import utcnow
 
@@ -74,22 +75,23 @@ def _event(s: Session, svc: Service, obj_type: str, obj: str, reason: str, messa
     wl.record_event(s, svc.cluster_id, svc.namespace, svc.name, obj_type, obj, reason, message)
 
 
-def _available_at(svc: Service, pod: Pod) -> datetime | None:
-    """When a ready pod is (or becomes) available; None for a pod that is not ready."""
+def _available_at(min_ready: int, pod: Pod) -> datetime | None:
+    """When a ready pod is (or becomes) available, `min_ready` seconds after it became
+    ready; None for a pod that is not ready."""
     if not wl.pod_is_ready(pod) or pod.ready_since is None:
         return None
-    return pod.ready_since + timedelta(seconds=int(svc.spec.get("minReadySeconds") or 0))
+    return pod.ready_since + timedelta(seconds=min_ready)
 
 
-def _available(svc: Service, pod: Pod) -> bool:
-    at = _available_at(svc, pod)
+def _available(min_ready: int, pod: Pod) -> bool:
+    at = _available_at(min_ready, pod)
     return at is not None and at <= utcnow()
 
 
-def _due(svc: Service, pods: list[Pod]) -> float:
+def _due(min_ready: int, pods: list[Pod]) -> float:
     """Seconds until the first ready pod that is not yet available becomes available."""
     now = utcnow()
-    later = [at for p in pods if (at := _available_at(svc, p)) is not None and at > now]
+    later = [at for p in pods if (at := _available_at(min_ready, p)) is not None and at > now]
     return min(((at - now).total_seconds() for at in later), default=math.inf)
 
 
@@ -116,6 +118,7 @@ def reconcile_service(
     current = next((rs for rs in revs if rs.template_hash == digest), None)
     if svc.paused:
         return math.inf
+    spec = typed_spec(svc.id, svc.spec)
     if current is None:
         current = ReplicaSet(
             service_id=svc.id,
@@ -137,7 +140,7 @@ def reconcile_service(
         for rs in olds:
             rs.replicas = 0
         _scale(s, svc, current, desired)
-    elif svc.spec.get("strategy") == "Recreate":
+    elif spec.strategy == "Recreate":
         for rs in olds:
             _scale(s, svc, rs, 0)
         _scale(s, svc, current, 0)
@@ -154,7 +157,7 @@ def reconcile_service(
             if broken and rs.replicas > 0:
                 _scale(s, svc, rs, max(0, rs.replicas - broken))
         # Down: only what leaves at least `desired` pods available.
-        available = sum(1 for p in live if _available(svc, p))
+        available = sum(1 for p in live if _available(spec.min_ready_seconds, p))
         spare = available - desired
         for rs in sorted(olds, key=lambda r: r.revision):
             if spare <= 0:
@@ -176,7 +179,7 @@ def reconcile_service(
         _sync_replicaset(s, svc, rs, [p for p in live if p.replicaset_id == rs.id])
     if svc.operation == "RollingBack" and wl.rollout_done(s, svc):
         svc.operation = ""
-    return _due(svc, live)
+    return _due(spec.min_ready_seconds, live)
 
 
 def _scale(s: Session, svc: Service, rs: ReplicaSet, replicas: int) -> None:

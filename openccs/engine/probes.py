@@ -13,7 +13,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from openccs.cloud.host import CloudError
+from openccs.domain.spec import ContainerSpec, Probe
 from openccs.engine import docker
 
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe")
@@ -40,24 +41,22 @@ def liveness_failure(uid: str) -> str | None:
     return _failing_liveness.get(uid)
 
 
-def run_probe(probe: dict[str, Any], ip: str, sock: Path, container_id: str) -> tuple[bool, str]:
+def run_probe(probe: Probe, ip: str, sock: Path, container_id: str) -> tuple[bool, str]:
     """(passed, what happened) of one probe."""
-    timeout = float(probe.get("timeOut") or 2)
-    method = probe["checkMethod"]
+    timeout = float(probe.timeout or 2)
+    method = probe.method
     try:
         if method == "methodHttp":
-            h = probe["methodHttp"]
-            scheme = "https" if h.get("protocol") == "HTTPS" else "http"
-            path = h.get("path") or "/"
-            url = f"{scheme}://{ip}:{h['port']}{path if path.startswith('/') else '/' + path}"
+            scheme = "https" if probe.protocol == "HTTPS" else "http"
+            path = probe.path or "/"
+            url = f"{scheme}://{ip}:{probe.port}{path if path.startswith('/') else '/' + path}"
             # As kubelet, HTTPS probes do not verify the certificate.
             r = httpx.get(url, timeout=timeout, verify=False)
             return 200 <= r.status_code < 400, f"HTTP probe failed with statuscode: {r.status_code}"
         if method == "methodTcp":
-            port = int(probe["methodTcp"]["port"])
-            with socket.create_connection((ip, port), timeout=timeout):
+            with socket.create_connection((ip, int(probe.port)), timeout=timeout):
                 return True, ""
-        cmd = probe["methodCmd"]["cmd"]
+        cmd = probe.cmd
         code = docker.exec_run(sock, container_id, ["sh", "-c", cmd], timeout=timeout)
         return code == 0, f"command {shlex.quote(cmd)} exited with {code}"
     except (OSError, httpx.HTTPError) as exc:
@@ -70,7 +69,7 @@ def run_probe(probe: dict[str, Any], ip: str, sock: Path, container_id: str) -> 
 class ProbeState:
     """One probe of one container instance (a restarted container starts afresh)."""
 
-    probe: dict[str, Any]
+    probe: Probe
     started: float  # when the container started (epoch seconds)
     passing: bool = False
     successes: int = 0
@@ -88,10 +87,7 @@ class ProbeState:
         if self.running is not None:
             return math.inf
         p = self.probe
-        return max(
-            self.started + float(p.get("delayTime") or 0),
-            self.last_run + float(p.get("intervalTime") or 10),
-        )
+        return max(self.started + float(p.delay or 0), self.last_run + float(p.interval or 10))
 
     def collect(self) -> str | None:
         """Take a finished probe's result into the counts; the failure message, if any."""
@@ -102,12 +98,12 @@ class ProbeState:
         ok, message = fut.result()
         if ok:
             self.successes, self.failures = self.successes + 1, 0
-            if self.successes >= int(self.probe.get("healthNum") or 1):
+            if self.successes >= (self.probe.health_num or 1):
                 self.passing = True
             return None
         self.failures, self.successes = self.failures + 1, 0
         self.last_message = message
-        if self.failures >= int(self.probe.get("unhealthNum") or 3):
+        if self.failures >= (self.probe.unhealth_num or 3):
             self.passing = False
         return message
 
@@ -176,7 +172,10 @@ class ContainerProbes:
         return self.live is not None and not self.live.passing
 
 
-def probes_for(spec: dict[str, Any], started: float) -> ContainerProbes:
-    live, ready = spec.get("liveProbe"), spec.get("readyProbe")
+def probes_for(container: Mapping[str, Any], started: float) -> ContainerProbes:
+    """The probes of a container instance started at `started`; `container` is the
+    container as the pod's template stores it (read once, by `ContainerSpec.from_v2`)."""
+    spec = ContainerSpec.from_v2(container)
+    live, ready = spec.live_probe, spec.ready_probe
     live_state = ProbeState(live, started, passing=True) if live else None
     return ContainerProbes(live=live_state, ready=ProbeState(ready, started) if ready else None)

@@ -12,9 +12,10 @@ from typing import Any
 
 from openccs.domain import manifests
 from openccs.domain import workloads as wl
+from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError
 from openccs.kube.errors import KubeError, from_api, invalid, unsupported
-from openccs.kube.objects import HASH_LABEL
+from openccs.kube.kinds import HASH_LABEL
 from openccs.schema import validate_params
 from openccs.store.models import Service
 
@@ -390,23 +391,22 @@ def changed(a: dict[str, Any], b: dict[str, Any], keys: tuple[str, ...]) -> bool
 
 def service_params(cluster_id: str, svc: Service) -> dict[str, Any]:
     """A service's stored spec as ModifyClusterService parameters (the describe shape)."""
-    spec = svc.spec
-    containers = []
-    for ct in spec.get("containers", []):
-        containers.append({k: v for k, v in ct.items() if v is not None})
+    spec = ServiceSpec.from_v2(svc.spec)
     return {
         "clusterId": cluster_id,
         "serviceName": svc.name,
         "namespace": svc.namespace,
         "serviceDesc": svc.description,
         "replicas": svc.replicas,
-        "containers": containers,
-        "volumes": spec.get("volumes") or [],
-        "subnetId": spec.get("subnetId") or None,
-        "nodeAffinity": spec.get("nodeAffinity") or [],
-        "podAffinity": spec.get("podAffinity") or [],
-        "strategy": spec.get("strategy", "RollingUpdate"),
-        "minReadySeconds": spec.get("minReadySeconds", 0),
+        "containers": [
+            {k: v for k, v in c.to_v2().items() if v is not None} for c in spec.containers
+        ],
+        "volumes": [v.to_v2() for v in spec.volumes],
+        "subnetId": spec.subnet_id or None,
+        "nodeAffinity": [a.to_v2() for a in spec.node_affinity],
+        "podAffinity": [a.to_v2() for a in spec.pod_affinity],
+        "strategy": spec.strategy,
+        "minReadySeconds": spec.min_ready_seconds,
     }
 
 

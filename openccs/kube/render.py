@@ -48,7 +48,8 @@ def _deployment_of(svc: Service, spec: dict[str, Any], restarted_at: str) -> dic
     return manifests.deployment(view, 1, probes=True)  # type: ignore[arg-type]
 
 
-def _template_for(svc: Service, rs: ReplicaSet) -> dict[str, Any]:
+def template_for(svc: Service, rs: ReplicaSet) -> dict[str, Any]:
+    """The pod template of one revision (ReplicaSet) of a service, labelled with its hash."""
     t = rs.template
     spec = {**svc.spec, **{k: t.get(k) for k in wl.TEMPLATE_KEYS if k != "restartedAt"}}
     tmpl: dict[str, Any] = _deployment_of(svc, spec, t.get("restartedAt", ""))["spec"]["template"]
@@ -212,7 +213,7 @@ def _replicasets(snap: Snapshot) -> list[dict[str, Any]]:
                         "selector": {
                             "matchLabels": {wl.APP_LABEL: svc.name, HASH_LABEL: rs.template_hash}
                         },
-                        "template": _template_for(svc, rs),
+                        "template": template_for(svc, rs),
                     },
                     "status": status,
                 }

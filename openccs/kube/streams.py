@@ -23,6 +23,7 @@ from openccs.cloud import dockerapi
 from openccs.cloud.host import CloudError
 from openccs.kube import spdy
 from openccs.kube.errors import KubeError
+from openccs.kube.kinds import KINDS
 from openccs.log import get_logger, log_event
 
 if TYPE_CHECKING:
@@ -102,7 +103,6 @@ class Target:
 
 async def target(api: ClusterApi, namespace: str, name: str, container: str) -> Target:
     from openccs.kube.app import in_thread
-    from openccs.kube.objects import KINDS
 
     pod = await in_thread(api.get_object, KINDS["pods"], namespace, name)
     names = [c["name"] for c in pod["spec"]["containers"]]

@@ -32,6 +32,7 @@ from openccs.backends.workload_params import (
 from openccs.domain import clusters as cluster_domain
 from openccs.domain import manifests
 from openccs.domain import workloads as wl
+from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError
 from openccs.kube import fields
 from openccs.kube.convert import (
@@ -45,17 +46,11 @@ from openccs.kube.convert import (
     validate,
 )
 from openccs.kube.errors import KubeError, from_api, invalid, not_found
+from openccs.kube.kinds import CHANGE_CAUSE, KINDS, Kind, ts
 from openccs.kube.models import KubeAnnotations
-from openccs.kube.objects import (
-    CHANGE_CAUSE,
-    KINDS,
-    SYSTEM_LABEL_PREFIXES,
-    Kind,
-    Snapshot,
-    revision_uid,
-    ts,
-)
 from openccs.kube.patch import APPLY, apply_patch
+from openccs.kube.render import SYSTEM_LABEL_PREFIXES, revision_uid, template_for
+from openccs.kube.snapshot import Snapshot
 from openccs.schema import validate_params
 from openccs.store.models import Cluster, Instance, ReplicaSet, Service
 from openccs.timeutil import utcnow
@@ -63,7 +58,47 @@ from openccs.timeutil import utcnow
 if TYPE_CHECKING:
     from openccs.kube.app import ClusterApi
 
-__all__ = ["Options", "dispatch", "k8s_field", "remember"]
+__all__ = ["WRITES", "Options", "Writes", "dispatch", "k8s_field", "remember"]
+
+Obj = dict[str, Any]
+# A kind's write handlers: create (namespace, the object given); change (namespace, the
+# object as it is, as it is to be); delete (namespace, name; None: answer the object as it
+# is now, or a Status once it has gone).
+Create = Callable[["ClusterApi", str, Obj], Obj]
+Change = Callable[["ClusterApi", str, Obj, Obj], Obj]
+Delete = Callable[["ClusterApi", str, str], Obj | None]
+
+
+@dataclass(frozen=True)
+class Sub:
+    """A subresource the writes serve: `get` answers GET, `create` POST, `change` PUT and
+    PATCH (with the object as it is); a method without a handler is refused."""
+
+    get: Callable[[ClusterApi, Kind, str, str], Obj] | None = None
+    create: Callable[[ClusterApi, str, str], Obj] | None = None
+    change: Callable[[ClusterApi, Kind, str, str, Obj, str, str, Any, Options], Obj] | None = None
+
+
+@dataclass(frozen=True)
+class Writes:
+    """The writes of one kind, as data: a handler per write verb the kind has in
+    `kinds.KINDS` (`create`: POST, and a server-side apply that makes the object; `change`:
+    "update" (PUT) and "patch" (PATCH, and an apply that changes it); `delete`: DELETE), its
+    subresources, and `why` it refuses a verb it does not have (405)."""
+
+    create: Create | None = None
+    change: Change | None = None
+    delete: Delete | None = None
+    subresources: Mapping[str, Sub] = field(default_factory=dict)
+    why: str = "not part of the service model"
+
+    def verbs(self) -> set[str]:
+        """The write verbs these handlers serve (what `kinds.KINDS` must list)."""
+        return {verb for verb, attr in VERB_HANDLER.items() if getattr(self, attr) is not None}
+
+
+# Which handler of `Writes` serves each write verb of discovery.
+VERB_HANDLER = {"create": "create", "update": "change", "patch": "change", "delete": "delete"}
 
 
 @dataclass(frozen=True)
@@ -338,15 +373,17 @@ def _dispatch(
     seen: dict[str, Any],
 ) -> dict[str, Any]:
     k = kind.name
+    handlers = WRITES[k]
+    served = handlers.subresources.get(sub) if sub else None
     if method == "GET":
-        if sub == "scale" and k == "deployments":
-            return _scale_object(api.get_object(kind, namespace, name))
+        if served is not None and served.get is not None:
+            return served.get(api, kind, namespace, name)
         if sub:
             raise KubeError(404, f"the server could not find the requested resource ({sub})")
         return api.get_object(kind, namespace, name)
     if method == "POST":
-        if sub == "eviction" and k == "pods":
-            return evict(api, namespace, name)
+        if served is not None and served.create is not None:
+            return served.create(api, namespace, name)
         if sub:
             raise KubeError(405, f"POST is not allowed on {k}/{sub}")
         if not isinstance(body, dict):
@@ -359,8 +396,8 @@ def _dispatch(
         return _apply(api, kind, namespace, name, body, opts, seen)
     if method in ("PUT", "PATCH"):
         current = api.get_object(kind, namespace, name)
-        if sub == "scale" and k == "deployments":
-            return _scale(api, kind, namespace, name, current, method, ctype, body, opts)
+        if served is not None and served.change is not None:
+            return served.change(api, kind, namespace, name, current, method, ctype, body, opts)
         if sub:
             raise KubeError(405, f"{method} is not allowed on {k}/{sub}")
         new = body if method == "PUT" else apply_patch(current, ctype, body)
@@ -369,7 +406,7 @@ def _dispatch(
         seen["given"] = new
         seen["managed"] = fields.update(current, new, _managers(current), _me(kind, opts, "Update"))
         _remember_with_the_write(api, kind, current, seen)
-        return _change(api, kind, namespace, current, new)
+        return _change(api, kind, namespace, current, new, "update" if method == "PUT" else "patch")
     if method == "DELETE":
         if sub:
             raise KubeError(405, f"DELETE is not allowed on {k}/{sub}")
@@ -377,30 +414,30 @@ def _dispatch(
     raise KubeError(405, f"{method} is not supported")
 
 
+def _handler(kind: Kind, verb: str, doing: str) -> Any:
+    """The kind's handler of a write verb, or the 405 a kind without that verb answers."""
+    handlers = WRITES[kind.name]
+    found = getattr(handlers, VERB_HANDLER[verb]) if verb in kind.verbs else None
+    if found is None:
+        raise KubeError(405, f"{doing} {kind.name} is not supported: {handlers.why}")
+    return found
+
+
 def _create(api: ClusterApi, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    k = kind.name
-    if k == "namespaces":
-        return create_namespace(api, body)
-    if k == "deployments":
-        return put_deployment(api, namespace, body, create=True)
-    if k == "services":
-        return put_service(api, namespace, body, create=True)
-    raise KubeError(405, f"creating {k} is not supported: {_why(k)}")
+    create: Create = _handler(kind, "create", "creating")
+    return create(api, namespace, body)
 
 
 def _change(
-    api: ClusterApi, kind: Kind, namespace: str, current: dict[str, Any], new: dict[str, Any]
+    api: ClusterApi,
+    kind: Kind,
+    namespace: str,
+    current: dict[str, Any],
+    new: dict[str, Any],
+    verb: str,
 ) -> dict[str, Any]:
-    k = kind.name
-    if k == "nodes":
-        return update_node(api, current, new)
-    if k == "deployments":
-        return update_deployment(api, namespace, current, new)
-    if k == "services":
-        return put_service(api, namespace, new, create=False)
-    if k == "namespaces":  # nothing of a namespace changes
-        return _now(api, kind, namespace, current["metadata"]["name"])
-    raise KubeError(405, f"changing {k} is not supported: {_why(k)}")
+    change: Change = _handler(kind, verb, "changing")
+    return change(api, namespace, current, new)
 
 
 def _apply(
@@ -452,7 +489,7 @@ def _apply(
         opts.outcome["created"] = True
         return _create(api, kind, namespace, new)
     _remember_with_the_write(api, kind, current, seen)
-    return _change(api, kind, namespace, current, new)
+    return _change(api, kind, namespace, current, new, "patch")
 
 
 def _scale(
@@ -486,23 +523,11 @@ def _scale(
 
 
 def _delete(api: ClusterApi, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
-    k = kind.name
     current = api.get_object(kind, namespace, name)
-    if k == "pods":
-        with _work(api) as w:
-            _, failed = backend.delete_instances(w, api.cluster_id, namespace, [name])
-        if failed:
-            raise KubeError(409, failed[name])
-    elif k == "deployments":
-        with _work(api) as w:
-            backend.delete_service(w, backend.find_service(w, api.cluster_id, namespace, name))
-    elif k == "services":
-        return put_service(api, namespace, None, create=False, delete=name)
-    elif k == "namespaces":
-        with _work(api) as w:
-            backend.delete_namespaces(w, api.cluster_id, [name])
-    else:
-        raise KubeError(405, f"deleting {k} is not supported: {_why(k)}")
+    delete: Delete = _handler(kind, "delete", "deleting")
+    answer = delete(api, namespace, name)
+    if answer is not None:
+        return answer
     try:
         return _now(api, kind, namespace, name)
     except KubeError:
@@ -511,18 +536,12 @@ def _delete(api: ClusterApi, kind: Kind, namespace: str, name: str) -> dict[str,
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {"name": name, "kind": k, "uid": current["metadata"]["uid"]},
+            "details": {"name": name, "kind": kind.name, "uid": current["metadata"]["uid"]},
         }
 
 
-def _why(k: str) -> str:
-    return {
-        "pods": "pods belong to Deployments (create or scale a Deployment)",
-        "replicasets": "ReplicaSets are the revisions of Deployments",
-        "endpoints": "Endpoints follow the ready pods of a Service",
-        "events": "events are recorded by the engine",
-        "nodes": "nodes are the cluster's machines (AddClusterInstances)",
-    }.get(k, "not part of the service model")
+def _get_scale(api: ClusterApi, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+    return _scale_object(api.get_object(kind, namespace, name))
 
 
 def _scale_object(dep: dict[str, Any]) -> dict[str, Any]:
@@ -546,7 +565,7 @@ def _scale_object(dep: dict[str, Any]) -> dict[str, Any]:
 # -- namespaces, nodes, pods -------------------------------------------------------------
 
 
-def create_namespace(api: ClusterApi, body: dict[str, Any]) -> dict[str, Any]:
+def create_namespace(api: ClusterApi, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     name = meta.get("name") or ""
     p = validate_params(
@@ -562,6 +581,18 @@ def create_namespace(api: ClusterApi, body: dict[str, Any]) -> dict[str, Any]:
     return _now(api, KINDS["namespaces"], "", name)
 
 
+def _namespace_unchanged(
+    api: ClusterApi, namespace: str, current: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    """Nothing of a namespace changes (its annotations are kept by `remember`)."""
+    return _now(api, KINDS["namespaces"], namespace, current["metadata"]["name"])
+
+
+def _delete_namespace(api: ClusterApi, namespace: str, name: str) -> None:
+    with _work(api) as w:
+        backend.delete_namespaces(w, api.cluster_id, [name])
+
+
 def _node_row(w: Work, api: ClusterApi, lan_ip: str) -> Instance:
     node = cluster_domain.node_at(w.db, api.cluster_id, lan_ip)
     if node is None:
@@ -569,7 +600,9 @@ def _node_row(w: Work, api: ClusterApi, lan_ip: str) -> Instance:
     return node
 
 
-def update_node(api: ClusterApi, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def update_node(
+    api: ClusterApi, namespace: str, current: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
     name = current["metadata"]["name"]
     old_labels = current["metadata"].get("labels") or {}
     labels = (new.get("metadata") or {}).get("labels") or {}
@@ -596,6 +629,13 @@ def update_node(api: ClusterApi, current: dict[str, Any], new: dict[str, Any]) -
     return _now(api, KINDS["nodes"], "", name)
 
 
+def _delete_pod(api: ClusterApi, namespace: str, name: str) -> None:
+    with _work(api) as w:
+        _, failed = backend.delete_instances(w, api.cluster_id, namespace, [name])
+    if failed:
+        raise KubeError(409, failed[name])
+
+
 def evict(api: ClusterApi, namespace: str, name: str) -> dict[str, Any]:
     """The eviction subresource (kubectl drain): the pod goes, its Deployment makes another
     on a schedulable node, as DrainClusterNode does with each pod of the node."""
@@ -608,9 +648,7 @@ def evict(api: ClusterApi, namespace: str, name: str) -> dict[str, Any]:
 # -- Deployments -------------------------------------------------------------------------
 
 
-def put_deployment(
-    api: ClusterApi, namespace: str, dep: dict[str, Any], create: bool
-) -> dict[str, Any]:
+def create_deployment(api: ClusterApi, namespace: str, dep: dict[str, Any]) -> dict[str, Any]:
     name = (dep.get("metadata") or {}).get("name") or ""
     if not name:
         raise invalid("Deployment", "", "metadata.name", "Required value: name is required", "apps")
@@ -662,17 +700,20 @@ def update_deployment(
     return _now(api, KINDS["deployments"], namespace, name)
 
 
+def _delete_deployment(api: ClusterApi, namespace: str, name: str) -> None:
+    with _work(api) as w:
+        backend.delete_service(w, backend.find_service(w, api.cluster_id, namespace, name))
+
+
 def _revision_like(
     w: Work, svc: Service, new_tmpl: dict[str, Any], cur_tmpl: dict[str, Any]
 ) -> ReplicaSet | None:
     """An earlier revision whose template is the one given (kubectl rollout undo)."""
-    from openccs.kube.objects import _template_for
-
     cur_rs = wl.current_replicaset(w.db, svc)
     for rs in wl.revisions(w.db, svc):
         if cur_rs is not None and rs.id == cur_rs.id:
             continue
-        if strip_hash(_template_for(svc, rs)) == new_tmpl:
+        if strip_hash(template_for(svc, rs)) == new_tmpl:
             return rs
     return None
 
@@ -775,6 +816,20 @@ def put_service(
     return _now(api, KINDS["services"], namespace, name)
 
 
+def create_service(api: ClusterApi, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return put_service(api, namespace, obj, create=True)
+
+
+def replace_service(
+    api: ClusterApi, namespace: str, current: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    return put_service(api, namespace, new, create=False)
+
+
+def delete_service(api: ClusterApi, namespace: str, name: str) -> dict[str, Any]:
+    return put_service(api, namespace, None, create=False, delete=name)
+
+
 def _check_service_object(svc: Service, obj: dict[str, Any], create: bool) -> None:
     """What a Service may say of the service it is the access of."""
     name = svc.name
@@ -783,7 +838,7 @@ def _check_service_object(svc: Service, obj: dict[str, Any], create: bool) -> No
     for k, v in (spec.get("selector") or {}).items():
         if svc.labels.get(k) != v:
             raise c.bad(f"spec.selector[{k}]", f"must select the pods of the Deployment {name}")
-    if create and svc.spec.get("accessType", "ClusterIP") != "None":
+    if create and ServiceSpec.from_v2(svc.spec).access_type != "None":
         raise KubeError(
             409,
             f'services "{name}" already exists',
@@ -795,3 +850,30 @@ def _check_service_object(svc: Service, obj: dict[str, Any], create: bool) -> No
         raise c.bad("spec.clusterIP", "field is immutable")
     if ip == "None":
         raise c.bad("spec.clusterIP", "headless services are not supported")
+
+
+# -- the kinds' writes -------------------------------------------------------------------
+
+WRITES: dict[str, Writes] = {
+    "namespaces": Writes(
+        create=create_namespace, change=_namespace_unchanged, delete=_delete_namespace
+    ),
+    "nodes": Writes(
+        change=update_node, why="nodes are the cluster's machines (AddClusterInstances)"
+    ),
+    "pods": Writes(
+        delete=_delete_pod,
+        subresources={"eviction": Sub(create=evict)},
+        why="pods belong to Deployments (create or scale a Deployment)",
+    ),
+    "services": Writes(create=create_service, change=replace_service, delete=delete_service),
+    "endpoints": Writes(why="Endpoints follow the ready pods of a Service"),
+    "events": Writes(why="events are recorded by the engine"),
+    "deployments": Writes(
+        create=create_deployment,
+        change=update_deployment,
+        delete=_delete_deployment,
+        subresources={"scale": Sub(get=_get_scale, change=_scale)},
+    ),
+    "replicasets": Writes(why="ReplicaSets are the revisions of Deployments"),
+}

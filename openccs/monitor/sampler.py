@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from openccs.domain.spec import ContainerSpec
 from openccs.log import get_logger, log_event
 from openccs.monitor import collect
 from openccs.monitor.metrics import PERIODS
@@ -67,7 +68,7 @@ class _PodInfo:
     name: str
     namespace: str
     service_id: int | None
-    specs: dict[str, dict[str, Any]]
+    specs: dict[str, ContainerSpec]  # by container name
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Sampler:
         self.retention = {**DEFAULT_RETENTION, **(retention or {})}
         self._prev: dict[str, tuple[float, tuple[int, ...]]] = {}
         self._acc: dict[tuple[str, str, int], _Acc] = {}
-        self._specs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._specs: dict[str, dict[str, ContainerSpec]] = {}
         self._known_clusters: set[str] = set()
         self._accounted: set[str] = set()
         self._disks: dict[str, str | None] = {}
@@ -246,9 +247,8 @@ class Sampler:
                 for uid, template in s.execute(
                     select(Pod.uid, Pod.template).where(Pod.uid.in_(new))
                 ):
-                    self._specs[uid] = {
-                        c.get("containerName", ""): c for c in template.get("containers") or []
-                    }
+                    containers = template.get("containers") or []
+                    self._specs[uid] = {c.name: c for c in map(ContainerSpec.from_v2, containers)}
         for uid, name, ns, service_id in rows:
             topo.pods[uid] = _PodInfo(name, ns, service_id, self._specs.get(uid, {}))
         self._specs = {uid: v for uid, v in self._specs.items() if uid in topo.pods}
@@ -338,7 +338,7 @@ class Sampler:
                         add(sid, "service" + metric[3:], value)
                 out[pod_obj] = Series("pod", base, pod_values)
                 for c in pod.containers:
-                    spec = info.specs.get(c.name, {})
+                    spec = info.specs.get(c.name)
                     cid = c.container_id[:12]
                     counters["c"][cid] = [c.cpu_ns]
                     counters["b"][cid] = list(c.blkio) if c.blkio else [None] * 4
@@ -375,7 +375,7 @@ class Sampler:
     def _container_values(
         self,
         c: collect.ContainerReading,
-        spec: dict[str, Any],
+        spec: ContainerSpec | None,
         node_cores: float,
         node_mem: int,
         ts: float,
@@ -385,16 +385,16 @@ class Sampler:
         d = self._delta(f"c:{cid}", ts, None if c.cpu_ns is None else (c.cpu_ns,))
         if d is not None:
             cores = d[1][0] / 1e9 / d[0]
-            request = int(spec.get("cpu") or 0) / 1000
-            limit = int(spec.get("cpuLimits") or 0) / 1000 or node_cores
+            request = (spec.cpu if spec else 0) / 1000
+            limit = (spec.cpu_limit if spec else 0) / 1000 or node_cores
             values["container_cpu_used"] = cores
             values["container_cpu_usage_for_node"] = cores / node_cores * 100
             if request:
                 values["container_cpu_usage_for_request"] = cores / request * 100
             values["container_cpu_usage_for_limit"] = cores / min(limit, node_cores) * 100
         if c.mem is not None:
-            request_b = int(spec.get("memory") or 0) * MiB
-            limit_b = int(spec.get("memoryLimits") or spec.get("memory") or 0) * MiB or node_mem
+            request_b = (spec.memory if spec else 0) * MiB
+            limit_b = (spec.effective_memory_limit if spec else 0) * MiB or node_mem
             values["container_mem_used"] = c.mem / MiB
             values["container_mem_usage_for_node"] = c.mem / node_mem * 100
             if request_b:

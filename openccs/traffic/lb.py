@@ -10,12 +10,13 @@ makes the VIPs answer (openccs.traffic.net) and forwards their ports to ready en
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openccs.config import Settings
+from openccs.domain.spec import ServiceSpec, typed_spec
 from openccs.errors import ApiError, invalid_parameter
 from openccs.ids import new_id
 from openccs.store.models import Cluster, Instance, Service, Subnet
@@ -71,9 +72,9 @@ def node_ports_in_use(s: Session, cluster_id: str, exclude_service: int | None) 
     for svc in s.scalars(select(Service).where(Service.cluster_id == cluster_id)):
         if svc.id == exclude_service:
             continue
-        for pm in svc.spec.get("portMappings", []):
-            if pm.get("nodePort"):
-                used[int(pm["nodePort"])] = f"{svc.namespace}/{svc.name}"
+        for pm in typed_spec(svc.id, svc.spec).ports:
+            if pm.node_port:
+                used[int(pm.node_port)] = f"{svc.namespace}/{svc.name}"
     return used
 
 
@@ -81,33 +82,29 @@ def assign_node_ports(
     s: Session,
     settings: Settings,
     cluster_id: str,
-    spec: dict[str, Any],
+    spec: ServiceSpec,
     service_id: int | None = None,
-    old_spec: dict[str, Any] | None = None,
-) -> None:
-    """Check the given node ports and allocate the missing ones, in `spec` itself.
+    old: ServiceSpec | None = None,
+) -> ServiceSpec:
+    """The spec with its node ports checked and the missing ones allocated.
 
-    On a modification a port mapping that had a node port keeps it unless another is given
-    (Kubernetes keeps a Service's nodePort across updates)."""
-    mappings = spec.get("portMappings", [])
-    if spec["accessType"] not in NODE_PORT_TYPES:
-        for i, pm in enumerate(mappings):
-            if pm.get("nodePort"):
+    On a modification a port mapping that had a node port in `old` keeps it unless another
+    is given (Kubernetes keeps a Service's nodePort across updates)."""
+    if spec.access_type not in NODE_PORT_TYPES:
+        for i, pm in enumerate(spec.ports):
+            if pm.node_port:
                 raise invalid_parameter(
                     f"portMappings.{i}.nodePort",
                     f"node ports are for NodePort, LoadBalancer and SvcLBTypeInner services,"
-                    f" not {spec['accessType']}: leave it out or 0",
+                    f" not {spec.access_type}: leave it out or 0",
                 )
-        return
+        return spec
     low, high = settings.node_port_range
     used = node_ports_in_use(s, cluster_id, service_id)
-    previous = {
-        (pm["lbPort"], pm["protocol"]): pm.get("nodePort", 0)
-        for pm in (old_spec or {}).get("portMappings", [])
-    }
+    previous = {(pm.lb_port, pm.protocol): pm.node_port for pm in (old.ports if old else ())}
     mine: dict[int, str] = {}  # node port -> protocol, within this service
-    for i, pm in enumerate(mappings):
-        port = int(pm.get("nodePort") or 0)
+    for i, pm in enumerate(spec.ports):
+        port = int(pm.node_port or 0)
         if not port:
             continue
         if not low <= port <= high:
@@ -118,24 +115,27 @@ def assign_node_ports(
             raise invalid_parameter(
                 f"portMappings.{i}.nodePort", f"{port} is already used by service {used[port]}"
             )
-        if mine.get(port) == pm["protocol"]:
+        if mine.get(port) == pm.protocol:
             raise invalid_parameter(f"portMappings.{i}.nodePort", f"{port} given twice")
-        mine[port] = pm["protocol"]
-    for pm in mappings:
-        if pm.get("nodePort"):
+        mine[port] = pm.protocol
+    ports = []
+    for pm in spec.ports:
+        if pm.node_port:
+            ports.append(pm)
             continue
-        kept = previous.get((pm["lbPort"], pm["protocol"]), 0)
-        if kept and kept not in used and mine.get(kept) != pm["protocol"]:
-            pm["nodePort"] = kept
-            mine[kept] = pm["protocol"]
+        kept = previous.get((pm.lb_port, pm.protocol), 0)
+        if kept and kept not in used and mine.get(kept) != pm.protocol:
+            ports.append(replace(pm, node_port=kept))
+            mine[kept] = pm.protocol
             continue
         for port in range(low, high + 1):
             if port not in used and port not in mine:
-                pm["nodePort"] = port
-                mine[port] = pm["protocol"]
+                ports.append(replace(pm, node_port=port))
+                mine[port] = pm.protocol
                 break
         else:
             raise ApiError(5200, "NodePortExhausted", f"no node port left in {low}-{high}")
+    return replace(spec, ports=tuple(ports))
 
 
 def service_lb(s: Session, svc: Service) -> LoadBalancer | None:
@@ -144,15 +144,15 @@ def service_lb(s: Session, svc: Service) -> LoadBalancer | None:
 
 def ensure_service_lb(s: Session, settings: Settings, cluster: Cluster, svc: Service) -> None:
     """Create, keep, replace or remove the service's balancer to match its accessType."""
-    spec = svc.spec
-    kind = spec.get("accessType", "ClusterIP")
+    spec = ServiceSpec.from_v2(svc.spec)
+    kind = spec.access_type
     current = service_lb(s, svc)
     if kind not in LB_TYPES:
         if current is not None:
             s.delete(current)
         return
     network = "public" if kind == "LoadBalancer" else "inner"
-    subnet_id = spec.get("subnetId") or None if network == "inner" else None
+    subnet_id = spec.subnet_id or None if network == "inner" else None
     if current is not None and current.network == network and current.subnet_id == subnet_id:
         return
     if current is not None:
