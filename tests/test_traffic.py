@@ -638,12 +638,16 @@ def test_https_ingress_with_uploaded_certificate_and_reload_without_loss(
                 "rules": [*rules, rule("secure.example.com", "/", "green", 443, "https"),
                           *extra]})  # fmt: skip
             assert res["code"] == 0, res
+            seen = count[0]
+            # Requests keep being answered across each reload (how many depends on the
+            # host's load, so only that some were: no timing figure here).
+            until(f"requests served after reload {i}", lambda n=seen: count[0] > n, 30)
             time.sleep(1.5)
         until("last round applied", lambda: via(ip, "plain.example.com", "/v2") == "blue", 30)
     finally:
         stop.set()
         worker.join()
-    assert count[0] > 50 and failures == [], (count, failures[:5])
+    assert count[0] > 4 and failures == [], (count, failures[:5])
     assert ingress(c, cluster, "sec")["ingressDesc"] == "round 3"
     assert ingress(c, cluster, "sec")["certId"] == cert_id
     c.call("DeleteIngress", {"clusterId": cluster, "ingressName": "sec"})
