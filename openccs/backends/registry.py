@@ -32,8 +32,6 @@ from openccs.registry.token import hash_password
 from openccs.subsystems import need
 from openccs.timeutil import utcnow
 
-__all__ = ["Page", "TriggerTarget", "Visible"]
-
 REPOTYPE = domain.REPOTYPE
 HUB_REPOTYPE = "DOCKER HUB"
 # A Docker Hub repository's name, for favourites of images kept elsewhere.
