@@ -18,8 +18,10 @@ from openccs.domain import workloads as wl
 from openccs.domain.spec import ServiceSpec
 from openccs.errors import ApiError
 from openccs.server import Services
-from openccs.store.models import Cluster, K8sNamespace, Pod, ReplicaSet, Service, Vpc
+from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
 from openccs.traffic.models import Ingress
+
+from .unit_rows import account_with_cluster
 
 BUSYBOX = "busybox:1.36"
 CLUSTER = "cls-unit0001"
@@ -27,23 +29,7 @@ CLUSTER = "cls-unit0001"
 
 @pytest.fixture
 def account(services: Services) -> int:
-    with services.store.session() as s:
-        acct = accounts.create_account(s)
-        s.add(Vpc(id="vpc-unit0001", num_id=1, account_id=acct.id, cidr="10.0.0.0/16"))
-        s.flush()
-        cluster = Cluster(
-            id=CLUSTER,
-            account_id=acct.id,
-            name="unit",
-            vpc_id="vpc-unit0001",
-            cidr="172.16.0.0/16",
-            service_cidr="172.17.0.0/24",
-            status="Running",
-        )
-        s.add(cluster)
-        s.flush()
-        wl.ensure_default_namespaces(s, cluster)
-        return acct.id
+    return account_with_cluster(services, CLUSTER)
 
 
 def _spec(**more: Any) -> ServiceSpec:

@@ -25,12 +25,15 @@ class Effects:
 
     tasks: list[int] = field(default_factory=list)  # task ids to hand to the runner
     wake_traffic: bool = False  # load balancers, node ports, ingresses changed
+    wake_logs: bool = False  # log collection rules changed (shippers start or stop)
 
     def run(self, services: Services) -> None:
         for task_id in self.tasks:
             services.tasks.submit(task_id)
         if self.wake_traffic and services.subsystems.traffic is not None:
             services.subsystems.traffic.wake()
+        if self.wake_logs and services.subsystems.logs is not None:
+            services.subsystems.logs.wake()
 
 
 @dataclass
