@@ -69,6 +69,11 @@ class Request:
     start_text: str
     end_text: str
 
+    @property
+    def cluster_id(self) -> str:
+        """The cluster the query reads (its dimensions name it)."""
+        return self.dims.get("docker_clusterid") or self.dims["clusterId"]
+
 
 def _text(raw: dict[str, Any], name: str, required: bool) -> str | None:
     value = raw.get(name)
@@ -174,7 +179,7 @@ def _has_data(s: Session, cluster_id: str, obj: str) -> bool:
 def _object(s: Session, account_id: int, req: Request) -> tuple[str, str]:
     """(cluster id, object key) of an object that exists or has data; -502 otherwise."""
     d = req.dims
-    cluster_id = d.get("docker_clusterid") or d["clusterId"]
+    cluster_id = req.cluster_id
     cluster = s.scalars(
         select(Cluster).where(Cluster.id == cluster_id, Cluster.account_id == account_id)
     ).first()
