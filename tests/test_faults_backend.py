@@ -14,20 +14,15 @@ from openccs.errors import ApiError, Kind
 from openccs.faults.models import Fault
 from openccs.faults.records import FaultRequest
 from openccs.server import Services
-from openccs.store.models import Instance, Subnet
+from openccs.store.models import Instance
 from openccs.timeutil import utcnow
-
-from .unit_rows import account_with_cluster
-
-CLUSTER = "cls-flt00001"
+from tests.conftest import UNIT_CLUSTER as CLUSTER
+from tests.conftest import UNIT_SUBNET, unit_account
 
 
 def _machine(w: Work, state: str) -> str:
-    w.db.add(Subnet(id="subnet-flt1", num_id=1, vpc_id="vpc-flt00001", account_id=w.account_id,
-                    cidr="10.0.1.0/24", zone="ap-guangzhou-1"))  # fmt: skip
-    w.db.flush()
-    w.db.add(Instance(id="ins-flt00001", account_id=w.account_id, vpc_id="vpc-flt00001",
-                      subnet_id="subnet-flt1", zone="ap-guangzhou-1", lan_ip="10.0.1.5",
+    w.db.add(Instance(id="ins-flt00001", account_id=w.account_id, vpc_id="vpc-unit0001",
+                      subnet_id=UNIT_SUBNET, zone="ap-guangzhou-1", lan_ip="10.0.1.5",
                       cluster_id=CLUSTER, instance_type="S1.SMALL1", cpu=1, mem=1,
                       state=state))  # fmt: skip
     w.db.flush()
@@ -40,9 +35,8 @@ def _refused(w: Work, req: FaultRequest) -> ApiError:
     return err.value
 
 
-def test_what_a_fault_may_target(services: Services) -> None:
-    account = account_with_cluster(services, CLUSTER)
-    stranger = account_with_cluster(services, "cls-flt00002")
+def test_what_a_fault_may_target(services: Services, account: int) -> None:
+    stranger = unit_account(services, 2)
     with services.store.session() as s:
         w = Work(s, account, services)
         ins = _machine(w, "Stopped")
@@ -77,9 +71,8 @@ def test_what_a_fault_may_target(services: Services) -> None:
         assert (err.code, err.kind) == (5000, Kind.NOT_FOUND)
 
 
-def test_an_account_sees_its_own_faults_newest_first(services: Services) -> None:
-    account = account_with_cluster(services, CLUSTER)
-    other = account_with_cluster(services, "cls-flt00002")
+def test_an_account_sees_its_own_faults_newest_first(services: Services, account: int) -> None:
+    other = unit_account(services, 2)
     with services.store.session() as s:
         now = utcnow()
         for i, (acct, state) in enumerate(

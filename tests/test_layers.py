@@ -93,8 +93,9 @@ def test_nothing_below_the_wire_layer_imports_it(path: Path) -> None:
 
 
 def test_the_context_refuses_the_database_inside_outside(tmp_path: Path) -> None:
-    """`ctx.outside()` ends the reading transaction; the work may not use the database, and a
-    reading half that wrote is a programming error (its write would be half of a request)."""
+    """`ctx.outside()` (the request's `Work.outside()`) ends the reading transaction; the work
+    may not use the database, and a reading half that wrote is a programming error (its write
+    would be half of a request)."""
     from sqlalchemy import column, insert, table, text
 
     from openccs.domain.accounts import Caller
@@ -118,7 +119,7 @@ def test_the_context_refuses_the_database_inside_outside(tmp_path: Path) -> None
             assert s.execute(text("select 1")).scalar() == 1
             with ctx.outside():
                 assert not s.in_transaction()
-                with pytest.raises(RuntimeError, match=r"inside ctx\.outside"):
+                with pytest.raises(RuntimeError, match=r"inside Work\.outside"):
                     s.execute(text("select 1"))
             # The writing half begins a new transaction.
             s.execute(text("create table t (x int)"))

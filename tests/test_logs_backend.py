@@ -14,17 +14,11 @@ from openccs.errors import ApiError, Kind
 from openccs.logs.models import LogCollector, LogOffset
 from openccs.server import Services
 from openccs.store.models import Cluster
+from tests.conftest import UNIT_CLUSTER as CLUSTER
+from tests.conftest import unit_account
 
-from .unit_rows import account_with_cluster
-
-CLUSTER = "cls-logs0001"
 KAFKA = backend.KafkaOutput(host="127.0.0.1", port=9092, topic="t")
 ALL = backend.ContainerLogs(all_namespaces=True)
-
-
-@pytest.fixture
-def account(services: Services) -> int:
-    return account_with_cluster(services, CLUSTER)
 
 
 def _spec(
@@ -153,8 +147,9 @@ def test_a_rule_changes_whole_and_forgets_offsets_of_another_kind_of_input(
 def test_the_cluster_must_be_the_callers_and_settled_to_change(
     services: Services, account: int
 ) -> None:
+    stranger = unit_account(services, 2)
     with services.store.session() as s:
-        other = Work(s, account_with_cluster(services, "cls-logs0002"), services)
+        other = Work(s, stranger, services)
         with pytest.raises(ApiError) as err:
             backend.cluster_of(other, CLUSTER)
         assert err.value.code == 5000

@@ -15,10 +15,9 @@ from openccs.backends import monitoring as backend
 from openccs.errors import ApiError, Kind
 from openccs.monitor.models import MonitorRollup
 from openccs.server import Services
+from tests.conftest import UNIT_CLUSTER as CLUSTER
+from tests.conftest import unit_account
 
-from .unit_rows import account_with_cluster
-
-CLUSTER = "cls-mon00001"
 START = "2026-11-02 10:00:00"
 
 
@@ -46,8 +45,7 @@ def _error(w: Work, q: backend.MonitorQuery) -> ApiError:
     return err.value
 
 
-def test_one_point_per_step_from_the_rollups(services: Services) -> None:
-    account = account_with_cluster(services, CLUSTER)
+def test_one_point_per_step_from_the_rollups(services: Services, account: int) -> None:
     with services.store.session() as s:
         first = _at(START)
         for bucket, entry in ((first, [30.0, 2]), (first + 600, [9.0, 1])):
@@ -75,9 +73,8 @@ def test_one_point_per_step_from_the_rollups(services: Services) -> None:
         )
 
 
-def test_the_documents_codes_and_their_kinds(services: Services) -> None:
-    account = account_with_cluster(services, CLUSTER)
-    other = account_with_cluster(services, "cls-mon00002")
+def test_the_documents_codes_and_their_kinds(services: Services, account: int) -> None:
+    other = unit_account(services, 2)
     with services.store.session() as s:
         w = Work(s, account, services)
         cases = [
@@ -89,12 +86,12 @@ def test_the_documents_codes_and_their_kinds(services: Services) -> None:
             (_query(start_time="2026-01-01 00:00:00", period="60"), -507, Kind.LIMIT_EXCEEDED),
             (_query("cls-nothere"), -502, Kind.NOT_FOUND),
             # Another account's cluster does not exist for this one.
-            (_query("cls-mon00002"), -502, Kind.NOT_FOUND),
+            (_query("cls-unit0002"), -502, Kind.NOT_FOUND),
         ]
         for q, code, kind in cases:
             err = _error(w, q)
             assert (err.code, err.kind) == (code, kind), (q, err.message)
         # Its owner reads it (no data yet: a point per step, each None).
         mine = Work(s, other, services)
-        points = backend.data(mine, backend.checked(mine, _query("cls-mon00002"))).points
+        points = backend.data(mine, backend.checked(mine, _query("cls-unit0002"))).points
         assert points == [None, None, None]

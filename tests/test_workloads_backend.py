@@ -20,16 +20,9 @@ from openccs.errors import ApiError
 from openccs.server import Services
 from openccs.store.models import K8sNamespace, Pod, ReplicaSet, Service
 from openccs.traffic.models import Ingress
-
-from .unit_rows import account_with_cluster
+from tests.conftest import UNIT_CLUSTER as CLUSTER
 
 BUSYBOX = "busybox:1.36"
-CLUSTER = "cls-unit0001"
-
-
-@pytest.fixture
-def account(services: Services) -> int:
-    return account_with_cluster(services, CLUSTER)
 
 
 def _spec(**more: Any) -> ServiceSpec:

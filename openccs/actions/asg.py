@@ -1,5 +1,6 @@
 """Autoscaling group actions: groups made from a node's launch configuration, their range
-and labels, and the cluster autoscaler's settings (ModifyClusterAsgScaleDown)."""
+and labels, and the cluster autoscaler's settings (ModifyClusterAsgScaleDown). Each decodes
+its parameters, calls the autoscaling backend and encodes the answer."""
 
 from __future__ import annotations
 
@@ -11,19 +12,15 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Flag, Paged, Params
 from openccs.api.registry import action
-from openccs.autoscaler import domain as asg
-from openccs.autoscaler import tasks  # noqa: F401  (registers the task types)
-from openccs.autoscaler.models import ClusterAsg
-from openccs.backends.inputs import LABEL_KEY
-from openccs.domain import cloud
-from openccs.domain import clusters as dom
-from openccs.errors import invalid_parameter
+from openccs.autoscaler.domain import EXPANDERS
+from openccs.backends import autoscaling as backend
+from openccs.backends.autoscaling import NewGroup, RangeChange, ScaleDown
+from openccs.backends.inputs import LABEL_KEY, LABEL_VALUE
 from openccs.ids import parse_number
+from openccs.timeutil import fmt_time
 
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # The document gives no bounds; these are the autoscaling service's group limits.
 MAX_GROUP_SIZE = 200
-LIVE_CLUSTER = ("Running", "Scaling", "Abnormal")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -70,23 +67,12 @@ GROUP_NAME = Field(default=None, min_length=1, max_length=55, pattern=r"^[^\s].*
 def _expander_in(value: Any) -> Any:
     # The document types `expander` as Int while listing names: accept either, by position.
     index = parse_number(value) if isinstance(value, str) else None
-    if index is not None and index < len(asg.EXPANDERS):
-        return asg.EXPANDERS[index]
+    if index is not None and index < len(EXPANDERS):
+        return EXPANDERS[index]
     return value
 
 
 Expander = Annotated[Literal["random", "most-pods", "least-waste"], BeforeValidator(_expander_in)]
-
-
-def _cluster(ctx: RequestContext, cluster_id: str) -> Any:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, cluster_id)
-    dom.precondition(cluster, LIVE_CLUSTER, "changing its autoscaling groups")
-    return cluster
-
-
-def _submit(ctx: RequestContext, task_id: int) -> None:
-    runner = ctx.services.tasks
-    ctx.on_commit(lambda: runner.submit(task_id))
 
 
 class CreateClusterAsgParams(Params):
@@ -103,13 +89,8 @@ class CreateClusterAsgParams(Params):
 
 @action("CreateClusterAsg", CreateClusterAsgParams, resources=("clusterId", "instanceId"))
 def create_cluster_asg(ctx: RequestContext, p: CreateClusterAsgParams) -> dict[str, Any]:
-    cluster = _cluster(ctx, p.clusterId)
-    node = dom.get_node(ctx.db, cluster, p.instanceId)
-    cloud.check_login(p.password, p.keyId)
-    group = asg.create_group(
-        ctx.db,
-        cluster,
-        node,
+    new = NewGroup(
+        instance_id=p.instanceId,
         min_size=p.minSize,
         max_size=p.maxSize,
         labels=p.label,
@@ -118,6 +99,7 @@ def create_cluster_asg(ctx: RequestContext, p: CreateClusterAsgParams) -> dict[s
         password=p.password,
         key_id=p.keyId,
     )
+    group = backend.create_group(ctx.work(), p.clusterId, new)
     return {
         "autoScalingGroupId": group.id,
         "autoScalingGroupName": group.name,
@@ -131,31 +113,19 @@ class GroupsParams(Params):
     autoScalingGroupIds: Array[str] = Field(min_length=1, max_length=100)
 
 
-def _set_status(ctx: RequestContext, p: GroupsParams, status: str) -> None:
-    cluster = _cluster(ctx, p.clusterId)
-    for group in asg.get_groups(ctx.db, cluster, p.autoScalingGroupIds):
-        group.status = status
-        asg.touch(group)
-
-
 @action("EnableClusterAsg", GroupsParams, resources=("clusterId", "autoScalingGroupIds"))
 def enable_cluster_asg(ctx: RequestContext, p: GroupsParams) -> None:
-    _set_status(ctx, p, "enabled")
+    backend.set_enabled(ctx.work(), p.clusterId, p.autoScalingGroupIds, True)
 
 
 @action("DisableClusterAsg", GroupsParams, resources=("clusterId", "autoScalingGroupIds"))
 def disable_cluster_asg(ctx: RequestContext, p: GroupsParams) -> None:
-    _set_status(ctx, p, "disabled")
+    backend.set_enabled(ctx.work(), p.clusterId, p.autoScalingGroupIds, False)
 
 
 @action("DeleteClusterAsg", GroupsParams, resources=("clusterId", "autoScalingGroupIds"))
 def delete_cluster_asg(ctx: RequestContext, p: GroupsParams) -> dict[str, Any]:
-    cluster = _cluster(ctx, p.clusterId)
-    ids = []
-    for group in asg.get_groups(ctx.db, cluster, p.autoScalingGroupIds):
-        task_id = asg.delete_group(ctx.db, cluster, group)
-        _submit(ctx, task_id)
-        ids.append(task_id)
+    ids = backend.delete_groups(ctx.work(), p.clusterId, p.autoScalingGroupIds)
     return {"requestId": ids[0], "requestIds": ids}
 
 
@@ -172,14 +142,30 @@ class DescribeClusterAsgParams(Paged):
     inline=True,
 )
 def describe_cluster_asg(ctx: RequestContext, p: DescribeClusterAsgParams) -> dict[str, Any]:
-    cluster_id = None
-    if p.clusterId:
-        cluster_id = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId).id
-    groups = asg.list_groups(
-        ctx.db, ctx.account_id, cluster_id, p.autoScalingGroupId, p.status, ctx.caller.may_use
-    )
-    page = groups[p.offset : p.offset + p.limit]
-    return {"totalCount": len(groups), "asgInfo": asg.describe_groups(ctx.db, page)}
+    w = ctx.work()
+    found = backend.groups(w, p.clusterId, p.autoScalingGroupId, p.status, ctx.caller.may_use)
+    page = backend.group_states(w, found[p.offset : p.offset + p.limit])
+    return {"totalCount": len(found), "asgInfo": [_group_info(state) for state in page]}
+
+
+def _group_info(state: backend.GroupState) -> dict[str, Any]:
+    group = state.group
+    return {
+        "autoScalingGroupId": group.id,
+        "autoScalingGroupName": group.name,
+        "clusterId": group.cluster_id,
+        "status": group.status,
+        "scaleDownEnabled": state.scale_down_enabled,
+        "minSize": group.min_size,
+        "maxSize": group.max_size,
+        "instanceNum": state.instance_num,
+        "desiredCapacity": group.desired_capacity,
+        "label": [{"key": k, "value": v} for k, v in sorted(group.labels.items())],
+        "launchConfigurationId": group.launch_config_id,
+        "launchConfigurationName": group.launch_config_name,
+        "createdAt": fmt_time(group.created_at),
+        "updatedAt": fmt_time(group.updated_at),
+    }
 
 
 class ScaleDownParams(Params):
@@ -198,7 +184,7 @@ class ScaleDownParams(Params):
     scaleDownUtilizationThreshold: int | None = Field(default=None, ge=0, le=100)
 
 
-# Wire name -> column of AutoscalerSettings.
+# Wire name -> field of ScaleDown (a column of AutoscalerSettings).
 _SCALE_DOWN_FIELDS = {
     "expander": "expander",
     "maxEmptyBulkDelete": "max_empty_bulk_delete",
@@ -216,26 +202,19 @@ _SCALE_DOWN_FIELDS = {
 
 @action("ModifyClusterAsgScaleDown", ScaleDownParams, resources=("clusterId",))
 def modify_scale_down(ctx: RequestContext, p: ScaleDownParams) -> None:
-    cluster = _cluster(ctx, p.clusterId)
-    st = asg.settings_of(ctx.db, cluster.id)
-    st.scale_down_enabled = p.scaleDownEnabled != 0
-    for wire, column in _SCALE_DOWN_FIELDS.items():
+    given: dict[str, Any] = {}
+    for wire, name in _SCALE_DOWN_FIELDS.items():
         value = getattr(p, wire)
-        if value is None:
-            continue
-        if column.startswith("skip_"):
+        if value is not None and name.startswith("skip_"):
             value = value != 0
-        setattr(st, column, value)
+        given[name] = value
+    settings = ScaleDown(enabled=p.scaleDownEnabled != 0, **given)
+    backend.set_scale_down(ctx.work(), p.clusterId, settings)
 
 
 class GroupRef(Params):
     clusterId: str
     autoScalingGroupId: str
-
-
-def _group(ctx: RequestContext, p: GroupRef) -> ClusterAsg:
-    cluster = _cluster(ctx, p.clusterId)
-    return asg.get_group(ctx.db, cluster, p.autoScalingGroupId, "autoScalingGroupId")
 
 
 class RangeParams(GroupRef):
@@ -246,19 +225,8 @@ class RangeParams(GroupRef):
 
 @action("ModifyClusterAsgRange", RangeParams, resources=("clusterId", "autoScalingGroupId"))
 def modify_range(ctx: RequestContext, p: RangeParams) -> None:
-    group = _group(ctx, p)
-    low = group.min_size if p.minSize is None else p.minSize
-    high = group.max_size if p.maxSize is None else p.maxSize
-    if low > high:
-        name = "minSize" if p.minSize is not None else "maxSize"
-        raise invalid_parameter(
-            name, f"minSize ({low}) must not exceed maxSize ({high}) of group {group.id}"
-        )
-    group.min_size, group.max_size = low, high
-    group.desired_capacity = min(max(group.desired_capacity, low), high)
-    if p.label is not None:
-        group.labels = dict(p.label)
-    asg.touch(group)
+    change = RangeChange(p.minSize, p.maxSize, p.label)
+    backend.set_range(ctx.work(), p.clusterId, p.autoScalingGroupId, change)
 
 
 class LabelParams(GroupRef):
@@ -267,16 +235,12 @@ class LabelParams(GroupRef):
 
 @action("ModifyClusterAsgLabel", LabelParams, resources=("clusterId", "autoScalingGroupId"))
 def modify_label(ctx: RequestContext, p: LabelParams) -> None:
-    group = _group(ctx, p)
-    group.labels = {**group.labels, **p.label}
-    asg.touch(group)
+    backend.add_labels(ctx.work(), p.clusterId, p.autoScalingGroupId, p.label)
 
 
 @action("ResetClusterAsgLabel", LabelParams, resources=("clusterId", "autoScalingGroupId"))
 def reset_label(ctx: RequestContext, p: LabelParams) -> None:
-    group = _group(ctx, p)
-    group.labels = dict(p.label)
-    asg.touch(group)
+    backend.reset_labels(ctx.work(), p.clusterId, p.autoScalingGroupId, p.label)
 
 
 class DeleteLabelParams(GroupRef):
@@ -285,6 +249,4 @@ class DeleteLabelParams(GroupRef):
 
 @action("DeleteClusterAsgLabel", DeleteLabelParams, resources=("clusterId", "autoScalingGroupId"))
 def delete_label(ctx: RequestContext, p: DeleteLabelParams) -> None:
-    group = _group(ctx, p)
-    group.labels = {k: v for k, v in group.labels.items() if k not in set(p.labelKeys)}
-    asg.touch(group)
+    backend.delete_labels(ctx.work(), p.clusterId, p.autoScalingGroupId, p.labelKeys)

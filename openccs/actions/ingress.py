@@ -1,5 +1,6 @@
 """Ingress actions: CreateIngress, DescribeIngress, ModifyIngress, DeleteIngress (the
-document also spells them Createlngress and MosifyIngress; the catalog maps those)."""
+document also spells them Createlngress and MosifyIngress; the catalog maps those). Each
+decodes its parameters, calls the traffic backend and encodes the answer."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from pydantic import Field
 from openccs.api.context import RequestContext
 from openccs.api.params import Array, Flag, Params
 from openccs.api.registry import action
-from openccs.domain import cloud
-from openccs.domain import workloads as wl
+from openccs.backends import traffic as backend
+from openccs.backends.inputs import DNS_LABEL
+from openccs.backends.traffic import IngressChange, IngressRule, NewIngress
 from openccs.timeutil import fmt_time
-from openccs.traffic import ingresses
-from openccs.traffic.component import wake as wake_traffic
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class Rule(Params):
@@ -51,28 +49,19 @@ class ModifyIngressParams(IngressRef):
     rules: Array[Rule] | None = None
 
 
-def _wake(ctx: RequestContext) -> None:
-    services = ctx.services
-    ctx.on_commit(lambda: wake_traffic(services))
+def _rules(rules: list[Rule]) -> list[IngressRule]:
+    return [
+        IngressRule(r.url, r.domain, r.protocol, r.serviceName, r.servicePort, r.LoadBalancePort)
+        for r in rules
+    ]
 
 
 @action("CreateIngress", CreateIngressParams, resources=("clusterId",))
 def create_ingress(ctx: RequestContext, p: CreateIngressParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    wl.active_namespace(ctx.db, cluster, p.namespace)
-    ingresses.create_ingress(
-        ctx.db,
-        ctx.services.settings,
-        ctx.account_id,
-        cluster,
-        p.namespace,
-        p.ingressName,
-        p.ingressDesc,
-        p.certId,
-        [r.model_dump() for r in p.rules],
-        p.unSubnetId,
+    new = NewIngress(
+        p.namespace, p.ingressName, p.ingressDesc, p.certId, _rules(p.rules), p.unSubnetId
     )
-    _wake(ctx)
+    backend.create_ingress(ctx.work(), p.clusterId, new)
 
 
 class DescribeIngressParams(Params):
@@ -83,51 +72,31 @@ class DescribeIngressParams(Params):
 
 @action("DescribeIngress", DescribeIngressParams, resources=("clusterId",), inline=True)
 def describe_ingress(ctx: RequestContext, p: DescribeIngressParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    namespace = None
-    if not p.allnamespace:
-        wl.get_namespace(ctx.db, cluster, p.namespace)
-        namespace = p.namespace
-    items = []
-    for ing, b in ingresses.list_ingresses(ctx.db, cluster, namespace):
-        items.append(
-            {
-                "ingressName": ing.name,
-                "ingressDesc": ing.description,
-                "lbId": b.id if b else "",
-                "ingressIp": b.vip if b else "",
-                "lbStatus": b.status if b else "None",
-                "certId": ing.cert_id,
-                "rules": ing.rules,
-                "createdAt": fmt_time(ing.created_at),
-                "namespace": ing.namespace,
-                "unSubnetId": ing.subnet_id,
-            }
-        )
+    found = backend.ingresses(ctx.work(), p.clusterId, None if p.allnamespace else p.namespace)
+    items = [
+        {
+            "ingressName": ing.name,
+            "ingressDesc": ing.description,
+            "lbId": ing.balancer.id if ing.balancer else "",
+            "ingressIp": ing.balancer.vip if ing.balancer else "",
+            "lbStatus": ing.balancer.status if ing.balancer else "None",
+            "certId": ing.cert_id,
+            "rules": [r.to_v2() for r in ing.rules],
+            "createdAt": fmt_time(ing.created_at),
+            "namespace": ing.namespace,
+            "unSubnetId": ing.subnet_id,
+        }
+        for ing in found
+    ]
     return {"ingressList": items, "totalCount": len(items)}
 
 
 @action("ModifyIngress", ModifyIngressParams, resources=("clusterId",))
 def modify_ingress(ctx: RequestContext, p: ModifyIngressParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    wl.get_namespace(ctx.db, cluster, p.namespace)
-    ingresses.modify_ingress(
-        ctx.db,
-        ctx.account_id,
-        cluster,
-        p.namespace,
-        p.ingressName,
-        p.ingressDesc,
-        p.certId,
-        None if p.rules is None else [r.model_dump() for r in p.rules],
-    )
-    _wake(ctx)
+    change = IngressChange(p.ingressDesc, p.certId, None if p.rules is None else _rules(p.rules))
+    backend.modify_ingress(ctx.work(), p.clusterId, p.namespace, p.ingressName, change)
 
 
 @action("DeleteIngress", IngressRef, resources=("clusterId",))
 def delete_ingress(ctx: RequestContext, p: IngressRef) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    wl.get_namespace(ctx.db, cluster, p.namespace)
-    ing = ingresses.get_ingress(ctx.db, cluster, p.namespace, p.ingressName)
-    ingresses.delete_ingress(ctx.db, ing)
-    _wake(ctx)
+    backend.delete_ingress(ctx.work(), p.clusterId, p.namespace, p.ingressName)

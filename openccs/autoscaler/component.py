@@ -30,6 +30,10 @@ class AutoscalerComponent:
     def routes(self) -> list[BaseRoute]:
         return []
 
+    def wake(self) -> None:
+        """A pass now (a group or the settings changed), not at the next scan."""
+        self._loop.wake()
+
     async def start(self) -> None:
         self._loop.start()
 

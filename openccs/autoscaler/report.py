@@ -19,26 +19,24 @@ def asg_groups(s: Session, cluster_id: str) -> list[dict[str, Any]] | None:
     if s.get(Cluster, cluster_id) is None:
         return None
     st = asg.settings_of(s, cluster_id)
-    rows = []
-    for g in s.scalars(
+    found = s.scalars(
         select(ClusterAsg)
         .where(ClusterAsg.cluster_id == cluster_id)
         .order_by(ClusterAsg.created_at)
-    ):
-        d = asg.describe_group(s, g, st)
+    )
+    rows = []
+    for state in asg.group_states(s, list(found)):
+        g = state.group
         rows.append(
             {
-                k: d[k]
-                for k in (
-                    "autoScalingGroupId",
-                    "autoScalingGroupName",
-                    "status",
-                    "minSize",
-                    "maxSize",
-                    "instanceNum",
-                    "desiredCapacity",
-                    "label",
-                )
+                "autoScalingGroupId": g.id,
+                "autoScalingGroupName": g.name,
+                "status": g.status,
+                "minSize": g.min_size,
+                "maxSize": g.max_size,
+                "instanceNum": state.instance_num,
+                "desiredCapacity": g.desired_capacity,
+                "label": [{"key": k, "value": v} for k, v in sorted(g.labels.items())],
             }
         )
         rows[-1]["scaleDown"] = (

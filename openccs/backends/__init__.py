@@ -8,13 +8,41 @@ and calls no other front end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 if TYPE_CHECKING:
     from openccs.server import Services
+
+
+# Set on a session by its first write (a flush, an insert/update/delete statement): a
+# transaction that wrote may not be left for work.
+_WROTE = "openccs.work.wrote"
+_OUTSIDE = "openccs.work.outside"
+
+
+@event.listens_for(Session, "after_flush")
+def _mark_written(session: Session, _ctx: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _mark_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_begin")
+def _refuse_outside(session: Session, _tx: Any, _conn: Any) -> None:
+    if session.info.get(_OUTSIDE):
+        raise RuntimeError(
+            "the database was used inside Work.outside(): read before it, write after it"
+        )
 
 
 @dataclass
@@ -25,15 +53,19 @@ class Effects:
 
     tasks: list[int] = field(default_factory=list)  # task ids to hand to the runner
     wake_traffic: bool = False  # load balancers, node ports, ingresses changed
+    wake_autoscaler: bool = False  # autoscaling groups or the autoscaler's settings changed
     wake_logs: bool = False  # log collection rules changed (shippers start or stop)
 
     def run(self, services: Services) -> None:
         for task_id in self.tasks:
             services.tasks.submit(task_id)
-        if self.wake_traffic and services.subsystems.traffic is not None:
-            services.subsystems.traffic.wake()
-        if self.wake_logs and services.subsystems.logs is not None:
-            services.subsystems.logs.wake()
+        subsystems = services.subsystems
+        if self.wake_traffic and subsystems.traffic is not None:
+            subsystems.traffic.wake()
+        if self.wake_autoscaler and subsystems.autoscaler is not None:
+            subsystems.autoscaler.wake()
+        if self.wake_logs and subsystems.logs is not None:
+            subsystems.logs.wake()
 
 
 @dataclass
@@ -47,8 +79,24 @@ class Work:
     services: Services
     effects: Effects = field(default_factory=Effects)
 
-    def end_transaction(self) -> None:
-        """Commit now, before I/O the call does next (read, work, write: no docker, network
-        or subprocess I/O while a transaction is open). The database is not used again in
-        this unit of work: it refuses."""
-        self.db.commit()
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """Leave the transaction for slow I/O (docker, network, a subprocess, binding a
+        socket); a new one starts on the database's next use after the block. The one way
+        out of a transaction for work, on every front end: read, work, write.
+
+        The reading half must not have written (a programming error, raised at once):
+        everything the call changes is written after the work, in one short transaction,
+        so a failed call leaves nothing half-made. Rows read before are detached: their
+        loaded values stay readable, but the work cannot reach the database through them,
+        and the writing half reads again what it changes (the state may have moved)."""
+        s = self.db
+        if s.new or s.dirty or s.deleted or s.info.get(_WROTE):
+            raise RuntimeError("Work.outside() after a write: read, work, then write")
+        s.commit()  # nothing was written: this only ends the reading transaction
+        s.expunge_all()
+        s.info[_OUTSIDE] = True
+        try:
+            yield
+        finally:
+            s.info.pop(_OUTSIDE, None)

@@ -487,8 +487,8 @@ def instance_logs(
     since: int | None,
     tail: int | None,
 ) -> list[PodLog]:
-    """The logs of a service's containers (one pod, one container, or all). Read, then end
-    the transaction, then ask the machines' dockerds."""
+    """The logs of a service's containers (one pod, one container, or all). Read, then ask the
+    machines' dockerds outside the transaction."""
     # (pod, [(container, node id, container id)])
     plan: list[tuple[str, list[tuple[str, str, str]]]] = []
     for pod in _live_pods(w, svc, container, pod_name):
@@ -498,18 +498,18 @@ def instance_logs(
                 continue
             wanted.append((c["name"], pod.node_id or "", c.get("containerId") or ""))
         plan.append((pod.name, wanted))
-    w.end_transaction()
     cloud_ = need(w.services.subsystems.cloud, "cloud")
     result = []
-    for name, wanted in plan:
-        logs = []
-        for cname, node_id, container_id in wanted:
-            text = ""
-            if container_id and node_id:
-                sock = cloud_.engine.docker_socket(node_id)
-                text = docker.logs(sock, container_id, since=since, tail=tail)
-            logs.append(ContainerLog(cname, text))
-        result.append(PodLog(name, logs))
+    with w.outside():
+        for name, wanted in plan:
+            logs = []
+            for cname, node_id, container_id in wanted:
+                text = ""
+                if container_id and node_id:
+                    sock = cloud_.engine.docker_socket(node_id)
+                    text = docker.logs(sock, container_id, since=since, tail=tail)
+                logs.append(ContainerLog(cname, text))
+            result.append(PodLog(name, logs))
     return result
 
 
@@ -517,7 +517,8 @@ def previous_logs(
     w: Work, svc: Service, pod_name: str, container: str | None, tail: int | None
 ) -> PodLog:
     """The logs of a pod's containers' previous run (`kubectl logs --previous`); a container
-    that has not ended once is left out. Read, end the transaction, then ask the dockerd."""
+    that has not ended once is left out. Read, then ask the dockerd
+    outside the transaction."""
     pod = _live_pods(w, svc, container, pod_name)[0]
     # (container, restarts, the current run's id when it runs: not a previous one)
     wanted = [
@@ -530,12 +531,12 @@ def previous_logs(
         if not container or c["name"] == container
     ]
     name, uid, node_id = pod.name, pod.uid, pod.node_id
-    w.end_transaction()
     logs = []
     if node_id:
         sock = need(w.services.subsystems.cloud, "cloud").engine.docker_socket(node_id)
-        for cname, restarts, current in wanted:
-            found = docker.previous_container(sock, uid, cname, current)
-            if found is not None:
-                logs.append(ContainerLog(cname, docker.logs(sock, found, tail=tail), restarts))
+        with w.outside():
+            for cname, restarts, current in wanted:
+                found = docker.previous_container(sock, uid, cname, current)
+                if found is not None:
+                    logs.append(ContainerLog(cname, docker.logs(sock, found, tail=tail), restarts))
     return PodLog(name, logs)

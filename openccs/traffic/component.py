@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from starlette.routing import BaseRoute
@@ -21,7 +21,7 @@ from openccs.log import get_logger, log_event
 from openccs.store.models import Service
 from openccs.subsystems import need
 from openccs.traffic import net as traffic_net
-from openccs.traffic.ingress import Nginx, Route, Site, render, split_url
+from openccs.traffic.ingress import IngressRule, Nginx, Route, Site, render, split_url
 from openccs.traffic.models import Certificate, Ingress, LoadBalancer
 
 if TYPE_CHECKING:
@@ -109,26 +109,27 @@ class Traffic:
                     continue  # the engine has not put the VIP on the host yet
                 workdir = self.base / f"ingress-{ing.cluster_id}"
                 cert = None
-                if ing.cert_id and any(r["protocol"] == "https" for r in ing.rules):
+                rules = [IngressRule.from_v2(r) for r in ing.rules]
+                if ing.cert_id and any(r.protocol == "https" for r in rules):
                     row = s.get(Certificate, ing.cert_id)
                     if row is not None:
                         cert = self._cert_files(workdir, row)
                 listeners: dict[tuple[int, str], dict[str, list[Route]]] = {}
-                for rule in ing.rules:
-                    svc = backends.get((ing.cluster_id, ing.namespace, rule["serviceName"]))
+                for rule in rules:
+                    svc = backends.get((ing.cluster_id, ing.namespace, rule.service_name))
                     ports = {
                         int(pm["lbPort"])
                         for pm in (svc.spec.get("portMappings", []) if svc else [])
                         if pm["protocol"] == "TCP"
                     }
                     backend = (
-                        f"{svc.cluster_ip}:{rule['servicePort']}"
-                        if svc is not None and int(rule["servicePort"]) in ports
+                        f"{svc.cluster_ip}:{rule.service_port}"
+                        if svc is not None and rule.service_port in ports
                         else ""
                     )
-                    key = (int(rule["LoadBalancePort"]), rule["protocol"])
-                    routes = listeners.setdefault(key, {}).setdefault(rule["domain"], [])
-                    routes.append(Route(rule["url"], backend))
+                    key = (rule.lb_port, rule.protocol)
+                    routes = listeners.setdefault(key, {}).setdefault(rule.domain, [])
+                    routes.append(Route(rule.url, backend))
                 for domains in listeners.values():
                     for routes in domains.values():
                         # Exact and prefix matches are chosen by nginx whatever the order;
@@ -189,9 +190,3 @@ def component(services: Services) -> Traffic:
     traffic = Traffic(services)
     services.subsystems.traffic = traffic
     return traffic
-
-
-def wake(services: Any) -> None:
-    traffic = services.subsystems.traffic
-    if traffic is not None:
-        traffic.wake()

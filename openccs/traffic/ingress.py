@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,45 @@ def split_url(url: str) -> tuple[str, str]:
     return "", url
 
 
-def check_rule(rule: dict[str, Any], where: str) -> None:
-    """The document's rules for one rule (each failing as a 4000 naming the field)."""
-    url = rule["url"]
+@dataclass(frozen=True)
+class IngressRule:
+    """One rule of an ingress, typed: requests for `domain` and `url` on the balancer's
+    `lb_port` go to `service_port` of the service `service_name` in the ingress's
+    namespace. Stored (and answered) in the document's shape."""
+
+    url: str
+    domain: str
+    protocol: str  # http or https
+    service_name: str
+    service_port: int
+    lb_port: int
+
+    @classmethod
+    def from_v2(cls, rule: Mapping[str, Any]) -> IngressRule:
+        return cls(
+            str(rule["url"]),
+            str(rule["domain"]),
+            str(rule["protocol"]),
+            str(rule["serviceName"]),
+            int(rule["servicePort"]),
+            int(rule["LoadBalancePort"]),
+        )
+
+    def to_v2(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "domain": self.domain,
+            "protocol": self.protocol,
+            "serviceName": self.service_name,
+            "servicePort": self.service_port,
+            "LoadBalancePort": self.lb_port,
+        }
+
+
+def check_rule(rule: IngressRule, where: str) -> None:
+    """The document's rules for one rule's url and domain, which are written into nginx's
+    configuration (each failing as a 4000 naming the field)."""
+    url = rule.url
     if not 1 <= len(url) <= 80:
         raise invalid_parameter(f"{where}.url", "length must be 1 to 80")
     mod, path = split_url(url)
@@ -69,7 +106,7 @@ def check_rule(rule: dict[str, Any], where: str) -> None:
             "a path starting with '/' of letters, digits and _ - . = ? / (or a ~, ~*, ^~ or ="
             " modifier first)",
         )
-    domain = rule["domain"]
+    domain = rule.domain
     if not 1 <= len(domain) <= 80:
         raise invalid_parameter(f"{where}.domain", "length must be 1 to 80")
     if domain.startswith("~"):
