@@ -34,14 +34,16 @@ def target(w: Work, req: records.FaultRequest) -> FaultSpec:
 def inject(w: Work, spec: FaultSpec) -> str:
     """Record the fault and break what it names; its id. A disk can only fill on a machine
     with a disk of its own; a fault that could not be injected is a 5100 saying why (the
-    keeper has undone it)."""
+    keeper has undone it). The keeper records the fault and breaks the machine in
+    transactions of its own, with the call's (which only read the target) ended."""
     keeper = _keeper(w)
-    if spec.kind == "disk-fill" and not keeper.backend.has_disk(spec.instance_id):
-        raise invalid_parameter("kind", f"machine {spec.instance_id} {NO_DISK}")
-    try:
-        return keeper.start_fault(spec)
-    except FaultError as exc:
-        raise operation_failed(str(exc), "FaultNotInjected") from None
+    with w.outside():
+        if spec.kind == "disk-fill" and not keeper.backend.has_disk(spec.instance_id):
+            raise invalid_parameter("kind", f"machine {spec.instance_id} {NO_DISK}")
+        try:
+            return keeper.start_fault(spec)
+        except FaultError as exc:
+            raise operation_failed(str(exc), "FaultNotInjected") from None
 
 
 def faults(w: Work, fault_id: str | None, cluster_id: str | None, state: str | None) -> list[Fault]:
@@ -57,9 +59,10 @@ def fault(w: Work, fault_id: str) -> Fault:
 def end(w: Work, found: Fault) -> Fault:
     """Restore what an active fault changed, now; an ended fault stays as it is. The fault
     as it then is."""
-    _keeper(w).end_fault(found.id)
-    w.db.expire_all()  # the keeper changed it in a transaction of its own
-    return fault(w, found.id)
+    fault_id = found.id
+    with w.outside():  # the keeper restores the machine and records it on its own
+        _keeper(w).end_fault(fault_id)
+    return fault(w, fault_id)  # read again: the keeper changed it
 
 
 def report(w: Work, found: Fault) -> dict[str, Any]:
