@@ -324,25 +324,26 @@ UNIT_CLUSTER = "cls-unit0001"
 UNIT_SUBNET = "subnet-unit0001"
 
 
-@pytest.fixture
-def account(services: Any) -> int:
-    """An account on `services`' store with a VPC, a subnet and a Running cluster
-    UNIT_CLUSTER (with its default namespaces), no machine: its id."""
+def unit_account(services: Any, n: int = 1) -> int:
+    """A new account on `services`' store with a VPC, a subnet and a Running cluster
+    `cls-unit000n` (with its default namespaces), no machine: its id. n=1 is UNIT_CLUSTER
+    in UNIT_SUBNET; another n makes another account's, for tests of who sees what."""
     from openccs.domain import accounts
     from openccs.domain import workloads as wl
     from openccs.store.models import Cluster, Subnet, Vpc
 
     with services.store.session() as s:
         acct = accounts.create_account(s)
-        s.add(Vpc(id="vpc-unit0001", num_id=1, account_id=acct.id, cidr="10.0.0.0/16"))
+        vpc = f"vpc-unit{n:04d}"
+        s.add(Vpc(id=vpc, num_id=n, account_id=acct.id, cidr="10.0.0.0/16"))
         s.flush()
-        s.add(Subnet(id=UNIT_SUBNET, num_id=1, vpc_id="vpc-unit0001", account_id=acct.id,
+        s.add(Subnet(id=f"subnet-unit{n:04d}", num_id=n, vpc_id=vpc, account_id=acct.id,
                      cidr="10.0.1.0/24", zone="ap-guangzhou-3"))  # fmt: skip
         cluster = Cluster(
-            id=UNIT_CLUSTER,
+            id=f"cls-unit{n:04d}",
             account_id=acct.id,
             name="unit",
-            vpc_id="vpc-unit0001",
+            vpc_id=vpc,
             cidr="172.16.0.0/16",
             service_cidr="172.17.0.0/24",
             status="Running",
@@ -351,6 +352,13 @@ def account(services: Any) -> int:
         s.flush()
         wl.ensure_default_namespaces(s, cluster)
         return int(acct.id)
+
+
+@pytest.fixture
+def account(services: Any) -> int:
+    """An account on `services`' store with a VPC, a subnet and a Running cluster
+    UNIT_CLUSTER (with its default namespaces), no machine: its id."""
+    return unit_account(services)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -1,5 +1,6 @@
 """Faults on purpose (extension actions, outside the API document): inject one, list them,
-end one, and report what a fault did to the services it touched."""
+end one, and report what a fault did to the services it touched. Each decodes, calls the
+faults backend (`backends/faults.py`), checks what a sub-account may see, and encodes."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from pydantic import Field
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
+from openccs.backends import faults as backend
 from openccs.backends.inputs import ClusterId, NamespaceName, PodName
 from openccs.domain.accounts import Caller
-from openccs.errors import ApiError, invalid_parameter
-from openccs.faults import records
-from openccs.faults.backend import KINDS, NO_DISK, FaultError
-from openccs.faults.component import Faults, describe
+from openccs.errors import ApiError
+from openccs.faults.backend import KINDS
+from openccs.faults.component import describe
 from openccs.faults.models import Fault
-from openccs.faults.report import fault_report
-from openccs.subsystems import need
+from openccs.faults.records import FaultRequest
 
 HOST = "ccs.api.qcloud.com"
 MAX_DURATION = 86400
@@ -58,23 +58,18 @@ def create_fault(ctx: RequestContext, p: CreateFaultParams) -> dict[str, Any]:
     """Break a machine, its network or a pod for `duration` seconds (pod-kill: at once;
     disk-fill: the machine's disk full, in the pod's writable layer or volume `which`, on
     machines with disks of their own, `openccs serve --machine-disks loop`)."""
-    req = records.FaultRequest(
+    w = ctx.work()
+    req = FaultRequest(
         kind=p.kind, duration=p.duration, instance_id=p.instanceId, cluster_id=p.clusterId,
         namespace=p.namespace, pod=p.podName, direction=p.direction, percent=p.percent,
         probe_url=p.probeUrl, which=p.which,
     )  # fmt: skip
-    spec = records.resolve(ctx.db, ctx.account_id, req)
+    spec = backend.target(w, req)
     if spec.pod and not (
         ctx.caller.may_use(spec.instance_id) or ctx.caller.may_use(spec.cluster_id)
     ):
         raise _not_allowed(spec.cluster_id)
-    if spec.kind == "disk-fill" and not _keeper(ctx).backend.has_disk(spec.instance_id):
-        raise invalid_parameter("kind", f"machine {spec.instance_id} {NO_DISK}")
-    try:
-        fault_id = _keeper(ctx).start_fault(spec)
-    except FaultError as exc:
-        raise ApiError(5100, "FaultNotInjected", str(exc)) from None
-    return {"faultId": fault_id}
+    return {"faultId": backend.inject(w, spec)}
 
 
 class DescribeFaultsParams(Paged):
@@ -93,7 +88,7 @@ class DescribeFaultsParams(Paged):
 )
 def describe_faults(ctx: RequestContext, p: DescribeFaultsParams) -> dict[str, Any]:
     """The account's faults, newest first; a sub-account sees those of its resources."""
-    found = records.list_faults(ctx.db, ctx.account_id, p.faultId, p.clusterId, p.state)
+    found = backend.faults(ctx.work(), p.faultId, p.clusterId, p.state)
     rows = [f for f in found if _may_see(ctx.caller, f)]
     return {
         "totalCount": len(rows),
@@ -114,10 +109,7 @@ class FaultIdParams(Params):
 )
 def end_fault(ctx: RequestContext, p: FaultIdParams) -> dict[str, Any]:
     """Restore what an active fault changed now; an ended fault stays as it is."""
-    fault = _own_fault(ctx, p.faultId)
-    _keeper(ctx).end_fault(fault.id)
-    ctx.db.expire_all()
-    return describe(_own_fault(ctx, p.faultId))
+    return describe(backend.end(ctx.work(), _own_fault(ctx, p.faultId)))
 
 
 @action(
@@ -132,16 +124,11 @@ def describe_fault_report(ctx: RequestContext, p: FaultIdParams) -> dict[str, An
     """For the fault's window: the services it touched, their pods lost and replaced, how
     long each took to be back at full strength, and the requests that failed through the
     load balancer when openccs ran a probe loop (`probeUrl`)."""
-    return fault_report(ctx.db, _own_fault(ctx, p.faultId))
-
-
-def _keeper(ctx: RequestContext) -> Faults:
-    keeper = need(ctx.subsystems.faults, "faults")
-    return keeper
+    return backend.report(ctx.work(), _own_fault(ctx, p.faultId))
 
 
 def _own_fault(ctx: RequestContext, fault_id: str) -> Fault:
-    fault = records.own_fault(ctx.db, ctx.account_id, fault_id)
+    fault = backend.fault(ctx.work(), fault_id)
     if not _may_see(ctx.caller, fault):
         raise _not_allowed(fault.cluster_id or fault.instance_id)
     return fault

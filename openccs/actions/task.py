@@ -1,4 +1,6 @@
-"""DescribeClusterTaskResult, and the test-only task used by the test suite."""
+"""DescribeClusterTaskResult, the OpenccsDescribeTasks extension, and the test-only task
+used by the test suite. Each decodes, calls the tasks backend (`backends/tasks.py`), checks
+what a sub-account may see, and encodes."""
 
 from __future__ import annotations
 
@@ -9,21 +11,31 @@ from pydantic import Field
 from openccs.api.context import RequestContext
 from openccs.api.params import Paged, Params
 from openccs.api.registry import action
-from openccs.errors import ApiError, not_found
-from openccs.tasks.runner import (
-    StepContext,
-    TaskFailed,
-    account_tasks,
-    create_task,
-    describe,
-    own_task,
-    task_type,
-)
+from openccs.backends import tasks as backend
+from openccs.domain.accounts import Caller
+from openccs.errors import ApiError, Kind
 from openccs.timeutil import fmt_time
 
 
 class DescribeClusterTaskResultParams(Params):
     requestId: int = Field(ge=1)
+
+
+def _may_see(caller: Caller, task: backend.TaskState) -> bool:
+    # A task without a resource (the test task) is the owner's alone.
+    return not caller.is_subuser or (
+        task.resource_id is not None and caller.may_use(task.resource_id)
+    )
+
+
+def _state(task: backend.TaskState) -> dict[str, Any]:
+    return {
+        "status": task.status,
+        "reason": task.reason,
+        "taskType": task.task_type,
+        "progress": task.progress,
+        "steps": [{"name": step.name, "status": step.status} for step in task.steps],
+    }
 
 
 @action(
@@ -35,19 +47,16 @@ class DescribeClusterTaskResultParams(Params):
 def describe_cluster_task_result(
     ctx: RequestContext, p: DescribeClusterTaskResultParams
 ) -> dict[str, Any]:
-    task = own_task(ctx.db, ctx.account_id, p.requestId)
-    if task is None:
-        raise not_found("Task (requestId)", p.requestId)
-    caller = ctx.caller
-    # A task without a resource (the test task) is the owner's alone.
-    if caller.is_subuser and (task.resource_id is None or not caller.may_use(task.resource_id)):
+    task = backend.task(ctx.work(), p.requestId)
+    if not _may_see(ctx.caller, task):
         raise ApiError(
             4102,
             "UnauthorizedResource",
             f"This sub-account is not allowed to use the resource task {p.requestId} acts on:"
             " ask the account owner to allow it",
+            Kind.FORBIDDEN,
         )
-    return describe(task)
+    return _state(task)
 
 
 class DescribeTasksParams(Paged):
@@ -66,54 +75,26 @@ class DescribeTasksParams(Paged):
 def describe_tasks(ctx: RequestContext, p: DescribeTasksParams) -> dict[str, Any]:
     """The account's tasks, newest first (what DescribeClusterTaskResult tells of each, with
     its requestId, resource and times); a sub-account sees those of its resources."""
-    caller = ctx.caller
-    rows = [
-        t
-        for t in account_tasks(ctx.db, ctx.account_id, p.status, p.resourceId)
-        if not caller.is_subuser or (t.resource_id is not None and caller.may_use(t.resource_id))
-    ]
+    found = backend.tasks(ctx.work(), p.status, p.resourceId)
+    rows = [t for t in found if _may_see(ctx.caller, t)]
     return {
         "totalCount": len(rows),
         "tasks": [
             {
-                "requestId": t.id,
+                "requestId": t.request_id,
                 "resourceId": t.resource_id or "",
                 "createdAt": fmt_time(t.created_at),
                 "finishedAt": fmt_time(t.finished_at),
-                **describe(t),
+                **_state(t),
             }
             for t in rows[p.offset : p.offset + p.limit]
         ],
     }
 
 
-# A task type for the test suite only: five steps that each sleep, count their runs, and may fail.
-def _test_step(index: int) -> Any:
-    def step(ctx: StepContext) -> None:
-        ctx.sleep(float(ctx.params.get("stepSeconds", 0.1)))
-        runs = ctx.state.setdefault("runs", {})
-        runs[str(index)] = runs.get(str(index), 0) + 1
-        if ctx.params.get("failAt") == index:
-            raise TaskFailed(f"step {index} failed as the test asked")
-
-    return step
-
-
-def _test_rollback(ctx: StepContext) -> None:
-    ctx.state["rolledBack"] = True
-
-
-TEST_STEPS = 5
-TEST_TASK = task_type(
-    "test.sleep",
-    [(f"step{i}", _test_step(i)) for i in range(TEST_STEPS)],
-    rollback=_test_rollback,
-)
-
-
 class RunTestTaskParams(Params):
     stepSeconds: float = Field(default=0.1, ge=0, le=30)
-    failAt: int | None = Field(default=None, ge=0, lt=TEST_STEPS)
+    failAt: int | None = Field(default=None, ge=0, lt=backend.TEST_STEPS)
     clusterId: str | None = None
 
 
@@ -125,16 +106,7 @@ class RunTestTaskParams(Params):
     test_only=True,
 )
 def run_test_task(ctx: RequestContext, p: RunTestTaskParams) -> dict[str, Any]:
-    task = create_task(
-        ctx.db,
-        ctx.account_id,
-        TEST_TASK.name,
-        {"stepSeconds": p.stepSeconds, "failAt": p.failAt},
-        resource_id=p.clusterId,
-    )
-    runner = ctx.services.tasks
-    task_id = task.id
-    ctx.on_commit(lambda: runner.submit(task_id))
+    task_id = backend.start_test_task(ctx.work(), p.stepSeconds, p.failAt, p.clusterId)
     return {"requestId": task_id}
 
 

@@ -20,9 +20,10 @@ def envelope(data: Any) -> dict[str, Any]:
 
 def wire_error(exc: Exception) -> ApiError | None:
     """The document's error that a request which raised `exc` answers: the one place where a
-    domain error becomes a code, codeDesc and message of the v2 wire (today's domain errors
-    carry the document's code already). None for anything else: a fault of ours, answered
-    as InternalError with the request id once it is logged."""
+    domain error becomes a code, codeDesc and message of the v2 wire (a domain error carries
+    the document's code beside its kind, and the wire answers the code as it is). None for
+    anything else: a fault of ours, answered as InternalError with the request id once it
+    is logged."""
     if isinstance(exc, ApiError):
         return exc
     return None

@@ -54,6 +54,7 @@ class Effects:
     tasks: list[int] = field(default_factory=list)  # task ids to hand to the runner
     wake_traffic: bool = False  # load balancers, node ports, ingresses changed
     wake_autoscaler: bool = False  # autoscaling groups or the autoscaler's settings changed
+    wake_logs: bool = False  # log collection rules changed (shippers start or stop)
 
     def run(self, services: Services) -> None:
         for task_id in self.tasks:
@@ -63,6 +64,8 @@ class Effects:
             subsystems.traffic.wake()
         if self.wake_autoscaler and subsystems.autoscaler is not None:
             subsystems.autoscaler.wake()
+        if self.wake_logs and subsystems.logs is not None:
+            subsystems.logs.wake()
 
 
 @dataclass

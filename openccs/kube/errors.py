@@ -1,11 +1,11 @@
-"""Errors in the Kubernetes Status format: the one place where a domain error (the
-document's `ApiError`) becomes a Kubernetes error (`from_api`, `as_kube`)."""
+"""Errors in the Kubernetes Status format: the one place where a domain error (an
+`ApiError`, by its `Kind`) becomes a Kubernetes error (`from_api`, `as_kube`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from openccs.errors import ApiError
+from openccs.errors import ApiError, Kind
 
 REASONS = {
     400: "BadRequest",
@@ -85,25 +85,34 @@ def unsupported(kind: str, name: str, field: str, group: str = "") -> KubeError:
     )
 
 
+# A domain error's kind as Kubernetes says it: (HTTP status, reason). The one table.
+STATUS_OF_KIND: dict[Kind, tuple[int, str]] = {
+    Kind.INVALID: (422, "Invalid"),
+    Kind.ALREADY_EXISTS: (409, "AlreadyExists"),
+    Kind.NOT_FOUND: (404, "NotFound"),
+    Kind.CONFLICT: (409, "Conflict"),
+    Kind.UNAUTHENTICATED: (401, "Unauthorized"),
+    Kind.FORBIDDEN: (403, "Forbidden"),
+    Kind.LIMIT_EXCEEDED: (403, "Forbidden"),  # as an exceeded ResourceQuota answers
+    Kind.UNAVAILABLE: (503, "ServiceUnavailable"),
+    Kind.NOT_IMPLEMENTED: (405, "MethodNotAllowed"),
+    Kind.INTERNAL: (500, "InternalError"),
+}
+
+
 def from_api(err: ApiError, kind: str = "", name: str = "") -> KubeError:
-    """A v2 API error of a domain function, as Kubernetes says it."""
-    if err.code == 4000 and err.code_desc.endswith("Exists"):
-        return KubeError(409, err.message, "AlreadyExists", {"name": name, "kind": kind})
-    if err.code == 4000:
-        return KubeError(
-            422,
-            f'{kind} "{name}" is invalid: {err.message}' if kind else err.message,
-            details={
-                "name": name,
-                "kind": kind,
-                "causes": [{"reason": "FieldValueInvalid", "message": err.message}],
-            },
-        )
-    if err.code == 5000:
-        return KubeError(404, err.message, details={"name": name, "kind": kind})
-    if err.code == 5100:
-        return KubeError(409, err.message, details={"name": name, "kind": kind})
-    return KubeError(500, f"{err.code_desc}: {err.message}")
+    """A domain error, as Kubernetes says it (by its `Kind`, never its v2 code); `kind` and
+    `name` are those of the Kubernetes object the request was about, when known."""
+    code, reason = STATUS_OF_KIND[err.kind]
+    details: dict[str, Any] = {"name": name, "kind": kind}
+    if err.kind is Kind.INVALID:
+        message = f'{kind} "{name}" is invalid: {err.message}' if kind else err.message
+        details["causes"] = [{"reason": "FieldValueInvalid", "message": err.message}]
+        return KubeError(code, message, reason, details)
+    if err.kind in (Kind.INTERNAL, Kind.NOT_IMPLEMENTED):
+        # Nothing about the object: what failed, in the document's words.
+        return KubeError(code, f"{err.code_desc}: {err.message}", reason)
+    return KubeError(code, err.message, reason, details)
 
 
 def as_kube(exc: BaseException) -> KubeError | None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from openccs import timeutil
-from openccs.errors import ApiError
+from openccs.errors import ApiError, Kind
 from openccs.ids import parse_number
 from openccs.monitor.metrics import DIMENSIONS, METRICS, NS_CVM, NS_DOCKER, PERIODS, Metric
 from openccs.monitor.models import MonitorRollup
@@ -31,27 +31,32 @@ CONTAINER_ID = re.compile(r"^[0-9a-f]{12,64}$")
 
 
 def source_not_exists(message: str) -> ApiError:
-    return ApiError(-502, "OperationDenied.SourceNotExists", message)
+    return ApiError(-502, "OperationDenied.SourceNotExists", message, Kind.NOT_FOUND)
 
 
 def bad_parameter(name: str, why: str) -> ApiError:
-    return ApiError(-503, "InvalidParameter", f"Invalid parameter {name}: {why}")
+    return ApiError(-503, "InvalidParameter", f"Invalid parameter {name}: {why}", Kind.INVALID)
 
 
 def missing(name: str) -> ApiError:
-    return ApiError(-505, "InvalidParameter.MissingParameter", f"Missing required parameter {name}")
+    return ApiError(
+        -505,
+        "InvalidParameter.MissingParameter",
+        f"Missing required parameter {name}",
+        Kind.INVALID,
+    )
 
 
 def exceed_limit(message: str) -> ApiError:
-    return ApiError(-507, "OperationDenied.ExceedLimit", message)
+    return ApiError(-507, "OperationDenied.ExceedLimit", message, Kind.LIMIT_EXCEEDED)
 
 
 def dimension_group_error(message: str) -> ApiError:
-    return ApiError(-509, "InvalidParameter.DimensionGroupError", message)
+    return ApiError(-509, "InvalidParameter.DimensionGroupError", message, Kind.INVALID)
 
 
 def db_failure(message: str) -> ApiError:
-    return ApiError(-513, "InternalError.DBoperationFail", message)
+    return ApiError(-513, "InternalError.DBoperationFail", message, Kind.INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ class Request:
     end: float
     start_text: str
     end_text: str
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster the query reads (its dimensions name it)."""
+        return self.dims.get("docker_clusterid") or self.dims["clusterId"]
 
 
 def _text(raw: dict[str, Any], name: str, required: bool) -> str | None:
@@ -169,7 +179,7 @@ def _has_data(s: Session, cluster_id: str, obj: str) -> bool:
 def _object(s: Session, account_id: int, req: Request) -> tuple[str, str]:
     """(cluster id, object key) of an object that exists or has data; -502 otherwise."""
     d = req.dims
-    cluster_id = d.get("docker_clusterid") or d["clusterId"]
+    cluster_id = req.cluster_id
     cluster = s.scalars(
         select(Cluster).where(Cluster.id == cluster_id, Cluster.account_id == account_id)
     ).first()

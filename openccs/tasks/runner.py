@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from openccs.backoff import Backoff, Policy
 from openccs.instruments import TASKS
@@ -227,42 +226,3 @@ def create_task(
     s.add(task)
     s.flush()
     return task
-
-
-def own_task(s: Session, account_id: int, task_id: int) -> Task | None:
-    """An account's task, or None (another account's task does not exist for it)."""
-    task = s.get(Task, task_id)
-    return task if task is not None and task.account_id == account_id else None
-
-
-def account_tasks(
-    s: Session, account_id: int, status: str | None = None, resource_id: str | None = None
-) -> list[Task]:
-    """An account's tasks, newest first, by status and resource when given."""
-    q = select(Task).where(Task.account_id == account_id)
-    if status:
-        q = q.where(Task.status == status)
-    if resource_id:
-        q = q.where(Task.resource_id == resource_id)
-    return list(s.scalars(q.order_by(Task.id.desc())))
-
-
-def describe(task: Task) -> dict[str, Any]:
-    tt = TASK_TYPES.get(task.type)
-    names = [n for n, _ in tt.steps] if tt else []
-    return {
-        "status": task.status,
-        "reason": task.reason,
-        "taskType": task.type,
-        # What steps report as they go (e.g. machine by machine).
-        "progress": dict(task.state.get("progress", {})),
-        "steps": [
-            {
-                "name": n,
-                "status": "done"
-                if i < task.step or task.status == "succ"
-                else ("running" if i == task.step and task.status == "running" else "pending"),
-            }
-            for i, n in enumerate(names)
-        ],
-    }
