@@ -53,8 +53,9 @@ def shown(text: str, limit: int = 80) -> str:
 
 class ApiError(Exception):
     """A domain error: the document's code and codeDesc (what the v2 wire answers), a
-    message, and its `Kind`. Without `kind`, the code says it (`KIND_OF_CODE`; a 4000 whose
-    codeDesc ends in "Exists" is a name taken; an unknown code is internal)."""
+    message, and its `Kind`. Without `kind`, the code says it (`KIND_OF_CODE`; a codeDesc
+    ending in "Exists" (not "NotExists") is a name taken, one ending in "Unavailable" a
+    part that does not answer, whatever their code; an unknown code is internal)."""
 
     def __init__(self, code: int, code_desc: str, message: str, kind: Kind | None = None) -> None:
         super().__init__(message)
@@ -62,8 +63,10 @@ class ApiError(Exception):
         self.code_desc = code_desc
         self.message = message
         if kind is None:
-            if code == 4000 and code_desc.endswith("Exists"):
+            if code_desc.endswith("Exists") and not code_desc.endswith("NotExists"):
                 kind = Kind.ALREADY_EXISTS
+            elif code_desc.endswith("Unavailable"):
+                kind = Kind.UNAVAILABLE
             else:
                 kind = KIND_OF_CODE.get(code, Kind.INTERNAL)
         self.kind = kind

@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 
 from openccs.backends import Work
 from openccs.domain.accounts import quota
-from openccs.errors import ApiError, invalid_parameter, not_found, resource_not_allowed
+from openccs.errors import (
+    ApiError,
+    invalid_parameter,
+    not_found,
+    resource_not_allowed,
+    unavailable,
+)
 from openccs.registry import domain, index, triggers
 from openccs.registry.client import RegistryClient, RegistryError
 from openccs.registry.domain import Page, TriggerTarget, Visible
@@ -49,7 +55,7 @@ def _registry_call(fn: Callable[..., R], *args: Any) -> R:
     try:
         return fn(*args)
     except RegistryError as exc:
-        raise ApiError(5100, "RegistryUnavailable", f"The image registry failed: {exc}") from None
+        raise unavailable("RegistryUnavailable", f"The image registry failed: {exc}") from None
 
 
 def check_repository(name: str, param: str = "reponame") -> str:

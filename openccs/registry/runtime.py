@@ -37,10 +37,10 @@ class RegistryRuntime:
         return self.daemon.host
 
     def need_client(self) -> RegistryClient:
-        from openccs.errors import ApiError
+        from openccs.errors import unavailable
 
         if self.client is None:
-            raise ApiError(5100, "RegistryUnavailable", "The image registry is not running")
+            raise unavailable("RegistryUnavailable", "The image registry is not running")
         return self.client
 
     def deleted_something(self) -> None:
