@@ -101,8 +101,11 @@ def test_an_error_made_with_a_code_alone_takes_the_codes_kind() -> None:
     assert ApiError(5100, "ClusterStateError", "x").kind is Kind.CONFLICT
     assert ApiError(5200, "NodePortExhausted", "x").kind is Kind.LIMIT_EXCEEDED
     assert ApiError(-502, "OperationDenied.SourceNotExists", "x").kind is Kind.INTERNAL
+    # The codeDesc says a name taken or a part not answering, whatever the code.
+    assert ApiError(5100, "ResourceAlreadyExists", "x").kind is Kind.ALREADY_EXISTS
+    assert ApiError(5100, "RegistryUnavailable", "x").kind is Kind.UNAVAILABLE
     # A kind given wins over the code's.
-    assert ApiError(5100, "RegistryUnavailable", "x", Kind.UNAVAILABLE).kind is Kind.UNAVAILABLE
+    assert ApiError(5100, "ServicePaused", "x", Kind.UNAVAILABLE).kind is Kind.UNAVAILABLE
 
 
 def test_the_kube_table_covers_every_kind() -> None:
