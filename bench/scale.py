@@ -121,6 +121,7 @@ class Full:
     per_node: list[int] = field(default_factory=list)
     poll_errors: list[str] = field(default_factory=list)  # DescribeServiceInstance failures
     mem: MachinesMem | None = None  # right after all pods were Running
+    fill_cpu: Cpu | None = None  # from the first create call to all Running
 
 
 def machines_mem(env: Env, cluster: str) -> MachinesMem:
@@ -151,6 +152,7 @@ class Alone:
     started: int = 0
     mem: MachinesMem | None = None  # the machines with these containers running
     errors: list[str] = field(default_factory=list)
+    cpu: Cpu | None = None
 
 
 ALONE_LABEL = "openccs.bench.alone"  # not the pods' label: the node agents leave them be
@@ -210,17 +212,19 @@ def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
 
     env.quiet("alone", 5)
     try:
-        t0 = time.perf_counter()
+        before, t0 = env.meter.snap(), time.perf_counter()
         with ThreadPoolExecutor(len(socks)) as machines:
             list(machines.map(machine, range(len(socks))))
         out.seconds, out.started = time.perf_counter() - t0, len(done)
+        out.cpu = env.meter.since(before)
         out.mem = machines_mem(env, cluster)
     finally:
         with ThreadPoolExecutor(len(socks)) as machines:
             list(machines.map(clean, range(len(socks))))
     print(f"docker alone: {out.started} of {pods} pods ({2 * pods} containers) started in"
           f" {out.seconds:.1f} s, {per_machine} at a time per machine"
-          f" ({len(out.errors)} errors)", file=sys.stderr)  # fmt: skip
+          f" ({len(out.errors)} errors); {out.cpu.line() if out.cpu else ''}",
+          file=sys.stderr)  # fmt: skip
     return out
 
 
@@ -278,7 +282,7 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
     sizes = [args.pods // args.services + (i < args.pods % args.services)
              for i in range(args.services)]  # fmt: skip
     env.quiet("fill", 5)
-    t0 = time.perf_counter()
+    before, t0 = env.meter.snap(), time.perf_counter()
     svcs = [create(env.c, cluster, sleep_service(f"fill{i}", k, 10**8),
                    namespace=namespaces[i % len(namespaces)])
             for i, k in enumerate(sizes)]  # fmt: skip
@@ -301,15 +305,15 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
             out.note = f"only {running} of {args.pods} pods Running (others: {sorted(reasons)})"
             break
         time.sleep(0.5)
-    out.running = running
+    out.running, out.fill_cpu = running, env.meter.since(before)
     nodes: dict[str, int] = {}
     for svc in svcs:
         for pod in svc.pods():
             nodes[pod["nodeIp"]] = nodes.get(pod["nodeIp"], 0) + 1
     out.per_node = sorted(nodes.values(), reverse=True)
     out.mem = machines_mem(env, cluster)
-    print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node})",
-          file=sys.stderr)  # fmt: skip
+    print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node});"
+          f" {out.fill_cpu.line()}", file=sys.stderr)  # fmt: skip
     return out, svcs
 
 
@@ -386,6 +390,8 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         f" {loaded.rolling.min_running if loaded.rolling else '-'} |",
         "",
     ]
+    if empty.rolling is None and not empty.new_pods:  # the empty cluster's part not run
+        lines = []
     if full is None:
         return lines
     cg, rss, pss = per_pod(empty.mem, loaded.mem, full.running)
@@ -411,14 +417,20 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
             f" {cpu.machines:.2f} cores |",
             f"| idle: other processes on the host meanwhile | {cpu.other:.2f} cores |",
         ]
+    if full.rss_mb:
+        lines.append(
+            f"| idle: openccs server RSS | {full.rss_mb:.0f} MB (peak {full.hwm_mb:.0f} MB) |"
+        )
+    if full.list_ms:
+        lines += [
+            f"| DescribeClusterService, all namespaces (p50 / p99 of"
+            f" {len(full.list_ms)}) | {_ms(full.list_ms)} |",
+            f"| DescribeServiceInstance of a {full.instances_rows}-pod service (p50 / p99 of"
+            f" {len(full.instances_ms)}) | {_ms(full.instances_ms)} |",
+            f"| `kubectl get pods -A` ({full.running} rows; p50 / max of"
+            f" {len(full.kubectl_s)}) | {_s(full.kubectl_s)} |",
+        ]
     lines += [
-        f"| idle: openccs server RSS | {full.rss_mb:.0f} MB (peak {full.hwm_mb:.0f} MB) |",
-        f"| DescribeClusterService, all namespaces (p50 / p99 of"
-        f" {len(full.list_ms)}) | {_ms(full.list_ms)} |",
-        f"| DescribeServiceInstance of a {full.instances_rows}-pod service (p50 / p99 of"
-        f" {len(full.instances_ms)}) | {_ms(full.instances_ms)} |",
-        f"| `kubectl get pods -A` ({full.running} rows; p50 / max of {len(full.kubectl_s)}) |"
-        f" {_s(full.kubectl_s)} |",
         f"| machines' memory per pod: machine cgroups (containers, shims' page cache...) |"
         f" {cg:.1f} MB |",
         f"| machines' memory per pod: dockerd + containerd + shims, RSS (shared pages counted"
@@ -451,15 +463,17 @@ def render_alone(alone: list[Alone], empty: Phase, full: Full | None) -> list[st
         " machine; the containers were removed before the fill.",
         "",
         "| way | pods (containers) | pods at once per machine | first call to all started |"
-        " per pod | machines' memory per pod (cgroups / dockerd+containerd+shims PSS) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        " per pod | machines' memory per pod (cgroups / dockerd+containerd+shims PSS) |"
+        " CPU meanwhile: openccs server / the machines / this benchmark / other processes"
+        " (cores of 2) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for a in alone:
         cg, _, pss = per_pod(empty.mem, a.mem, a.started)
         lines.append(
             f"| docker alone | {a.started} of {a.pods} ({2 * a.started}) | {a.per_machine} |"
             f" {a.seconds:.1f} s | {a.seconds / max(1, a.started) * 1000:.0f} ms |"
-            f" {cg:.1f} MB / {pss:.1f} MB |"
+            f" {cg:.1f} MB / {pss:.1f} MB | {_cores(a.cpu)} |"
             + (f" errors: {len(a.errors)} (`{a.errors[0][:120]}`)" if a.errors else "")
         )
     if full is not None:
@@ -468,7 +482,7 @@ def render_alone(alone: list[Alone], empty: Phase, full: Full | None) -> list[st
         lines.append(
             f"| openccs (CreateClusterService calls to all Running) | {full.running} of"
             f" {full.pods} ({2 * full.running}) | {POD_STARTS} | {full.to_running:.1f} s |"
-            f" {each:.0f} ms | {cg:.1f} MB / {pss:.1f} MB |"
+            f" {each:.0f} ms | {cg:.1f} MB / {pss:.1f} MB | {_cores(full.fill_cpu)} |"
         )
         same = [a for a in alone if a.per_machine == POD_STARTS and a.started]
         best = min((a for a in alone if a.started), key=lambda a: a.seconds, default=None)
@@ -481,6 +495,12 @@ def render_alone(alone: list[Alone], empty: Phase, full: Full | None) -> list[st
                          f" once): {full.to_running / best.seconds:.2f}x.")  # fmt: skip
     lines.append("")
     return lines
+
+
+def _cores(c: Cpu | None) -> str:
+    if c is None:
+        return "-"
+    return f"{c.server:.2f} / {c.machines:.2f} / {c.bench:.2f} / {c.other:.2f}"
 
 
 def _gap(r: Rolling | None) -> str:
@@ -512,8 +532,9 @@ def targets(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: P
         if full.cpu is not None:
             rows.append(row(f"idle server <= {TARGET_CPU:g} core", full.cpu.server <= TARGET_CPU,
                             f"{full.cpu.server:.3f}"))  # fmt: skip
-        rows.append(row(f"idle server RSS <= {TARGET_RSS_MB:g} MB", full.rss_mb <= TARGET_RSS_MB,
-                        f"{full.rss_mb:.0f} MB"))  # fmt: skip
+        if full.rss_mb:
+            rows.append(row(f"idle server RSS <= {TARGET_RSS_MB:g} MB",
+                            full.rss_mb <= TARGET_RSS_MB, f"{full.rss_mb:.0f} MB"))  # fmt: skip
         for what, vals in (("DescribeClusterService", full.list_ms),
                            ("DescribeServiceInstance", full.instances_ms)):  # fmt: skip
             if vals:

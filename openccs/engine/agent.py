@@ -133,10 +133,20 @@ class NodeAgent:
         """Follow the machine's dockerd events in a thread of its own until `close()`."""
         threading.Thread(
             target=docker.watch_events,
-            args=(self.socket, lambda _event: self.poke(), lambda: self.closed),
+            args=(self.socket, self._on_event, lambda: self.closed),
             name=f"events-{self.node_id}",
             daemon=True,
         ).start()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """A dockerd event of a pod container. A container of a pod being started starting
+        is that start's doing (its end wakes the pass): no pass for it. Anything else (a
+        container dying, even one just started) wakes the pass."""
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        action = event.get("Action") or event.get("status")
+        if action == "start" and attributes.get(POD_LABEL) in self.starting:
+            return
+        self.poke()
 
     def poke(self) -> None:
         """Something of this machine changed: its next pass works, and it runs at once."""
