@@ -267,9 +267,13 @@ class NodeAgent:
         if not busy and not self.starting:  # a start's probes are its own until it ended
             self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
         known = {p.uid for p in pods}
-        self.waiting = {k: v for k, v in self.waiting.items() if k in known}
-        self.pulled = {k for k in self.pulled if k[0] in known}
-        self.pulls = {k: v for k, v in self.pulls.items() if k[0] in known}
+        # Starts under way add to these meanwhile: pruned in place, from copies.
+        for uid in [k for k in list(self.waiting) if k not in known]:
+            self.waiting.pop(uid, None)
+        for pulled in [k for k in list(self.pulled) if k[0] not in known]:
+            self.pulled.discard(pulled)
+        for pulling in [k for k in list(self.pulls) if k[0] not in known]:
+            self.pulls.pop(pulling, None)
         for uid, containers in found.items():
             if uid not in known and uid not in busy and uid not in self.starting:
                 # A pod that no longer exists (deleted while we were away).
@@ -301,6 +305,9 @@ class NodeAgent:
                 log_event(
                     log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
                 )
+            except Exception as exc:  # a bug: said, and tried again after RETRY_S
+                log_event(log, "pod start failed", pod=pod.name, node=self.node_id,
+                          error=repr(exc)[:300])  # fmt: skip
             finally:
                 if not running:
                     retry = work.retry_in if work.retry_in < math.inf else RETRY_S
@@ -313,8 +320,8 @@ class NodeAgent:
             self.starting.pop(uid, None)
             self.poke()
 
-        self.starting[uid] = self._pool("starts").submit(run)
-        self.starting[uid].add_done_callback(ended)
+        future = self.starting[uid] = self._pool("starts").submit(run)
+        future.add_done_callback(ended)  # at once if it already ended
 
     def _write_ended(self) -> None:
         """Write what ended starts changed, those of starts that ended meanwhile with it."""
