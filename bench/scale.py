@@ -7,6 +7,11 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
    CreateClusterService to Running, one at a time, then deleted; a `web` service of
    `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
    to a new text and timed as bench/workloads.py does; the machines' memory.
+   Docker alone (the baseline of the fill): as many pods' containers as the fill makes (a
+   pause container, then the app container in its network namespace), created and started
+   straight on the machines' dockerds through the Engine API, `--alone-per-machine` pods
+   at a time on each machine (the node agent's POD_STARTS by default), timed, the
+   machines' memory measured, then removed.
 2. Fill: `--pods` (1,000) pods of busybox `sleep` in `--services` (10) services over
    `--namespaces` (3) namespaces (default and more), all CreateClusterService calls made one
    after another, then DescribeServiceInstance polled until every pod is Running: the time
@@ -21,6 +26,7 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
 6. The machines' memory per pod: each machine cgroup's memory.usage_in_bytes and its
    dockerd + containerd + shims' RSS, full minus empty, over the pods.
 
+`--parts` runs a subset (e.g. `alone,fill` for the fill against docker alone only).
 The host is shared: the benchmark reports the CPU other processes used while it measured.
 `--pods` and `--machines` set the scale (the whole run needs about 16 MB of host memory
 per pod; the benchmark refuses a scale that would leave less than `--keep-free-gb` GiB
