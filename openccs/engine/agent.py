@@ -253,6 +253,10 @@ class NodeAgent:
                 until = self.waiting.get(pod.uid, 0.0)
                 if until > now:  # its status says why (written by its last start)
                     self._due_in(until - now)
+                    if _sandbox_running(found.get(pod.uid, [])):
+                        # A container crash-looping beside running ones: those are synced
+                        # and probed as any pod's; the back-off keeps the crashed one down.
+                        one(pod)
                     continue
                 self.waiting.pop(pod.uid, None)
                 if len(self.starting) >= START_BATCH:
@@ -767,6 +771,12 @@ def _needs_start(pod: Pod, containers: list[dict[str, Any]]) -> bool:
     if "" not in running:
         return True
     return any(spec["containerName"] not in running for spec in pod.template.get("containers", []))
+
+
+def _sandbox_running(containers: list[dict[str, Any]]) -> bool:
+    return any(
+        c["Labels"].get("openccs.role") == "pause" and c["State"] == "running" for c in containers
+    )
 
 
 def _waiter(sandbox: Future[Any] | None) -> Callable[[], None]:
