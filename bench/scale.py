@@ -7,6 +7,11 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
    CreateClusterService to Running, one at a time, then deleted; a `web` service of
    `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
    to a new text and timed as bench/workloads.py does; the machines' memory.
+   Docker alone (the baseline of the fill): as many pods' containers as the fill makes (a
+   pause container, then the app container in its network namespace), created and started
+   straight on the machines' dockerds through the Engine API, `--alone-per-machine` pods
+   at a time on each machine (the node agent's POD_STARTS by default), timed, the
+   machines' memory measured, then removed.
 2. Fill: `--pods` (1,000) pods of busybox `sleep` in `--services` (10) services over
    `--namespaces` (3) namespaces (default and more), all CreateClusterService calls made one
    after another, then DescribeServiceInstance polled until every pod is Running: the time
@@ -21,6 +26,7 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
 6. The machines' memory per pod: each machine cgroup's memory.usage_in_bytes and its
    dockerd + containerd + shims' RSS, full minus empty, over the pods.
 
+`--parts` runs a subset (e.g. `alone,fill` for the fill against docker alone only).
 The host is shared: the benchmark reports the CPU other processes used while it measured.
 `--pods` and `--machines` set the scale (the whole run needs about 16 MB of host memory
 per pod; the benchmark refuses a scale that would leave less than `--keep-free-gb` GiB
@@ -43,12 +49,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+import httpx
 from common import afterwards, git_commit, intro, publish, stop_and_sweep
 from workloads import (
     MB,
@@ -70,10 +78,13 @@ from workloads import (
 )
 
 from openccs.cloud import naming
+from openccs.cloud.dockerapi import API_BASE
+from openccs.engine.agent import PAUSE_IMAGE, POD_STARTS
 from tests.conftest import Server
-from tests.workload_helpers import Svc, create, web
+from tests.workload_helpers import BUSYBOX, Svc, create, web
 
 TITLE = "## Scale: many pods on one cluster"
+PARTS = ("empty", "alone", "fill", "idle", "reads", "loaded")
 TARGET_RUNNING_S = 60.0  # 1,000 pods all Running from the create calls
 TARGET_CPU = 0.1  # idle server, cores
 TARGET_RSS_MB = 300.0
@@ -115,6 +126,8 @@ class Full:
     kubectl_s: list[float] = field(default_factory=list)
     per_node: list[int] = field(default_factory=list)
     poll_errors: list[str] = field(default_factory=list)  # DescribeServiceInstance failures
+    mem: MachinesMem | None = None  # right after all pods were Running
+    fill_cpu: Cpu | None = None  # from the first create call to all Running
 
 
 def machines_mem(env: Env, cluster: str) -> MachinesMem:
@@ -130,6 +143,94 @@ def machines_mem(env: Env, cluster: str) -> MachinesMem:
                 out.system_rss_mb += status_kb(pid, "VmRSS") / 1024
                 out.system_pss_mb += pss_kb(pid) / 1024
                 out.shims += comm(pid).startswith("containerd-shim")
+    return out
+
+
+@dataclass
+class Alone:
+    """The docker-alone baseline: as many pods' containers (a pause container, then the app
+    container in its network namespace, as the node agent makes them), created and started
+    straight on the machines' dockerds, `per_machine` pods at a time on each machine."""
+
+    pods: int
+    per_machine: int
+    seconds: float = 0.0
+    started: int = 0
+    mem: MachinesMem | None = None  # the machines with these containers running
+    errors: list[str] = field(default_factory=list)
+    cpu: Cpu | None = None
+
+
+ALONE_LABEL = "openccs.bench.alone"  # not the pods' label: the node agents leave them be
+
+
+def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
+    """Create and start `pods` pods' containers directly against the machines' dockerds
+    (Engine API over their sockets, one pooled client per machine, as the agent has),
+    spread evenly as the scheduler spreads them, timed from the first call to the last
+    start; then measure the machines' memory and remove everything."""
+    out = Alone(pods, per_machine)
+    socks = [env.sock(cluster, ip) for ip in sorted(env.nodes[cluster])]
+    plan: list[list[int]] = [[] for _ in socks]
+    for k in range(pods):
+        plan[k % len(socks)].append(k)
+    done: list[int] = []
+
+    def client(sock: Path) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(sock), verify=False),
+                            base_url=API_BASE, timeout=120.0)  # fmt: skip
+
+    def call(api: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+        r = api.request(method, path, **kw)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+        return r
+
+    def one(api: httpx.Client, i: int, k: int) -> None:
+        name = f"alone-{k}"
+        pause = call(api, "POST", "/containers/create", params={"name": f"{name}-pause"}, json={
+            "Image": PAUSE_IMAGE, "Hostname": name, "Labels": {ALONE_LABEL: "pause"},
+            "HostConfig": {"NetworkMode": "bridge", "Dns": ["10.255.255.10"],
+                           "DnsSearch": ["default.svc.cluster.local"], "DnsOptions": ["ndots:5"]},
+            "StopSignal": "SIGKILL"}).json()["Id"]  # fmt: skip
+        call(api, "POST", f"/containers/{pause}/start")
+        app = call(api, "POST", "/containers/create", params={"name": f"{name}-main"}, json={
+            "Image": BUSYBOX, "Cmd": ["sleep", str(10**8)], "Labels": {ALONE_LABEL: "app"},
+            "HostConfig": {"NetworkMode": f"container:{pause}"}}).json()["Id"]  # fmt: skip
+        call(api, "POST", f"/containers/{app}/start")
+        done.append(k)
+
+    def machine(i: int) -> None:
+        with client(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
+            for f in [pool.submit(one, api, i, k) for k in plan[i]]:
+                try:
+                    f.result()
+                except Exception as exc:
+                    out.errors.append(str(exc)[:300])
+
+    def clean(i: int) -> None:
+        with client(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
+            listed = call(api, "GET", "/containers/json", params={
+                "all": "1", "filters": json.dumps({"label": [ALONE_LABEL]})}).json()  # fmt: skip
+            list(pool.map(lambda c: api.delete(f"/containers/{c['Id']}",
+                                               params={"force": "1", "v": "1"}),
+                          sorted(listed, key=lambda c: c["Labels"][ALONE_LABEL])))  # fmt: skip
+
+    env.quiet("alone", 5)
+    try:
+        before, t0 = env.meter.snap(), time.perf_counter()
+        with ThreadPoolExecutor(len(socks)) as machines:
+            list(machines.map(machine, range(len(socks))))
+        out.seconds, out.started = time.perf_counter() - t0, len(done)
+        out.cpu = env.meter.since(before)
+        out.mem = machines_mem(env, cluster)
+    finally:
+        with ThreadPoolExecutor(len(socks)) as machines:
+            list(machines.map(clean, range(len(socks))))
+    print(f"docker alone: {out.started} of {pods} pods ({2 * pods} containers) started in"
+          f" {out.seconds:.1f} s, {per_machine} at a time per machine"
+          f" ({len(out.errors)} errors); {out.cpu.line() if out.cpu else ''}",
+          file=sys.stderr)  # fmt: skip
     return out
 
 
@@ -187,7 +288,7 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
     sizes = [args.pods // args.services + (i < args.pods % args.services)
              for i in range(args.services)]  # fmt: skip
     env.quiet("fill", 5)
-    t0 = time.perf_counter()
+    before, t0 = env.meter.snap(), time.perf_counter()
     svcs = [create(env.c, cluster, sleep_service(f"fill{i}", k, 10**8),
                    namespace=namespaces[i % len(namespaces)])
             for i, k in enumerate(sizes)]  # fmt: skip
@@ -210,14 +311,15 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
             out.note = f"only {running} of {args.pods} pods Running (others: {sorted(reasons)})"
             break
         time.sleep(0.5)
-    out.running = running
+    out.running, out.fill_cpu = running, env.meter.since(before)
     nodes: dict[str, int] = {}
     for svc in svcs:
         for pod in svc.pods():
             nodes[pod["nodeIp"]] = nodes.get(pod["nodeIp"], 0) + 1
     out.per_node = sorted(nodes.values(), reverse=True)
-    print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node})",
-          file=sys.stderr)  # fmt: skip
+    out.mem = machines_mem(env, cluster)
+    print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node});"
+          f" {out.fill_cpu.line()}", file=sys.stderr)  # fmt: skip
     return out, svcs
 
 
@@ -294,6 +396,8 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         f" {loaded.rolling.min_running if loaded.rolling else '-'} |",
         "",
     ]
+    if empty.rolling is None and not empty.new_pods:  # the empty cluster's part not run
+        lines = []
     if full is None:
         return lines
     cg, rss, pss = per_pod(empty.mem, loaded.mem, full.running)
@@ -319,14 +423,20 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
             f" {cpu.machines:.2f} cores |",
             f"| idle: other processes on the host meanwhile | {cpu.other:.2f} cores |",
         ]
+    if full.rss_mb:
+        lines.append(
+            f"| idle: openccs server RSS | {full.rss_mb:.0f} MB (peak {full.hwm_mb:.0f} MB) |"
+        )
+    if full.list_ms:
+        lines += [
+            f"| DescribeClusterService, all namespaces (p50 / p99 of"
+            f" {len(full.list_ms)}) | {_ms(full.list_ms)} |",
+            f"| DescribeServiceInstance of a {full.instances_rows}-pod service (p50 / p99 of"
+            f" {len(full.instances_ms)}) | {_ms(full.instances_ms)} |",
+            f"| `kubectl get pods -A` ({full.running} rows; p50 / max of"
+            f" {len(full.kubectl_s)}) | {_s(full.kubectl_s)} |",
+        ]
     lines += [
-        f"| idle: openccs server RSS | {full.rss_mb:.0f} MB (peak {full.hwm_mb:.0f} MB) |",
-        f"| DescribeClusterService, all namespaces (p50 / p99 of"
-        f" {len(full.list_ms)}) | {_ms(full.list_ms)} |",
-        f"| DescribeServiceInstance of a {full.instances_rows}-pod service (p50 / p99 of"
-        f" {len(full.instances_ms)}) | {_ms(full.instances_ms)} |",
-        f"| `kubectl get pods -A` ({full.running} rows; p50 / max of {len(full.kubectl_s)}) |"
-        f" {_s(full.kubectl_s)} |",
         f"| machines' memory per pod: machine cgroups (containers, shims' page cache...) |"
         f" {cg:.1f} MB |",
         f"| machines' memory per pod: dockerd + containerd + shims, RSS (shared pages counted"
@@ -345,6 +455,58 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         )
         lines.append("")
     return lines
+
+
+def render_alone(alone: list[Alone], empty: Phase, full: Full | None) -> list[str]:
+    """The docker-alone baseline beside openccs's fill, and the memory per pod of each."""
+    if not alone:
+        return []
+    lines = [
+        "Docker alone (the baseline of the fill, same run, same machines, before the fill):"
+        " each pod's pause container created and started, then its app container (busybox"
+        " `sleep`, in the pause container's network namespace), straight on the machines'"
+        " dockerds through the Engine API, pods spread evenly, a few pods at a time per"
+        " machine; the containers were removed before the fill.",
+        "",
+        "| way | pods (containers) | pods at once per machine | first call to all started |"
+        " per pod | machines' memory per pod (cgroups / dockerd+containerd+shims PSS) |"
+        " CPU meanwhile: openccs server / the machines / this benchmark / other processes"
+        " (cores of 2) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for a in alone:
+        cg, _, pss = per_pod(empty.mem, a.mem, a.started)
+        lines.append(
+            f"| docker alone | {a.started} of {a.pods} ({2 * a.started}) | {a.per_machine} |"
+            f" {a.seconds:.1f} s | {a.seconds / max(1, a.started) * 1000:.0f} ms |"
+            f" {cg:.1f} MB / {pss:.1f} MB | {_cores(a.cpu)} |"
+            + (f" errors: {len(a.errors)} (`{a.errors[0][:120]}`)" if a.errors else "")
+        )
+    if full is not None:
+        cg, _, pss = per_pod(empty.mem, full.mem, full.running)
+        each = full.to_running / max(1, full.running) * 1000
+        lines.append(
+            f"| openccs (CreateClusterService calls to all Running) | {full.running} of"
+            f" {full.pods} ({2 * full.running}) | {POD_STARTS} | {full.to_running:.1f} s |"
+            f" {each:.0f} ms | {cg:.1f} MB / {pss:.1f} MB | {_cores(full.fill_cpu)} |"
+        )
+        same = [a for a in alone if a.per_machine == POD_STARTS and a.started]
+        best = min((a for a in alone if a.started), key=lambda a: a.seconds, default=None)
+        lines.append("")
+        if same:
+            lines.append(f"Ratio openccs / docker alone at the same concurrency:"
+                         f" {full.to_running / same[0].seconds:.2f}x.")  # fmt: skip
+        if best is not None:
+            lines.append(f"Ratio openccs / the fastest docker-alone run ({best.per_machine} at"
+                         f" once): {full.to_running / best.seconds:.2f}x.")  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def _cores(c: Cpu | None) -> str:
+    if c is None:
+        return "-"
+    return f"{c.server:.2f} / {c.machines:.2f} / {c.bench:.2f} / {c.other:.2f}"
 
 
 def _gap(r: Rolling | None) -> str:
@@ -376,8 +538,9 @@ def targets(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: P
         if full.cpu is not None:
             rows.append(row(f"idle server <= {TARGET_CPU:g} core", full.cpu.server <= TARGET_CPU,
                             f"{full.cpu.server:.3f}"))  # fmt: skip
-        rows.append(row(f"idle server RSS <= {TARGET_RSS_MB:g} MB", full.rss_mb <= TARGET_RSS_MB,
-                        f"{full.rss_mb:.0f} MB"))  # fmt: skip
+        if full.rss_mb:
+            rows.append(row(f"idle server RSS <= {TARGET_RSS_MB:g} MB",
+                            full.rss_mb <= TARGET_RSS_MB, f"{full.rss_mb:.0f} MB"))  # fmt: skip
         for what, vals in (("DescribeClusterService", full.list_ms),
                            ("DescribeServiceInstance", full.instances_ms)):  # fmt: skip
             if vals:
@@ -416,8 +579,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--wait-idle", type=float, default=300.0,
                    help="seconds each part may wait in all for other processes to leave the"
                    " host idle")  # fmt: skip
+    p.add_argument("--alone-per-machine", default=str(POD_STARTS),
+                   help="comma-separated pod starts at once per machine for the docker-alone"
+                   f" baseline (the node agent's: {POD_STARTS})")  # fmt: skip
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"what to run, of {','.join(PARTS)} (loaded needs empty; idle, reads and"
+                   " loaded need fill)")  # fmt: skip
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        p.error(f"unknown parts: {sorted(parts - set(PARTS))}")
     available_gb = int(
         next(x for x in Path("/proc/meminfo").read_text().splitlines()
              if x.startswith("MemAvailable:")).split()[1]
@@ -433,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="openccs-bench-scale-"))
     server = Server(data_dir=tmp / "data", db_url=None)
     empty, loaded, full = Phase(), Phase(), None
+    alone: list[Alone] = []
     errors: list[str] = []
     cpu_other: list[float] = []
     site, left = "", []
@@ -446,23 +619,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = env.new_cluster(args.machines)
         print(f"cluster of {args.machines} machines in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr)  # fmt: skip
-        web_svc = create(env.c, cluster, web("roll", replicas=args.roll, text="v1"))
-        web_svc.wait_normal(args.roll, timeout=300)
+        web_svc = None
+        if "empty" in parts:
+            web_svc = create(env.c, cluster, web("roll", replicas=args.roll, text="v1"))
+            web_svc.wait_normal(args.roll, timeout=300)
         empty.mem = machines_mem(env, cluster)
-        empty.new_pods = new_pods(env, cluster, args.new_pods, "empty")
-        empty.rolling = roll(env, web_svc, args.roll, "v2", "empty")
-        cpu_other += [x.other for x in empty.new_pods]
-        full, svcs = fill(env, cluster, args)
-        idle(env, full, args.idle_seconds, args.settle)
-        if full.cpu is not None:
-            cpu_other.append(full.cpu.other)
-        loaded.mem = machines_mem(env, cluster)
-        reads(env, cluster, full, svcs, args, tmp)
-        loaded.new_pods = new_pods(env, cluster, args.new_pods, "full")
-        cpu_other += [x.other for x in loaded.new_pods]
-        loaded.rolling = roll(env, web_svc, args.roll, "v3", "full")
+        if web_svc is not None:
+            empty.new_pods = new_pods(env, cluster, args.new_pods, "empty")
+            empty.rolling = roll(env, web_svc, args.roll, "v2", "empty")
+            cpu_other += [x.other for x in empty.new_pods]
+        if "alone" in parts:
+            for per_machine in map(int, args.alone_per_machine.split(",")):
+                alone.append(docker_alone(env, cluster, args.pods, per_machine))
+        if "fill" in parts:
+            full, svcs = fill(env, cluster, args)
+            if "idle" in parts:
+                idle(env, full, args.idle_seconds, args.settle)
+                if full.cpu is not None:
+                    cpu_other.append(full.cpu.other)
+            loaded.mem = machines_mem(env, cluster)
+            if "reads" in parts:
+                reads(env, cluster, full, svcs, args, tmp)
+            if "loaded" in parts and web_svc is not None:
+                loaded.new_pods = new_pods(env, cluster, args.new_pods, "full")
+                cpu_other += [x.other for x in loaded.new_pods]
+                loaded.rolling = roll(env, web_svc, args.roll, "v3", "full")
         for r in (empty.rolling, loaded.rolling):
-            if r.cpu is not None:
+            if r is not None and r.cpu is not None:
                 cpu_other.append(r.cpu.other)
     except Exception as exc:
         traceback.print_exc()
@@ -494,6 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += ["Errors (what follows them was not measured):", ""]
         lines += [*(f"- `{err}`" for err in errors), ""]
     lines += render(args, empty, full, loaded, cpu_other)
+    lines += render_alone(alone, empty, full)
     lines += targets(args, empty, full, loaded)
     return publish(TITLE, lines, not args.no_write)
 
