@@ -1,14 +1,15 @@
 """The clusters backend: clusters, their nodes (machines), the machines of a VPC that may
 join them, third-party registry credentials, and each cluster's Kubernetes API endpoint.
 
-Every front end calls these: the v2 actions (`actions/cluster.py`, `actions/kube.py`) and
-the command line's tables (`cli/clusters.py`, through the domain's `summarize`). Inputs are
-typed (`NewCluster`, `NewMachines`, `ExistingMachines`, names, numbers); answers are rows or
-small typed results each front end encodes in its wire format. The rules and queries of one
-cluster live in `domain/clusters.py` and `domain/cloud.py`; this module orders them into one
-call per change, writes desired state, and declares the tasks that bring machines up, take
-them down or open a listener on `Work.effects` (handed to the runner after the commit).
-Errors are the document's (`openccs.errors`).
+The v2 actions (`actions/cluster.py`, `actions/kube.py`) call these; the command line's
+tables (`cli/clusters.py`, across accounts) read the same `domain/clusters.py` `summarize`
+that DescribeCluster answers from. Inputs are typed (`NewCluster`, `NewMachines`,
+`ExistingMachines`, names, numbers); answers are rows or small typed results each front end
+encodes in its wire format. The rules and queries of one cluster live in
+`domain/clusters.py` and `domain/cloud.py`; this module orders them into one call per
+change, writes desired state, and declares the tasks that bring machines up, take them down
+or open a listener on `Work.effects` (handed to the runner after the commit). Errors are
+the document's (`openccs.errors`).
 """
 
 from __future__ import annotations
