@@ -4,6 +4,8 @@
   modules), no subprocess or socket (slow I/O runs in the domain, outside the request's
   transaction, see `RequestContext.outside`).
 - Nothing below the wire layer imports it: errors live at the bottom (`openccs.errors`).
+- The domain imports no front end (`openccs.kube`, `openccs.console`): what a cluster's
+  endpoint needs lives below (`domain/endpoints.py`, the store's `KubeEndpoint`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ def _below_api() -> list[Path]:
 def test_nothing_below_the_wire_layer_imports_it(path: Path) -> None:
     wire = sorted(n for n in imports_of(path) if n == "openccs.api" or n.startswith("openccs.api."))
     assert not wire, f"{path.relative_to(PACKAGE)} imports {wire}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "domain").glob("*.py")), ids=lambda p: p.name)
+def test_the_domain_imports_no_front_end(path: Path) -> None:
+    front = ("openccs.kube", "openccs.console")
+    found = sorted(
+        n for n in imports_of(path) if any(n == f or n.startswith(f + ".") for f in front)
+    )
+    assert not found, f"domain/{path.name} imports {found}"
 
 
 def test_the_context_refuses_the_database_inside_outside(tmp_path: Path) -> None:

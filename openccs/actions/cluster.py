@@ -1,8 +1,10 @@
 """Cluster actions: clusters, their nodes, third-party registries; and the VPC module's two
-list actions users need to find `vpcId` and `subnetId`."""
+list actions users need to find `vpcId` and `subnetId`. Each decodes its parameters, calls
+the clusters backend (`backends/clusters.py`) and encodes the answer."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -11,15 +13,14 @@ from openccs.api.context import RequestContext
 from openccs.api.envelope import TopLevel
 from openccs.api.params import INT_MAX, Array, Flag, Paged, Params
 from openccs.api.registry import action
+from openccs.backends import clusters as backend
+from openccs.backends.clusters import DeleteMode
 from openccs.backends.inputs import ClusterId as ClusterIdParam
 from openccs.backends.inputs import NodeLabel
-from openccs.domain import (
-    cloud,
-    cluster_tasks,  # noqa: F401  (registers the task types)
-)
-from openccs.domain import clusters as dom
-from openccs.errors import invalid_parameter
-from openccs.tasks.runner import create_task
+from openccs.config import Region, Settings
+from openccs.domain.cloud import zone_by_name
+from openccs.domain.clusters import ClusterSummary
+from openccs.store.models import Instance, Subnet, Vpc
 from openccs.timeutil import fmt_time
 
 DiskType = Literal["LOCAL_BASIC", "LOCAL_SSD", "CLOUD_BASIC", "CLOUD_PREMIUM", "CLOUD_SSD"]
@@ -95,97 +96,59 @@ class AddClusterInstancesParams(MachineParams):
     osName: str | None = None
 
 
-def _machine_request(
-    s: Any, ctx: RequestContext, p: MachineParams, os_name: str
-) -> dom.MachineRequest:
-    if p.cvmType == "PayByMonth" and p.period is None:
-        raise invalid_parameter("period", "required when cvmType is PayByMonth")
-    cloud.check_login(p.password, p.keyId)
-    it = cloud.resolve_instance_type(p.instanceType, p.cpu, p.mem)
-    zone = cloud.resolve_zone(ctx.services.settings, p.zoneId)
-    return dom.MachineRequest(
-        zone=zone.name,
+def _machines(p: MachineParams) -> backend.NewMachines:
+    return backend.NewMachines(
+        zone=p.zoneId,
         subnet_id=p.subnetId,
-        instance_type=it.name,
-        cpu=it.cpu,
-        mem=it.mem,
-        os_name=os_name,
+        cpu=p.cpu,
+        mem=p.mem,
+        count=p.goodsNum,
+        instance_type=p.instanceType,
+        period=p.period,
         password=p.password,
         key_id=p.keyId,
-        user_script=cloud.decode_user_script(p.userScript),
+        user_script=p.userScript,
         unschedulable=p.unschedulable != 0,
-        settings={
-            "cvmType": p.cvmType,
-            "bandwidthType": p.bandwidthType,
-            "bandwidth": p.bandwidth,
-            "wanIp": p.wanIp,
-            "rootSize": p.rootSize,
-            "rootType": p.rootType,
-            "storageSize": p.storageSize,
-            "storageType": p.storageType,
-            "sgId": p.sgId,
-            "mountTarget": p.mountTarget,
-            "dockerGraphPath": p.dockerGraphPath,
-        },
+        settings=backend.MachineSettings(
+            cvm_type=p.cvmType,
+            bandwidth_type=p.bandwidthType,
+            bandwidth=p.bandwidth,
+            wan_ip=p.wanIp,
+            root_size=p.rootSize,
+            root_type=p.rootType,
+            storage_size=p.storageSize,
+            storage_type=p.storageType,
+            sg_id=p.sgId,
+            mount_target=p.mountTarget,
+            docker_graph_path=p.dockerGraphPath,
+        ),
     )
 
 
-def _start(ctx: RequestContext, type_name: str, cluster_id: str, **params: Any) -> int:
-    task = create_task(
-        ctx.db, ctx.account_id, type_name, {"clusterId": cluster_id, **params}, cluster_id
+def _new_cluster(p: CreateClusterParams | CreateEmptyClusterParams) -> backend.NewCluster:
+    return backend.NewCluster(
+        name=p.clusterName,
+        vpc_id=p.vpcId,
+        cidr=p.clusterCIDR,
+        description=p.clusterDesc,
+        ignore_cidr_conflict=p.ignoreClusterCIDRConflict == 1,
+        os_name=p.osName,
+        k8s_version=p.clusterVersion,
+        project_id=p.projectId,
+        master_subnet_id=p.masterSubnetId,
     )
-    runner = ctx.services.tasks
-    task_id = task.id
-    ctx.on_commit(lambda: runner.submit(task_id))
-    return task_id
 
 
 @action("CreateCluster", CreateClusterParams, resources=("vpcId",))
 def create_cluster(ctx: RequestContext, p: CreateClusterParams) -> dict[str, Any]:
-    s, settings = ctx.db, ctx.services.settings
-    dom.check_goods_num(s, ctx.account_id, p.goodsNum)
-    dom.check_node_quota(s, ctx.account_id, None, p.goodsNum)
-    req = _machine_request(s, ctx, p, p.osName)
-    cluster = dom.create_cluster(
-        s,
-        settings,
-        ctx.account_id,
-        name=p.clusterName,
-        description=p.clusterDesc,
-        vpc_id=p.vpcId,
-        cluster_cidr=p.clusterCIDR,
-        ignore_conflict=p.ignoreClusterCIDRConflict == 1,
-        os_name=p.osName,
-        k8s_version=p.clusterVersion,
-        project_id=p.projectId,
-        master_subnet_id=p.masterSubnetId,
-        node_defaults={},
-    )
-    task_id = _start(ctx, "cluster.create", cluster.id)
-    vpc = dom.vpc_of(s, cluster)
-    dom.new_instances(s, settings, ctx.account_id, vpc, req, p.goodsNum, cluster, task_id)
-    return {"requestId": task_id, "clusterId": cluster.id}
+    made = backend.create_cluster(ctx.work(), _new_cluster(p), _machines(p))
+    return {"requestId": made.task_id, "clusterId": made.cluster_id}
 
 
 @action("CreateEmptyCluster", CreateEmptyClusterParams, resources=("vpcId",))
 def create_empty_cluster(ctx: RequestContext, p: CreateEmptyClusterParams) -> dict[str, Any]:
-    cluster = dom.create_cluster(
-        ctx.db,
-        ctx.services.settings,
-        ctx.account_id,
-        name=p.clusterName,
-        description=p.clusterDesc,
-        vpc_id=p.vpcId,
-        cluster_cidr=p.clusterCIDR,
-        ignore_conflict=p.ignoreClusterCIDRConflict == 1,
-        os_name=p.osName,
-        k8s_version=p.clusterVersion,
-        project_id=p.projectId,
-        master_subnet_id=p.masterSubnetId,
-        node_defaults={},
-    )
-    task_id = _start(ctx, "cluster.create", cluster.id)
-    return {"requestId": task_id, "clusterId": cluster.id}
+    made = backend.create_cluster(ctx.work(), _new_cluster(p), None)
+    return {"requestId": made.task_id, "clusterId": made.cluster_id}
 
 
 class CheckClusterCIDRParams(Params):
@@ -195,31 +158,13 @@ class CheckClusterCIDRParams(Params):
 
 @action("CheckClusterCIDR", CheckClusterCIDRParams, resources=("vpcId",), inline=True)
 def check_cluster_cidr(ctx: RequestContext, p: CheckClusterCIDRParams) -> None:
-    vpc = cloud.get_vpc(ctx.db, ctx.account_id, p.vpcId)
-    net = cloud.check_cluster_cidr(ctx.db, ctx.account_id, vpc, p.clusterCIDR, False)
-    cloud.pick_service_cidr(ctx.db, str(net))
+    backend.check_cluster_cidr(ctx.work(), p.vpcId, p.clusterCIDR)
 
 
 @action("AddClusterInstances", AddClusterInstancesParams, resources=("clusterId",))
 def add_cluster_instances(ctx: RequestContext, p: AddClusterInstancesParams) -> dict[str, Any]:
-    s, settings = ctx.db, ctx.services.settings
-    cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId, lock=True)
-    dom.precondition(cluster, ("Running",), "AddClusterInstances")
-    dom.check_goods_num(s, ctx.account_id, p.goodsNum)
-    dom.check_node_quota(s, ctx.account_id, cluster.id, p.goodsNum)
-    os_name = cluster.os_name or p.osName or ""
-    if not os_name:
-        raise invalid_parameter("osName", "required for the first nodes of an empty cluster")
-    req = _machine_request(s, ctx, p, os_name)
-    if not cluster.os_name:
-        cluster.os_name = os_name
-    if p.clusterDesc is not None:
-        cluster.description = p.clusterDesc
-    vpc = dom.vpc_of(s, cluster)
-    task_id = _start(ctx, "cluster.scale_out", cluster.id)
-    rows = dom.new_instances(s, settings, ctx.account_id, vpc, req, p.goodsNum, cluster, task_id)
-    dom.touch(cluster, "Scaling")
-    return {"instanceIds": [r.id for r in rows], "requestId": task_id}
+    added = backend.add_instances(ctx.work(), p.clusterId, _machines(p), p.osName, p.clusterDesc)
+    return {"instanceIds": added.instance_ids, "requestId": added.task_id}
 
 
 class AddExistedParams(Params):
@@ -239,41 +184,22 @@ class AddExistedParams(Params):
     "AddClusterInstancesFromExistedCvm", AddExistedParams, resources=("clusterId", "instanceIds")
 )
 def add_existed(ctx: RequestContext, p: AddExistedParams) -> dict[str, Any]:
-    s = ctx.db
-    cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId, lock=True)
-    dom.precondition(cluster, ("Running",), "AddClusterInstancesFromExistedCvm")
-    cloud.check_login(p.password, p.keyId)
-    script = cloud.decode_user_script(p.userScript)
-    if not cluster.os_name:
-        if not p.osName:
-            raise invalid_parameter("osName", "required for the first nodes of an empty cluster")
-        cluster.os_name = p.osName
-    task = create_task(
-        s, ctx.account_id, "cluster.scale_out", {"clusterId": cluster.id}, cluster.id
+    existing = backend.ExistingMachines(
+        instance_ids=p.instanceIds,
+        password=p.password,
+        key_id=p.keyId,
+        os_name=p.osName,
+        unschedulable=p.unschedulable != 0,
+        user_script=p.userScript,
     )
-    ok, failed = dom.adopt_existing(
-        s,
-        cluster,
-        list(dict.fromkeys(p.instanceIds)),
-        ctx.account_id,
-        task.id,
-        p.unschedulable != 0,
-    )
-    for ins in ok:
-        ins.settings = {**ins.settings, "adopted": True, "reinstall": True}
-        if p.password:
-            ins.password_hash = cloud.hash_password(p.password)
-        ins.user_script = script
-    if not ok:
-        s.delete(task)
+    done = backend.add_existing(ctx.work(), p.clusterId, existing)
+    failed = [{"instanceId": f.instance_id, "message": f.message} for f in done.failed]
+    if done.task_id is None:
         return {"succInstanceIds": [], "failInstanceIds": failed}
-    dom.touch(cluster, "Scaling")
-    runner, task_id = ctx.services.tasks, task.id
-    ctx.on_commit(lambda: runner.submit(task_id))
     return {
-        "succInstanceIds": [i.id for i in ok],
+        "succInstanceIds": done.joined,
         "failInstanceIds": failed or None,
-        "requestId": task_id,
+        "requestId": done.task_id,
     }
 
 
@@ -286,29 +212,21 @@ class DescribeExistedParams(Params):
 
 @action("DescribeExistedCvmForAddClusterInstances", DescribeExistedParams, resources=("clusterId",))
 def describe_existed(ctx: RequestContext, p: DescribeExistedParams) -> dict[str, Any]:
-    s = ctx.db
-    cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId)
-    found = dom.vpc_instances(
-        s, ctx.account_id, cluster.vpc_id, p.instanceIds, p.instanceName, p.ip
+    found = backend.existing_candidates(
+        ctx.work(), p.clusterId, p.instanceIds, p.instanceName, p.ip
     )
-    devices = []
-    for ins in found:
-        reason = ""
-        if ins.cluster_id is not None:
-            reason = "already in Cluster"
-        elif ins.state != "Running":
-            reason = "cvm status error"
-        devices.append(
-            {
-                "instanceName": ins.name,
-                "lanIp": ins.lan_ip,
-                "wanIp": "",
-                "instanceId": ins.id,
-                "instanceCreateTime": fmt_time(ins.created_at),
-                "usable": not reason,
-                "unusableReason": reason,
-            }
-        )
+    devices = [
+        {
+            "instanceName": c.instance.name,
+            "lanIp": c.instance.lan_ip,
+            "wanIp": "",
+            "instanceId": c.instance.id,
+            "instanceCreateTime": fmt_time(c.instance.created_at),
+            "usable": c.usable,
+            "unusableReason": c.reason,
+        }
+        for c in found
+    ]
     return {"totalCount": len(devices), "deviceList": devices}
 
 
@@ -322,15 +240,37 @@ class DescribeClusterParams(Paged):
 
 @action("DescribeCluster", DescribeClusterParams, resources=("clusterIds",), inline=True)
 def describe_cluster(ctx: RequestContext, p: DescribeClusterParams) -> dict[str, Any]:
-    s, settings = ctx.db, ctx.services.settings
-    clusters = dom.list_clusters(
-        s, ctx.account_id, p.clusterIds, p.clusterName, p.orderField, p.orderType == "asc"
+    found = backend.clusters(
+        ctx.work(), p.clusterIds, p.clusterName, p.status, p.orderField, p.orderType == "asc"
     )
-    items = [dom.describe_cluster(s, settings, c) for c in clusters]
-    if p.status:
-        items = [c for c in items if c["status"] == p.status]
-    items = [c for c in items if ctx.caller.may_use(c["clusterId"])]
+    region = ctx.services.settings.regions[0]
+    items = [_cluster_entry(c, region) for c in found if ctx.caller.may_use(c.cluster.id)]
     return {"totalCount": len(items), "clusters": items[p.offset : p.offset + p.limit]}
+
+
+def _cluster_entry(x: ClusterSummary, region: Region) -> dict[str, Any]:
+    c = x.cluster
+    return {
+        "clusterId": c.id,
+        "clusterName": c.name,
+        "description": c.description,
+        "clusterCIDR": c.cidr,
+        "unVpcId": c.vpc_id,
+        "vpcId": x.vpc_num_id,
+        "status": x.status,
+        "nodeNum": x.node_num,
+        "nodeStatus": x.node_status,
+        "totalCpu": x.cpu * 1000,
+        "totalMem": x.mem * 1024,
+        "os": c.os_name,
+        "createdAt": fmt_time(c.created_at),
+        "updatedAt": fmt_time(c.updated_at),
+        "regionId": region.region_id,
+        "region": region.name,
+        "k8sVersion": c.k8s_version,
+        "clusterExternalEndpoint": x.external_endpoint,
+        "projectId": c.project_id,
+    }
 
 
 class DescribeClusterInstancesParams(Paged):
@@ -350,16 +290,47 @@ class DescribeClusterInstancesParams(Paged):
 def describe_cluster_instances(
     ctx: RequestContext, p: DescribeClusterInstancesParams
 ) -> dict[str, Any]:
-    s = ctx.db
-    cluster = cloud.get_cluster(s, ctx.account_id, p.clusterId)
-    nodes = dom.cluster_nodes(s, cluster.id)
-    if p.instancesId:
-        wanted = set(p.instancesId)
-        nodes = [n for n in nodes if n.id in wanted]
+    found = backend.nodes(ctx.work(), p.clusterId, p.instancesId)
     settings = ctx.services.settings
     return {
-        "totalCount": len(nodes),
-        "nodes": [dom.describe_node(settings, n) for n in nodes[p.offset : p.offset + p.limit]],
+        "totalCount": len(found),
+        "nodes": [_node_entry(settings, n) for n in found[p.offset : p.offset + p.limit]],
+    }
+
+
+# What CVM state numbers mean in the product (DescribeInstances' table).
+CVM_STATE = {"Failed": 1, "Running": 2, "Creating": 3, "Stopped": 4, "Deleting": 6}
+
+
+def _node_entry(settings: Settings, n: Instance) -> dict[str, Any]:
+    zone = zone_by_name(settings, n.zone)
+    return {
+        "instanceId": n.id,
+        "projectId": n.project_id,
+        "instanceName": n.name,
+        "instanceType": n.instance_type,
+        "kernelVersion": n.kernel_version,
+        "podCidr": n.pod_cidr or "",
+        "cpu": n.cpu * 1000,
+        "mem": n.mem * 1024,
+        "gpu": 0,
+        "wanIp": "",
+        "lanIp": n.lan_ip,
+        "osImage": n.os_name,
+        "isNormal": 1 if n.is_normal else 0,
+        "cvmState": CVM_STATE.get(n.state, 1),
+        "cvmPayMode": 2,
+        "networkPayMode": 2,
+        "createdAt": fmt_time(n.joined_at or n.created_at),
+        "instanceCreateTime": fmt_time(n.created_at),
+        "instanceDeadlineTime": "0000-00-00 00:00:00",
+        "zoneId": zone.zone_id,
+        "zone": zone.name,
+        "abnormalReason": n.abnormal_reason,
+        "labels": dict(n.labels),
+        "autoScalingGroupId": n.autoscaling_group_id,
+        "unschedulable": n.unschedulable,
+        "drainStatus": n.drain_status,
     }
 
 
@@ -376,12 +347,7 @@ class ModifyClusterAttributesParams(Params):
 
 @action("ModifyClusterAttributes", ModifyClusterAttributesParams, resources=("clusterId",))
 def modify_cluster_attributes(ctx: RequestContext, p: ModifyClusterAttributesParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    if p.clusterName is not None:
-        cluster.name = p.clusterName
-    if p.clusterDesc is not None:
-        cluster.description = p.clusterDesc
-    dom.touch(cluster)
+    backend.modify_cluster(ctx.work(), p.clusterId, p.clusterName, p.clusterDesc)
 
 
 class ModifyProjectIdParams(Params):
@@ -391,9 +357,7 @@ class ModifyProjectIdParams(Params):
 
 @action("ModifyProjectId", ModifyProjectIdParams, resources=("clusterId",))
 def modify_project_id(ctx: RequestContext, p: ModifyProjectIdParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    cluster.project_id = p.projectId
-    dom.touch(cluster)
+    backend.set_project(ctx.work(), p.clusterId, p.projectId)
 
 
 class ModifyClusterNodeLabelParams(Params):
@@ -406,12 +370,8 @@ class ModifyClusterNodeLabelParams(Params):
     "ModifyClusterNodeLabel", ModifyClusterNodeLabelParams, resources=("clusterId", "instanceId")
 )
 def modify_cluster_node_label(ctx: RequestContext, p: ModifyClusterNodeLabelParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    node = dom.get_node(ctx.db, cluster, p.instanceId)
-    labels = dict(node.labels)
-    for label in p.labels:
-        labels[label.key] = label.value
-    node.labels = labels
+    labels = [(label.key, label.value) for label in p.labels]
+    backend.label_node(ctx.work(), p.clusterId, p.instanceId, labels)
 
 
 class ModifyClusterNodeSchedulableParams(Params):
@@ -430,9 +390,7 @@ class ModifyClusterNodeSchedulableParams(Params):
 def modify_cluster_node_schedulable(
     ctx: RequestContext, p: ModifyClusterNodeSchedulableParams
 ) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    for node in dom.instances_of(ctx.db, cluster, p.instanceIds):
-        dom.set_schedulable(node, p.unschedulable != 0)
+    backend.set_schedulable(ctx.work(), p.clusterId, p.instanceIds, p.unschedulable != 0)
 
 
 class AddHubInfoParams(Params):
@@ -447,8 +405,7 @@ class AddHubInfoParams(Params):
 
 @action("AddHubInfo", AddHubInfoParams, resources=("clusterId",))
 def add_hub_info(ctx: RequestContext, p: AddHubInfoParams) -> None:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    dom.add_hub(ctx.db, ctx.services.box, cluster, p.domain, p.username, p.password, p.namespaces)
+    backend.add_hub(ctx.work(), p.clusterId, p.domain, p.username, p.password, p.namespaces)
 
 
 class DescribeHubInfoParams(Paged):
@@ -460,17 +417,24 @@ class DescribeHubInfoParams(Paged):
 
 @action("DescribeHubInfo", DescribeHubInfoParams, resources=("clusterId",), inline=True)
 def describe_hub_info(ctx: RequestContext, p: DescribeHubInfoParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    hubs = dom.find_hubs(ctx.db, cluster.id, p.unHubId, p.domain, p.username)
+    found = backend.hubs(ctx.work(), p.clusterId, p.unHubId, p.domain, p.username)
+    app_id = ctx.caller.app_id
     return {
-        "totalCount": len(hubs),
+        "totalCount": len(found),
         "hubs": [
-            dom.describe_hub(h, ctx.caller.app_id) for h in hubs[p.offset : p.offset + p.limit]
+            {
+                "unHubId": h.id,
+                "name": "",
+                "clusterId": h.cluster_id,
+                "appId": app_id,
+                "domain": h.domain,
+                "username": h.username,
+                "namespaces": list(h.namespaces),
+                "createdAt": fmt_time(h.created_at),
+            }
+            for h in found[p.offset : p.offset + p.limit]
         ],
     }
-
-
-DeleteMode = Literal["RemoveOnly", "Return"]
 
 
 class DeleteClusterInstancesParams(Params):
@@ -485,17 +449,7 @@ class DeleteClusterInstancesParams(Params):
 def delete_cluster_instances(
     ctx: RequestContext, p: DeleteClusterInstancesParams
 ) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId, lock=True)
-    dom.precondition(cluster, dom.MUTABLE_STATUSES, "DeleteClusterInstances")
-    nodes = dom.instances_of(ctx.db, cluster, p.instanceIds)
-    dom.touch(cluster, "Scaling")
-    task_id = _start(
-        ctx,
-        "cluster.scale_in",
-        cluster.id,
-        instanceIds=[n.id for n in nodes],
-        mode=p.nodeDeleteMode,
-    )
+    task_id = backend.delete_instances(ctx.work(), p.clusterId, p.instanceIds, p.nodeDeleteMode)
     return {"requestId": task_id}
 
 
@@ -506,10 +460,7 @@ class DeleteClusterParams(Params):
 
 @action("DeleteCluster", DeleteClusterParams, resources=("clusterId",))
 def delete_cluster(ctx: RequestContext, p: DeleteClusterParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId, lock=True)
-    dom.precondition(cluster, dom.MUTABLE_STATUSES, "DeleteCluster")
-    dom.touch(cluster, "Deleting")
-    return {"requestId": _start(ctx, "cluster.delete", cluster.id, mode=p.nodeDeleteMode)}
+    return {"requestId": backend.delete_cluster(ctx.work(), p.clusterId, p.nodeDeleteMode)}
 
 
 # The VPC module (host vpc.api.qcloud.com): its answers carry totalCount and data at top level.
@@ -530,20 +481,15 @@ class DescribeVpcExParams(Paged):
     inline=True,
 )
 def describe_vpc_ex(ctx: RequestContext, p: DescribeVpcExParams) -> TopLevel:
-    s = ctx.db
-    found = cloud.list_vpcs(
-        s,
-        ctx.account_id,
-        p.vpcId,
-        p.vpcName,
-        p.orderField == "vpcName",
-        p.orderDirection == "asc",
+    w = ctx.work()
+    found = backend.vpcs(
+        w, p.vpcId, p.vpcName, p.orderField == "vpcName", p.orderDirection == "asc"
     )
     # Without vpcId, a sub-account sees the VPCs its allow-list names.
     vpcs = [v for v in found if ctx.caller.may_use(v.id)]
     data = []
     for vpc in vpcs[p.offset : p.offset + p.limit]:
-        subnets, devices = cloud.vpc_counts(s, vpc.id)
+        subnets, devices = backend.vpc_counts(w, vpc)
         data.append(
             {
                 "vpcId": f"gz_vpc_{vpc.num_id}",
@@ -582,23 +528,35 @@ class DescribeSubnetExParams(Paged):
     inline=True,
 )
 def describe_subnet_ex(ctx: RequestContext, p: DescribeSubnetExParams) -> TopLevel:
-    s, settings = ctx.db, ctx.services.settings
-    zones = [cloud.resolve_zone(settings, z, "zoneIds").name for z in p.zoneIds]
-    found = cloud.list_subnets(
-        s,
-        ctx.account_id,
+    found = backend.subnets(
+        ctx.work(),
         p.vpcId,
         p.subnetId,
         p.subnetName,
-        zones,
+        p.zoneIds,
         p.orderField == "subnetName",
         p.orderDirection == "asc",
     )
     rows = [(sub, vpc) for sub, vpc in found if ctx.caller.may_use(vpc.id)]
-    data = [
-        dom.subnet_entry(sub, vpc, settings) for sub, vpc in rows[p.offset : p.offset + p.limit]
-    ]
+    settings = ctx.services.settings
+    data = [_subnet_entry(settings, sub, vpc) for sub, vpc in rows[p.offset : p.offset + p.limit]]
     return TopLevel(totalCount=len(rows), data=data)
+
+
+def _subnet_entry(settings: Settings, sub: Subnet, vpc: Vpc) -> dict[str, Any]:
+    zone = zone_by_name(settings, sub.zone)
+    return {
+        "vpcId": f"gz_vpc_{vpc.num_id}",
+        "unVpcId": vpc.id,
+        "subnetId": f"gz_subnet_{sub.num_id}",
+        "unSubnetId": sub.id,
+        "subnetName": sub.name,
+        "cidrBlock": sub.cidr,
+        "zoneId": zone.zone_id,
+        "zone": zone.name,
+        "totalIPNum": ipaddress.ip_network(sub.cidr).num_addresses,
+        "createTime": fmt_time(sub.created_at),
+    }
 
 
 class DrainParams(Params):
@@ -611,12 +569,9 @@ class DrainParams(Params):
 def drain_cluster_node(ctx: RequestContext, p: DrainParams) -> dict[str, Any]:
     """Cordon the node and evict its pods (their services start them elsewhere); with
     DryRun (the default) only list what would be evicted."""
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.ClusterId, name="ClusterId")
-    node = dom.get_node(ctx.db, cluster, p.InstanceId, "InstanceId")
-    pods = dom.node_pods(ctx.db, node.id) if p.DryRun else dom.drain_node(ctx.db, node)
-    return {
-        "Pods": [{"Name": x.name, "Namespace": x.namespace, "NodeIp": node.lan_ip} for x in pods]
-    }
+    done = backend.drain_node(ctx.work(), p.ClusterId, p.InstanceId, p.DryRun != 0)
+    ip = done.node.lan_ip
+    return {"Pods": [{"Name": x.name, "Namespace": x.namespace, "NodeIp": ip} for x in done.pods]}
 
 
 class RequestLimitParams(Params):
@@ -628,25 +583,23 @@ class RequestLimitParams(Params):
 )
 def describe_request_limit(ctx: RequestContext, p: RequestLimitParams) -> dict[str, Any]:
     """Requests and limits of the pods on each node, in cores and GiB, as the example."""
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    per_node: dict[str, dict[str, float]] = {}
-    totals = {"cpuRequest": 0.0, "cpuLimit": 0.0, "memRequest": 0.0, "memLimit": 0.0}
-    for node in dom.cluster_nodes(ctx.db, cluster.id):
-        sums = {k: 0.0 for k in totals}
-        for pod in dom.node_pods(ctx.db, node.id):
-            for c in pod.template.get("containers", []):
-                sums["cpuRequest"] += int(c.get("cpu") or 0) / 1000
-                sums["cpuLimit"] += int(c.get("cpuLimits") or 0) / 1000
-                sums["memRequest"] += int(c.get("memory") or 0) / 1024
-                sums["memLimit"] += int(c.get("memoryLimits") or 0) / 1024
-        for k, v in sums.items():
-            totals[k] += v
-        per_node[node.lan_ip] = {**{k: round(v, 2) for k, v in sums.items()}, "gpuLimit": 0}
+    found = backend.request_limits(ctx.work(), p.clusterId)
+    total = found.total
     return {
-        "totalCpuRequest": round(totals["cpuRequest"], 2),
-        "totalCpuLimit": round(totals["cpuLimit"], 2),
-        "totalMemRequest": round(totals["memRequest"], 2),
-        "totalMemLimit": round(totals["memLimit"], 2),
+        "totalCpuRequest": round(total.cpu_request, 2),
+        "totalCpuLimit": round(total.cpu_limit, 2),
+        "totalMemRequest": round(total.mem_request, 2),
+        "totalMemLimit": round(total.mem_limit, 2),
         "totalGpuLimit": 0,
-        "requestLimitInfo": per_node,
+        "requestLimitInfo": {ip: _limits_entry(r) for ip, r in found.nodes.items()},
+    }
+
+
+def _limits_entry(r: backend.Resources) -> dict[str, float]:
+    return {
+        "cpuRequest": round(r.cpu_request, 2),
+        "cpuLimit": round(r.cpu_limit, 2),
+        "memRequest": round(r.mem_request, 2),
+        "memLimit": round(r.mem_limit, 2),
+        "gpuLimit": 0,
     }

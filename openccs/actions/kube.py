@@ -1,5 +1,5 @@
 """The cluster's Kubernetes API: its credentials (DescribeClusterSecurityInfo) and its
-external address (OperateClusterVip)."""
+external address (OperateClusterVip). Each decodes, calls the clusters backend, encodes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from typing import Any, Literal
 from openccs.api.context import RequestContext
 from openccs.api.params import Params
 from openccs.api.registry import action
-from openccs.domain import cloud
-from openccs.domain.cloud import gateway_of
-from openccs.errors import ApiError
-from openccs.kube import component as kube_component  # also registers the kube.vip task
-from openccs.kube import creds, endpoint
-from openccs.tasks.runner import create_task
+from openccs.backends import clusters as backend
+from openccs.kube import component as _listeners  # noqa: F401  (registers the kube.vip task)
 
 
 class SecurityInfoParams(Params):
@@ -22,27 +18,14 @@ class SecurityInfoParams(Params):
 
 @action("DescribeClusterSecurityInfo", SecurityInfoParams, resources=("clusterId",))
 def describe_security_info(ctx: RequestContext, p: SecurityInfoParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId)
-    cluster_id, subnet = cluster.id, cloud.cluster_gateway_subnet(ctx.db, cluster)
-    port: int | None = None
-    if creds.internal_port(ctx.db, cluster_id) is None:
-        # Picking a free port binds a socket: not while the transaction is open.
-        with ctx.outside():
-            port = kube_component.free_port("0.0.0.0")
-    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster_id)
-    if row.internal_port is None:
-        row.internal_port = port
-    url = endpoint.external_url(ctx.db, ctx.services.settings, cluster_id)
-    internal = ""
-    if subnet and row.internal_port:
-        internal = endpoint.url(str(gateway_of(subnet).ip), row.internal_port)
+    info = backend.security_info(ctx.work(), p.clusterId)
     return {
-        "userName": creds.USER,
-        "password": ctx.services.box.decrypt(row.password_enc),
-        "certificationAuthority": row.ca_cert,
-        "clusterExternalEndpoint": url or "",
+        "userName": info.user,
+        "password": info.password,
+        "certificationAuthority": info.ca_cert,
+        "clusterExternalEndpoint": info.external_url or "",
         # Not in the document: the address machines of the VPC reach the API on, always.
-        "clusterInternalEndpoint": internal,
+        "clusterInternalEndpoint": info.internal_url,
     }
 
 
@@ -53,26 +36,4 @@ class OperateVipParams(Params):
 
 @action("OperateClusterVip", OperateVipParams, resources=("clusterId",))
 def operate_cluster_vip(ctx: RequestContext, p: OperateVipParams) -> dict[str, Any]:
-    cluster = cloud.get_cluster(ctx.db, ctx.account_id, p.clusterId, lock=True)
-    if cluster.status == "Deleting":
-        raise ApiError(5100, "ClusterStateError", f"cluster {cluster.id} is Deleting")
-    row = creds.ensure_endpoint(ctx.db, ctx.services.box, cluster.id)
-    if p.operation == "Create" and row.external_open:
-        raise ApiError(
-            5100, "ClusterVipExists", f"the external address of {cluster.id} is already open"
-        )
-    if p.operation == "Delete" and not row.external_open:
-        raise ApiError(
-            5100, "ClusterVipNotExists", f"the external address of {cluster.id} is not open"
-        )
-    row.external_open = p.operation == "Create"
-    task = create_task(
-        ctx.db,
-        ctx.account_id,
-        "kube.vip",
-        {"clusterId": cluster.id, "operation": p.operation},
-        cluster.id,
-    )
-    runner, task_id = ctx.services.tasks, task.id
-    ctx.on_commit(lambda: runner.submit(task_id))
-    return {"requestId": task_id}
+    return {"requestId": backend.operate_vip(ctx.work(), p.clusterId, p.operation)}

@@ -36,16 +36,27 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         rows = []
         who = owners(s)
         for c in s.scalars(select(Cluster).order_by(Cluster.created_at)):
-            d = dom.describe_cluster(s, settings, c)
-            rows.append({k: d[k] for k in ("clusterId", "clusterName", "status", "nodeNum",
-                         "nodeStatus", "clusterCIDR", "unVpcId")})  # fmt: skip
-            rows[-1].update(who[c.account_id], createdAt=fmt_time_zoned(c.created_at))
+            x = dom.summarize(s, settings, c)  # what DescribeCluster says of it
+            rows.append(
+                {
+                    "clusterId": c.id,
+                    "clusterName": c.name,
+                    "status": x.status,
+                    "nodeNum": x.node_num,
+                    "nodeStatus": x.node_status,
+                    "clusterCIDR": c.cidr,
+                    "unVpcId": c.vpc_id,
+                    **who[c.account_id],
+                    "createdAt": fmt_time_zoned(c.created_at),
+                }
+            )
     print_rows(args, rows)
     return 0
 
 
 def cmd_node(args: argparse.Namespace) -> int:
     from openccs.domain import clusters as dom
+    from openccs.domain.cloud import zone_by_name
     from openccs.store.models import Cluster
 
     settings = cli_settings(args)
@@ -56,10 +67,19 @@ def cmd_node(args: argparse.Namespace) -> int:
             raise CliError(f"no cluster {args.cluster!r}", EXIT_FAILED)
         rows = []
         for n in dom.cluster_nodes(s, cluster.id):
-            d = dom.describe_node(settings, n)
-            rows.append({k: d[k] for k in ("instanceId", "lanIp", "podCidr", "instanceType",
-                         "isNormal", "unschedulable", "zone", "abnormalReason")})  # fmt: skip
-            rows[-1]["state"] = n.state
+            rows.append(
+                {
+                    "instanceId": n.id,
+                    "lanIp": n.lan_ip,
+                    "podCidr": n.pod_cidr or "",
+                    "instanceType": n.instance_type,
+                    "isNormal": 1 if n.is_normal else 0,
+                    "unschedulable": n.unschedulable,
+                    "zone": zone_by_name(settings, n.zone).name,
+                    "abnormalReason": n.abnormal_reason,
+                    "state": n.state,
+                }
+            )
     print_rows(args, rows)
     return 0
 

@@ -7,7 +7,6 @@ Requests change the database in one transaction and hand long work (machines) to
 from __future__ import annotations
 
 import functools
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,17 +15,14 @@ from sqlalchemy.orm import Session
 
 from openccs.config import Settings
 from openccs.crypto import SecretBox
-from openccs.domain import cloud
+from openccs.domain import cloud, endpoints
 from openccs.domain.accounts import quota
 from openccs.domain.workloads import ensure_default_namespaces
 from openccs.errors import ApiError, invalid_parameter, not_found
 from openccs.ids import new_id
-from openccs.kube import endpoint as kube_endpoint
-from openccs.store.models import Cluster, HubInfo, Instance, Pod, Subnet, Vpc
-from openccs.timeutil import fmt_time, utcnow
+from openccs.store.models import Cluster, HubInfo, Instance, Pod, Vpc
+from openccs.timeutil import utcnow
 
-# What CVM state numbers mean in the product (DescribeInstances' table).
-CVM_STATE = {"Failed": 1, "Running": 2, "Creating": 3, "Stopped": 4, "Deleting": 6}
 INSTANCE_TYPE_LABEL = "beta.kubernetes.io/instance-type"
 MUTABLE_STATUSES = ("Running", "Isolated", "Abnormal")
 
@@ -245,9 +241,23 @@ def node_status(nodes: list[Instance]) -> str:
     return "AllAbnormal" if normal == 0 else "PartialAbnormal"
 
 
-def describe_cluster(
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What DescribeCluster and `openccs cluster ls` say of a cluster beyond its row."""
+
+    cluster: Cluster
+    vpc_num_id: int
+    status: str  # the cluster's; Abnormal while it runs and every live node is abnormal
+    node_num: int
+    node_status: str  # AllNormal, PartialAbnormal or AllAbnormal (of the live nodes)
+    cpu: int  # cores of the live (Running or Failed) nodes
+    mem: int  # GiB of the live nodes
+    external_endpoint: str | None  # while OperateClusterVip has it open
+
+
+def summarize(
     s: Session, settings: Settings, cluster: Cluster, nodes: list[Instance] | None = None
-) -> dict[str, Any]:
+) -> ClusterSummary:
     nodes = cluster_nodes(s, cluster.id) if nodes is None else nodes
     vpc = s.get(Vpc, cluster.vpc_id)
     live = [n for n in nodes if n.state in ("Running", "Failed")]
@@ -255,60 +265,16 @@ def describe_cluster(
     ns = node_status(live)
     if status == "Running" and live and ns == "AllAbnormal":
         status = "Abnormal"
-    region = settings.regions[0]
-    return {
-        "clusterId": cluster.id,
-        "clusterName": cluster.name,
-        "description": cluster.description,
-        "clusterCIDR": cluster.cidr,
-        "unVpcId": cluster.vpc_id,
-        "vpcId": vpc.num_id if vpc else 0,
-        "status": status,
-        "nodeNum": len(nodes),
-        "nodeStatus": ns,
-        "totalCpu": sum(n.cpu for n in live) * 1000,
-        "totalMem": sum(n.mem for n in live) * 1024,
-        "os": cluster.os_name,
-        "createdAt": fmt_time(cluster.created_at),
-        "updatedAt": fmt_time(cluster.updated_at),
-        "regionId": region.region_id,
-        "region": region.name,
-        "k8sVersion": cluster.k8s_version,
-        "clusterExternalEndpoint": kube_endpoint.external_url(s, settings, cluster.id),
-        "projectId": cluster.project_id,
-    }
-
-
-def describe_node(settings: Settings, n: Instance) -> dict[str, Any]:
-    zone = cloud.zone_by_name(settings, n.zone)
-    return {
-        "instanceId": n.id,
-        "projectId": n.project_id,
-        "instanceName": n.name,
-        "instanceType": n.instance_type,
-        "kernelVersion": n.kernel_version,
-        "podCidr": n.pod_cidr or "",
-        "cpu": n.cpu * 1000,
-        "mem": n.mem * 1024,
-        "gpu": 0,
-        "wanIp": "",
-        "lanIp": n.lan_ip,
-        "osImage": n.os_name,
-        "isNormal": 1 if n.is_normal else 0,
-        "cvmState": CVM_STATE.get(n.state, 1),
-        "cvmPayMode": 2,
-        "networkPayMode": 2,
-        "createdAt": fmt_time(n.joined_at or n.created_at),
-        "instanceCreateTime": fmt_time(n.created_at),
-        "instanceDeadlineTime": "0000-00-00 00:00:00",
-        "zoneId": zone.zone_id,
-        "zone": zone.name,
-        "abnormalReason": n.abnormal_reason,
-        "labels": dict(n.labels),
-        "autoScalingGroupId": n.autoscaling_group_id,
-        "unschedulable": n.unschedulable,
-        "drainStatus": n.drain_status,
-    }
+    return ClusterSummary(
+        cluster=cluster,
+        vpc_num_id=vpc.num_id if vpc else 0,
+        status=status,
+        node_num=len(nodes),
+        node_status=ns,
+        cpu=sum(n.cpu for n in live),
+        mem=sum(n.mem for n in live),
+        external_endpoint=endpoints.external_url(s, settings, cluster.id),
+    )
 
 
 def touch(cluster: Cluster, status: str | None = None) -> None:
@@ -372,36 +338,6 @@ def add_hub(
     s.add(hub)
     s.flush()
     return hub
-
-
-def describe_hub(hub: HubInfo, app_id: int) -> dict[str, Any]:
-    return {
-        "unHubId": hub.id,
-        "name": "",
-        "clusterId": hub.cluster_id,
-        "appId": app_id,
-        "domain": hub.domain,
-        "username": hub.username,
-        "namespaces": list(hub.namespaces),
-        "createdAt": fmt_time(hub.created_at),
-    }
-
-
-def subnet_entry(sub: Subnet, vpc: Vpc, settings: Settings) -> dict[str, Any]:
-    zone = cloud.zone_by_name(settings, sub.zone)
-    net = ipaddress.ip_network(sub.cidr)
-    return {
-        "vpcId": f"gz_vpc_{vpc.num_id}",
-        "unVpcId": vpc.id,
-        "subnetId": f"gz_subnet_{sub.num_id}",
-        "unSubnetId": sub.id,
-        "subnetName": sub.name,
-        "cidrBlock": sub.cidr,
-        "zoneId": zone.zone_id,
-        "zone": zone.name,
-        "totalIPNum": net.num_addresses,
-        "createTime": fmt_time(sub.created_at),
-    }
 
 
 def get_node(s: Session, cluster: Cluster, instance_id: str, name: str = "instanceId") -> Instance:

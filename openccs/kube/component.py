@@ -27,14 +27,15 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import apply_mask
 from websockets.protocol import State
 
+from openccs.domain import endpoints
 from openccs.domain.cloud import gateway_of
 from openccs.httpguard import listener_config
 from openccs.kube import creds
 from openccs.kube.app import ClusterApi, in_thread
-from openccs.kube.models import KubeEndpoint
 from openccs.kube.streams import RAW
 from openccs.log import get_logger, log_event
-from openccs.store.models import Cluster, Subnet
+from openccs.ports import IP_FREEBIND, free_port
+from openccs.store.models import Cluster, KubeEndpoint, Subnet
 from openccs.subsystems import need
 from openccs.tasks.runner import StepContext, TaskFailed, task_type
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = get_logger("openccs.kube")
 
 SYNC_EVERY = 2.0
-IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 Address = tuple[str, int]
 
 
@@ -308,13 +308,6 @@ class _Listener:
     cert_key: str
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class KubeComponent:
     name = "kube"
 
@@ -368,7 +361,7 @@ class KubeComponent:
             for cluster in s.scalars(select(Cluster).order_by(Cluster.created_at)):
                 if cluster.status == "Deleting":
                     continue
-                row = creds.ensure_endpoint(s, box, cluster.id)
+                row = endpoints.ensure_endpoint(s, box, cluster.id)
                 if row.internal_port is None:
                     row.internal_port = free_port("0.0.0.0")
                 addrs: list[tuple[str, Address]] = [
@@ -489,7 +482,7 @@ def _vip_step(ctx: StepContext) -> None:
     cluster_id, operation = ctx.params["clusterId"], ctx.params["operation"]
     settings = services.settings
     with services.store.session() as s:
-        row = creds.ensure_endpoint(s, services.box, cluster_id)
+        row = endpoints.ensure_endpoint(s, services.box, cluster_id)
         if operation == "Create":
             host = row.external_host or settings.kube_public_address
             if not row.external_port:

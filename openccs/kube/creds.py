@@ -1,4 +1,5 @@
-"""A cluster's CA and `admin` secret, made when first needed, and its server certificates."""
+"""A cluster's server certificates, signed by its CA (the CA and the `admin` secret are made
+on first need by `domain/endpoints.py`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from openccs.crypto import SecretBox
-from openccs.ids import random_token
-from openccs.kube.models import KubeEndpoint
-from openccs.tls import key_pem, new_ca
+from openccs.tls import key_pem
 
-USER = "admin"
 # Names a client inside the cluster may use for the API, as in Kubernetes.
 SERVICE_NAMES = (
     "kubernetes",
@@ -28,37 +23,6 @@ SERVICE_NAMES = (
     "kubernetes.default.svc.cluster.local",
     "localhost",
 )
-
-
-def internal_port(s: Session, cluster_id: str) -> int | None:
-    """The port the cluster's API listens on inside the VPC, once one was picked."""
-    row = s.get(KubeEndpoint, cluster_id)
-    return row.internal_port if row is not None else None
-
-
-def ensure_endpoint(s: Session, box: SecretBox, cluster_id: str) -> KubeEndpoint:
-    """The cluster's endpoint row, made (CA, secret) on first need."""
-    row = s.get(KubeEndpoint, cluster_id)
-    if row is not None:
-        return row
-    cert, key = new_ca(f"{cluster_id} cluster CA")
-    row = KubeEndpoint(
-        cluster_id=cluster_id,
-        ca_cert=cert,
-        ca_key_enc=box.encrypt(key),
-        password_enc=box.encrypt(random_token(32)),
-        external_open=False,
-        external_host="",
-    )
-    try:
-        with s.begin_nested():
-            s.add(row)
-    except IntegrityError:
-        # Made at the same moment by another request: theirs is the one.
-        found = s.get(KubeEndpoint, cluster_id)
-        assert found is not None
-        return found
-    return row
 
 
 def issue_server_cert(

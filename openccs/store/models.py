@@ -300,3 +300,25 @@ class Event(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (Index("ix_events_lookup", "cluster_id", "namespace", "service"),)
+
+
+class KubeEndpoint(Base):
+    """The Kubernetes endpoint of a cluster: its CA, the admin secret, and its listeners'
+    ports (made on first need, `domain/endpoints.py`)."""
+
+    __tablename__ = "kube_endpoints"
+    cluster_id: Mapped[str] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The cluster CA (certificate in clear, key encrypted like SecretKeys).
+    ca_cert: Mapped[str] = mapped_column(Text)
+    ca_key_enc: Mapped[str] = mapped_column(Text)
+    # The `admin` secret: bearer token and basic-auth password.
+    password_enc: Mapped[str] = mapped_column(Text)
+    # Port on the VPC gateway addresses (always open while the cluster exists).
+    internal_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # OperateClusterVip: whether the external address is wanted, and its port.
+    external_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    external_host: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
