@@ -172,7 +172,7 @@ class Gateway:
 
     async def _authenticate(
         self, params: dict[str, str], method: str, host: str
-    ) -> tuple[Caller, int]:
+    ) -> tuple[Caller, int, tuple[str, str]]:
         """Key lookup, signature, replay memory; the nonce's batch in the replay store."""
         for name in _REQUIRED:
             if not params.get(name):
@@ -190,20 +190,20 @@ class Gateway:
         if not caller.account_enabled:
             raise errors.account_disabled()
         batch = self.services.replay.check(secret_id, params["Nonce"], timestamp)
-        return caller, batch
+        return caller, batch, (secret_id, params["Nonce"])
 
     async def _process(
         self, request_id: str, params: dict[str, str], method: str, host: str, seen: dict[str, str]
     ) -> Any:
         """The whole request after its body was read."""
-        caller, batch = await self._authenticate(params, method, host)
+        caller, batch, nonce = await self._authenticate(params, method, host)
         seen["account"] = caller.uin
         action = self.registry.lookup(
             params["Action"], include_test=self.settings.enable_test_actions
         )
         seen["action"] = action.name
         # The nonce is durable before the request can take effect.
-        await self.services.replay.persisted(batch)
+        await self.services.replay.persisted(batch, nonce)
         if action.inline:
             return self._execute(request_id, caller, action, params)
         return await self._in_thread(self._execute, request_id, caller, action, params)
