@@ -22,7 +22,7 @@ import uvicorn
 from sqlalchemy import select
 
 from openccs import timeutil
-from openccs.api.app import Gateway, build_app, build_worker_app
+from openccs.api.app import Gateway, build_app, build_worker_app, count_request
 from openccs.api.registry import Registry, finalize
 from openccs.api.replay import ReplayGuard
 from openccs.api.workers import Channel, Relay, WorkerPool, listening_socket
@@ -182,6 +182,7 @@ async def _serve(settings: Settings) -> None:
             shared,
             gateway.answer_forwarded,
             functools.partial(_write_worker_nonces, services.replay),
+            count_request,
             logging.getLevelName(logging.getLogger().level),
         )
         # What workers relay (console, registry token, metrics) arrives on a unix socket.
@@ -297,7 +298,7 @@ async def _serve_worker(init: dict[str, Any], channel_sock: socket.socket) -> No
     replay.prunes_database = False
     services = Services(settings, store, box, finalize(), replay, TaskRunner(store, workers=1))
     relay = Relay(init["relay"])
-    app = build_worker_app(services, channel.forward, relay, init["index"])
+    app = build_worker_app(services, channel.forward, channel.tally, relay, init["index"])
     listeners: list[socket.socket] = []
     background: list[asyncio.Task[None]] = []
     for fd, cert, key in init["listeners"]:

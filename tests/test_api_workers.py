@@ -7,6 +7,7 @@ until one lands there."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -152,8 +153,23 @@ def test_a_worker_hands_writes_to_the_main_process(srv: Server) -> None:
 
 
 def test_a_worker_relays_other_paths_to_the_main_process(srv: Server) -> None:
+    token = json.loads(srv.cli("metrics-token", "create", "--note", "workers").stdout)
     conn = pinned(srv, worker=True)
     try:
+        # The main process's /metrics counts the requests its workers answered.
+        resp = conn.post(srv.signed("DescribeClusterNameSpaces", {"clusterId": "cls-nothere"}))
+        assert conn.served_by(resp) == conn.process
+        code = resp.json()["code"]
+        wanted = f'openccs_api_requests_total{{action="DescribeClusterNameSpaces",code="{code}"}}'
+
+        def counted() -> bool:
+            page = conn.http.get(
+                f"{srv.http_url}/metrics", headers={"Authorization": f"Bearer {token['token']}"}
+            )
+            assert page.status_code == 200
+            return wanted in page.text
+
+        until("the worker's request in /metrics", counted, timeout=10)
         page = conn.http.get(f"{srv.http_url}/console/login")
         assert page.status_code == 200 and "<form" in page.text
         assert conn.http.get(f"{srv.http_url}/metrics").status_code == 401
@@ -161,6 +177,7 @@ def test_a_worker_relays_other_paths_to_the_main_process(srv: Server) -> None:
         assert conn.http.get(f"{srv.http_url}/healthz").json() == {"status": "ok"}
     finally:
         conn.close()
+        srv.cli("metrics-token", "revoke", token["id"])
 
 
 def test_a_worker_that_dies_is_replaced(srv: Server) -> None:

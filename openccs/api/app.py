@@ -129,9 +129,12 @@ class Gateway:
         services: Services,
         forward: Forwarder | None = None,
         log_fields: dict[str, Any] | None = None,
+        tally: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.services = services
         self.forward = forward
+        # Where a request is counted for /metrics, when not in this process's instruments.
+        self.tally = tally
         # Added to each request's log line (an API worker's number).
         self.log_fields = log_fields or {}
         self.settings = services.settings
@@ -307,8 +310,15 @@ class Gateway:
             name = self.registry.lookup(action, include_test=True).name
         except ApiError:
             name = "unknown"
-        API_REQUESTS.inc(name, str(code))
-        API_DURATION.observe(name, seconds=seconds)
+        if self.tally is not None:
+            self.tally(name, code, seconds)  # an API worker: counted by the main process
+            return
+        count_request(name, code, seconds)
+
+
+def count_request(name: str, code: int, seconds: float) -> None:
+    API_REQUESTS.inc(name, str(code))
+    API_DURATION.observe(name, seconds=seconds)
 
 
 def _dump(body: Any) -> bytes:
@@ -340,9 +350,15 @@ def build_app(services: Services, gateway: Gateway | None = None) -> Starlette:
     return Starlette(routes=routes)
 
 
-def build_worker_app(services: Services, forward: Forwarder, other: Any, index: int) -> Starlette:
+def build_worker_app(
+    services: Services,
+    forward: Forwarder,
+    tally: Callable[[str, int, float], None],
+    other: Any,
+    index: int,
+) -> Starlette:
     """API worker INDEX's application: the v2 API and the health check; OTHER (the relay to
-    the main process) answers every other path."""
-    app = build_app(services, Gateway(services, forward, {"worker": index}))
+    the main process) answers every other path; requests are counted by TALLY."""
+    app = build_app(services, Gateway(services, forward, {"worker": index}, tally))
     app.router.default = other
     return app

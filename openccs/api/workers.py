@@ -129,6 +129,7 @@ class WorkerPool:
     listeners: list[tuple[socket.socket, str | None, str | None]]  # socket, cert, key
     execute: Executor
     write_nonces: NonceWriter
+    count_request: Callable[[str, int, float], None]  # a worker's request, for /metrics
     log_level: str
     relay_path: Path = field(init=False)
     _relay_dir: str = field(init=False)
@@ -206,6 +207,10 @@ class WorkerPool:
 
         async def answer(number: int, payload: bytes) -> None:
             msg = json.loads(payload)
+            if msg["kind"] == "counts":
+                for name, code, seconds in msg["items"]:
+                    self.count_request(str(name), int(code), float(seconds))
+                return
             if msg["kind"] == "nonces":
                 try:
                     rows = [(str(a), str(b), int(c)) for a, b, c in msg["rows"]]
@@ -295,6 +300,7 @@ class Channel:
         self._waiting: dict[int, asyncio.Future[Forwarded]] = {}
         self._next = 1
         self._reader_task: asyncio.Task[None] | None = None
+        self._counts: list[tuple[str, int, float]] = []
 
     async def open(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
@@ -340,6 +346,19 @@ class Channel:
             "params": params,
         }
         return await self._call(message)
+
+    def tally(self, name: str, code: int, seconds: float) -> None:
+        """A request answered, for the main process's /metrics: sent once per turn of the
+        event loop with the others of that turn (no answer awaited)."""
+        if not self._counts:
+            asyncio.get_running_loop().call_soon(self._send_counts)
+        self._counts.append((name, code, seconds))
+
+    def _send_counts(self) -> None:
+        items, self._counts = self._counts, []
+        if self._writer is not None and not self._writer.is_closing():
+            message = {"kind": "counts", "items": items}
+            self._writer.write(_frame(0, json.dumps(message).encode()))
 
     async def write_nonces(self, rows: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
         """A batch of the worker's replay guard, committed by the main process's guard."""
