@@ -279,6 +279,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.listen(2048)
         sock.setblocking(False)
         sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        # Worded as uvicorn words it when it binds itself.
+        reason = (exc.strerror or str(exc)).lower()
+        raise SystemExit(
+            f"openccs: error while attempting to bind on address {host}:{port}: {reason}"
+        ) from None
     except BaseException:
         sock.close()
         raise
