@@ -196,6 +196,8 @@ async def _serve(settings: Settings) -> None:
     def stop(*_: object) -> None:
         for srv in servers:
             srv.should_exit = True
+        if pool is not None:
+            pool.terminate()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)

@@ -69,6 +69,8 @@ WORKER_STOP_S = 10.0
 RESPAWN_DELAY_S = 1.0
 
 _PR_SET_PDEATHSIG = 1
+# sun_path holds 108 bytes with its final NUL.
+MAX_SOCKET_PATH = 100
 
 
 def default_workers() -> int:
@@ -138,12 +140,19 @@ class WorkerPool:
     _stopping: bool = False
 
     def __post_init__(self) -> None:
-        self._relay_dir = tempfile.mkdtemp(prefix="openccs-api-")  # mode 0700
-        self.relay_path = Path(self._relay_dir) / "main.sock"
+        # In the data directory (mode 0700), where a server killed with -9 left it to be
+        # replaced; a private temporary directory when that path is too long for a socket.
+        self._relay_dir = ""
+        self.relay_path = self.settings.data_dir / "api-relay.sock"
+        if len(os.fsencode(self.relay_path.resolve())) > MAX_SOCKET_PATH:
+            self._relay_dir = tempfile.mkdtemp(prefix="openccs-api-")  # mode 0700
+            self.relay_path = Path(self._relay_dir) / "relay.sock"
 
     def relay_socket(self) -> socket.socket:
         """The unix socket on which the main process answers what workers relay."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            self.relay_path.unlink()
         sock.bind(str(self.relay_path))
         sock.listen(1024)
         sock.setblocking(False)
@@ -206,7 +215,15 @@ class WorkerPool:
         pending: set[asyncio.Task[None]] = set()
 
         async def answer(number: int, payload: bytes) -> None:
-            msg = json.loads(payload)
+            try:
+                await serve(number, json.loads(payload))
+            except Exception:
+                # The worker's request must not wait forever: it answers InternalError.
+                log_failure(log, "answering an api worker failed", worker=worker.index)
+                error = {"code": 6000, "message": "internal error", "codeDesc": "InternalError"}
+                writer.write(_frame(number, _CODE.pack(6000) + json.dumps(error).encode()))
+
+        async def serve(number: int, msg: dict[str, Any]) -> None:
             if msg["kind"] == "counts":
                 for name, code, seconds in msg["items"]:
                     self.count_request(str(name), int(code), float(seconds))
@@ -240,12 +257,16 @@ class WorkerPool:
         finally:
             writer.close()
 
-    async def stop(self) -> None:
-        """Stop the workers (they finish their requests first) and wait for them."""
+    def terminate(self) -> None:
+        """Ask every worker to stop (they finish their requests first)."""
         self._stopping = True
         for worker in self._workers.values():
             with contextlib.suppress(ProcessLookupError):
                 worker.proc.send_signal(signal.SIGTERM)
+
+    async def stop(self) -> None:
+        """Stop the workers and wait for them (SIGKILL after WORKER_STOP_S)."""
+        self.terminate()
         deadline = time.monotonic() + WORKER_STOP_S
         for worker in self._workers.values():
             try:
@@ -262,8 +283,9 @@ class WorkerPool:
             worker.channel.close()
         with contextlib.suppress(OSError):
             self.relay_path.unlink()
-        with contextlib.suppress(OSError):
-            os.rmdir(self._relay_dir)
+        if self._relay_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._relay_dir)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
