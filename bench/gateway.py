@@ -1,7 +1,8 @@
 """Gateway benchmark: signed API requests against the unsigned health endpoint.
 
 What it measures, in one invocation against one `openccs serve` child process (plain HTTP on
-loopback, SQLite in a temporary data directory, default INFO logging to a file):
+loopback, SQLite in a temporary data directory, default INFO logging to a file; `--workers N`
+is passed to it, and the server's CPU counts its API workers too):
 
 * `DescribeCluster` (the clusters of an account that has none; `--action
   DescribeClusterTaskResult` reads a task created first with `OpenccsRunTestTask` instead)
