@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import ipaddress
 import json
@@ -181,7 +180,6 @@ async def _serve(settings: Settings) -> None:
             settings.api_workers - 1,
             shared,
             gateway.answer_forwarded,
-            functools.partial(_write_worker_nonces, services.replay),
             count_request,
             logging.getLevelName(logging.getLogger().level),
         )
@@ -242,15 +240,6 @@ async def _serve(settings: Settings) -> None:
 CERTIFICATE_CHECK_S = 6 * 3600
 
 
-async def _write_worker_nonces(
-    replay: ReplayGuard, rows: list[tuple[str, str, int]]
-) -> set[tuple[str, str]]:
-    """An API worker's batch of nonces, in the next group commit of this process's guard."""
-    batch = replay.submit(rows)
-    await replay.persisted(batch)
-    return replay.refused(batch) & {(a, b) for a, b, _ in rows}
-
-
 async def _reload_certificate(cfg: uvicorn.Config, cert: str, key: str) -> None:
     """An API worker: new handshakes present the certificate the main process renewed."""
     loaded = not_valid_after(Path(cert))
@@ -289,14 +278,8 @@ async def _serve_worker(init: dict[str, Any], channel_sock: socket.socket) -> No
 
     channel = Channel(channel_sock, on_close=stop)
     loop = asyncio.get_running_loop()
-
-    def write_nonces(rows: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
-        # From the guard's writer thread: the channel lives on the event loop.
-        return asyncio.run_coroutine_threadsafe(channel.write_nonces(rows), loop).result()
-
-    replay = ReplayGuard(
-        store, settings.timestamp_window, settings.nonce_memory_per_key, write=write_nonces
-    )
+    # Its own nonce writer: the database's unique key decides between processes.
+    replay = ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key)
     replay.prunes_database = False
     services = Services(settings, store, box, finalize(), replay, TaskRunner(store, workers=1))
     relay = Relay(init["relay"])
@@ -324,10 +307,7 @@ async def _serve_worker(init: dict[str, Any], channel_sock: socket.socket) -> No
         for task in background:
             task.cancel()
         await relay.close()
-        try:
-            await asyncio.to_thread(replay.stop)
-        except Exception:  # the main process is gone: nothing waits for these nonces
-            log_failure(log, "api worker: last nonces not written")
+        await asyncio.to_thread(replay.stop)
         store.dispose()
         log_event(log, "api worker stopped", worker=init["index"])
 

@@ -183,16 +183,6 @@ def test_replay_guards_of_two_processes_share_nonces_through_the_database(store:
 
     assert asyncio.run(batch_of_three()) == ["ok", "refused", "ok"]
 
-    # The same nonce from two processes in one batch: both refused, neither takes effect.
-    async def twice_in_one_batch() -> set[tuple[str, str]]:
-        batch = first.check("SHARED", "5", now)
-        assert first.submit([("SHARED", "5", now), ("SHARED", "6", now)]) == batch
-        with pytest.raises(ApiError):
-            await first.persisted(batch, ("SHARED", "5"))
-        return first.refused(batch)
-
-    assert asyncio.run(twice_in_one_batch()) == {("SHARED", "5")}
-
     # A row the window already refuses (not yet pruned) does not block a fresh request.
     with store.session() as s:
         s.execute(Nonce.__table__.update().where(Nonce.nonce == "4").values(ts=now - 500))

@@ -13,9 +13,8 @@ replayed.
 Several processes may serve the API on one database (`serve --workers N`): a nonce is
 accepted only when its row is new (or one the window already refuses), so the database's
 unique key refuses a nonce that another process accepted, and memory only refuses early.
-There the API workers' guards hand their batches to the main process's (`write`), which
-commits them in its own group commits: one process writes nonces, so no SQLite writer waits
-for another's lock.
+Each process writes its own batches (SQLite serializes them as it does the writers of one
+process).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,16 +45,9 @@ class _KeyMemory:
     floor: int = -1
 
 
-# Writes a batch of (secret_id, nonce, ts) somewhere else; returns the refused (secret_id, nonce).
-RemoteWrite = Callable[[list[tuple[str, str, int]]], set[tuple[str, str]]]
-
-
 class ReplayGuard:
-    def __init__(
-        self, store: Store, window: int, per_key: int, write: RemoteWrite | None = None
-    ) -> None:
+    def __init__(self, store: Store, window: int, per_key: int) -> None:
         self.store = store
-        self._remote = write
         self.window = window
         self.per_key = per_key
         self._keys: dict[str, _KeyMemory] = {}
@@ -127,18 +118,6 @@ class ReplayGuard:
             self._pending.append((secret_id, nonce, timestamp))
             # The writer is woken by `persisted` (or picks the nonce up after its batch).
             return self._batch
-
-    def submit(self, rows: list[tuple[str, str, int]]) -> int:
-        """Another process's batch (an API worker's), written with the next group commit of
-        this guard; the batch to wait for with `persisted`, then `refused`."""
-        with self._lock:
-            self._pending.extend(rows)
-            return self._batch
-
-    def refused(self, batch: int) -> set[tuple[str, str]]:
-        """The nonces of a committed batch that were in the database already."""
-        with self._lock:
-            return set(self._refused.get(batch, ()))
 
     async def persisted(self, batch: int, key: tuple[str, str] | None = None) -> None:
         """Wait on the event loop until `batch` is committed; raise if writing it failed, or
@@ -220,8 +199,6 @@ class ReplayGuard:
         """Insert the nonces; those whose row exists (and is inside the window) are refused."""
         if not rows:
             return set()
-        if self._remote is not None:
-            return self._remote(rows)
         table = Nonce.__table__
         stmt = self._dialect.insert(table)
         # A row older than the window (not yet pruned) is taken over; a younger one means
@@ -232,19 +209,11 @@ class ReplayGuard:
             set_={"ts": stmt.excluded.ts},
             where=table.c.ts < literal(cutoff),
         ).returning(table.c.secret_id, table.c.nonce)
-        # The same nonce twice in one batch (two processes, one request a replay of the
-        # other): it is written once and both are refused, so neither can take effect.
-        unique: dict[tuple[str, str], int] = {}
-        twice: set[tuple[str, str]] = set()
-        for a, b, c in rows:
-            if (a, b) in unique:
-                twice.add((a, b))
-            else:
-                unique[(a, b)] = c
-        params = [{"secret_id": a, "nonce": b, "ts": c} for (a, b), c in unique.items()]
+        # (No nonce is twice in one batch: `check` refuses what memory holds.)
+        params = [{"secret_id": a, "nonce": b, "ts": c} for a, b, c in rows]
         with self.store.engine.begin() as conn:
             taken = {(a, b) for a, b in conn.execute(stmt, params)}
-        return (unique.keys() - taken) | twice
+        return {(a, b) for a, b, _ in rows} - taken
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="nonce-writer", daemon=True)

@@ -69,6 +69,8 @@ WORKER_STOP_S = 10.0
 RESPAWN_DELAY_S = 1.0
 
 _PR_SET_PDEATHSIG = 1
+# How often a worker sends the requests it counted to the main process (/metrics).
+COUNTS_EVERY_S = 0.5
 # sun_path holds 108 bytes with its final NUL.
 MAX_SOCKET_PATH = 100
 
@@ -110,8 +112,6 @@ def _frame(number: int, payload: bytes) -> bytes:
 
 # Runs a forwarded action: (request id, SecretId, action, parameters) -> (code, body).
 Executor = Callable[[str, str, str, dict[str, str]], Awaitable[tuple[int, bytes]]]
-# Commits a worker's batch of nonces (secret_id, nonce, ts); returns the refused ones.
-NonceWriter = Callable[[list[tuple[str, str, int]]], Awaitable[set[tuple[str, str]]]]
 
 
 @dataclass
@@ -130,7 +130,6 @@ class WorkerPool:
     count: int  # worker processes (the main process serves too)
     listeners: list[tuple[socket.socket, str | None, str | None]]  # socket, cert, key
     execute: Executor
-    write_nonces: NonceWriter
     count_request: Callable[[str, int, float], None]  # a worker's request, for /metrics
     log_level: str
     relay_path: Path = field(init=False)
@@ -228,18 +227,9 @@ class WorkerPool:
                 for name, code, seconds in msg["items"]:
                     self.count_request(str(name), int(code), float(seconds))
                 return
-            if msg["kind"] == "nonces":
-                try:
-                    rows = [(str(a), str(b), int(c)) for a, b, c in msg["rows"]]
-                    refused = await self.write_nonces(rows)
-                    code, body = 0, json.dumps(sorted(refused)).encode()
-                except Exception as exc:
-                    log_failure(log, "writing a worker's nonces failed", worker=worker.index)
-                    code, body = 1, str(exc).encode()
-            else:
-                code, body = await self.execute(
-                    msg["requestId"], msg["secretId"], msg["action"], msg["params"]
-                )
+            code, body = await self.execute(
+                msg["requestId"], msg["secretId"], msg["action"], msg["params"]
+            )
             writer.write(_frame(number, _CODE.pack(code) + body))
 
         try:
@@ -377,10 +367,10 @@ class Channel:
         return await self._call(message)
 
     def tally(self, name: str, code: int, seconds: float) -> None:
-        """A request answered, for the main process's /metrics: sent once per turn of the
-        event loop with the others of that turn (no answer awaited)."""
+        """A request answered, for the main process's /metrics: sent with the others of
+        the same COUNTS_EVERY_S (no answer awaited)."""
         if not self._counts:
-            asyncio.get_running_loop().call_soon(self._send_counts)
+            asyncio.get_running_loop().call_later(COUNTS_EVERY_S, self._send_counts)
         self._counts.append((name, code, seconds))
 
     def _send_counts(self) -> None:
@@ -388,13 +378,6 @@ class Channel:
         if self._writer is not None and not self._writer.is_closing():
             message = {"kind": "counts", "items": items}
             self._writer.write(_frame(0, json.dumps(message).encode()))
-
-    async def write_nonces(self, rows: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
-        """A batch of the worker's replay guard, committed by the main process's guard."""
-        answer = await self._call({"kind": "nonces", "rows": rows})
-        if answer.code != 0:
-            raise RuntimeError(f"the main process could not write nonces: {answer.body!r}")
-        return {(a, b) for a, b in json.loads(answer.body)}
 
 
 # Headers that concern one connection only (RFC 9110 7.6.1), not relayed.
