@@ -145,9 +145,9 @@ def register(sub: Any) -> None:
     s.add_argument(
         "--workers",
         type=_workers,
-        default="auto",
+        default="1",
         help="processes serving the API listeners: the main one and N-1 API workers that"
-        " run the signed v2 path on more cores (default auto: one per core, at most 4)",
+        " run the signed v2 path on more cores (auto: one per core, at most 4; default 1)",
     )
     s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
     s.add_argument(
