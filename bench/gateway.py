@@ -326,6 +326,12 @@ def running_server(
         yield server
     finally:
         server.stop()
+        # The server made its default VPC (a bridge, rules) at start: remove them.
+        subprocess.run(
+            [str(OPENCCS), "--data-dir", str(server.data_dir), "sweep"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
