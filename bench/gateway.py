@@ -1,7 +1,8 @@
 """Gateway benchmark: signed API requests against the unsigned health endpoint.
 
 What it measures, in one invocation against one `openccs serve` child process (plain HTTP on
-loopback, SQLite in a temporary data directory, default INFO logging to a file):
+loopback, SQLite in a temporary data directory, default INFO logging to a file; `--workers N`
+is passed to it, and the server's CPU counts its API workers too):
 
 * `DescribeCluster` (the clusters of an account that has none; `--action
   DescribeClusterTaskResult` reads a task created first with `OpenccsRunTestTask` instead)
@@ -197,7 +198,13 @@ def git_commit(ref: str | None) -> str:
 class Server:
     """`openccs serve` as a child process on a free loopback port, in a temporary data dir."""
 
-    def __init__(self, workdir: Path, log_level: str, source: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        log_level: str,
+        source: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.workdir = workdir
         # Where the server imports openccs from: an exported commit, or the working tree.
         self.source = source
@@ -218,6 +225,7 @@ class Server:
             "--enable-test-actions",
             "--log-level",
             log_level,
+            *extra_args,
         ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.credentials: dict[str, str] = {}
@@ -254,11 +262,26 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (all its threads)."""
+        """User + system CPU time of the server process (all its threads) and of its API
+        workers (`serve --workers`)."""
         assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pids = [self.proc.pid, *self.worker_pids()]
+        return sum(_process_cpu(pid) for pid in pids)
+
+    def worker_pids(self) -> list[int]:
+        """The server's API worker processes now running."""
+        assert self.proc is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = _read_text(f"/proc/{entry.name}/stat")
+            fields = stat.rsplit(")", 1)[1].split() if ")" in stat else []
+            if len(fields) > 1 and fields[1] == str(self.proc.pid):
+                cmdline = _read_text(f"/proc/{entry.name}/cmdline")
+                if "openccs.api.workers" in cmdline:
+                    found.append(int(entry.name))
+        return found
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -272,9 +295,20 @@ class Server:
             self.proc.wait()
 
 
+def _process_cpu(pid: int) -> float:
+    stat = _read_text(f"/proc/{pid}/stat")
+    if ")" not in stat:
+        return 0.0  # gone meanwhile
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def running_server(
-    log_level: str, ref: str | None = None, sign_with_ref: bool = True
+    log_level: str,
+    ref: str | None = None,
+    sign_with_ref: bool = True,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
     """A started server (of the working tree, or of REF), stopped and cleaned up at exit."""
     workdir = Path(tempfile.mkdtemp(prefix="openccs-bench-"))
@@ -283,7 +317,7 @@ def running_server(
         if source is not None and sign_with_ref:
             # Sign with that commit's client code too.
             sys.path.insert(0, str(source))
-        server = Server(workdir, log_level, source)
+        server = Server(workdir, log_level, source, extra_args)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -292,6 +326,12 @@ def running_server(
         yield server
     finally:
         server.stop()
+        # The server made its default VPC (a bridge, rules) at start: remove them.
+        subprocess.run(
+            [str(OPENCCS), "--data-dir", str(server.data_dir), "sweep"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -471,6 +511,7 @@ def start_py_spy(
     fmt = PY_SPY_FORMATS.get(out.suffix, "flamegraph")
     cmd = [py_spy, "record", "--pid", str(server.proc.pid), "--duration", str(round(secs))]
     cmd += ["--rate", "200", "--gil", "--threads", "--nonblocking", "--format", fmt]
+    cmd += ["--subprocesses"]  # the API workers too
     cmd += ["--output", str(out)]
     spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)  # let it attach
@@ -508,6 +549,11 @@ class Options:
     action: str = SIGNED_ACTION
     compare: str | None = None
     rounds: int = 3
+    workers: str | None = None
+
+    @property
+    def server_args(self) -> list[str]:
+        return ["--workers", self.workers] if self.workers else []
 
 
 class Bench:
@@ -683,7 +729,7 @@ def render(
         f"- machine: {machine['cpus']} CPUs ({machine['cpu model']}), {machine['memory']} RAM,"
         f" {machine['kernel']}, Python {machine['python']}, {machine['wrk']}",
         f"- command: `{shlex.join(['.venv/bin/python', 'bench/gateway.py', *sys.argv[1:]])}`",
-        f"- server: `{server_cmd}` (one process for the whole run; SQLite; logs to a file"
+        f"- server: `{server_cmd}` (started once for the whole run; SQLite; logs to a file"
         + (f"; openccs imported from `git archive {opts.ref}`)" if opts.ref else ")"),
         f"- load: wrk with keep-alive, threads = min(2, clients), {opts.warmup:g} s warm-up then"
         f" {opts.duration:g} s measured per row; every signed request a distinct pre-signed GET"
@@ -794,6 +840,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         " two servers side by side, in interleaved rounds; writes its own section",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds of --compare (3)")
+    p.add_argument(
+        "--workers",
+        help="the server's --workers (N or auto; default: the server's default); with"
+        " --compare, for the working tree only",
+    )
     a = p.parse_args(argv)
     clients = [int(c) for c in a.clients.split(",") if c.strip()]
     if a.profile is not None and not shutil.which(a.py_spy):
@@ -812,6 +863,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         action=a.action,
         compare=a.compare,
         rounds=a.rounds,
+        workers=a.workers,
     )
 
 
@@ -842,7 +894,7 @@ def compare(opts: Options, wrk: str, machine: dict[str, str]) -> int:
     rows: dict[tuple[str, int], list[RunResult]] = {}
     with (
         running_server(opts.log_level, opts.compare, sign_with_ref=False) as server_a,
-        running_server(opts.log_level) as server_b,
+        running_server(opts.log_level, extra_args=opts.server_args) as server_b,
     ):
         benches: dict[str, Bench] = {}
         for label, server in (("A", server_a), ("B", server_b)):
@@ -924,7 +976,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare(opts, wrk, machine)
     commit_start = git_commit(opts.ref)
     started = datetime.datetime.now().astimezone()
-    with running_server(opts.log_level, opts.ref) as server:
+    with running_server(opts.log_level, opts.ref, extra_args=opts.server_args) as server:
         signer = Signer(server)
         signer.action = opts.action
         if opts.action == "DescribeClusterTaskResult":

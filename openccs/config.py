@@ -86,6 +86,9 @@ class Settings:
     request_read_timeout: float = 10.0
     max_connections_per_client: int = 128
     enable_test_actions: bool = False
+    # Processes serving the API listeners (`serve --workers`): the main process and N-1
+    # API workers (openccs.api.workers).
+    api_workers: int = 1
     task_workers: int = 8
     regions: tuple[Region, ...] = (Region("ap-guangzhou", "gz", 1),)
     zones: tuple[Zone, ...] = (Zone("ap-guangzhou-3", 100003), Zone("ap-guangzhou-4", 100004))

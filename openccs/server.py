@@ -7,20 +7,24 @@ import contextlib
 import gc
 import ipaddress
 import json
+import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from sqlalchemy import select
 
 from openccs import timeutil
-from openccs.api.app import build_app
+from openccs.api.app import Gateway, build_app, build_worker_app, count_request
 from openccs.api.registry import Registry, finalize
 from openccs.api.replay import ReplayGuard
+from openccs.api.workers import Channel, Relay, WorkerPool, listening_socket
 from openccs.components import Component, load_components
 from openccs.config import Settings, parse_hostport
 from openccs.crypto import SecretBox
@@ -123,10 +127,21 @@ async def _serve(settings: Settings) -> None:
             )
     services = build_services(settings)
     ensure_default_account(settings, services.store, services.box)
-    app = build_app(services)
+    gateway = Gateway(services)
+    app = build_app(services, gateway)
     servers: list[uvicorn.Server] = []
+    # With API workers: each listener's socket (shared with them), and its certificate.
+    shared: list[tuple[socket.socket, str | None, str | None]] = []
+    sockets: dict[int, list[socket.socket]] = {}  # uvicorn server index -> its sockets
     endpoints: dict[str, str] = {}
     background: list[asyncio.Task[None]] = []
+
+    def listen(host: str, port: int, cert: str | None = None, key: str | None = None) -> None:
+        if settings.api_workers > 1:
+            sock = listening_socket(host, port)
+            shared.append((sock, cert, key))
+            sockets[len(servers)] = [sock]
+
     if settings.https:
         host, port = parse_hostport(settings.https)
         if settings.tls_cert and settings.tls_key:
@@ -142,6 +157,7 @@ async def _serve(settings: Settings) -> None:
             ssl_keyfile=str(key),
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
+        listen(host, port, str(cert), str(key))
         servers.append(_Server(cfg))
         if not settings.tls_cert:
             background.append(asyncio.create_task(_renew_certificate(settings, host, cfg)))
@@ -152,16 +168,34 @@ async def _serve(settings: Settings) -> None:
         cfg = listener_config(
             app, settings, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
         )
+        listen(host, port)
         servers.append(_Server(cfg))
         endpoints["http"] = f"http://{settings.http}"
     if not servers:
         raise SystemExit("openccs: give at least one of --http and --https")
+    pool: WorkerPool | None = None
+    if shared:
+        pool = WorkerPool(
+            settings,
+            settings.api_workers - 1,
+            shared,
+            gateway.answer_forwarded,
+            count_request,
+            logging.getLevelName(logging.getLogger().level),
+        )
+        # What workers relay (console, registry token, metrics) arrives on a unix socket.
+        sockets[len(servers)] = [pool.relay_socket()]
+        servers.append(
+            _Server(listener_config(app, settings, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
+        )
 
     loop = asyncio.get_running_loop()
 
     def stop(*_: object) -> None:
         for srv in servers:
             srv.should_exit = True
+        if pool is not None:
+            pool.terminate()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
@@ -174,11 +208,22 @@ async def _serve(settings: Settings) -> None:
             started.append(comp)
             log_event(log, "component started", component=comp.name)
         services.tasks.resume()
+        if pool is not None:
+            await pool.start()
         write_endpoints(settings.data_dir, endpoints)
-        log_event(log, "serving", data_dir=str(settings.data_dir), **endpoints)
-        await asyncio.gather(*(srv.serve() for srv in servers))
+        log_event(
+            log,
+            "serving",
+            data_dir=str(settings.data_dir),
+            api_processes=max(1, settings.api_workers),
+            **endpoints,
+        )
+        await asyncio.gather(*(srv.serve(sockets.get(i)) for i, srv in enumerate(servers)))
     finally:
         log_event(log, "shutting down")
+        if pool is not None:
+            # Before the components: requests the workers still finish may need them.
+            await pool.stop()
         for task in background:
             task.cancel()
         await asyncio.to_thread(services.tasks.stop)
@@ -193,6 +238,78 @@ async def _serve(settings: Settings) -> None:
 
 
 CERTIFICATE_CHECK_S = 6 * 3600
+
+
+async def _reload_certificate(cfg: uvicorn.Config, cert: str, key: str) -> None:
+    """An API worker: new handshakes present the certificate the main process renewed."""
+    loaded = not_valid_after(Path(cert))
+    while True:
+        await asyncio.sleep(CERTIFICATE_CHECK_S / 6)
+        try:
+            now = not_valid_after(Path(cert))
+            if now != loaded and cfg.ssl is not None:
+                cfg.ssl.load_cert_chain(cert, key)
+                loaded = now
+        except Exception:
+            log_failure(log, "server certificate reload failed")
+
+
+def serve_worker(init: dict[str, Any], channel_sock: socket.socket) -> None:
+    """An API worker process (`openccs.api.workers`): the v2 API on the main process's
+    listening sockets; see that module."""
+    try:
+        import uvloop
+
+        uvloop.run(_serve_worker(init, channel_sock))
+    except ImportError:
+        asyncio.run(_serve_worker(init, channel_sock))
+
+
+async def _serve_worker(init: dict[str, Any], channel_sock: socket.socket) -> None:
+    settings: Settings = init["settings"]
+    timeutil.set_timezone(settings.timezone)
+    store = Store(settings.db_url, settings.auth_epoch)  # migrated by the main process
+    box = SecretBox.from_data_dir(settings.data_dir)
+    servers: list[uvicorn.Server] = []
+
+    def stop(*_: object) -> None:
+        for srv in servers:
+            srv.should_exit = True
+
+    channel = Channel(channel_sock, on_close=stop)
+    loop = asyncio.get_running_loop()
+    # Its own nonce writer: the database's unique key decides between processes.
+    replay = ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key)
+    replay.prunes_database = False
+    services = Services(settings, store, box, finalize(), replay, TaskRunner(store, workers=1))
+    relay = Relay(init["relay"])
+    app = build_worker_app(services, channel.forward, channel.tally, relay, init["index"])
+    listeners: list[socket.socket] = []
+    background: list[asyncio.Task[None]] = []
+    for fd, cert, key in init["listeners"]:
+        sock = socket.socket(fileno=fd)
+        listeners.append(sock)
+        tls = {"ssl_certfile": cert, "ssl_keyfile": key} if cert and key else {}
+        cfg = listener_config(app, settings, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, **tls)
+        servers.append(_Server(cfg))
+        if cert and key and not settings.tls_cert:
+            background.append(asyncio.create_task(_reload_certificate(cfg, cert, key)))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    replay.start()
+    await channel.open()
+    log_event(log, "api worker serving", worker=init["index"])
+    try:
+        await asyncio.gather(
+            *(srv.serve([sock]) for srv, sock in zip(servers, listeners, strict=True))
+        )
+    finally:
+        for task in background:
+            task.cancel()
+        await relay.close()
+        await asyncio.to_thread(replay.stop)
+        store.dispose()
+        log_event(log, "api worker stopped", worker=init["index"])
 
 
 async def _renew_certificate(settings: Settings, host: str, cfg: uvicorn.Config) -> None:

@@ -8,7 +8,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
@@ -30,6 +30,7 @@ from .envelope import envelope, error_envelope, wire_error
 from .params import MAX_PARAMETERS, check_shape, decode_params, validate_params
 from .registry import Action
 from .signature import verify
+from .workers import LOCAL_ACTIONS, Forwarded
 
 if TYPE_CHECKING:
     from openccs.server import Services
@@ -118,9 +119,24 @@ def execute(
     return result
 
 
+# Forwards an authenticated action to the main process (in an API worker; None there).
+Forwarder = Callable[[str, str, str, dict[str, str]], Awaitable["Forwarded"]]
+
+
 class Gateway:
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self,
+        services: Services,
+        forward: Forwarder | None = None,
+        log_fields: dict[str, Any] | None = None,
+        tally: Callable[[str, int, float], None] | None = None,
+    ) -> None:
         self.services = services
+        self.forward = forward
+        # Where a request is counted for /metrics, when not in this process's instruments.
+        self.tally = tally
+        # Added to each request's log line (an API worker's number).
+        self.log_fields = log_fields or {}
         self.settings = services.settings
         self.registry = services.registry
         # Few threads: Python runs one at a time, more only add switching (measured).
@@ -172,7 +188,7 @@ class Gateway:
 
     async def _authenticate(
         self, params: dict[str, str], method: str, host: str
-    ) -> tuple[Caller, int]:
+    ) -> tuple[Caller, int, tuple[str, str]]:
         """Key lookup, signature, replay memory; the nonce's batch in the replay store."""
         for name in _REQUIRED:
             if not params.get(name):
@@ -190,20 +206,28 @@ class Gateway:
         if not caller.account_enabled:
             raise errors.account_disabled()
         batch = self.services.replay.check(secret_id, params["Nonce"], timestamp)
-        return caller, batch
+        return caller, batch, (secret_id, params["Nonce"])
 
     async def _process(
         self, request_id: str, params: dict[str, str], method: str, host: str, seen: dict[str, str]
     ) -> Any:
         """The whole request after its body was read."""
-        caller, batch = await self._authenticate(params, method, host)
+        caller, batch, nonce = await self._authenticate(params, method, host)
         seen["account"] = caller.uin
         action = self.registry.lookup(
             params["Action"], include_test=self.settings.enable_test_actions
         )
         seen["action"] = action.name
         # The nonce is durable before the request can take effect.
-        await self.services.replay.persisted(batch)
+        await self.services.replay.persisted(batch, nonce)
+        if self.forward is not None and action.name not in LOCAL_ACTIONS:
+            # An API worker: the main process runs it (its controllers see the change).
+            return await self.forward(request_id, nonce[0], action.name, params)
+        return await self._run(request_id, caller, action, params)
+
+    async def _run(
+        self, request_id: str, caller: Caller, action: Action, params: dict[str, str]
+    ) -> Any:
         if action.inline:
             return self._execute(request_id, caller, action, params)
         return await self._in_thread(self._execute, request_id, caller, action, params)
@@ -230,20 +254,17 @@ class Gateway:
             seen["action"] = shown(params.get("Action", "-"), 64)
             host = request.headers.get("host", "")
             data = await self._process(request_id, params, method, host, seen)
-            body = envelope(data if data is not None else {})
-            code = 0
+            if isinstance(data, Forwarded):
+                text, code = data.body, data.code
+            else:
+                text, code = _dump(envelope(data if data is not None else {})), 0
         except ClientDisconnect:
             # The client went away before its request was whole: nothing to answer.
             log_event(log, "client disconnected", action=seen["action"])
             request_id_var.reset(token)
             return Response(status_code=400)
         except Exception as exc:
-            err = wire_error(exc)
-            if err is None:
-                log_failure(log, "unhandled error", action=seen["action"])
-                err = errors.internal_error(request_id)
-            body = error_envelope(err)
-            code = err.code
+            code, text = _failure(exc, request_id, seen["action"])
         elapsed = time.perf_counter() - started
         log_event(
             log,
@@ -252,14 +273,36 @@ class Gateway:
             account=seen["account"],
             code=code,
             ms=round(elapsed * 1000, 2),
+            **self.log_fields,
         )
         self._count(seen["action"], code, elapsed)
         request_id_var.reset(token)
-        return Response(
-            json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-            media_type="application/json",
-            headers={"X-Request-Id": request_id},
-        )
+        return Response(text, media_type="application/json", headers={"X-Request-Id": request_id})
+
+    async def answer_forwarded(
+        self, request_id: str, secret_id: str, action_name: str, params: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """In the main process: an action an API worker authenticated (signature, replay
+        guard, nonce committed) and sent here; its code and JSON body."""
+        token = request_id_var.set(request_id)
+        try:
+            found, caller = self.callers.peek(secret_id)
+            if not found:
+                caller = await self._in_thread(self.callers.get, secret_id)
+            # The key or account may have been disabled since the worker looked.
+            if caller is None or not caller.key_enabled:
+                raise errors.secret_id_not_found(secret_id)
+            if not caller.account_enabled:
+                raise errors.account_disabled()
+            action = self.registry.lookup(
+                action_name, include_test=self.settings.enable_test_actions
+            )
+            data = await self._run(request_id, caller, action, params)
+            return 0, _dump(envelope(data if data is not None else {}))
+        except Exception as exc:
+            return _failure(exc, request_id, action_name)
+        finally:
+            request_id_var.reset(token)
 
     def _count(self, action: str, code: int, seconds: float) -> None:
         """The request in /metrics, under a known action name only (labels stay few)."""
@@ -267,16 +310,37 @@ class Gateway:
             name = self.registry.lookup(action, include_test=True).name
         except ApiError:
             name = "unknown"
-        API_REQUESTS.inc(name, str(code))
-        API_DURATION.observe(name, seconds=seconds)
+        if self.tally is not None:
+            self.tally(name, code, seconds)  # an API worker: counted by the main process
+            return
+        count_request(name, code, seconds)
+
+
+def count_request(name: str, code: int, seconds: float) -> None:
+    API_REQUESTS.inc(name, str(code))
+    API_DURATION.observe(name, seconds=seconds)
+
+
+def _dump(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _failure(exc: Exception, request_id: str, action: str) -> tuple[int, bytes]:
+    """The wire answer of a request that raised: the document's error, or InternalError
+    (logged) for a fault of ours."""
+    err = wire_error(exc)
+    if err is None:
+        log_failure(log, "unhandled error", action=action)
+        err = errors.internal_error(request_id)
+    return err.code, _dump(error_envelope(err))
 
 
 async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def build_app(services: Services) -> Starlette:
-    gateway = Gateway(services)
+def build_app(services: Services, gateway: Gateway | None = None) -> Starlette:
+    gateway = gateway or Gateway(services)
     routes: list[BaseRoute] = [
         Route("/v2/index.php", gateway.handle, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
@@ -284,3 +348,17 @@ def build_app(services: Services) -> Starlette:
     for comp in services.components:
         routes.extend(comp.routes())
     return Starlette(routes=routes)
+
+
+def build_worker_app(
+    services: Services,
+    forward: Forwarder,
+    tally: Callable[[str, int, float], None],
+    other: Any,
+    index: int,
+) -> Starlette:
+    """API worker INDEX's application: the v2 API and the health check; OTHER (the relay to
+    the main process) answers every other path; requests are counted by TALLY."""
+    app = build_app(services, Gateway(services, forward, {"worker": index}, tally))
+    app.router.default = other
+    return app

@@ -9,6 +9,12 @@ load a batch holds the nonces of many requests, not one or two. Memory is bounde
 SecretId has more nonces than the cap, the oldest are forgotten and their timestamp becomes
 a floor below which that SecretId's requests are refused, so nothing forgotten can be
 replayed.
+
+Several processes may serve the API on one database (`serve --workers N`): a nonce is
+accepted only when its row is new (or one the window already refuses), so the database's
+unique key refuses a nonce that another process accepted, and memory only refuses early.
+Each process writes its own batches (SQLite serializes them as it does the writers of one
+process).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from openccs.errors import replay
@@ -53,16 +59,15 @@ class ReplayGuard:
         self._batch = 0  # the batch that `_pending` will become
         self._done = -1  # the last batch committed or failed
         self._failed: dict[int, Exception] = {}
+        # Nonces of a committed batch whose row another process had written first.
+        self._refused: dict[int, set[tuple[str, str]]] = {}
         self._async_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._kicks: set[asyncio.AbstractEventLoop] = set()  # loops with a wake-up due
         self._stopping = False
         self._thread: threading.Thread | None = None
-        dialect: Any = sqlite if store.is_sqlite else postgresql
-        stmt = dialect.insert(Nonce.__table__)
-        # A row may remain from a nonce forgotten in memory (cap) but not yet pruned.
-        self._insert = stmt.on_conflict_do_update(
-            index_elements=["secret_id", "nonce"], set_={"ts": stmt.excluded.ts}
-        )
+        self._dialect: Any = sqlite if store.is_sqlite else postgresql
+        # Only the process that owns the background work prunes the table.
+        self.prunes_database = True
 
     def load(self) -> None:
         """Read remembered nonces still inside the window (at start)."""
@@ -114,11 +119,21 @@ class ReplayGuard:
             # The writer is woken by `persisted` (or picks the nonce up after its batch).
             return self._batch
 
-    async def persisted(self, batch: int) -> None:
-        """Wait on the event loop until `batch` is committed; raise if writing it failed."""
+    async def persisted(self, batch: int, key: tuple[str, str] | None = None) -> None:
+        """Wait on the event loop until `batch` is committed; raise if writing it failed, or
+        4500 if KEY (secret_id, nonce) was in the database already (another process took
+        that nonce)."""
         if self._thread is None:
             await asyncio.to_thread(self.flush)
-            return
+        else:
+            await self._committed(batch)
+        if key is not None:
+            with self._lock:
+                refused = key in self._refused.get(batch, ())
+            if refused:
+                raise replay(f"Nonce {key[1]} was already used with this SecretId: use a new one")
+
+    async def _committed(self, batch: int) -> None:
         loop = asyncio.get_running_loop()
         with self._cond:
             if self._done >= batch:
@@ -163,20 +178,42 @@ class ReplayGuard:
             rows, self._pending = self._pending, []
             batch = self._batch
             self._batch += 1
+        refused: set[tuple[str, str]] = set()
         try:
-            self._write(rows)
+            refused = self._write(rows)
         finally:
             with self._cond:
+                self._note_refused(batch, refused)
                 self._done = max(self._done, batch)
                 self._wake_async()
                 self._cond.notify_all()
 
-    def _write(self, rows: list[tuple[str, str, int]]) -> None:
+    def _note_refused(self, batch: int, refused: set[tuple[str, str]]) -> None:
+        # Called with the lock held; waiters read theirs as soon as the batch is done.
+        if refused:
+            self._refused[batch] = refused
+        for old in [b for b in self._refused if b < batch - 1000]:
+            del self._refused[old]
+
+    def _write(self, rows: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        """Insert the nonces; those whose row exists (and is inside the window) are refused."""
         if not rows:
-            return
+            return set()
+        table = Nonce.__table__
+        stmt = self._dialect.insert(table)
+        # A row older than the window (not yet pruned) is taken over; a younger one means
+        # the nonce was used: no row comes back for it.
+        cutoff = int(time.time()) - self.window
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["secret_id", "nonce"],
+            set_={"ts": stmt.excluded.ts},
+            where=table.c.ts < literal(cutoff),
+        ).returning(table.c.secret_id, table.c.nonce)
+        # (No nonce is twice in one batch: `check` refuses what memory holds.)
         params = [{"secret_id": a, "nonce": b, "ts": c} for a, b, c in rows]
         with self.store.engine.begin() as conn:
-            conn.execute(self._insert, params)
+            taken = {(a, b) for a, b in conn.execute(stmt, params)}
+        return {(a, b) for a, b, _ in rows} - taken
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="nonce-writer", daemon=True)
@@ -205,8 +242,9 @@ class ReplayGuard:
                 batch = self._batch
                 self._batch += 1
             error: Exception | None = None
+            refused: set[tuple[str, str]] = set()
             try:
-                self._write(rows)
+                refused = self._write(rows)
             except Exception as exc:  # the requests of this batch answer 6000
                 log.exception("writing nonces failed")
                 error = exc
@@ -216,6 +254,7 @@ class ReplayGuard:
                     # Keep only recent failures: waiters read theirs right away.
                     for old in [b for b in self._failed if b < batch - 1000]:
                         del self._failed[old]
+                self._note_refused(batch, refused)
                 self._done = batch
                 self._wake_async()
                 self._cond.notify_all()
@@ -236,6 +275,8 @@ class ReplayGuard:
                     if ts >= cutoff:
                         break
                     mem.nonces.popitem(last=False)
+        if not self.prunes_database:
+            return
         with self.store.engine.begin() as conn:
             conn.execute(delete(Nonce).where(Nonce.ts < cutoff))
 

@@ -59,6 +59,16 @@ def _port_range(text: str) -> tuple[int, int]:
     return pair
 
 
+def _workers(text: str) -> int:
+    from openccs.api.workers import default_workers
+
+    if text == "auto":
+        return default_workers()
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64, or auto: {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -80,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s.http = args.http or None
     s.https = args.https or None
     s.enable_test_actions = args.enable_test_actions
+    s.api_workers = args.workers
     s.allow_public_plain_http = args.allow_public_http
     s.allow_privileged = args.allow_privileged
     s.timestamp_window = args.timestamp_window
@@ -131,6 +142,13 @@ def register(sub: Any) -> None:
         help="let services run privileged containers (root on this host: trusted tenants only)",
     )
     s.add_argument("--enable-test-actions", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--workers",
+        type=_workers,
+        default="1",
+        help="processes serving the API listeners: the main one and N-1 API workers that"
+        " run the signed v2 path on more cores (auto: one per core, at most 4; default 1)",
+    )
     s.add_argument("--timestamp-window", type=int, default=7200, help="seconds (default 7200)")
     s.add_argument(
         "--request-read-timeout",
