@@ -22,14 +22,8 @@ listing the containers, so a quiet machine's resync costs one Engine API call.
 A pod starts in as few round trips as dockerd allows: the pause container is created and
 started in the background while the app containers are created (they name the pause
 container, which dockerd resolves when they start), its address is read while they start,
-images already seen on the machine are not asked for again; an app container created and
-never started (openccs stopped in between) is started, not made again.
-
-A pass never waits for a pod start: pods that need containers started are handed to the
-machine's own start threads (a few at a time, a bounded number queued) and the pass goes
-on. Each start writes what it changed (status, events) as soon as it ends, in one
-transaction with whatever other starts ended meanwhile, and wakes the cluster's passes; a
-pod stays its start's until then (a pass leaves it alone), so it is never started twice.
+images already seen on the machine are not asked for again. Pods that need starting go a
+few at a time in parallel, in batches, on threads of the machine's own.
 """
 
 from __future__ import annotations
@@ -67,17 +61,15 @@ PAUSE_IMAGE = "openccs/pause:1"
 BUILTIN_IMAGES = {PAUSE_IMAGE: ['CMD ["sleep", "2147483647"]'], "openccs/busybox:latest": []}
 # A crashed container restarts, a failed pull is tried again, after 10 s, 20 s... 300 s.
 CRASH_BACKOFF = PULL_BACKOFF = Policy(start=10.0, cap=300.0)
+# Pause containers are created and started here while the agent creates the pod's other
+# containers (a task never waits for another of this pool, so it cannot run dry).
+_STARTS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox")
 STOP_GRACE = 5
-# Per machine: pods started at once (kubelet's pod workers), stops waiting out their grace
-# period. Each machine has its own threads, so one tenant's hundred pods never queue
-# another tenant's pod behind them.
+# Per machine: pods started at once in a pass (kubelet's pod workers), stops waiting out
+# their grace period. Each machine has its own threads, so one tenant's hundred pods never
+# queue another tenant's pod behind them.
 POD_STARTS, POD_STOPS = 4, 8
-# Pod starts handed to a machine's threads and not ended yet, at most (queued ones
-# included): the rest wait for a later pass, which sees them as they are then.
-START_BATCH = 16
-# A start that left its pod not running (an error) is tried again after this long, or when
-# its back-off ends: never in a loop of passes.
-RETRY_S = 1.0
+START_BATCH = 16  # pods started by one pass of a machine; the next pass starts the rest
 
 
 @dataclass
@@ -114,18 +106,7 @@ class NodeAgent:
     # busy handler, which lets a waiting writer starve).
     write_lock: Any = field(default_factory=threading.Lock)
     _due_lock: threading.Lock = field(default_factory=threading.Lock)
-    # Pods (uid) whose start is under way: a pass leaves them to it.
-    starting: dict[str, Future[None]] = field(default_factory=dict)
-    # Pods (uid) whose last start left them waiting (a back-off, an error): no start
-    # before this time.monotonic().
-    waiting: dict[str, float] = field(default_factory=dict)
-    # What ended starts changed, not yet written (the first start to get the write lock
-    # writes them all).
-    _ended: list[_Work] = field(default_factory=list)
-    _ended_lock: threading.Lock = field(default_factory=threading.Lock)
-    _store: Any = None
     _starts: ThreadPoolExecutor | None = None
-    _sandboxes: ThreadPoolExecutor | None = None
     _stops: ThreadPoolExecutor | None = None
 
     # -- dockerd's events ------------------------------------------------------------------
@@ -133,20 +114,10 @@ class NodeAgent:
         """Follow the machine's dockerd events in a thread of its own until `close()`."""
         threading.Thread(
             target=docker.watch_events,
-            args=(self.socket, self._on_event, lambda: self.closed),
+            args=(self.socket, lambda _event: self.poke(), lambda: self.closed),
             name=f"events-{self.node_id}",
             daemon=True,
         ).start()
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        """A dockerd event of a pod container. A container of a pod being started starting
-        is that start's doing (its end wakes the pass): no pass for it. Anything else (a
-        container dying, even one just started) wakes the pass."""
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
-        action = event.get("Action") or event.get("status")
-        if action == "start" and attributes.get(POD_LABEL) in self.starting:
-            return
-        self.poke()
 
     def poke(self) -> None:
         """Something of this machine changed: its next pass works, and it runs at once."""
@@ -155,18 +126,15 @@ class NodeAgent:
 
     def close(self) -> None:
         self.closed = True
-        for pool in (self._starts, self._sandboxes, self._stops):
+        for pool in (self._starts, self._stops):
             if pool is not None:
                 pool.shutdown(wait=False)
 
     def _pool(self, kind: str) -> ThreadPoolExecutor:
-        if kind in ("starts", "sandboxes"):
-            if self._starts is None or self._sandboxes is None:  # the pass's thread only
-                # A pod start waits for its sandbox's start in the second pool; a sandbox
-                # task waits for nothing, one per pod start: it never runs dry.
-                self._sandboxes = ThreadPoolExecutor(POD_STARTS, f"sandbox-{self.node_id}")
+        if kind == "starts":
+            if self._starts is None:
                 self._starts = ThreadPoolExecutor(POD_STARTS, f"pods-{self.node_id}")
-            return self._starts if kind == "starts" else self._sandboxes
+            return self._starts
         if self._stops is None:
             self._stops = ThreadPoolExecutor(POD_STOPS, f"stops-{self.node_id}")
         return self._stops
@@ -186,11 +154,7 @@ class NodeAgent:
         container list (the resync of a quiet machine costs one Engine API call)."""
         if not self.images_ready:
             self._ensure_builtin_images()
-        self._store = store
         poked, self.dirty = self.dirty, False
-        # Pods whose start is under way before the containers are listed: the list may
-        # show them half made, so this pass leaves them alone (even if done meanwhile).
-        busy = set(self.starting)
         listed = docker.pod_containers(self.socket)
         seen = (generation, _fingerprint(listed))
         if (
@@ -198,21 +162,19 @@ class NodeAgent:
             and generation is not None
             and seen == self.synced
             and not self.killing
-            and not busy
             and time.monotonic() < self.next_due
         ):
             return
         self.synced = None
         try:
-            if self._sync(store, listed, busy):
+            if self._sync(store, listed):
                 self.synced = seen
         except BaseException:
             self.dirty = True
             raise
 
-    def _sync(self, store: Any, listed: list[dict[str, Any]], busy: set[str]) -> bool:
-        """The pass proper; False when pods were left for a later one. Pods in `busy`
-        (being started) are left to their start."""
+    def _sync(self, store: Any, listed: list[dict[str, Any]]) -> bool:
+        """The pass proper; False when pods were left for the next one."""
         found: dict[str, list[dict[str, Any]]] = {}
         for c in listed:
             found.setdefault(c["Labels"][POD_LABEL], []).append(c)
@@ -243,102 +205,36 @@ class NodeAgent:
                     log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
                 )
 
-        # Pods that need containers started go to the machine's start threads (a few at a
-        # time); the pass does not wait for them. At most START_BATCH are under way.
-        later, now = False, time.monotonic()
+        # Pods that need containers started go in parallel (a few at a time), at most a
+        # batch per pass, so statuses reach the database while a hundred pods start.
+        starting = [p for p in pods if not p.deleting and _needs_start(p, found.get(p.uid, []))]
+        later = starting[START_BATCH:]
+        starting = starting[:START_BATCH]
+        busy = {p.id for p in starting} | {p.id for p in later}
         for pod in pods:
-            if pod.uid in busy:
-                continue
-            if not pod.deleting and _needs_start(pod, found.get(pod.uid, [])):
-                until = self.waiting.get(pod.uid, 0.0)
-                if until > now:  # its status says why (written by its last start)
-                    self._due_in(until - now)
-                    if _sandbox_running(found.get(pod.uid, [])):
-                        # A container crash-looping beside running ones: those are synced
-                        # and probed as any pod's; the back-off keeps the crashed one down.
-                        one(pod)
-                    continue
-                self.waiting.pop(pod.uid, None)
-                if len(self.starting) >= START_BATCH:
-                    later = True
-                else:
-                    self._start(pod, found.get(pod.uid, []), names)
-                continue
-            one(pod)
-        if work.updates or work.gone or work.events:
-            with self.write_lock, store.session() as s:
-                work.apply(s)
-        if not busy and not self.starting:  # a start's probes are its own until it ended
-            self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
+            if pod.id not in busy:
+                one(pod)
+        if len(starting) == 1:
+            one(starting[0])
+        elif starting:
+            list(self._pool("starts").map(one, starting))
+        with self.write_lock, store.session() as s:
+            work.apply(s)
+        self.probes = {k: v for k, v in self.probes.items() if k in self.seen_containers}
         known = {p.uid for p in pods}
-        # Starts under way add to these meanwhile: pruned in place, from copies.
-        for uid in [k for k in list(self.waiting) if k not in known]:
-            self.waiting.pop(uid, None)
-        for pulled in [k for k in list(self.pulled) if k[0] not in known]:
-            self.pulled.discard(pulled)
-        for pulling in [k for k in list(self.pulls) if k[0] not in known]:
-            self.pulls.pop(pulling, None)
+        self.pulled = {k for k in self.pulled if k[0] in known}
+        self.pulls = {k: v for k, v in self.pulls.items() if k[0] in known}
         for uid, containers in found.items():
-            if uid not in known and uid not in busy and uid not in self.starting:
-                # A pod that no longer exists (deleted while we were away).
+            if uid not in known:  # a pod that no longer exists (deleted while we were away)
                 for c in containers:
                     docker.remove(self.socket, c["Id"])
                 self._remove_pod_dirs(uid)
         if self._binds_area.exists():
-            for uid in set(os.listdir(self._binds_area)) - known - set(found) - busy:
-                if uid not in self.starting:
-                    safepath.release(self._binds_area / uid)  # left by a pass that crashed
-        return not later
-
-    # -- pod starts off the pass ---------------------------------------------------------
-    def _start(self, pod: Pod, containers: list[dict[str, Any]], names: dict[int, str]) -> None:
-        """Hand a pod's start to the machine's start threads; when it ends, what it changed
-        is written and the cluster's passes woken."""
-        uid = pod.uid
-
-        def run() -> None:
-            work = _Work(names)
-            before = (dict(pod.status), pod.ready_since)
-            running = False
-            try:
-                self._sync_pod(work, pod, containers)
-                if (pod.status, pod.ready_since) != before:
-                    work.updates[pod.id] = (pod.status, pod.ready_since)
-                running = all(c["status"] == "Running" for c in pod.status["containers"])
-            except CloudError as exc:
-                log_event(
-                    log, "pod sync failed", pod=pod.name, node=self.node_id, error=exc.message
-                )
-            except Exception as exc:  # a bug: said, and tried again after RETRY_S
-                log_event(log, "pod start failed", pod=pod.name, node=self.node_id,
-                          error=repr(exc)[:300])  # fmt: skip
-            finally:
-                if not running:
-                    retry = work.retry_in if work.retry_in < math.inf else RETRY_S
-                    self.waiting[uid] = time.monotonic() + max(0.0, retry)
-                with self._ended_lock:
-                    self._ended.append(work)
-                self._write_ended()
-
-        def ended(_f: Future[None]) -> None:
-            self.starting.pop(uid, None)
+            for uid in set(os.listdir(self._binds_area)) - known - set(found):
+                safepath.release(self._binds_area / uid)  # left by a pass that crashed
+        if later:
             self.poke()
-
-        future = self.starting[uid] = self._pool("starts").submit(run)
-        future.add_done_callback(ended)  # at once if it already ended
-
-    def _write_ended(self) -> None:
-        """Write what ended starts changed, those of starts that ended meanwhile with it."""
-        with self._ended_lock:
-            batch, self._ended = self._ended, []
-        if not batch or self._store is None or self.closed:
-            return
-        try:
-            with self.write_lock, self._store.session() as s:
-                for work in batch:
-                    work.apply(s)
-        except Exception as exc:  # the next pass finds the statuses again from dockerd
-            log_event(log, "pod start write failed", node=self.node_id, error=str(exc)[:300])
+        return not later
 
     def _ensure_builtin_images(self) -> None:
         from openccs.cloud.images import import_busybox_image
@@ -390,19 +286,17 @@ class NodeAgent:
 
     def _sync_pod(self, s: _Work, pod: Pod, containers: list[dict[str, Any]]) -> None:
         pause = next((c for c in containers if c["Labels"].get("openccs.role") == "pause"), None)
-        if pause is not None and pause["State"] not in ("running", "created"):
+        if pause is not None and pause["State"] != "running":
             # The sandbox died: the pod starts over, as kubelet recreates a dead sandbox.
             for c in containers:
                 docker.remove(self.socket, c["Id"])
             containers, pause = [], None
         sandbox: Future[str] | None = None
         started: Future[None] | None = None
-        if pause is None or pause["State"] == "created":
+        if pause is None:
             # dockerd creates and starts the sandbox while the app containers are created
-            # (they join it by name); they start once it runs. One made and not started
-            # (openccs stopped in between) is started.
-            made = pause["Id"] if pause is not None else None
-            pause_id, started, sandbox = self._launch_sandbox(pod, made)
+            # (they join it by name); they start once it runs.
+            pause_id, started, sandbox = self._launch_sandbox(pod)
             ip = ""
         else:
             # The container list carries the address: no inspect per pod and pass.
@@ -442,19 +336,16 @@ class NodeAgent:
             **extra,
         }
 
-    def _launch_sandbox(
-        self, pod: Pod, made: str | None = None
-    ) -> tuple[str, Future[None], Future[str]]:
-        """Create (unless `made` names it) and start the pod's pause container in the
-        background: its name (what the pod's containers join: dockerd resolves it when they
-        start), a future done once it runs, and one with its IP address (asked for while
-        the app containers start)."""
+    def _launch_sandbox(self, pod: Pod) -> tuple[str, Future[None], Future[str]]:
+        """Create and start the pod's pause container in the background: its name (what the
+        pod's containers join: dockerd resolves it when they start), a future done once it
+        runs, and one with its IP address (asked for while the app containers start)."""
         name = f"k8s_POD_{pod.name}_{pod.namespace}_{pod.uid[:8]}"
         started: Future[None] = Future()
 
         def run() -> str:
             try:
-                cid = made or self._create_pause(pod, name)
+                cid = self._create_pause(pod, name)
                 docker.start(self.socket, cid)
             except BaseException as exc:
                 started.set_exception(exc)
@@ -463,7 +354,7 @@ class NodeAgent:
             info = docker.inspect(self.socket, cid) or {}
             return str((info.get("NetworkSettings") or {}).get("IPAddress", ""))
 
-        return name, started, self._pool("sandboxes").submit(run)
+        return name, started, _STARTS.submit(run)
 
     def _create_pause(self, pod: Pod, name: str) -> str:
         cid = docker.create(
@@ -507,17 +398,12 @@ class NodeAgent:
             base.update(containerId=latest["Id"], restartCount=restarts)
             if latest["State"] == "running":
                 return self._probe(s, pod, spec, latest, ip, base)
-            if latest["State"] == "created":
-                # Made by a start that did not get to start it (openccs stopped in between,
-                # or dockerd refused): started, not made again.
-                return self._start_container(s, pod, cname, latest["Id"], base, sandbox_ready)
             details = docker.inspect(self.socket, latest["Id"]) or {}
             state = details.get("State") or {}
             finished = _parse_time(state.get("FinishedAt"))
             # Recomputed at each pass: the same jitter for one exited container.
             delay = CRASH_BACKOFF.stable_delay(restarts + 1, latest["Id"])
             if finished is not None and (time.time() - finished) < delay:
-                s.wait(finished + delay - time.time())
                 self._due_in(finished + delay - time.time())
                 self._event(
                     s, pod, "BackOff", f"Back-off restarting failed container {cname}", "Warning"
@@ -548,33 +434,23 @@ class NodeAgent:
                 f"k8s_{cname}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{next_restart}",
                 self._container_config(pod, {**spec, "image": ref}, pause_id, next_restart, binds),
             )
+            self._event(s, pod, "Created", f"Created container {cname}")
+            sandbox_ready()
+            docker.start(self.socket, cid)
         except CloudError as exc:
             if "No such image" in exc.message:  # removed behind our back: pull it again
                 self.images.discard(ref)
             self._event(s, pod, "Failed", f"Error: {exc.message[-300:]}", "Warning")
             return {**base, "status": "Waiting", "reason": "CreateContainerError", "ready": False}
-        self._event(s, pod, "Created", f"Created container {cname}")
-        base.update(containerId=cid, restartCount=next_restart)
-        return self._start_container(s, pod, cname, cid, base, sandbox_ready)
-
-    def _start_container(
-        self,
-        s: _Work,
-        pod: Pod,
-        cname: str,
-        cid: str,
-        base: dict[str, Any],
-        sandbox_ready: Callable[[], None],
-    ) -> dict[str, Any]:
-        """Start a created container once the pod's sandbox runs; its status."""
-        try:
-            sandbox_ready()
-            docker.start(self.socket, cid)
-        except CloudError as exc:
-            self._event(s, pod, "Failed", f"Error: {exc.message[-300:]}", "Warning")
-            return {**base, "status": "Waiting", "reason": "CreateContainerError", "ready": False}
         self._event(s, pod, "Started", f"Started container {cname}")
-        return {**base, "status": "Running", "reason": "", "ready": True}
+        return {
+            **base,
+            "containerId": cid,
+            "restartCount": next_restart,
+            "status": "Running",
+            "reason": "",
+            "ready": True,
+        }
 
     def _probe(
         self,
@@ -620,14 +496,13 @@ class NodeAgent:
             return None
         backoff = self.pulls.setdefault((pod.uid, image), Backoff(PULL_BACKOFF))
         if backoff.waiting:
-            s.wait(backoff.remaining)
             self._due_in(backoff.remaining)
             return "ImagePullBackOff"
         self._event(s, pod, "Pulling", f'pulling image "{image}"')
         try:
             docker.pull(self.socket, image, auth)
         except DockerError as exc:
-            s.wait(backoff.fail())
+            backoff.fail()
             self._event(
                 s, pod, "Failed", f'Failed to pull image "{image}": {exc.message}', "Warning"
             )
@@ -722,11 +597,6 @@ class _Work:
     events: list[tuple[Pod, str, str, str]] = field(default_factory=list)
     updates: dict[int, tuple[dict[str, Any], datetime | None]] = field(default_factory=dict)
     gone: list[int] = field(default_factory=list)
-    # Seconds until a back-off met by a pod start ends (inf: none met).
-    retry_in: float = math.inf
-
-    def wait(self, seconds: float) -> None:
-        self.retry_in = min(self.retry_in, seconds)
 
     def apply(self, s: Session) -> None:
         for pod_id, (status, ready_since) in self.updates.items():
@@ -771,12 +641,6 @@ def _needs_start(pod: Pod, containers: list[dict[str, Any]]) -> bool:
     if "" not in running:
         return True
     return any(spec["containerName"] not in running for spec in pod.template.get("containers", []))
-
-
-def _sandbox_running(containers: list[dict[str, Any]]) -> bool:
-    return any(
-        c["Labels"].get("openccs.role") == "pause" and c["State"] == "running" for c in containers
-    )
 
 
 def _waiter(sandbox: Future[Any] | None) -> Callable[[], None]:
