@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 
 from openccs.log import get_logger, log_event
+from openccs.ports import free_port
 from openccs.tls import issue_certificate
 
 from .jwt import ISSUER, SERVICE
@@ -36,12 +36,6 @@ from .jwt import ISSUER, SERVICE
 log = get_logger("openccs.registry.daemon")
 
 BINARY = "docker-registry"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _read_secret(path: Path) -> str:
@@ -107,7 +101,7 @@ class RegistryDaemon:
         path = self.dir / "port"
         if path.exists():
             return int(path.read_text())
-        port = _free_port(self.addresses[0])
+        port = free_port(self.addresses[0])
         path.write_text(str(port))
         return port
 
