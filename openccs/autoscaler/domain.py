@@ -19,7 +19,6 @@ from openccs.store.models import Cluster, Instance, Task, Vpc
 from openccs.tasks.runner import create_task
 from openccs.timeutil import utcnow
 
-STATUSES = ("enabled", "enabling", "disabled", "disabling", "updating")
 EXPANDERS = ("random", "most-pods", "least-waste")
 SCALE_OUT = "cluster.scale_out"
 SCALE_IN = "asg.scale_in"
