@@ -301,6 +301,10 @@ def test_one_way_cut_and_packet_loss_restore_the_rules(
         call(c, "OpenccsEndFault", faultId=fid)
         restored(srv, iid, before)
         assert not silent(pod_ip)
+        # The health check may have seen the machine silent: faults are only injected into a
+        # Running machine, so the next one waits for it to be Running again.
+        until("machine normal", lambda: nodes(c, cluster)[iid]["isNormal"] == 1, 90)
+    back_to_normal(c, cluster, svc, iid)
 
 
 def json_docs(text: str) -> list[Any]:
