@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = get_logger("openccs.cloud")
 # A machine's disk when its request gave no rootSize (the document's largest system disk).
 DEFAULT_ROOT_GIB = 50
+MISSES_TO_FAIL = 2  # failed health checks in a row that mark a machine Failed
 
 
 def site_id(data_dir: Path) -> str:
@@ -66,6 +67,7 @@ class Cloud:
         self.machines_dir = self.settings.data_dir / "machines"
         self._stop = threading.Event()
         self._monitor: asyncio.Task[None] | None = None
+        self._misses: dict[str, int] = {}  # a machine's failed checks in a row
 
     # -- the component -----------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -215,7 +217,12 @@ class Cloud:
     def check_health(self) -> None:
         """Mark machines as failed whose dockerd stopped answering or whose VPC address went
         silent (the control plane reaches a node over the VPC: a machine cut from it is
-        unreachable, as a stopped one is), and back when both answer again."""
+        unreachable, as a stopped one is), and back when both answer again.
+
+        A machine is marked failed after `MISSES_TO_FAIL` failed checks in a row, and back at
+        the first check that passes: one lost knock is not a dead node, and a check that was
+        slow because a fault was on when it began does not mark a machine whose fault has
+        ended since (the next check sees it answer)."""
         with self.store.session() as s:
             machines = [
                 (i.id, i.state, i.lan_ip)
@@ -234,8 +241,13 @@ class Cloud:
             checked = pool.map(lambda m: one(m[0], m[2]), machines)
             results = {m[0]: r for m, r in zip(machines, checked, strict=True)}
         with self.store.session() as s:
+            self._misses = {
+                iid: self._misses.get(iid, 0) + 1 for iid, (ok, _) in results.items() if not ok
+            }
             for iid, state, _ in machines:
                 ok, why = results[iid]
+                if not ok and self._misses[iid] < MISSES_TO_FAIL:
+                    continue
                 ins = s.get(Instance, iid)
                 if ins is None or ins.state not in ("Running", "Failed"):
                     continue
