@@ -173,7 +173,7 @@ def service_states(w: Work, found: Sequence[Service]) -> list[ServiceState]:
         select(Pod.service_id, Pod.replicaset_id, func.count(), func.sum(case((ready, 1), else_=0)))
         .where(pod_scope, live)
         .group_by(Pod.service_id, Pod.replicaset_id)
-    ).tuples()
+    )
     for service_id, rs_id, pods, ready_pods in counted:
         if (tally := tallies.get(service_id or 0)) is not None:
             tally.live[rs_id] = pods
@@ -182,7 +182,7 @@ def service_states(w: Work, found: Sequence[Service]) -> list[ServiceState]:
         select(Pod.service_id, Pod.node_id, Pod.status)
         .where(pod_scope, live, or_(Pod.node_id.is_(None), not_(func.coalesce(ready, False))))
         .order_by(Pod.created_at, Pod.id)
-    ).tuples()
+    )
     for service_id, node_id, status in waiting:
         if (tally := tallies.get(service_id or 0)) is not None:
             tally.add_reasons(status, scheduled=bool(node_id))
@@ -192,7 +192,7 @@ def service_states(w: Work, found: Sequence[Service]) -> list[ServiceState]:
         select(ReplicaSet.service_id, ReplicaSet.id, ReplicaSet.template_hash)
         .where(rs_scope)
         .order_by(ReplicaSet.service_id, ReplicaSet.revision)
-    ).tuples()
+    )
     for service_id, rs_id, rs_hash in hashes:
         if wanted.get(service_id) == rs_hash:
             current.setdefault(service_id, rs_id)
@@ -408,7 +408,7 @@ def instances(w: Work, svc: Service, offset: int, limit: int) -> tuple[int, list
         .offset(offset)
         .limit(limit)
         .options(load_only(Pod.name, Pod.status, Pod.node_id, Pod.deleting, Pod.created_at))
-    ).tuples()
+    )
     return total or 0, [(pod, ip or "") for pod, ip in page]
 
 

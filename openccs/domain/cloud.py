@@ -452,4 +452,4 @@ def list_subnets(
         q = q.where(Subnet.zone.in_(zones))
     col = Subnet.name if by_name else Subnet.created_at
     q = q.order_by(col.asc() if asc else col.desc(), Subnet.num_id)
-    return [(sub, vpc) for sub, vpc in s.execute(q).tuples()]
+    return [(sub, vpc) for sub, vpc in s.execute(q)]

@@ -247,7 +247,7 @@ def services_on(s: Session, node_id: str) -> list[tuple[str, str]]:
         select(Pod.namespace, Service.name)
         .join(Service, Service.id == Pod.service_id)
         .where(Pod.node_id == node_id)
-    ).tuples()
+    )
     return sorted(set(rows))
 
 

@@ -354,7 +354,7 @@ class KubeComponent:
         out = []
         with self.services.store.session() as s:
             gateways: dict[str, list[str]] = {}
-            for vpc_id, cidr in s.execute(select(Subnet.vpc_id, Subnet.cidr)).tuples():
+            for vpc_id, cidr in s.execute(select(Subnet.vpc_id, Subnet.cidr)):
                 gw = str(gateway_of(cidr).ip)
                 if gw not in gateways.setdefault(vpc_id, []):
                     gateways[vpc_id].append(gw)

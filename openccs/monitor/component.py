@@ -59,7 +59,7 @@ class Monitor:
 
     def _render(self) -> str:
         with self.services.store.session() as s:
-            nodes = dict(s.execute(select(Instance.id, Instance.lan_ip)).tuples().all())
+            nodes = dict(s.execute(select(Instance.id, Instance.lan_ip)).all())
         logs = self.services.subsystems.logs
         return prometheus.render(self.sampler, nodes, logs.backlog() if logs else None)
 

@@ -617,9 +617,9 @@ def list_triggers(
     if repository:
         q = q.where(CcrRepository.name == repository)
     if visible is None:
-        rows = [(t, n) for t, n in s.execute(q.offset(offset).limit(limit)).tuples()]
+        rows = [(t, n) for t, n in s.execute(q.offset(offset).limit(limit))]
         return Page(_count(s, q), rows)
-    everything = [(t, n) for t, n in s.execute(q).tuples()]
+    everything = [(t, n) for t, n in s.execute(q)]
     shown = [r for r in everything if visible(r[1])]
     return Page(len(shown), shown[offset : offset + limit], len(shown) != len(everything))
 
