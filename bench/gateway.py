@@ -1056,6 +1056,8 @@ def render(
             " `Authorization` header signed once at the start; moto checks neither the"
             " signature nor replays, so it does less per request than openccs's signed path"
         )
+    else:
+        lines.append("- peer: none (`--no-moto`)")
     lines += [
         "",
         "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | CPU server"
@@ -1068,14 +1070,27 @@ def render(
             f" | {r.max_ms:.1f} | {r.errors} | {r.cpu.server:.2f} | {r.cpu.wrk:.2f}"
             f" | {r.cpu.other:.2f} |"
         )
+    if peer is not None:
+        measured = (
+            "the server loaded (openccs's process, or moto's on the moto rows), wrk, and"
+            " everything else on the machine (other processes: a disturbed measurement; the"
+            " idle one of the two servers counts here)"
+        )
+        expected = (
+            f"`{SIGNED_OK}` (signed), `{HEALTH_OK}` (baseline) or `<DescribeInstancesResponse`"
+            " (moto)"
+        )
+    else:
+        measured = (
+            "the server process, wrk, and everything else on the machine (other processes: a"
+            " disturbed measurement)"
+        )
+        expected = f"`{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline)"
     lines += [
         "",
-        f"CPU columns are cores in use on average (the machine has {machine['cpus']}): the"
-        " server loaded (openccs's process, or moto's on the moto rows), wrk, and everything"
-        " else on the machine (other processes: a disturbed measurement; the idle one of the"
-        " two servers counts here). Errors count socket errors, non-200 statuses, answers"
-        f" without `{SIGNED_OK}` (signed), `{HEALTH_OK}` (baseline) or"
-        " `<DescribeInstancesResponse` (moto), and failed pre-checks.",
+        f"CPU columns are cores in use on average (the machine has {machine['cpus']}):"
+        f" {measured}. Errors count socket errors, non-200 statuses, answers without"
+        f" {expected}, and failed pre-checks.",
         "",
         "| clients | signed req/s | baseline req/s | signed / baseline |",
         "| ---: | ---: | ---: | ---: |",
