@@ -1,4 +1,5 @@
-"""Gateway benchmark: signed API requests against the unsigned health endpoint.
+"""Gateway benchmark: signed API requests against the unsigned health endpoint, and moto (the
+usual local stand-in for a cloud API) as the peer.
 
 What it measures, in one invocation against one `openccs serve` child process (plain HTTP on
 loopback, SQLite in a temporary data directory, default INFO logging to a file; `--workers N`
@@ -6,27 +7,42 @@ is passed to it, and the server's CPU counts its API workers too):
 
 * `DescribeCluster` (the clusters of an account that has none; `--action
   DescribeClusterTaskResult` reads a task created first with `OpenccsRunTestTask` instead)
-  sent as signed GET requests (HmacSHA256, every request with its own Nonce), and
-* `GET /healthz` (unsigned, no database) as the baseline,
+  sent as signed GET requests (HmacSHA256, every request with its own Nonce),
+* `GET /healthz` (unsigned, no database) as the baseline, and
+* the peer: moto's server (`moto_server`, Werkzeug with a thread per connection, state in
+  memory) as a second child process on a free loopback port, answering EC2
+  `DescribeInstances` (the instances of an account that has none) sent as GET requests with
+  an AWS Signature Version 4 `Authorization` header. moto verifies neither signatures nor
+  replays, so one request signed at the start is sent every time, and moto does less per
+  request than openccs's signed path (which checks the signature, makes the nonce durable
+  before the action and reads its database). moto is the pinned `moto[server]` of
+  pyproject.toml's `bench` extra (a benchmark-only dependency, not needed by the tests),
+  installed with pip beside this interpreter when its `moto_server` is missing; `--no-moto`
+  leaves the peer out. moto is stopped at exit, also on failure or SIGTERM, and dies with
+  the benchmark if that is killed,
 
 at 1, 8 and 32 concurrent keep-alive connections, each after a short warm-up, for a fixed
-duration. The load generator is `wrk` (installed with apt-get when missing) driven by
-`bench/wrk_paths.lua`, which replays pre-signed request paths (no path is sent twice) and
-counts answers that are not HTTP 200 with `{"code":0` (or `{"status":"ok"` for the health
-check). A few separately signed requests are checked with httpx before each measured run.
+duration, all three endpoints at one concurrency before the next. The load generator is
+`wrk` (installed with apt-get when missing) driven by `bench/wrk_paths.lua`, which replays
+pre-signed request paths (no openccs path is sent twice) and counts answers that are not
+HTTP 200 with `{"code":0` (or `{"status":"ok"` for the health check, or moto's
+`DescribeInstancesResponse` XML). A few requests like the run's own are checked with httpx
+before each measured run.
 
-It reports requests per second, p50 and p99 latency, errors, the server's CPU use, the ratio
-signed/baseline throughput at each concurrency, and PASS/FAIL for the targets (at 32
-clients: >= 3,000 signed req/s with p99 <= 25 ms, and signed >= 0.7 x baseline). The exit
-code does not depend on the figures. Unless `--no-write` is given it replaces its own section
-of `bench/RESULTS.md` (other sections are kept).
+It reports requests per second, p50 and p99 latency, errors, the CPU use of the server
+measured (openccs's, or moto's on moto's rows), the ratio signed/baseline throughput and
+openccs/moto (throughput, p99, server CPU per request) at each concurrency, and PASS/FAIL for
+the targets (at 32 clients: >= 3,000 signed req/s with p99 <= 25 ms, and signed >= 0.7 x
+baseline). The exit code does not depend on the figures. Unless `--no-write` is given it
+replaces its own section of `bench/RESULTS.md` (other sections are kept).
 
 The machine may be shared: before each row it waits (`--quiet-wait`) for other processes to
 go idle, and it reports the CPU they used meanwhile. `--ref REV` benchmarks a commit exported
 with `git archive` instead of the working tree; `--profile FILE` records the server with
 py-spy during the signed run at the most clients. `--compare REF` is an A/B run: REF and
 the working tree served side by side, the signed read measured on both in interleaved
-rounds, reported as ratios (its own section of RESULTS.md), for a machine that is not idle.
+rounds, reported as ratios (its own section of RESULTS.md), for a machine that is not idle;
+moto does not take part in it.
 
 Run: `.venv/bin/python bench/gateway.py` (see `--help`).
 """
@@ -35,7 +51,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import datetime
+import functools
+import hashlib
+import hmac
+import importlib.metadata
 import json
 import math
 import os
@@ -50,10 +71,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Protocol
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -64,7 +87,7 @@ from common import export_source, update_results  # noqa: E402
 
 LUA_SCRIPT = BENCH_DIR / "wrk_paths.lua"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-SECTION_TITLE = "## Gateway: signed requests vs unsigned health endpoint"
+SECTION_TITLE = "## Gateway: signed requests vs unsigned health endpoint, moto as the peer"
 OPENCCS = REPO / ".venv" / "bin" / "openccs"
 
 API_PATH = "/v2/index.php"
@@ -75,6 +98,14 @@ SIGNED_ACTION = "DescribeCluster"
 SIGNED_ACTIONS = ("DescribeCluster", "DescribeClusterTaskResult")
 SIGNED_OK = '{"code":0'
 HEALTH_OK = '{"status":"ok"'
+
+# The peer: moto's EC2 DescribeInstances, a GET of the query API (EC2's API version).
+MOTO_QUERY = {"Action": "DescribeInstances", "Version": "2016-11-15"}
+MOTO_OK = '<?xml version="1.0" encoding="utf-8"?>\n<DescribeInstancesResponse'
+MOTO_REGION = "us-east-1"
+# An access key moto does not know maps to its default account; the secret signs only.
+MOTO_ACCESS_KEY = "AKIAOPENCCSBENCH0001"
+MOTO_SECRET_KEY = "openccs-bench-secret-not-checked-by-moto"
 
 # Targets, at the highest concurrency.
 TARGET_CLIENTS = 32
@@ -92,7 +123,7 @@ DISTURBED_CPU = 0.15
 
 @dataclass
 class RunResult:
-    endpoint: str  # "signed" or "baseline"
+    endpoint: str  # "signed", "baseline" or "moto"
     clients: int
     threads: int
     requests: int
@@ -143,6 +174,47 @@ def ensure_wrk() -> str:
     if not found:
         raise SystemExit("bench: wrk is still missing after apt-get install")
     return found
+
+
+def moto_requirement() -> str:
+    """The pinned `moto[server]` of pyproject.toml's `bench` extra."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    for requirement in extras.get("bench", []):
+        if re.match(r"moto\[server\]==", requirement):
+            return str(requirement)
+    raise SystemExit("bench: pyproject.toml's bench extra pins no moto[server]==VERSION")
+
+
+def ensure_moto() -> tuple[str, str]:
+    """moto's `moto_server` beside this interpreter, installed with pip (the pinned version of
+    the `bench` extra) when missing; and the installed moto's version."""
+    requirement = moto_requirement()
+    binary = Path(sys.executable).parent / "moto_server"
+    if not binary.exists():
+        print(
+            f"bench: {binary} not found, installing {requirement} (pyproject.toml's bench"
+            " extra) with pip",
+            file=sys.stderr,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", requirement],
+            check=True,
+        )
+        importlib.invalidate_caches()
+        if not binary.exists():
+            raise SystemExit(f"bench: {binary} is still missing after pip install {requirement}")
+    try:
+        version = importlib.metadata.version("moto")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    pinned = requirement.split("==", 1)[1]
+    if version != pinned:
+        print(
+            f"bench: warning: moto {version} is installed, the bench extra pins {pinned}",
+            file=sys.stderr,
+        )
+    return str(binary), version
 
 
 def free_port() -> int:
@@ -335,6 +407,106 @@ def running_server(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+class Measured(Protocol):
+    """A server that wrk loads: where it listens, and the CPU time it has used."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def cpu_seconds(self) -> float: ...
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """In the child before exec: SIGTERM when the benchmark ends, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the benchmark ended before prctl
+        os._exit(1)
+
+
+class MotoServer:
+    """moto's `moto_server` as a child process on a free loopback port (state in memory)."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.host}"
+        self.log_path = workdir / "moto.log"
+        self.command = [binary, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, signer: AwsSigner, timeout: float = 60.0) -> None:
+        """Start it and wait until it answers the signed read."""
+        env = {**os.environ, "MOTO_PORT": str(self.port)}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=env,
+                preexec_fn=functools.partial(_die_with, os.getpid()),
+            )
+        deadline = time.monotonic() + timeout
+        url = self.base_url + signer.path
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto exited with {self.proc.returncode}: {self.log_tail()}")
+            answer = None
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(url, headers=signer.headers, timeout=5)
+            if answer is not None:
+                if answer.status_code == 200 and answer.text.startswith(MOTO_OK):
+                    return
+                raise RuntimeError(
+                    f"moto answered the signed read with {answer.status_code}: {answer.text[:300]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"moto not answering after {timeout} s: {self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of moto's process (all its threads)."""
+        assert self.proc is not None
+        return _process_cpu(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            print("bench: moto ignored SIGTERM for 15 s, killing it", file=sys.stderr)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def running_moto(binary: str) -> Iterator[tuple[MotoServer, AwsSigner]]:
+    """A started moto and its signer, stopped (its directory removed) at exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="openccs-bench-moto-"))
+    moto: MotoServer | None = None
+    try:
+        moto = MotoServer(binary, workdir)
+        signer = AwsSigner(moto.host)
+        moto.start(signer)
+        yield moto, signer
+    finally:
+        if moto is not None:
+            moto.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Signed requests
 
@@ -375,6 +547,46 @@ class Signer:
         return [self.path() for _ in range(count)]
 
 
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+class AwsSigner:
+    """moto's signed read: an EC2 DescribeInstances GET with an AWS Signature Version 4
+    `Authorization` header (HMAC-SHA256 over the canonical request), signed once."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        now = datetime.datetime.now(datetime.UTC)
+        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        query = urlencode(sorted(MOTO_QUERY.items()), quote_via=quote)
+        self.path = "/?" + query
+        scope = f"{day}/{MOTO_REGION}/ec2/aws4_request"
+        signed_headers = "host;x-amz-date"
+        canonical = "\n".join(
+            [
+                "GET",
+                "/",
+                query,
+                f"host:{self.host}\nx-amz-date:{amz_date}\n",
+                signed_headers,
+                hashlib.sha256(b"").hexdigest(),
+            ]
+        )
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        key = ("AWS4" + MOTO_SECRET_KEY).encode()
+        for part in (day, MOTO_REGION, "ec2", "aws4_request"):
+            key = _hmac(key, part)
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        self.headers = {
+            "X-Amz-Date": amz_date,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY}/{scope},"
+            f" SignedHeaders={signed_headers}, Signature={signature}",
+        }
+
+
 def create_task(server: Server, signer: Signer) -> int:
     """The task DescribeClusterTaskResult will read."""
     url = server.base_url + signer.path("OpenccsRunTestTask", {"stepSeconds": "0"})
@@ -384,11 +596,17 @@ def create_task(server: Server, signer: Signer) -> int:
     return int(answer["data"]["requestId"])
 
 
-def precheck(client: httpx.Client, server: Server, paths: Sequence[str], expect: str) -> int:
+def precheck(
+    client: httpx.Client,
+    server: Measured,
+    paths: Sequence[str],
+    expect: str,
+    headers: Mapping[str, str] | None = None,
+) -> int:
     """Send a few requests like the run's own; the number that did not answer as expected."""
     failures = 0
     for path in paths:
-        resp = client.get(server.base_url + path)
+        resp = client.get(server.base_url + path, headers=headers)
         if resp.status_code != 200 or not resp.text.startswith(expect):
             failures += 1
             print(f"bench: precheck failed: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
@@ -452,15 +670,17 @@ class CpuUse:
 
 def run_wrk(
     wrk: str,
-    server: Server,
+    server: Measured,
     prefix: Path,
     expect: str,
     cycle: bool,
     clients: int,
     duration: float,
     timeout: float,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, float], str, CpuUse]:
-    """One wrk run: its figures, the first bad answer, and the CPU used meanwhile."""
+    """One wrk run: its figures, the first bad answer, and the CPU used meanwhile (the
+    server's: the one loaded)."""
     threads = min(2, clients)
     cmd = [
         wrk,
@@ -468,6 +688,7 @@ def run_wrk(
         f"--connections={clients}",
         f"--duration={max(1, round(duration))}s",
         f"--timeout={max(1, round(timeout))}s",
+        *(f"--header={name}: {value}" for name, value in (headers or {}).items()),
         f"--script={LUA_SCRIPT}",
         server.base_url + "/",
         "--",
@@ -550,18 +771,31 @@ class Options:
     compare: str | None = None
     rounds: int = 3
     workers: str | None = None
+    moto: bool = True
 
     @property
     def server_args(self) -> list[str]:
         return ["--workers", self.workers] if self.workers else []
 
 
+@dataclass
+class Peer:
+    """moto beside openccs: its server and its signed read."""
+
+    server: MotoServer
+    signer: AwsSigner
+    version: str
+
+
 class Bench:
-    def __init__(self, wrk: str, server: Server, signer: Signer, opts: Options) -> None:
+    def __init__(
+        self, wrk: str, server: Server, signer: Signer, opts: Options, peer: Peer | None = None
+    ) -> None:
         self.wrk = wrk
         self.server = server
         self.signer = signer
         self.opts = opts
+        self.peer = peer
         self.files = server.workdir / "paths"
         self.files.mkdir()
         self.http = httpx.Client(timeout=opts.timeout)
@@ -572,14 +806,30 @@ class Bench:
         self.http.close()
 
     def _wrk(
-        self, name: str, paths: list[str], expect: str, cycle: bool, clients: int, secs: float
+        self,
+        name: str,
+        paths: list[str],
+        expect: str,
+        cycle: bool,
+        clients: int,
+        secs: float,
+        server: Measured | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, float], str, CpuUse]:
         prefix = self.files / name
         threads = min(2, clients)
         write_path_files(prefix, paths, threads)
         try:
             return run_wrk(
-                self.wrk, self.server, prefix, expect, cycle, clients, secs, self.opts.timeout
+                self.wrk,
+                server or self.server,
+                prefix,
+                expect,
+                cycle,
+                clients,
+                secs,
+                self.opts.timeout,
+                headers,
             )
         finally:
             for i in range(threads):
@@ -589,8 +839,18 @@ class Bench:
         return math.ceil(rate * secs * 1.5) + 2000
 
     def measure(self, endpoint: str, clients: int) -> RunResult:
+        """One row: "signed" and "baseline" load openccs, "moto" the peer."""
         signed = endpoint == "signed"
-        expect = SIGNED_OK if signed else HEALTH_OK
+        server: Measured = self.server
+        headers: Mapping[str, str] | None = None
+        if endpoint == "moto":
+            assert self.peer is not None
+            server, headers, expect = self.peer.server, self.peer.signer.headers, MOTO_OK
+            fixed = [self.peer.signer.path] * min(2, clients)
+        elif signed:
+            expect, fixed = SIGNED_OK, []
+        else:
+            expect, fixed = HEALTH_OK, [HEALTH_PATH] * min(2, clients)
         tag = f"{endpoint}-c{clients}"
         if self.opts.quiet_wait > 0:
             wait_for_quiet(self.opts.quiet_wait)
@@ -601,9 +861,16 @@ class Bench:
                 self._signed_count(self.signed_rate_guess, self.opts.warmup)
             )
         else:
-            warm_paths = [HEALTH_PATH] * min(2, clients)
+            warm_paths = fixed
         warm, _, _ = self._wrk(
-            tag + "-warmup", warm_paths, expect, not signed, clients, self.opts.warmup
+            tag + "-warmup",
+            warm_paths,
+            expect,
+            not signed,
+            clients,
+            self.opts.warmup,
+            server,
+            headers,
         )
         warm_rate = warm["requests"] / (warm["duration_us"] / 1e6)
 
@@ -614,13 +881,15 @@ class Bench:
             paths = self.signer.paths(self._signed_count(rate, self.opts.duration))
             check = [self.signer.path() for _ in range(3)]
         else:
-            paths = [HEALTH_PATH] * min(2, clients)
-            check = [HEALTH_PATH] * 3
-        failures = precheck(self.http, self.server, check, expect)
+            paths = fixed
+            check = fixed[:1] * 3
+        failures = precheck(self.http, server, check, expect, headers)
         spy = None
         if signed and self.opts.profile is not None and clients == max(self.opts.clients):
             spy = start_py_spy(self.opts.py_spy, self.server, self.opts.profile, self.opts.duration)
-        res, first_bad, cpu = self._wrk(tag, paths, expect, not signed, clients, self.opts.duration)
+        res, first_bad, cpu = self._wrk(
+            tag, paths, expect, not signed, clients, self.opts.duration, server, headers
+        )
         if spy is not None:
             finish_py_spy(spy, self.opts.profile)
         result = RunResult(
@@ -660,6 +929,8 @@ class Bench:
         for clients in self.opts.clients:
             results.append(self.measure("baseline", clients))
             results.append(self.measure("signed", clients))
+            if self.peer is not None:
+                results.append(self.measure("moto", clients))
         return results
 
 
@@ -695,6 +966,35 @@ def targets(results: Sequence[RunResult]) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+def _us_per_request(r: RunResult) -> float:
+    """Microseconds of the loaded server's CPU per request answered."""
+    return r.cpu.server / r.rps * 1e6 if r.rps > 0 else 0.0
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a"
+
+
+def peer_table(results: Sequence[RunResult], clients_list: Sequence[int]) -> list[str]:
+    """openccs's signed read against moto's at each concurrency."""
+    lines = [
+        "| clients | openccs signed req/s | moto req/s | openccs / moto req/s"
+        " | openccs p99 ms | moto p99 ms | openccs µs CPU / request | moto µs CPU / request"
+        " | openccs / moto CPU per request |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for clients in clients_list:
+        s, m = _find(results, "signed", clients), _find(results, "moto", clients)
+        if s is None or m is None:
+            continue
+        lines.append(
+            f"| {clients} | {s.rps:,.0f} | {m.rps:,.0f} | {_ratio(s.rps, m.rps)}"
+            f" | {s.p99_ms:.2f} | {m.p99_ms:.2f} | {_us_per_request(s):,.0f}"
+            f" | {_us_per_request(m):,.0f} | {_ratio(_us_per_request(s), _us_per_request(m))} |"
+        )
+    return lines
+
+
 def _verdict(passed: bool | None) -> str:
     return "n/a" if passed is None else ("PASS" if passed else "FAIL")
 
@@ -713,6 +1013,7 @@ def render(
     server: Server,
     started: datetime.datetime,
     nonces: int,
+    peer: Peer | None = None,
 ) -> str:
     invalid = [r for r in results if r.errors]
     server_cmd = shlex.join(
@@ -742,6 +1043,22 @@ def render(
             else " of an account without clusters"
         )
         + "; baseline: unsigned `GET /healthz`",
+    ]
+    if peer is not None:
+        moto_cmd = shlex.join([".venv/bin/moto_server", *peer.server.command[1:]]).replace(
+            str(peer.server.port), "PORT"
+        )
+        lines.append(
+            f"- peer: moto {peer.version} (`{moto_cmd}`, started once beside openccs; Werkzeug,"
+            " a thread per connection, state in memory, a log line per request on its"
+            " output), EC2 `DescribeInstances` of an account without instances: the same GET"
+            " (Action and Version in the query) every time, with an `AWS4-HMAC-SHA256`"
+            " `Authorization` header signed once at the start; moto checks neither the"
+            " signature nor replays, so it does less per request than openccs's signed path"
+        )
+    else:
+        lines.append("- peer: none (`--no-moto`)")
+    lines += [
         "",
         "| clients | endpoint | req/s | p50 ms | p99 ms | max ms | errors | CPU server"
         " | CPU wrk | CPU other |",
@@ -753,12 +1070,27 @@ def render(
             f" | {r.max_ms:.1f} | {r.errors} | {r.cpu.server:.2f} | {r.cpu.wrk:.2f}"
             f" | {r.cpu.other:.2f} |"
         )
+    if peer is not None:
+        measured = (
+            "the server loaded (openccs's process, or moto's on the moto rows), wrk, and"
+            " everything else on the machine (other processes: a disturbed measurement; the"
+            " idle one of the two servers counts here)"
+        )
+        expected = (
+            f"`{SIGNED_OK}` (signed), `{HEALTH_OK}` (baseline) or `<DescribeInstancesResponse`"
+            " (moto)"
+        )
+    else:
+        measured = (
+            "the server process, wrk, and everything else on the machine (other processes: a"
+            " disturbed measurement)"
+        )
+        expected = f"`{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline)"
     lines += [
         "",
-        f"CPU columns are cores in use on average (the machine has {machine['cpus']}): the"
-        " server process, wrk, and everything else on the machine (other processes: a"
-        " disturbed measurement). Errors count socket errors, non-200 statuses, answers"
-        f" without `{SIGNED_OK}` (signed) or `{HEALTH_OK}` (baseline), and failed pre-checks.",
+        f"CPU columns are cores in use on average (the machine has {machine['cpus']}):"
+        f" {measured}. Errors count socket errors, non-200 statuses, answers without"
+        f" {expected}, and failed pre-checks.",
         "",
         "| clients | signed req/s | baseline req/s | signed / baseline |",
         "| ---: | ---: | ---: | ---: |",
@@ -767,6 +1099,8 @@ def render(
         s, b = _find(results, "signed", clients), _find(results, "baseline", clients)
         if s and b and b.rps > 0:
             lines.append(f"| {clients} | {s.rps:,.0f} | {b.rps:,.0f} | {s.rps / b.rps:.2f} |")
+    if peer is not None:
+        lines += ["", *peer_table(results, opts.clients)]
     lines += ["", "| target | result | figure |", "| --- | --- | --- |"]
     for name, passed, figure in targets(results):
         lines.append(f"| {name} | {_verdict(passed)} | {figure} |")
@@ -845,6 +1179,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="the server's --workers (N or auto; default: the server's default); with"
         " --compare, for the working tree only",
     )
+    p.add_argument(
+        "--no-moto",
+        action="store_true",
+        help="leave out the peer (moto's server, the bench extra of pyproject.toml, installed"
+        " with pip when missing); --compare never runs it",
+    )
     a = p.parse_args(argv)
     clients = [int(c) for c in a.clients.split(",") if c.strip()]
     if a.profile is not None and not shutil.which(a.py_spy):
@@ -864,6 +1204,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         compare=a.compare,
         rounds=a.rounds,
         workers=a.workers,
+        moto=not a.no_moto,
     )
 
 
@@ -968,20 +1309,34 @@ def compare(opts: Options, wrk: str, machine: dict[str, str]) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds the `with` blocks: both servers are stopped and their files removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     wrk = ensure_wrk()
     machine = machine_info(wrk)
     if opts.compare is not None:
         return compare(opts, wrk, machine)
+    moto_binary, moto_version = ensure_moto() if opts.moto else ("", "")
     commit_start = git_commit(opts.ref)
     started = datetime.datetime.now().astimezone()
-    with running_server(opts.log_level, opts.ref, extra_args=opts.server_args) as server:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(
+            running_server(opts.log_level, opts.ref, extra_args=opts.server_args)
+        )
+        peer = None
+        if opts.moto:
+            moto, moto_signer = stack.enter_context(running_moto(moto_binary))
+            peer = Peer(moto, moto_signer, moto_version)
         signer = Signer(server)
         signer.action = opts.action
         if opts.action == "DescribeClusterTaskResult":
             signer.params = {"requestId": str(create_task(server, signer))}
-        bench = Bench(wrk, server, signer, opts)
+        bench = Bench(wrk, server, signer, opts, peer)
         try:
             results = bench.run()
         finally:
@@ -996,7 +1351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commit = commit_start
         if commit_end != commit_start:
             commit = f"{commit_start} at the start, {commit_end} at the end"
-        section = render(results, opts, machine, commit, server, started, signer.issued)
+        section = render(results, opts, machine, commit, server, started, signer.issued, peer)
     print(section)
     for name, passed, figure in targets(results):
         print(f"{_verdict(passed)}: {name} ({figure})")

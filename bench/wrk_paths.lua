@@ -1,6 +1,7 @@
 -- wrk script for bench/gateway.py: sends pre-built GET paths, one per line, from a file per
 -- thread (PREFIX.0, PREFIX.1, ...), so no two threads share a path (each path carries its own
--- Nonce), and counts answers whose body does not start with the expected prefix.
+-- Nonce), and counts answers whose body does not start with the expected prefix. Headers given
+-- to wrk with --header go with every request (moto's signed read: its Authorization header).
 --
 -- Arguments (after `--`): PREFIX EXPECTED_BODY_PREFIX CYCLE
 --   CYCLE "1": start again at the first path when the list ends (for the unsigned endpoint);
