@@ -8,8 +8,8 @@ machines, measured through the API as a user sees it.
   seconds at most (the next one only once the previous one is Running), on a fresh cluster
   of `--startup-machines` machines (2 CPUs, 2 GiB). Per pod: from the CreateClusterService
   call to the first DescribeServiceInstance (polled every 50 ms) saying Running, the figure
-  the targets are checked on, as in earlier runs; beside it a second poller, on a client of
-  its own, asks every 10 ms, which takes the poll's bias (half its period on average) from
+  the targets are checked on, as in earlier runs; beside it a second poller, on a connection
+  of its own, asks every 10 ms, which takes the poll's bias (half its period on average) from
   25 ms down to 5 ms: that figure is openccs's without the measurement's delay. The
   docker timestamps of its pause and app containers split that into the engine's reaction
   (call to pause container created), dockerd's work (pause created to app started) and the
@@ -96,7 +96,7 @@ TARGET_ROLLING_S = 8.0
 PROBE_PERIOD_S = 2  # the readiness part's intervalTime (the API's smallest)
 TARGET_READY_SLACK_S = 0.1  # a readiness change in the endpoints within a period + this
 POLL_S = 0.05
-# Pod startup is also watched by a second poller every 10 ms (its own client): the 50 ms
+# Pod startup is also watched by a second poller every 10 ms (its own connection): the 50 ms
 # poll adds 25 ms on average to what it sees, a bias `docker run`'s figure does not have.
 FINE_POLL_S = 0.01
 IDLE_CORES = 0.3  # other processes' CPU under which the host counts as idle
@@ -298,7 +298,6 @@ class Env:
 
     server: Server
     c: Client
-    fine: Client  # the pod startup's 10 ms poller's
     meter: CpuMeter
     clusters: list[str] = field(default_factory=list)
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # cluster -> lanIp -> id
@@ -410,7 +409,8 @@ def baseline_once(sock: Path, name: str) -> BaseStart:
 
 def watch_running(c: Client, svc: Svc, t0: float, deadline: float, stop: threading.Event,
                   out: list[float]) -> None:  # fmt: skip
-    """The fine poller: every FINE_POLL_S, on its own client, until the pod is Running
+    """The fine poller: every FINE_POLL_S, from a thread of its own (the client is shared:
+    its connection pool gives the thread a connection of its own), until the pod is Running
     (its time after the call goes to `out`), `stop` is set or the deadline passes."""
     while time.perf_counter() < deadline and not stop.is_set():
         res = c.call("DescribeServiceInstance", svc.ref(limit=100))
@@ -431,7 +431,7 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
     fine: list[float] = []
     stop = threading.Event()
     watcher = threading.Thread(
-        target=watch_running, args=(env.fine, svc, t0, deadline, stop, fine), daemon=True
+        target=watch_running, args=(env.c, svc, t0, deadline, stop, fine), daemon=True
     )
     watcher.start()
     pod: dict[str, Any] | None = None
@@ -827,7 +827,7 @@ def render_startup(r: Startup, waited: float | None) -> list[str]:
         " ran on the pod's machine. Percentiles are nearest-rank (p99 of 50 is the slowest)."
         f" Running is seen by two pollers of DescribeServiceInstance: every {POLL_S * 1000:.0f}"
         " ms (the figure of earlier runs, with the target; it adds half its period on average)"
-        f" and, on a client of its own, every {FINE_POLL_S * 1000:.0f} ms (the first of the two"
+        f" and, on a connection of its own, every {FINE_POLL_S * 1000:.0f} ms (the first of the two"
         " to see it); `docker run` has no such bias (it returns once its container runs).",
         "",
         *cpu_lines(r.cpu, waited, disturbed),
@@ -1056,7 +1056,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert server.proc is not None
         site = (server.data_dir / "site-id").read_text().strip()
         meter = CpuMeter(server.proc.pid, site)
-        e = env = Env(server, server.client(), server.client(), meter, budget=args.wait_idle)
+        e = env = Env(server, server.client(), meter, budget=args.wait_idle)
         e.rss("at start")
 
         def run(name: str, fn: Callable[[], Any]) -> Any:
