@@ -7,7 +7,10 @@ machines, measured through the API as a user sees it.
   builtin image, so nothing is pulled) are created one after another, one every `--pace`
   seconds at most (the next one only once the previous one is Running), on a fresh cluster
   of `--startup-machines` machines (2 CPUs, 2 GiB). Per pod: from the CreateClusterService
-  call to the first DescribeServiceInstance (polled every 50 ms) saying Running; the
+  call to the first DescribeServiceInstance (polled every 50 ms) saying Running, the figure
+  the targets are checked on, as in earlier runs; beside it a second poller, on a connection
+  of its own, asks every 10 ms, which takes the poll's bias (half its period on average) from
+  25 ms down to 5 ms: that figure is openccs's without the measurement's delay. The
   docker timestamps of its pause and app containers split that into the engine's reaction
   (call to pause container created), dockerd's work (pause created to app started) and the
   report (app started to Running seen). After each pod, on the same machine, the baseline:
@@ -56,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -92,6 +96,9 @@ TARGET_ROLLING_S = 8.0
 PROBE_PERIOD_S = 2  # the readiness part's intervalTime (the API's smallest)
 TARGET_READY_SLACK_S = 0.1  # a readiness change in the endpoints within a period + this
 POLL_S = 0.05
+# Pod startup is also watched by a second poller every 10 ms (its own connection): the 50 ms
+# poll adds 25 ms on average to what it sees, a bias `docker run`'s figure does not have.
+FINE_POLL_S = 0.01
 IDLE_CORES = 0.3  # other processes' CPU under which the host counts as idle
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
@@ -350,7 +357,8 @@ def sleep_service(name: str, replicas: int, seconds: int) -> dict[str, Any]:
 class PodStart:
     node: str
     api: float  # seconds after the call: the API answered
-    running: float  # DescribeServiceInstance said Running
+    running: float  # DescribeServiceInstance said Running (polled every 50 ms)
+    running_fine: float  # first seen Running by either poller (one polls every 10 ms)
     pause_created: float
     app_started: float
     pause_docker: float  # pause container Created -> StartedAt
@@ -399,6 +407,20 @@ def baseline_once(sock: Path, name: str) -> BaseStart:
     return BaseStart(total, (started or 0) - (created or 0))
 
 
+def watch_running(c: Client, svc: Svc, t0: float, deadline: float, stop: threading.Event,
+                  out: list[float]) -> None:  # fmt: skip
+    """The fine poller: every FINE_POLL_S, from a thread of its own (the client is shared:
+    its connection pool gives the thread a connection of its own), until the pod is Running
+    (its time after the call goes to `out`), `stop` is set or the deadline passes."""
+    while time.perf_counter() < deadline and not stop.is_set():
+        res = c.call("DescribeServiceInstance", svc.ref(limit=100))
+        pods = (res.get("data") or {}).get("instances") or []
+        if pods and pods[0]["status"] == "Running":
+            out.append(time.perf_counter() - t0)
+            return
+        time.sleep(FINE_POLL_S)
+
+
 def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
     """Create a one-pod service and time it to Running (and its machine's socket)."""
     before = env.meter.snap()
@@ -406,6 +428,12 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
     svc = create(env.c, cluster, sleep_service(name, 1, 1000))
     api = time.perf_counter() - t0
     deadline = t0 + 120
+    fine: list[float] = []
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch_running, args=(env.c, svc, t0, deadline, stop, fine), daemon=True
+    )
+    watcher.start()
     pod: dict[str, Any] | None = None
     while time.perf_counter() < deadline:
         pods = svc.pods()
@@ -414,7 +442,9 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
             break
         time.sleep(POLL_S)
     running = time.perf_counter() - t0
-    if pod is None:
+    watcher.join(max(0.0, deadline - time.perf_counter()))
+    stop.set()
+    if pod is None or not fine:
         raise RuntimeError(f"{name} not Running within 120 s: {svc.pods()}")
     sock = env.sock(cluster, pod["nodeIp"])
     roles = inspect_pod(sock, pod["name"])
@@ -428,14 +458,16 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
         node=pod["nodeIp"],
         api=api,
         running=running,
+        running_fine=min(fine[0], running),
         pause_created=at(pause, "Created"),
         app_started=at(app, "StartedAt"),
         pause_docker=at(pause, "StartedAt") - at(pause, "Created"),
         app_docker=at(app, "StartedAt") - at(app, "Created"),
         other=env.meter.since(before).other,
     )
-    print(f"{name}: Running after {running:.3f} s (pause created {timing.pause_created:.3f},"
-          f" app started {timing.app_started:.3f})", file=sys.stderr)  # fmt: skip
+    print(f"{name}: Running after {running:.3f} s ({timing.running_fine:.3f} s by the 10 ms"
+          f" poll; pause created {timing.pause_created:.3f}, app started"
+          f" {timing.app_started:.3f})", file=sys.stderr)  # fmt: skip
     return timing, sock
 
 
@@ -775,7 +807,7 @@ def cpu_lines(cpu: Cpu | None, waited: float | None, extra: str = "") -> list[st
 
 
 def render_startup(r: Startup, waited: float | None) -> list[str]:
-    run = [p.running for p in r.pods]
+    run, fine = [p.running for p in r.pods], [p.running_fine for p in r.pods]
     busy = [p.other for p in r.pods if p.other >= IDLE_CORES]
     disturbed = (
         f"Pods measured while other processes used >= {IDLE_CORES:g} cores: {len(busy)} of"
@@ -792,19 +824,28 @@ def render_startup(r: Startup, waited: float | None) -> list[str]:
         " deploying at a modest pace, so the figure is one pod's latency, not a queue's. The"
         " pods stay, so the last ones start next to"
         f" {len(r.pods) // max(1, r.machines)} pods per machine. After each pod, the baseline"
-        " ran on the pod's machine. Percentiles are nearest-rank (p99 of 50 is the slowest).",
+        " ran on the pod's machine. Percentiles are nearest-rank (p99 of 50 is the slowest)."
+        f" Running is seen by two pollers of DescribeServiceInstance: every {POLL_S * 1000:.0f}"
+        " ms (the figure of earlier runs, with the target; it adds half its period on average)"
+        f" and, on a connection of its own, every {FINE_POLL_S * 1000:.0f} ms (the first of the two"
+        " to see it); `docker run` has no such bias (it returns once its container runs).",
         "",
         *cpu_lines(r.cpu, waited, disturbed),
         "| way | p50 (s) | p90 (s) | p99 (s) | max (s) |",
         "| --- | ---: | ---: | ---: | ---: |",
         f"| openccs: CreateClusterService to Running (polled every {POLL_S * 1000:.0f} ms) |"
         f" {p50:.2f} | {pct(run, 90):.2f} | {p99:.2f} | {max(run):.2f} |",
+        f"| openccs: the same, polled every {FINE_POLL_S * 1000:.0f} ms |"
+        f" {pct(fine, 50):.3f} | {pct(fine, 90):.3f} | {pct(fine, 99):.3f} | {max(fine):.3f} |",
         f"| baseline: `docker run -d` to running | {b50:.2f} | {pct(base, 90):.2f} |"
         f" {b99:.2f} | {max(base):.2f} |",
         f"| overhead (openccs - baseline) | {p50 - b50:.2f} | {pct(run, 90) - pct(base, 90):.2f}"
         f" | {p99 - b99:.2f} | {max(run) - max(base):.2f} |",
         f"| ratio (openccs / baseline) | {p50 / b50:.2f}x | {pct(run, 90) / pct(base, 90):.2f}x"
         f" | {p99 / b99:.2f}x | {max(run) / max(base):.2f}x |",
+        f"| ratio, {FINE_POLL_S * 1000:.0f} ms poll (openccs / baseline) |"
+        f" {pct(fine, 50) / b50:.2f}x | {pct(fine, 90) / pct(base, 90):.2f}x |"
+        f" {pct(fine, 99) / b99:.2f}x | {max(fine) / max(base):.2f}x |",
         "",
         "Where an openccs pod's time goes (seconds after the call; docker's timestamps):",
         "",
@@ -824,6 +865,8 @@ def render_startup(r: Startup, waited: float | None) -> list[str]:
          [p.app_docker for p in r.pods]),
         ("app started -> Running seen (rest of the agent pass, database write, poll)",
          [p.running - p.app_started for p in r.pods]),
+        (f"app started -> Running seen by the {FINE_POLL_S * 1000:.0f} ms poll",
+         [p.running_fine - p.app_started for p in r.pods]),
         ("baseline: dockerd starting its container (Created -> StartedAt)",
          [b.docker for b in r.base]),
     ]  # fmt: skip
@@ -1067,6 +1110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         r50, r99 = pct(run_s, 50) / pct(base_s, 50), p99 / pct(base_s, 99)
         ratio = (f"{'PASS' if max(r50, r99) <= TARGET_STARTUP_RATIO else 'FAIL'} |"
                  f" p50 {r50:.2f}x, p99 {r99:.2f}x")  # fmt: skip
+        fine_s = [x.running_fine for x in startup.pods]
+        f50, f99 = pct(fine_s, 50) / pct(base_s, 50), pct(fine_s, 99) / pct(base_s, 99)
+        ratio += f"; {FINE_POLL_S * 1000:.0f} ms poll: p50 {f50:.2f}x, p99 {f99:.2f}x"
         docker_run = pct(base_s, 50)
         lines += [*render_startup(startup, waits.get("startup")), ""]
     if rolling is not None:

@@ -7,7 +7,8 @@ change to its rows (any transaction, the API's or the engine's own, so a pass th
 something runs again at once), an event of one of its machines' dockerd, a finished probe
 or stop. Each cluster also runs a pass every `--engine-resync` seconds (a lost dockerd
 event costs at most that), and clusters never wait for each other. Node agents of a
-cluster run in parallel threads; everything else is quick database work. One global loop
+cluster run in parallel threads (one of them the pass's own, a machine that just got a pod
+when there is one); everything else is quick database work. One global loop
 keeps the set of cluster loops, the load balancers' VIPs and the event table.
 
 A pass is cheap when nothing changed: every commit gives the clusters it touched a new
@@ -229,11 +230,12 @@ class Engine:
             or now >= loops_of.controllers_due
         )  # fmt: skip
         due = math.inf
+        placed: set[str] = set()
         with self._writes if controllers else contextlib.nullcontext(), self.store.session() as s:
             if controllers:
                 due = self._node_lifecycle(s, cluster_id)
                 due = min(due, deployment.reconcile_cluster(s, cluster_id))
-                scheduler.schedule_cluster(s, cluster_id)
+                placed = scheduler.schedule_cluster(s, cluster_id)
             nodes = [
                 n.id
                 for n in s.scalars(
@@ -248,11 +250,13 @@ class Engine:
             generation = None  # the agents work whatever they find
             if loops_of is not None:
                 loops_of.full_at = now + loops_of.full_every
-        agents = [
-            a
-            for a in self._pool.map(lambda n: self._sync_node(cluster_id, n, generation), nodes)
-            if a is not None
-        ]
+        # The agents in parallel, one of them in this thread: a machine that just got a pod
+        # when there is one, so its pod's containers are asked for without first waiting
+        # for a pool thread to wake up (on a busy host, tens of milliseconds).
+        nodes.sort(key=lambda n: n not in placed)
+        later = [self._pool.submit(self._sync_node, cluster_id, n, generation) for n in nodes[1:]]
+        done = [self._sync_node(cluster_id, nodes[0], generation)] if nodes else []
+        agents = [a for a in [*done, *(f.result() for f in later)] if a is not None]
         # A machine that left the cluster gets a fresh agent if it joins another.
         with self._lock:
             for node_id, agent in list(self._agents.items()):

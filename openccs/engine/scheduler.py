@@ -53,7 +53,9 @@ def _match(labels: dict[str, str], term: dict[str, Any]) -> bool:
     return False
 
 
-def schedule_cluster(s: Session, cluster_id: str) -> None:
+def schedule_cluster(s: Session, cluster_id: str) -> set[str]:
+    """Place the cluster's pending pods; the machines that got one."""
+    placed: set[str] = set()
     # Most passes find nothing pending: then the cluster's pods are not read at all.
     if (
         s.scalars(
@@ -63,7 +65,7 @@ def schedule_cluster(s: Session, cluster_id: str) -> None:
         ).first()
         is None
     ):
-        return
+        return placed
     nodes = list(
         s.scalars(
             select(Instance).where(Instance.cluster_id == cluster_id, Instance.state == "Running")
@@ -72,7 +74,7 @@ def schedule_cluster(s: Session, cluster_id: str) -> None:
     pods = list(s.scalars(select(Pod).where(Pod.cluster_id == cluster_id)))
     pending = [p for p in pods if p.node_id is None and not p.deleting]
     if not pending:
-        return
+        return placed
     used: dict[str, list[int]] = {n.id: [0, 0] for n in nodes}
     per_service: dict[str, Counter[int | None]] = {n.id: Counter() for n in nodes}
     pod_labels: dict[str, list[dict[str, str]]] = {n.id: [] for n in nodes}
@@ -119,6 +121,7 @@ def schedule_cluster(s: Session, cluster_id: str) -> None:
             ),
         )
         pod.node_id = best.id
+        placed.add(best.id)
         pod.status = {"reason": "ContainerCreating", "containers": []}
         used[best.id][0] += cpu
         used[best.id][1] += mem
@@ -128,6 +131,7 @@ def schedule_cluster(s: Session, cluster_id: str) -> None:
             s, cluster_id, pod.namespace, svc_name, "Pod", pod.name, "Scheduled",
             f"Successfully assigned {pod.namespace}/{pod.name} to {best.lan_ip}",
         )  # fmt: skip
+    return placed
 
 
 def _unfit(
