@@ -40,8 +40,9 @@ from openccs.cloud import naming
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
 from openccs.domain.workloads import pod_is_ready, service_pods
-from openccs.engine import deployment, dns, lifecycle, scheduler
+from openccs.engine import dns, lifecycle
 from openccs.engine.agent import NodeAgent
+from openccs.engine.controllers import Controllers
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
@@ -103,6 +104,8 @@ class Engine:
         self._commits = itertools.count(1)
         self._generation: dict[str, int] = {}
         self._bulk = 0
+        # Which services the controllers reconcile in a pass (engine/controllers.py).
+        self._controllers = Controllers()
 
     @property
     def dns(self) -> ClusterDns:
@@ -129,6 +132,7 @@ class Engine:
         event.listen(self.store.sessions, "do_orm_execute", _note_statement)
         event.listen(self.store.sessions, "after_commit", self._after_commit)
         event.listen(self.store.sessions, "after_rollback", _forget_changes)
+        self._controllers.listen(self.store.sessions)
         self._loop.start()
 
     async def stop(self) -> None:
@@ -136,6 +140,7 @@ class Engine:
         event.remove(self.store.sessions, "do_orm_execute", _note_statement)
         event.remove(self.store.sessions, "after_commit", self._after_commit)
         event.remove(self.store.sessions, "after_rollback", _forget_changes)
+        self._controllers.remove(self.store.sessions)
         await self._loop.stop()
         with self._lock:
             loops, self._clusters = list(self._clusters.values()), {}
@@ -208,6 +213,7 @@ class Engine:
             ended = [c for c in self._clusters if c not in clusters]
             for cluster_id in ended:
                 self._clusters.pop(cluster_id).cancel()
+                self._controllers.forget(cluster_id)
             for node_id, agent in list(self._agents.items()):
                 if agent.cluster_id in ended:
                     del self._agents[node_id]
@@ -231,9 +237,9 @@ class Engine:
         due = math.inf
         with self._writes if controllers else contextlib.nullcontext(), self.store.session() as s:
             if controllers:
-                due = self._node_lifecycle(s, cluster_id)
-                due = min(due, deployment.reconcile_cluster(s, cluster_id))
-                scheduler.schedule_cluster(s, cluster_id)
+                due = self._controllers.run(
+                    s, cluster_id, full, functools.partial(self._node_lifecycle, s, cluster_id)
+                )
             nodes = [
                 n.id
                 for n in s.scalars(
