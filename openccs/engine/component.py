@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
-from openccs.domain.workloads import pod_is_ready, service_pods
 from openccs.engine import dns, lifecycle
 from openccs.engine.agent import NodeAgent
 from openccs.engine.controllers import Controllers
@@ -323,6 +322,7 @@ class Engine:
                 )
             }
             creating = [lb.id for lb in lbs.values() if lb.status != "Running"]
+            endpoints = _ready_ips(s, cluster_id)
             for svc in s.scalars(
                 select(Service).where(
                     Service.cluster_id == cluster_id,
@@ -330,11 +330,7 @@ class Engine:
                     Service.deleting.is_(False),
                 )
             ):
-                ready = sorted(
-                    p.status.get("ip", "")
-                    for p in service_pods(s, svc)
-                    if pod_is_ready(p) and p.status.get("ip")
-                )
+                ready = sorted(endpoints.get(svc.id, ()))
                 records[f"{svc.name}.{svc.namespace}.svc.{dns.DOMAIN}"] = str(svc.cluster_ip)
                 lb = lbs.get(svc.id)
                 vips = (lb.vip,) if lb is not None else ()
@@ -455,6 +451,25 @@ class Engine:
         return lifecycle.node_lifecycle(
             s, cluster_id, self._not_ready_since, self.settings.node_grace, time.monotonic()
         )
+
+
+def _ready_ips(s: Session, cluster_id: str) -> dict[int, list[str]]:
+    """The addresses of the cluster's ready pods, by service: two columns, the statuses'
+    two keys read by the database (not every pod's status parsed here)."""
+    ip = Pod.status["ip"].as_string()
+    ready = func.coalesce(Pod.status["ready"].as_boolean(), False)
+    out: dict[int, list[str]] = {}
+    for service_id, addr in s.execute(
+        select(Pod.service_id, ip).where(
+            Pod.cluster_id == cluster_id,
+            Pod.service_id.is_not(None),
+            Pod.deleting.is_(False),
+            ready,
+        )
+    ):
+        if addr:
+            out.setdefault(service_id, []).append(addr)
+    return out
 
 
 @dataclass
