@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openccs.engine import deployment, lifecycle, scheduler
@@ -85,12 +86,19 @@ def build(store: Store, pods: int) -> None:
         for i in range(SERVICES):
             add_service(s, f"svc{i}", pods // SERVICES)
     # The controllers make the replica sets and pods, the scheduler places them; then
-    # every pod is Running and ready as an agent would write it.
-    for _ in range(2):
+    # every pod is Running and ready as an agent would write it. Two pods given the same
+    # random name undo their pass: the next one (new names) goes on, as in the engine.
+    for _ in range(10):
+        try:
+            with store.session() as s:
+                deployment.reconcile_cluster(s, CLUSTER)
+                s.flush()
+                scheduler.schedule_cluster(s, CLUSTER)
+        except IntegrityError:
+            continue
         with store.session() as s:
-            deployment.reconcile_cluster(s, CLUSTER)
-            s.flush()
-            scheduler.schedule_cluster(s, CLUSTER)
+            if s.scalars(select(Pod.id).where(Pod.node_id.is_(None))).first() is None:
+                break
     with store.session() as s:
         for pod in s.scalars(select(Pod)):
             pod.status = {"reason": "Running", "ready": True, "ip": f"172.16.{pod.id // 250}."
