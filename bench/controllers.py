@@ -10,9 +10,8 @@ scheduler) run as the engine runs them after that commit:
 - `new service`: a 1-replica service is created: the pass that makes its pod, then the
   pass that places it (the scheduler's turn).
 
-Each figure is the median of `--reps` passes, in ms, per part and in all. Timings of one
-process on a quiet CPU; no containers, so host noise matters less than for the other
-benchmarks, but it is still a shared machine.
+Each figure is the median of `--reps` passes, in ms of the process's CPU time (not wall
+time, which a loaded host stretches several times over), per part and in all.
 
     .venv/bin/python bench/controllers.py [--pods 100,1000,3000] [--reps 15] [--profile N]
 """
@@ -136,12 +135,12 @@ class Pass:
         parts: dict[str, float] = {}
 
         def timed(name: str, fn: Callable[[], Any]) -> Any:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             out = fn()
-            parts[name] = parts.get(name, 0.0) + (time.perf_counter() - t0) * 1000
+            parts[name] = parts.get(name, 0.0) + (time.process_time() - t0) * 1000
             return out
 
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         with self.store.session() as s:
             if self.ctl is not None:
                 self.ctl.run(s, CLUSTER, full, lambda: self._lifecycle(s), timed=timed)
@@ -149,7 +148,7 @@ class Pass:
                 timed("lifecycle", lambda: self._lifecycle(s))
                 timed("reconcile", lambda: deployment.reconcile_cluster(s, CLUSTER))
                 timed("schedule", lambda: scheduler.schedule_cluster(s, CLUSTER))
-        parts["pass"] = (time.perf_counter() - t0) * 1000  # with its commit
+        parts["pass"] = (time.process_time() - t0) * 1000  # with its commit
         return parts
 
 
@@ -202,7 +201,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"controllers: {'noted changes' if Controllers is not None else 'whole cluster'}")
     print(f"{'pods':>6} {'case':<20} {'lifecycle':>9} {'reconcile':>9} {'schedule':>9} "
-          f"{'pass':>8}  (ms, median of {args.reps})")  # fmt: skip
+          f"{'pass':>8}  (CPU ms, median of {args.reps})")  # fmt: skip
     for pods in (int(x) for x in args.pods.split(",")):
         for case, parts in measure(pods, args.reps, pods == args.profile).items():
             print(f"{pods:>6} {case:<20} {parts.get('lifecycle', 0):>9.2f} "
