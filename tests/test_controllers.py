@@ -12,8 +12,10 @@ What a machine would do (start a scheduled pod, remove a deleted one) is played 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +36,7 @@ from openccs.crypto import SecretBox
 from openccs.domain import cluster_tasks as _cluster_tasks  # noqa: F401  (task types)
 from openccs.domain import workloads as wl
 from openccs.engine import deployment, lifecycle, scheduler
+from openccs.engine.controllers import Controllers
 from openccs.server import Services
 from openccs.store.db import Store
 from openccs.store.models import (
@@ -437,6 +440,137 @@ def test_replica_sets_keep_one_row_per_template(store: Store) -> None:
         revs = list(s.scalars(select(ReplicaSet).where(ReplicaSet.service_id == svc.id)))
         assert [r.revision for r in revs] == [1, 2]
         assert by_revision(s, svc) == {1: 1}
+
+
+# --- passes at the cost of what changed ----------------------------------------------------
+# The engine's controllers (engine/controllers.py) reconcile only the services whose rows
+# a commit touched, those due, and all of them in a full pass. Each step below is its own
+# transaction, as the API's and the agents' are, so the notes are those of real commits.
+@pytest.fixture
+def noted(store: Store) -> Iterator[Controllers]:
+    ctl = Controllers()
+    ctl.listen(store.sessions)
+    yield ctl
+    ctl.remove(store.sessions)
+
+
+def engine_pass(store: Store, ctl: Controllers, full: bool = False) -> float:
+    with store.session() as s:
+        return ctl.run(s, CLUSTER, full, lambda: math.inf)
+
+
+def agents(store: Store) -> None:
+    with store.session() as s:
+        kubelet(s)
+
+
+def settle_noted(store: Store, ctl: Controllers, passes: int = 20) -> None:
+    for _ in range(passes):
+        engine_pass(store, ctl)
+        agents(store)
+
+
+def pods_of(store: Store, name: str) -> dict[int, int]:
+    with store.session() as s:
+        svc = s.scalars(select(Service).where(Service.name == name)).one()
+        return by_revision(s, svc)
+
+
+def test_a_pass_reconciles_the_service_changed_among_many(store: Store, noted: Controllers) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=16, mem=32)
+        add_node(s, "b", cpu=16, mem=32)
+        for i in range(12):
+            add_service(s, f"svc{i}", 3)
+    engine_pass(store, noted, full=True)  # a cluster's first pass
+    settle_noted(store, noted, passes=5)
+    assert all(pods_of(store, f"svc{i}") == {1: 3} for i in range(12))
+    # One service scales, another rolls out, a third loses a pod: each its own commit.
+    with store.session() as s:
+        s.scalars(select(Service).where(Service.name == "svc3")).one().replicas = 5
+    with store.session() as s:
+        set_image(s.scalars(select(Service).where(Service.name == "svc7")).one(), "nginx:2")
+    with store.session() as s:
+        svc = s.scalars(select(Service).where(Service.name == "svc9")).one()
+        s.delete(live(s, svc)[0])
+    settle_noted(store, noted)
+    assert pods_of(store, "svc3") == {1: 5}
+    assert pods_of(store, "svc7") == {2: 3}
+    assert pods_of(store, "svc9") == {1: 3}
+    assert all(pods_of(store, f"svc{i}") == {1: 3} for i in (0, 1, 2, 4, 5, 6, 8, 10, 11))
+    # A service deleted among many goes, its pods first.
+    with store.session() as s:
+        s.scalars(select(Service).where(Service.name == "svc5")).one().deleting = True
+    settle_noted(store, noted, passes=4)
+    with store.session() as s:
+        assert s.scalars(select(Service).where(Service.name == "svc5")).first() is None
+        assert len(list(s.scalars(select(Service)))) == 11
+
+
+def test_a_full_pass_repairs_a_change_no_commit_noted(
+    store: Store, noted: Controllers, tmp_path: Path
+) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=16, mem=32)
+        for i in range(5):
+            add_service(s, f"svc{i}", 2)
+    engine_pass(store, noted, full=True)
+    settle_noted(store, noted, passes=5)
+    # Another process (no listener of this engine) scales svc2 and removes a pod of svc4.
+    other = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with other.session() as s:
+            s.scalars(select(Service).where(Service.name == "svc2")).one().replicas = 4
+            svc4 = s.scalars(select(Service).where(Service.name == "svc4")).one()
+            s.delete(live(s, svc4)[0])
+    finally:
+        other.dispose()
+    # Passes of noted changes do not see it (nothing was noted)...
+    settle_noted(store, noted, passes=3)
+    assert pods_of(store, "svc2") == {1: 2} and pods_of(store, "svc4") == {1: 1}
+    # ...the full pass (the engine's periodic resync) does.
+    engine_pass(store, noted, full=True)
+    settle_noted(store, noted)
+    assert pods_of(store, "svc2") == {1: 4} and pods_of(store, "svc4") == {1: 2}
+
+
+def test_a_service_due_is_reconciled_without_a_change(store: Store, noted: Controllers) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=16, mem=32)
+        add_service(s, "web", 1, minReadySeconds=1)
+        add_service(s, "other", 1)
+    engine_pass(store, noted, full=True)
+    settle_noted(store, noted, passes=3)
+    with store.session() as s:
+        set_image(s.scalars(select(Service).where(Service.name == "web")).one(), "nginx:2")
+    engine_pass(store, noted)  # the surge pod
+    with store.session() as s:
+        for pod in s.scalars(select(Pod).where(Pod.node_id.is_not(None))):
+            if not pod.status.get("ready"):  # ready now: available in a second
+                pod.status = {"reason": "Running", "ready": True, "containers": []}
+                pod.ready_since = utcnow()
+    due = engine_pass(store, noted)
+    assert 0 < due <= 1 and pods_of(store, "web") == {1: 1, 2: 1}
+    time.sleep(due + 0.05)
+    # Nothing changed since: the pass reconciles the service because it is due.
+    engine_pass(store, noted)
+    agents(store)
+    assert pods_of(store, "web") == {2: 1}
+
+
+def test_a_failed_pass_leaves_its_work_to_a_full_one(store: Store, noted: Controllers) -> None:
+    with store.session() as s:
+        add_node(s, "a", cpu=16, mem=32)
+        add_service(s, "web", 1)
+    engine_pass(store, noted, full=True)
+    settle_noted(store, noted, passes=3)
+    with store.session() as s:
+        s.scalars(select(Service).where(Service.name == "web")).one().replicas = 3
+    with pytest.raises(RuntimeError), store.session() as s:
+        noted.run(s, CLUSTER, False, lambda: math.inf)
+        raise RuntimeError("the pass's commit fails")
+    engine_pass(store, noted)
+    assert pods_of(store, "web") == {1: 3}
 
 
 # --- autoscaler ----------------------------------------------------------------------------

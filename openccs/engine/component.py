@@ -33,16 +33,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
 from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
-from openccs.domain.workloads import pod_is_ready, service_pods
-from openccs.engine import deployment, dns, lifecycle, scheduler
+from openccs.engine import dns, lifecycle
 from openccs.engine.agent import NodeAgent
+from openccs.engine.controllers import Controllers
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
 from openccs.log import get_logger, log_event
@@ -104,6 +104,8 @@ class Engine:
         self._commits = itertools.count(1)
         self._generation: dict[str, int] = {}
         self._bulk = 0
+        # Which services the controllers reconcile in a pass (engine/controllers.py).
+        self._controllers = Controllers()
 
     @property
     def dns(self) -> ClusterDns:
@@ -130,6 +132,7 @@ class Engine:
         event.listen(self.store.sessions, "do_orm_execute", _note_statement)
         event.listen(self.store.sessions, "after_commit", self._after_commit)
         event.listen(self.store.sessions, "after_rollback", _forget_changes)
+        self._controllers.listen(self.store.sessions)
         self._loop.start()
 
     async def stop(self) -> None:
@@ -137,6 +140,7 @@ class Engine:
         event.remove(self.store.sessions, "do_orm_execute", _note_statement)
         event.remove(self.store.sessions, "after_commit", self._after_commit)
         event.remove(self.store.sessions, "after_rollback", _forget_changes)
+        self._controllers.remove(self.store.sessions)
         await self._loop.stop()
         with self._lock:
             loops, self._clusters = list(self._clusters.values()), {}
@@ -209,6 +213,7 @@ class Engine:
             ended = [c for c in self._clusters if c not in clusters]
             for cluster_id in ended:
                 self._clusters.pop(cluster_id).cancel()
+                self._controllers.forget(cluster_id)
             for node_id, agent in list(self._agents.items()):
                 if agent.cluster_id in ended:
                     del self._agents[node_id]
@@ -233,9 +238,13 @@ class Engine:
         placed: set[str] = set()
         with self._writes if controllers else contextlib.nullcontext(), self.store.session() as s:
             if controllers:
-                due = self._node_lifecycle(s, cluster_id)
-                due = min(due, deployment.reconcile_cluster(s, cluster_id))
-                placed = scheduler.schedule_cluster(s, cluster_id)
+                due = self._controllers.run(
+                    s,
+                    cluster_id,
+                    full,
+                    functools.partial(self._node_lifecycle, s, cluster_id),
+                    placed=placed,
+                )
             nodes = [
                 n.id
                 for n in s.scalars(
@@ -321,6 +330,7 @@ class Engine:
                 )
             }
             creating = [lb.id for lb in lbs.values() if lb.status != "Running"]
+            endpoints = _ready_ips(s, cluster_id)
             for svc in s.scalars(
                 select(Service).where(
                     Service.cluster_id == cluster_id,
@@ -328,11 +338,7 @@ class Engine:
                     Service.deleting.is_(False),
                 )
             ):
-                ready = sorted(
-                    p.status.get("ip", "")
-                    for p in service_pods(s, svc)
-                    if pod_is_ready(p) and p.status.get("ip")
-                )
+                ready = sorted(endpoints.get(svc.id, ()))
                 records[f"{svc.name}.{svc.namespace}.svc.{dns.DOMAIN}"] = str(svc.cluster_ip)
                 lb = lbs.get(svc.id)
                 vips = (lb.vip,) if lb is not None else ()
@@ -453,6 +459,25 @@ class Engine:
         return lifecycle.node_lifecycle(
             s, cluster_id, self._not_ready_since, self.settings.node_grace, time.monotonic()
         )
+
+
+def _ready_ips(s: Session, cluster_id: str) -> dict[int, list[str]]:
+    """The addresses of the cluster's ready pods, by service: two columns, the statuses'
+    two keys read by the database (not every pod's status parsed here)."""
+    ip = Pod.status["ip"].as_string()
+    ready = func.coalesce(Pod.status["ready"].as_boolean(), False)
+    out: dict[int, list[str]] = {}
+    for service_id, addr in s.execute(
+        select(Pod.service_id, ip).where(
+            Pod.cluster_id == cluster_id,
+            Pod.service_id.is_not(None),
+            Pod.deleting.is_(False),
+            ready,
+        )
+    ):
+        if addr:
+            out.setdefault(service_id, []).append(addr)
+    return out
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -28,28 +29,36 @@ from openccs.timeutil import utcnow
 
 def reconcile_cluster(s: Session, cluster_id: str) -> float:
     """One step for every service of the cluster; seconds until the next pass is due."""
-    services = list(s.scalars(select(Service).where(Service.cluster_id == cluster_id)))
-    # The cluster's pods and revisions in two queries, not two per service; the pods'
-    # templates (the controllers never read them) stay unread.
+    return min(reconcile_services(s, cluster_id).values(), default=math.inf)
+
+
+def reconcile_services(
+    s: Session, cluster_id: str, only: Collection[int] | None = None
+) -> dict[int, float]:
+    """One step for the cluster's services (those of `only`, by id, or all of them), and
+    the removal of its terminating namespaces once empty. Returns, per service reconciled,
+    the seconds until its next pass is due (math.inf: only a change of its rows)."""
+    if only is not None and not only:
+        services: list[Service] = []
+    else:
+        q = select(Service).where(Service.cluster_id == cluster_id)
+        services = list(s.scalars(q if only is None else q.where(Service.id.in_(only))))
+    ids = [svc.id for svc in services]
+    # Their pods and revisions in two queries, not two per service; the pods' templates
+    # (the controllers never read them) stay unread.
     pods: dict[int, list[Pod]] = defaultdict(list)
-    for pod in s.scalars(
-        select(Pod)
-        .where(Pod.cluster_id == cluster_id, Pod.service_id.is_not(None))
-        .order_by(Pod.created_at)
-        .options(defer(Pod.template))
-    ):
-        pods[pod.service_id or 0].append(pod)
     revs: dict[int, list[ReplicaSet]] = defaultdict(list)
-    for rs in s.scalars(
-        select(ReplicaSet)
-        .join(Service, ReplicaSet.service_id == Service.id)
-        .where(Service.cluster_id == cluster_id)
-        .order_by(ReplicaSet.revision)
-    ):
-        revs[rs.service_id].append(rs)
-    due = math.inf
-    for svc in services:
-        due = min(due, reconcile_service(s, svc, pods[svc.id], revs[svc.id]))
+    if services:
+        pq = select(Pod).where(Pod.cluster_id == cluster_id, Pod.service_id.is_not(None))
+        rq = select(ReplicaSet).join(Service, ReplicaSet.service_id == Service.id)
+        rq = rq.where(Service.cluster_id == cluster_id)
+        if only is not None:
+            pq, rq = pq.where(Pod.service_id.in_(ids)), rq.where(ReplicaSet.service_id.in_(ids))
+        for pod in s.scalars(pq.order_by(Pod.created_at).options(defer(Pod.template))):
+            pods[pod.service_id or 0].append(pod)
+        for rs in s.scalars(rq.order_by(ReplicaSet.revision)):
+            revs[rs.service_id].append(rs)
+    due = {svc.id: reconcile_service(s, svc, pods[svc.id], revs[svc.id]) for svc in services}
     # A terminating namespace goes once nothing is left in it.
     for ns in s.scalars(
         select(K8sNamespace).where(

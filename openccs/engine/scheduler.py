@@ -53,38 +53,59 @@ def _match(labels: dict[str, str], term: dict[str, Any]) -> bool:
     return False
 
 
-def schedule_cluster(s: Session, cluster_id: str) -> set[str]:
-    """Place the cluster's pending pods; the machines that got one."""
-    placed: set[str] = set()
-    # Most passes find nothing pending: then the cluster's pods are not read at all.
-    if (
+# A placed pod's requests and labels (its template never changes), by pod uid.
+Requests = tuple[int, int, dict[str, str]]
+
+
+def schedule_cluster(
+    s: Session, cluster_id: str, known: dict[str, Requests] | None = None
+) -> set[str]:
+    """Place the cluster's pending pods; the machines that got one. `known` keeps the placed
+    pods' requests between passes (the caller's, per cluster), so a pass reads their
+    templates only once."""
+    pending = list(
         s.scalars(
-            select(Pod.id).where(
+            select(Pod).where(
                 Pod.cluster_id == cluster_id, Pod.node_id.is_(None), Pod.deleting.is_(False)
             )
-        ).first()
-        is None
-    ):
-        return placed
+        )
+    )
+    # Most passes find nothing pending: then the cluster's pods are not read at all.
+    if not pending:
+        return set()
     nodes = list(
         s.scalars(
             select(Instance).where(Instance.cluster_id == cluster_id, Instance.state == "Running")
         )
     )
-    pods = list(s.scalars(select(Pod).where(Pod.cluster_id == cluster_id)))
-    pending = [p for p in pods if p.node_id is None and not p.deleting]
-    if not pending:
-        return placed
     used: dict[str, list[int]] = {n.id: [0, 0] for n in nodes}
     per_service: dict[str, Counter[int | None]] = {n.id: Counter() for n in nodes}
     pod_labels: dict[str, list[dict[str, str]]] = {n.id: [] for n in nodes}
-    for p in pods:
-        if p.node_id in used and not p.deleting:
-            cpu, mem = requests_of(p.template)
-            used[p.node_id][0] += cpu
-            used[p.node_id][1] += mem
-            per_service[p.node_id][p.service_id] += 1
-            pod_labels[p.node_id].append(p.template.get("labels") or {})
+    # The placed pods as three columns, not as objects: their statuses stay unread.
+    placed = s.execute(
+        select(Pod.uid, Pod.node_id, Pod.service_id).where(
+            Pod.cluster_id == cluster_id, Pod.node_id.is_not(None), Pod.deleting.is_(False)
+        )
+    ).all()
+    known = {} if known is None else known
+    missing = [uid for uid, node_id, _ in placed if uid not in known and node_id in used]
+    for i in range(0, len(missing), 500):
+        for uid, template in s.execute(
+            select(Pod.uid, Pod.template).where(Pod.uid.in_(missing[i : i + 500]))
+        ):
+            known[uid] = (*requests_of(template), template.get("labels") or {})
+    alive: set[str] = set()
+    for uid, node_id, service_id in placed:
+        alive.add(uid)
+        if node_id in used and uid in known:
+            cpu, mem, labels = known[uid]
+            used[node_id][0] += cpu
+            used[node_id][1] += mem
+            per_service[node_id][service_id] += 1
+            pod_labels[node_id].append(labels)
+    for uid in [u for u in known if u not in alive]:
+        del known[uid]
+    placed_on: set[str] = set()
     for pod in sorted(pending, key=lambda p: p.created_at):
         cpu, mem = requests_of(pod.template)
         reasons: Counter[str] = Counter()
@@ -121,17 +142,18 @@ def schedule_cluster(s: Session, cluster_id: str) -> set[str]:
             ),
         )
         pod.node_id = best.id
-        placed.add(best.id)
+        placed_on.add(best.id)
         pod.status = {"reason": "ContainerCreating", "containers": []}
         used[best.id][0] += cpu
         used[best.id][1] += mem
         per_service[best.id][pod.service_id] += 1
         pod_labels[best.id].append(pod.template.get("labels") or {})
+        known[pod.uid] = (cpu, mem, pod.template.get("labels") or {})
         record_event(
             s, cluster_id, pod.namespace, svc_name, "Pod", pod.name, "Scheduled",
             f"Successfully assigned {pod.namespace}/{pod.name} to {best.lan_ip}",
         )  # fmt: skip
-    return placed
+    return placed_on
 
 
 def _unfit(
