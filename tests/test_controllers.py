@@ -442,6 +442,32 @@ def test_replica_sets_keep_one_row_per_template(store: Store) -> None:
         assert by_revision(s, svc) == {1: 1}
 
 
+def test_a_pod_name_drawn_twice_is_drawn_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The random part of a pod's name can repeat: a name taken in the namespace (by a live
+    or a terminating pod) is never given twice, so the pass does not fail on it. The random
+    draws are scripted here (a stand-in for chance), the rest is the real controller."""
+    with store.session() as s:
+        add_node(s, "a", cpu=8, mem=16)
+        svc = add_service(s, "web", 1)
+        settle(s)
+        (first,) = live(s, svc)
+        suffix = first.name.rsplit("-", 1)[1]
+        draws = iter([suffix, suffix, "zzzzz", suffix, "yyyyy"])
+        real = wl.pod_name
+        monkeypatch.setattr(
+            wl,
+            "pod_name",
+            lambda service, h: real(service, h).rsplit("-", 1)[0] + "-" + next(draws),
+        )
+        svc.replicas = 3
+        settle(s)
+        names = sorted(p.name for p in live(s, svc))
+        assert len(set(names)) == 3, names
+        assert {n.rsplit("-", 1)[1] for n in names} == {suffix, "zzzzz", "yyyyy"}, names
+
+
 # --- passes at the cost of what changed ----------------------------------------------------
 # The engine's controllers (engine/controllers.py) reconcile only the services whose rows
 # a commit touched, those due, and all of them in a full pass. Each step below is its own

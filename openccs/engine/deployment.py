@@ -204,13 +204,28 @@ def _scale(s: Session, svc: Service, rs: ReplicaSet, replicas: int) -> None:
 def _sync_replicaset(s: Session, svc: Service, rs: ReplicaSet, pods: list[Pod]) -> None:
     name = f"{svc.name}-{rs.template_hash}"
     if len(pods) < rs.replicas:
+        # A name's random part can repeat (27^5 of them): every name taken in the namespace
+        # by this replica set's pods, terminating ones included, is drawn again.
+        taken = set(
+            s.scalars(
+                select(Pod.name).where(
+                    Pod.cluster_id == svc.cluster_id,
+                    Pod.namespace == svc.namespace,
+                    Pod.name.startswith(f"{name}-", autoescape=True),
+                )
+            )
+        )
         for _ in range(rs.replicas - len(pods)):
+            pod_name = wl.pod_name(svc.name, rs.template_hash)
+            while pod_name in taken:
+                pod_name = wl.pod_name(svc.name, rs.template_hash)
+            taken.add(pod_name)
             pod = Pod(
                 uid=str(uuid.uuid4()),
                 account_id=svc.account_id,
                 cluster_id=svc.cluster_id,
                 namespace=svc.namespace,
-                name=wl.pod_name(svc.name, rs.template_hash),
+                name=pod_name,
                 service_id=svc.id,
                 replicaset_id=rs.id,
                 template={**rs.template, "labels": dict(svc.labels)},
