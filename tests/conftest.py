@@ -241,6 +241,17 @@ class Server:
             raise AssertionError(f"openccs {' '.join(args)} failed: {r.stderr}")
         return r
 
+    def cli_popen(self, *args: str) -> subprocess.Popen[str]:
+        """The CLI started in the background (its output piped): for a command that waits."""
+        return subprocess.Popen(
+            [*self._base_args(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+        )
+
     def new_account(self) -> Account:
         out = json.loads(self.cli("account", "create").stdout)
         return Account(out["appId"], out["uin"], out["secretId"], out["secretKey"])

@@ -110,9 +110,16 @@ def test_a_nonce_used_on_one_process_is_refused_on_every_other(srv: Server) -> N
     first = pinned(srv, worker=True)
     second = pinned(srv, worker=True, avoid=first.process)
     main = pinned(srv, worker=False)
+    held = {"first": first, "second": second, "main": main}
     try:
         assert len({first.process, second.process, main.process}) == 3
-        for a, b in ((first, second), (second, main), (main, first)):
+        for x, y in (("first", "second"), ("second", "main"), ("main", "first")):
+            # A connection idle past the server's keep-alive (a slow search for the others
+            # on a loaded host) was closed, and its next request may land elsewhere: hold
+            # each again on its process first.
+            for name in (x, y):
+                held[name] = still(srv, held[name], {c.process for c in held.values()})
+            a, b = held[x], held[y]
             params = srv.signed("DescribeCluster")
             ok = a.post(params)
             assert ok.json()["code"] == 0 and a.served_by(ok) == a.process
@@ -123,8 +130,23 @@ def test_a_nonce_used_on_one_process_is_refused_on_every_other(srv: Server) -> N
             # And on the process that accepted it, from its memory.
             assert a.post(params).json()["code"] == 4500
     finally:
-        for conn in (first, second, main):
+        for conn in held.values():
             conn.close()
+
+
+def still(srv: Server, conn: Pinned, others: set[str]) -> Pinned:
+    """`conn` if it is still held by its process, else a new connection held by that
+    process (each process holds at most one of the test's connections)."""
+    if conn.served_by(conn.post(srv.signed("DescribeCluster"))) == conn.process:
+        return conn
+    conn.close()
+    want = conn.process
+    for _ in range(200):
+        again = Pinned(srv)
+        if again.process == want:
+            return again
+        again.close()
+    raise AssertionError(f"no connection landed on {want} again (others: {sorted(others)})")
 
 
 def test_a_worker_hands_writes_to_the_main_process(srv: Server) -> None:

@@ -332,9 +332,21 @@ def test_a_probe_loop_counts_the_requests_that_failed_through_the_load_balancer(
     assert res["code"] == 5000, res
     # Both machines cut off: the load balancer has nowhere to send the requests. The CLI
     # waits for the fault's end and for openccs' probe loop to see the service answer again.
-    second = call(c, "OpenccsCreateFault", kind="net-cut", instanceId=b, duration=5)["faultId"]
-    out = srv.cli("fault", "inject", "net-cut", "--instance", a, "--duration", "4",
-                  "--probe", url).stdout  # fmt: skip
+    # The second machine is cut once the CLI's fault is on (the CLI's own start can take
+    # seconds on a loaded host), for less time than the first.
+    cli = srv.cli_popen("fault", "inject", "net-cut", "--instance", a, "--duration", "8",
+                        "--probe", url)  # fmt: skip
+    try:
+        until("the CLI's fault on", lambda: any(
+            f["instanceId"] == a and f["kind"] == "net-cut"
+            for f in call(c, "OpenccsDescribeFaults", state="active")["faults"]), 60)  # fmt: skip
+        second = call(c, "OpenccsCreateFault", kind="net-cut", instanceId=b, duration=5)["faultId"]
+        out, err = cli.communicate(timeout=300)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 0, err
     created, report = json_docs(out)
     fid = created["data"]["faultId"]
     assert report["code"] == 0 and report["data"]["faultId"] == fid, report
