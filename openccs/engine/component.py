@@ -141,19 +141,11 @@ class Engine:
         return []
 
     async def start(self) -> None:
-        event.listen(self.store.sessions, "before_flush", _note_changes)
-        event.listen(self.store.sessions, "do_orm_execute", _note_statement)
-        event.listen(self.store.sessions, "after_commit", self._after_commit)
-        event.listen(self.store.sessions, "after_rollback", _forget_changes)
-        self._controllers.listen(self.store.sessions)
+        self.follow_commits()
         self._loop.start()
 
     async def stop(self) -> None:
-        event.remove(self.store.sessions, "before_flush", _note_changes)
-        event.remove(self.store.sessions, "do_orm_execute", _note_statement)
-        event.remove(self.store.sessions, "after_commit", self._after_commit)
-        event.remove(self.store.sessions, "after_rollback", _forget_changes)
-        self._controllers.remove(self.store.sessions)
+        self.follow_commits(False)
         await self._loop.stop()
         with self._lock:
             loops, self._clusters = list(self._clusters.values()), {}
@@ -165,6 +157,18 @@ class Engine:
         for agent in agents:
             agent.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def follow_commits(self, follow: bool = True) -> None:
+        """Keep the generations from every transaction of the store's sessions (or stop)."""
+        change = event.listen if follow else event.remove
+        change(self.store.sessions, "before_flush", _note_changes)
+        change(self.store.sessions, "do_orm_execute", _note_statement)
+        change(self.store.sessions, "after_commit", self._after_commit)
+        change(self.store.sessions, "after_rollback", _forget_changes)
+        if follow:
+            self._controllers.listen(self.store.sessions)
+        else:
+            self._controllers.remove(self.store.sessions)
 
     def wake(self, cluster_id: str | None = None) -> None:
         """Run the cluster's pass at once (every cluster's, and the global one, without
