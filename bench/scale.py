@@ -318,8 +318,10 @@ def fill(env: Env, cluster: str, args: argparse.Namespace) -> tuple[Full, list[S
             nodes[pod["nodeIp"]] = nodes.get(pod["nodeIp"], 0) + 1
     out.per_node = sorted(nodes.values(), reverse=True)
     out.mem = machines_mem(env, cluster)
+    server_s = out.fill_cpu.server * out.fill_cpu.seconds
     print(f"fill: {running} pods Running after {out.to_running:.1f} s ({out.per_node});"
-          f" {out.fill_cpu.line()}", file=sys.stderr)  # fmt: skip
+          f" {out.fill_cpu.line()}; openccs server CPU {server_s:.2f} s,"
+          f" {1000 * server_s / max(1, running):.1f} ms a pod", file=sys.stderr)  # fmt: skip
     return out, svcs
 
 

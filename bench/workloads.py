@@ -454,6 +454,7 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
         value = info["Created"] if key == "Created" else info["State"][key]
         return (docker_time(value) or t0_wall) - t0_wall
 
+    cpu = env.meter.since(before)
     timing = PodStart(
         node=pod["nodeIp"],
         api=api,
@@ -463,11 +464,12 @@ def start_one(env: Env, cluster: str, name: str) -> tuple[PodStart, Path]:
         app_started=at(app, "StartedAt"),
         pause_docker=at(pause, "StartedAt") - at(pause, "Created"),
         app_docker=at(app, "StartedAt") - at(app, "Created"),
-        other=env.meter.since(before).other,
+        other=cpu.other,
     )
     print(f"{name}: Running after {running:.3f} s ({timing.running_fine:.3f} s by the 10 ms"
           f" poll; pause created {timing.pause_created:.3f}, app started"
-          f" {timing.app_started:.3f})", file=sys.stderr)  # fmt: skip
+          f" {timing.app_started:.3f}; openccs server CPU {1000 * cpu.server * cpu.seconds:.0f}"
+          " ms)", file=sys.stderr)  # fmt: skip
     return timing, sock
 
 

@@ -1,5 +1,6 @@
-"""openccs's own counters and histograms (API requests, tasks, controller passes, registry
-traffic) and the Prometheus text format they and the sampler's series are written in.
+"""openccs's own counters and histograms (API requests, tasks, controller and node agent
+passes, registry traffic) and the Prometheus text format they and the sampler's series are
+written in.
 
 At the bottom of the import graph, so every layer may count: the instruments are
 process-wide and thread-safe; the code that counts imports one of the module's instruments
@@ -123,13 +124,19 @@ PASSES = Histogram(
     "Wall time of one reconciliation pass, by controller",
     ("controller",),
 )
+AGENT_PASSES = Counter(
+    "openccs_agent_passes_total",
+    "Node agent passes, by machine and outcome (worked; quiet: nothing it reads changed, it"
+    " stopped after listing the containers)",
+    ("machine", "outcome"),
+)
 REGISTRY_EVENTS = Counter(
     "openccs_registry_events_total",
     "Image pushes and pulls the registry reported, by action (push, pull)",
     ("action",),
 )
 INSTRUMENTS: tuple[Counter | Histogram, ...] = (API_REQUESTS, API_DURATION, TASKS, PASSES,
-                                                REGISTRY_EVENTS)  # fmt: skip
+                                                AGENT_PASSES, REGISTRY_EVENTS)  # fmt: skip
 
 
 def render_own() -> list[str]:

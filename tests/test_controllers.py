@@ -1,7 +1,8 @@
 """The controllers' decisions on a database state, without machines: the deployment and
 replica set controllers (rolling update steps, Recreate, scale down), the scheduler (fit,
 spread, cordon, not ready, affinity), the node lifecycle controller (NotReady after the
-grace period) and the cluster autoscaler (which group grows, when a machine goes). The
+grace period), the cluster autoscaler (which group grows, when a machine goes) and which
+commits move which machines' generations (what makes a node agent work). The
 end-to-end tests (test_workloads.py, test_asg.py and friends) run the same controllers
 against real machines; these pin the rules down one pass at a time.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from openccs.api.registry import Registry
@@ -36,6 +37,7 @@ from openccs.crypto import SecretBox
 from openccs.domain import cluster_tasks as _cluster_tasks  # noqa: F401  (task types)
 from openccs.domain import workloads as wl
 from openccs.engine import deployment, lifecycle, scheduler
+from openccs.engine.component import Engine
 from openccs.engine.controllers import Controllers
 from openccs.server import Services
 from openccs.store.db import Store
@@ -737,3 +739,93 @@ def test_an_empty_group_node_goes_once_unneeded_but_not_below_min_size(
         # g1 is busy and the group is at its minimum once g2 goes: the next pass waits for
         # the scale-in to finish, and then keeps g1.
         assert autoscaler._cluster_pass(s, CLUSTER, set()) == []
+
+
+# --- which commits wake which machines' agents (engine generations) ------------------------
+@pytest.fixture
+def engine(store: Store, tmp_path: Path) -> Iterator[Engine]:
+    """The engine following the test database's commits, its passes not started."""
+    settings = Settings(data_dir=tmp_path / "data")
+    services = Services(
+        settings=settings,
+        store=store,
+        box=SecretBox.from_data_dir(settings.data_dir),
+        registry=Registry(),
+        replay=ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key),
+        tasks=TaskRunner(store),
+    )
+    eng = Engine(services)
+    eng.follow_commits()
+    yield eng
+    eng.follow_commits(False)
+
+
+def test_a_commit_moves_the_generation_of_the_machines_whose_pods_it_changes(
+    store: Store, engine: Engine
+) -> None:
+    nodes = ("ins-a", "ins-b", "ins-c")
+
+    def moved(since: dict[str, Any]) -> set[str]:
+        """The machines whose generation moved since `since`; `since` is brought up to date."""
+        now = {n: engine.machine_generation(CLUSTER, n) for n in nodes}
+        out = {n for n in nodes if now[n] != since.get(n)}
+        since.update(now)
+        return out
+
+    seen: dict[str, Any] = {}
+    with store.session() as s:
+        for name in ("a", "b", "c"):
+            add_node(s, name)
+    assert moved(seen) == set(nodes)  # their rows
+    cluster_before = engine.generation(CLUSTER)
+
+    # A service and its pending pod: the controllers' business, no agent's.
+    with store.session() as s:
+        svc = add_service(s, "web", 1)
+        pod = add_pod(s, "web-1", 100)
+        pod.service_id = svc.id
+    assert moved(seen) == set()
+    assert engine.generation(CLUSTER) != cluster_before
+
+    with store.session() as s:
+        pod = s.scalars(select(Pod)).one()
+        pod.node_id = "ins-a"  # scheduled
+    assert moved(seen) == {"ins-a"}
+    with store.session() as s:
+        s.scalars(select(Pod)).one().status = {"reason": "Running", "ready": True}
+    assert moved(seen) == {"ins-a"}
+    with store.session() as s:
+        s.scalars(select(Pod)).one().node_id = "ins-b"  # where it was and where it is
+    assert moved(seen) == {"ins-a", "ins-b"}
+    with store.session() as s:
+        pod = s.scalars(select(Pod)).one()
+        s.expire(pod, ["node_id"])
+        pod.node_id = "ins-c"  # where it was is not known: every machine
+    assert moved(seen) == set(nodes)
+
+    # A machine's row: that machine; the cluster's row: every machine.
+    with store.session() as s:
+        node = s.get(Instance, "ins-b")
+        assert node is not None
+        node.labels = {"side": "b"}
+    assert moved(seen) == {"ins-b"}
+    with store.session() as s:
+        cluster = s.get(Cluster, CLUSTER)
+        assert cluster is not None
+        cluster.description = "changed"
+    assert moved(seen) == set(nodes)
+
+    # A transaction rolled back moves nothing; a pod deleted moves its machine.
+    with pytest.raises(RuntimeError), store.session() as s:
+        s.scalars(select(Pod)).one().status = {"reason": "gone"}
+        s.flush()
+        raise RuntimeError("rolled back")
+    assert moved(seen) == set()
+    with store.session() as s:
+        s.delete(s.scalars(select(Pod)).one())
+    assert moved(seen) == {"ins-c"}
+
+    # An UPDATE statement (its rows not known): every machine.
+    with store.session() as s:
+        s.execute(update(Pod).where(Pod.cluster_id == CLUSTER).values(deleting=True))
+    assert moved(seen) == set(nodes)

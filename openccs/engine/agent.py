@@ -16,8 +16,10 @@ The agent does not wait for the next pass to notice a change: dockerd's event st
 (a pod container started, died, was OOM-killed), a finished probe and a finished stop
 call `notify`, which wakes the passes of the machine's cluster; each pass also says when
 the next one is due at the latest (a probe or a back-off that expires). A pass that finds
-nothing changed (the cluster's rows, the machine's containers) and nothing due ends after
-listing the containers, so a quiet machine's resync costs one Engine API call.
+nothing changed (the machine's generation: its pods, its row, its cluster's row; the
+machine's containers) and nothing due ends after listing the containers, so a quiet
+machine's resync costs one Engine API call, and so does a pod starting on another machine
+of the cluster (`openccs_agent_passes_total` counts both kinds of passes).
 
 A pod starts in as few round trips as dockerd allows: the pause container is created and
 started in the background while the app containers are created (they name the pause
@@ -51,6 +53,7 @@ from openccs.domain.workloads import record_event
 from openccs.engine import dns, docker
 from openccs.engine.docker import POD_LABEL, DockerError
 from openccs.engine.probes import ContainerProbes, liveness_failure, probes_for
+from openccs.instruments import AGENT_PASSES
 from openccs.log import get_logger, log_event
 from openccs.store.models import Pod, Service
 from openccs.timeutil import utcnow
@@ -70,6 +73,7 @@ STOP_GRACE = 5
 # queue another tenant's pod behind them.
 POD_STARTS, POD_STOPS = 4, 8
 START_BATCH = 16  # pods started by one pass of a machine; the next pass starts the rest
+RESOLVE_RETRY = 5.0  # an image whose pull address is not known yet is looked up again
 
 
 @dataclass
@@ -98,9 +102,9 @@ class NodeAgent:
     # finished stop): the next pass works even if the database and the containers look
     # the same as at the last one.
     dirty: bool = True
-    # What the last complete pass worked from: the cluster's generation (committed
-    # changes) and the containers (id, state, address); a pass that finds both unchanged,
-    # nothing due and nothing pending ends after listing the containers.
+    # What the last complete pass worked from: the machine's generation (committed changes
+    # of what a pass reads) and the containers (id, state, address); a pass that finds both
+    # unchanged, nothing due and nothing pending ends after listing the containers.
     synced: tuple[Any, ...] | None = None
     # Held while the pass writes (the engine's writers queue here rather than in SQLite's
     # busy handler, which lets a waiting writer starve).
@@ -148,10 +152,11 @@ class NodeAgent:
         """One pass. The database is read, then the machine is worked on with no transaction
         open (docker calls can take seconds), then what changed is written in one go.
 
-        `generation` names the state of the cluster's rows (it changes with every committed
-        change of them): a pass that finds it and the containers as the last complete pass
-        left them, with nothing due, nothing poked and no stop under way, ends after the
-        container list (the resync of a quiet machine costs one Engine API call)."""
+        `generation` names the state of what a pass reads in the database (the machine's
+        generation, `Engine.machine_generation`; None in a full pass): a pass that finds it
+        and the containers as the last complete pass left them, with nothing due, nothing
+        poked and no stop under way, ends after the container list (the resync of a quiet
+        machine costs one Engine API call)."""
         if not self.images_ready:
             self._ensure_builtin_images()
         poked, self.dirty = self.dirty, False
@@ -164,7 +169,9 @@ class NodeAgent:
             and not self.killing
             and time.monotonic() < self.next_due
         ):
+            AGENT_PASSES.inc(self.node_id, "quiet")
             return
+        AGENT_PASSES.inc(self.node_id, "worked")
         self.synced = None
         try:
             if self._sync(store, listed):
@@ -417,6 +424,8 @@ class NodeAgent:
         try:
             ref, auth = self.resolve_image(pod, image)
         except Exception as exc:  # e.g. the registry not yet served on this subnet
+            # Nothing in the database says when that changes: the pass asks to come back.
+            self._due_in(RESOLVE_RETRY)
             self._event(s, pod, "Failed", f'Failed to pull image "{image}": {exc}', "Warning")
             return {**base, "status": "Waiting", "reason": "ErrImagePull", "ready": False}
         pulled = self._ensure_image(s, pod, ref, auth)

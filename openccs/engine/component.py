@@ -13,9 +13,17 @@ keeps the set of cluster loops, the load balancers' VIPs and the event table.
 
 A pass is cheap when nothing changed: every commit gives the clusters it touched a new
 generation, and the controllers of a cluster (and its service addresses) run only when
-its generation moved, something they asked for is due, or every `FULL_RESYNC` resyncs;
-an agent whose machine's containers and cluster's generation are those of its last pass
-stops after listing the containers. The idle cost does not grow with the pods.
+its generation moved, something they asked for is due, or every `FULL_RESYNC` resyncs.
+Agents go by a generation of their machine's instead: a commit that changes pods gives a
+new one to the machines they were on and are on (a pod not yet scheduled is the
+scheduler's business, not an agent's), one that changes a machine's row to that machine,
+one that changes the cluster's row to all its machines; an UPDATE or DELETE statement on
+the engine's rows, whose rows are not known, to every machine. Services, namespaces and
+load balancers are no agent's business (an agent reads services only for their names,
+which never change). An agent whose machine's generation and containers are those of its
+last pass stops after listing the containers, so a pod starting on one machine of a
+cluster costs the other machines one container list each: the cost of a pod start does
+not grow with the machines, and the idle cost does not grow with the pods.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
 from starlette.routing import BaseRoute
 
@@ -99,10 +107,15 @@ class Engine:
         self._vips: traffic_net.Wanted | None = None
         self._vips_checked = 0.0
         self._dns: ClusterDns | None = None
-        # Cluster -> the number of the last commit that changed its rows; `_bulk` numbers
-        # the last commit with an UPDATE or DELETE statement on them (cluster unknown).
+        # Cluster -> the number of the last commit that changed its rows; machine -> that of
+        # the last commit that changed its pods or its row; cluster -> that of the last
+        # commit that changed what all its machines' agents read (the cluster's row);
+        # `_bulk` numbers the last commit with an UPDATE or DELETE statement on the engine's
+        # rows (cluster and machines unknown).
         self._commits = itertools.count(1)
         self._generation: dict[str, int] = {}
+        self._machines: dict[str, int] = {}
+        self._all_machines: dict[str, int] = {}
         self._bulk = 0
         # Which services the controllers reconcile in a pass (engine/controllers.py).
         self._controllers = Controllers()
@@ -128,19 +141,11 @@ class Engine:
         return []
 
     async def start(self) -> None:
-        event.listen(self.store.sessions, "before_flush", _note_changes)
-        event.listen(self.store.sessions, "do_orm_execute", _note_statement)
-        event.listen(self.store.sessions, "after_commit", self._after_commit)
-        event.listen(self.store.sessions, "after_rollback", _forget_changes)
-        self._controllers.listen(self.store.sessions)
+        self.follow_commits()
         self._loop.start()
 
     async def stop(self) -> None:
-        event.remove(self.store.sessions, "before_flush", _note_changes)
-        event.remove(self.store.sessions, "do_orm_execute", _note_statement)
-        event.remove(self.store.sessions, "after_commit", self._after_commit)
-        event.remove(self.store.sessions, "after_rollback", _forget_changes)
-        self._controllers.remove(self.store.sessions)
+        self.follow_commits(False)
         await self._loop.stop()
         with self._lock:
             loops, self._clusters = list(self._clusters.values()), {}
@@ -152,6 +157,18 @@ class Engine:
         for agent in agents:
             agent.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def follow_commits(self, follow: bool = True) -> None:
+        """Keep the generations from every transaction of the store's sessions (or stop)."""
+        change = event.listen if follow else event.remove
+        change(self.store.sessions, "before_flush", _note_changes)
+        change(self.store.sessions, "do_orm_execute", _note_statement)
+        change(self.store.sessions, "after_commit", self._after_commit)
+        change(self.store.sessions, "after_rollback", _forget_changes)
+        if follow:
+            self._controllers.listen(self.store.sessions)
+        else:
+            self._controllers.remove(self.store.sessions)
 
     def wake(self, cluster_id: str | None = None) -> None:
         """Run the cluster's pass at once (every cluster's, and the global one, without
@@ -169,18 +186,35 @@ class Engine:
 
     def _after_commit(self, session: Session) -> None:
         clusters, vips = session.info.pop(_CHANGED, set()), session.info.pop(_VIPS, False)
+        machines, shared = session.info.pop(_MACHINES, set()), session.info.pop(_SHARED, set())
+        number = next(self._commits)
+        # The numbers before the wakes: a pass woken reads them after this commit.
+        for node_id in machines:
+            self._machines[node_id] = number
+        for cluster_id in shared:
+            self._all_machines[cluster_id] = number
+        for cluster_id in clusters:
+            self._generation[cluster_id] = number
         if session.info.pop(_BULK, False):
-            self._bulk = next(self._commits)
+            self._bulk = number
             self.wake()
         for cluster_id in clusters:
-            self._generation[cluster_id] = next(self._commits)
             self.wake(cluster_id)
         if vips:
             self._loop.wake()
 
     def generation(self, cluster_id: str) -> tuple[int, int]:
-        """Changes with every committed change of the cluster's rows."""
+        """Changes with every committed change of the cluster's rows (the controllers')."""
         return self._generation.get(cluster_id, 0), self._bulk
+
+    def machine_generation(self, cluster_id: str, node_id: str) -> tuple[int, int, int]:
+        """Changes with every committed change of what the machine's agent reads: the pods
+        that are or were on it, its row, its cluster's row."""
+        return (
+            self._machines.get(node_id, 0),
+            self._all_machines.get(cluster_id, 0),
+            self._bulk,
+        )
 
     def run_pass(self) -> None:
         """The global pass: a loop for every active cluster (and none for the others),
@@ -224,11 +258,13 @@ class Engine:
         service addresses follow in a loop of their own (iptables and DNS take time the
         next step of a rollout need not wait for). The controllers run when the cluster's
         rows changed since they last ran, when they asked to (a grace period, a pod becoming
-        available) or in a full pass."""
+        available) or in a full pass; each agent works when what it reads changed (its
+        machine's generation), when its machine's containers changed, when it is due or
+        poked, or in a full pass (where the agents work whatever they find)."""
         with self._lock:
             loops_of = self._clusters.get(cluster_id)
         now = time.monotonic()
-        generation: tuple[int, int] | None = self.generation(cluster_id)
+        generation = self.generation(cluster_id)
         full = loops_of is None or now >= loops_of.full_at
         controllers = (
             full or loops_of is None or generation != loops_of.controllers_seen
@@ -255,16 +291,14 @@ class Engine:
             ]
         if loops_of is not None and controllers:
             loops_of.controllers_seen, loops_of.controllers_due = generation, now + due
-        if full:
-            generation = None  # the agents work whatever they find
-            if loops_of is not None:
-                loops_of.full_at = now + loops_of.full_every
+        if full and loops_of is not None:
+            loops_of.full_at = now + loops_of.full_every
         # The agents in parallel, one of them in this thread: a machine that just got a pod
         # when there is one, so its pod's containers are asked for without first waiting
         # for a pool thread to wake up (on a busy host, tens of milliseconds).
         nodes.sort(key=lambda n: n not in placed)
-        later = [self._pool.submit(self._sync_node, cluster_id, n, generation) for n in nodes[1:]]
-        done = [self._sync_node(cluster_id, nodes[0], generation)] if nodes else []
+        later = [self._pool.submit(self._sync_node, cluster_id, n, full) for n in nodes[1:]]
+        done = [self._sync_node(cluster_id, nodes[0], full)] if nodes else []
         agents = [a for a in [*done, *(f.result() for f in later)] if a is not None]
         # A machine that left the cluster gets a fresh agent if it joins another.
         with self._lock:
@@ -389,9 +423,7 @@ class Engine:
         self.proxy.forget(cluster_id)
         self.dns.stop(cluster_id, vpc_id, dns.dns_ip(service_cidr))
 
-    def _sync_node(
-        self, cluster_id: str, node_id: str, generation: tuple[int, int] | None
-    ) -> NodeAgent | None:
+    def _sync_node(self, cluster_id: str, node_id: str, full: bool) -> NodeAgent | None:
         agent = self._agents.get(node_id)
         if agent is None or agent.cluster_id != cluster_id:
             if agent is not None:
@@ -414,6 +446,9 @@ class Engine:
             with self._lock:
                 self._agents[node_id] = agent
             agent.watch()
+        # Read before the agent reads the database: a change committed meanwhile makes the
+        # next pass work.
+        generation = None if full else self.machine_generation(cluster_id, node_id)
         try:
             agent.sync(self.store, generation)
         except Exception as exc:
@@ -524,9 +559,11 @@ def wake(services: Any, cluster_id: str | None = None) -> None:
         engine.wake(cluster_id)
 
 
-# Session.info keys: the clusters whose rows a transaction changed, and whether it changed
-# a load balancer (the VIPs are the global pass's).
+# Session.info keys: the clusters whose rows a transaction changed, the machines whose pods
+# or row it changed, the clusters whose row it changed (all their agents read it), and
+# whether it changed a load balancer (the VIPs are the global pass's).
 _CHANGED, _VIPS = "engine_changed_clusters", "engine_changed_vips"
+_MACHINES, _SHARED = "engine_changed_machines", "engine_changed_for_all_machines"
 _BULK = "engine_changed_in_bulk"  # an UPDATE or DELETE statement on the rows below
 _WATCHED = (Instance, K8sNamespace, Service, Pod, LoadBalancer)
 _WATCHED_TABLES = (Cluster, ReplicaSet, *_WATCHED)
@@ -543,20 +580,37 @@ def _note_statement(state: ORMExecuteState) -> None:
 
 def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
     """Before each flush: note the clusters whose rows the engine works from (clusters,
-    machines, namespaces, services, pods, load balancers) it writes. Events, samples and
-    the like are no reason for a pass."""
+    machines, namespaces, services, pods, load balancers) it writes, and the machines whose
+    agents read them. Events, samples and the like are no reason for a pass."""
     changed: set[str] = session.info.setdefault(_CHANGED, set())
+    machines: set[str] = session.info.setdefault(_MACHINES, set())
+    shared: set[str] = session.info.setdefault(_SHARED, set())
     dirty = [o for o in session.dirty if session.is_modified(o)]
     for obj in (*session.new, *dirty, *session.deleted):
         if isinstance(obj, Cluster):
             changed.add(obj.id)
+            shared.add(obj.id)
         elif isinstance(obj, _WATCHED) and obj.cluster_id:
             changed.add(obj.cluster_id)
-            if isinstance(obj, LoadBalancer):
+            if isinstance(obj, Pod):
+                if not _pod_machines(obj, machines, obj in session.new):
+                    shared.add(obj.cluster_id)
+            elif isinstance(obj, LoadBalancer):
                 session.info[_VIPS] = True
+        if isinstance(obj, Instance):  # also one that left its cluster
+            machines.add(obj.id)
+
+
+def _pod_machines(pod: Pod, machines: set[str], new: bool) -> bool:
+    """Add the machines a changed pod is on and was on; False when where it was is not
+    known (its machine changed without the old value loaded)."""
+    if pod.node_id:
+        machines.add(pod.node_id)
+    history = inspect(pod).attrs.node_id.history
+    machines.update(n for n in history.deleted if n)
+    return new or not history.added or bool(history.deleted)
 
 
 def _forget_changes(session: Session) -> None:
-    session.info.pop(_CHANGED, None)
-    session.info.pop(_VIPS, None)
-    session.info.pop(_BULK, None)
+    for key in (_CHANGED, _VIPS, _BULK, _MACHINES, _SHARED):
+        session.info.pop(key, None)
