@@ -12,18 +12,21 @@ when there is one); everything else is quick database work. One global loop
 keeps the set of cluster loops, the load balancers' VIPs and the event table.
 
 A pass is cheap when nothing changed: every commit gives the clusters it touched a new
-generation, and the controllers of a cluster (and its service addresses) run only when
-its generation moved, something they asked for is due, or every `FULL_RESYNC` resyncs.
-Agents go by a generation of their machine's instead: a commit that changes pods gives a
-new one to the machines they were on and are on (a pod not yet scheduled is the
-scheduler's business, not an agent's), one that changes a machine's row to that machine,
-one that changes the cluster's row to all its machines; an UPDATE or DELETE statement on
-the engine's rows, whose rows are not known, to every machine. Services, namespaces and
-load balancers are no agent's business (an agent reads services only for their names,
-which never change). An agent whose machine's generation and containers are those of its
-last pass stops after listing the containers, so a pod starting on one machine of a
-cluster costs the other machines one container list each: the cost of a pod start does
-not grow with the machines, and the idle cost does not grow with the pods.
+generation, and the controllers of a cluster (and its service addresses) run only when its
+generation moved, something they asked for is due, or every `FULL_RESYNC` resyncs. Then
+they reconcile only the services whose rows (the service, its pods, its replica sets) a
+commit touched or that asked to be looked at again, all of them in a full pass or after a
+change no service can be named for (`engine/controllers.py`). Agents go by a generation of
+their machine's instead: a commit that changes pods gives a new one to the machines they
+were on and are on (a pod not yet scheduled is the scheduler's business, not an agent's),
+one that changes a machine's row to that machine, one that changes the cluster's row to
+all its machines; an UPDATE or DELETE statement on the engine's rows, whose rows are not
+known, to every machine. Services, namespaces and load balancers are no agent's business
+(an agent reads services only for their names, which never change). An agent whose
+machine's generation and containers are those of its last pass stops after listing the
+containers, so a pod starting on one machine of a cluster costs the other machines one
+container list each: the cost of a pod start does not grow with the machines, and the idle
+cost does not grow with the pods.
 """
 
 from __future__ import annotations
