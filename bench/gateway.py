@@ -356,15 +356,20 @@ class Server:
         return found
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print("bench: server ignored SIGTERM for 30 s, killing it", file=sys.stderr)
-            self.proc.kill()
-            self.proc.wait()
+        _terminate(self.proc, 30, "server")
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, grace: float, what: str) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(f"bench: {what} ignored SIGTERM for {grace:g} s, killing it", file=sys.stderr)
+        proc.kill()
+        proc.wait()
 
 
 def _process_cpu(pid: int) -> float:
@@ -480,15 +485,7 @@ class MotoServer:
         return _process_cpu(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            print("bench: moto ignored SIGTERM for 15 s, killing it", file=sys.stderr)
-            self.proc.kill()
-            self.proc.wait()
+        _terminate(self.proc, 15, "moto")
 
 
 @contextlib.contextmanager

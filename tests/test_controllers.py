@@ -602,12 +602,9 @@ def test_a_failed_pass_leaves_its_work_to_a_full_one(store: Store, noted: Contro
 
 
 # --- autoscaler ----------------------------------------------------------------------------
-@pytest.fixture
-def autoscaler(store: Store, tmp_path: Path) -> Iterator[Autoscaler]:
-    """The cluster autoscaler on the test's database; a document minute is no time at all,
-    so the delays under test are the rules, not the clock. Tasks are made, never run."""
-    settings = Settings(data_dir=tmp_path / "data", asg_minute_seconds=0.0)
-    services = Services(
+def unit_services(store: Store, settings: Settings) -> Services:
+    """The services a component needs, on the test's database, with nothing started."""
+    return Services(
         settings=settings,
         store=store,
         box=SecretBox.from_data_dir(settings.data_dir),
@@ -615,6 +612,14 @@ def autoscaler(store: Store, tmp_path: Path) -> Iterator[Autoscaler]:
         replay=ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key),
         tasks=TaskRunner(store),
     )
+
+
+@pytest.fixture
+def autoscaler(store: Store, tmp_path: Path) -> Iterator[Autoscaler]:
+    """The cluster autoscaler on the test's database; a document minute is no time at all,
+    so the delays under test are the rules, not the clock. Tasks are made, never run."""
+    settings = Settings(data_dir=tmp_path / "data", asg_minute_seconds=0.0)
+    services = unit_services(store, settings)
     yield Autoscaler(services, rng=random.Random(7))
 
 
@@ -746,14 +751,7 @@ def test_an_empty_group_node_goes_once_unneeded_but_not_below_min_size(
 def engine(store: Store, tmp_path: Path) -> Iterator[Engine]:
     """The engine following the test database's commits, its passes not started."""
     settings = Settings(data_dir=tmp_path / "data")
-    services = Services(
-        settings=settings,
-        store=store,
-        box=SecretBox.from_data_dir(settings.data_dir),
-        registry=Registry(),
-        replay=ReplayGuard(store, settings.timestamp_window, settings.nonce_memory_per_key),
-        tasks=TaskRunner(store),
-    )
+    services = unit_services(store, settings)
     eng = Engine(services)
     eng.follow_commits()
     yield eng
