@@ -4,8 +4,11 @@ as a user sees it, against the same cluster before it was filled.
 On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs, 2 GiB each):
 
 1. Empty cluster (the baseline of this run): `--new-pods` (3) single-pod services timed from
-   CreateClusterService to Running, one at a time, then deleted; a `web` service of
-   `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
+   CreateClusterService to Running, one at a time, then deleted (each split into openccs's
+   part before the first container, dockerd's two containers, and the status write and
+   poll; and followed, on the same machine, by the same pod's two containers straight on its
+   dockerd in the node agent's order, and a `docker run -d`: dockerd's floor there); a
+   `web` service of `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
    to a new text and timed as bench/workloads.py does; the machines' memory.
    Docker alone (the baseline of the fill): as many pods' containers as the fill makes (a
    pause container, then the app container in its network namespace), created and started
@@ -17,7 +20,8 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
    after another, then DescribeServiceInstance polled until every pod is Running: the time
    from the first call.
 3. Idle, nobody calling the API, after `--settle` s: the server's CPU over `--idle-seconds`
-   (utime+stime of its process) and its RSS.
+   (utime+stime of its process) and its RSS. With `--profile FILE`, then the same idle
+   server sampled by py-spy (bench extra) for as long, its top functions printed.
 4. Reads on the full cluster: DescribeClusterService (all namespaces) and
    DescribeServiceInstance (one service of pods/services pods) `--samples` (50) times each,
    one after another; `kubectl get pods -A` (a process per run, through the cluster's
@@ -65,6 +69,7 @@ from workloads import (
     Env,
     PodStart,
     Rolling,
+    baseline_once,
     comm,
     measure_rolling,
     med,
@@ -103,10 +108,20 @@ class MachinesMem:
 
 
 @dataclass
+class PodAlone:
+    """A pod's two containers made straight on the machine's dockerd, the agent's way."""
+
+    seconds: float  # first create call sent -> the app container's start returned
+    docker_run: float  # `docker run -d` of one container on the same machine, to running
+
+
+@dataclass
 class Phase:
     """What was measured on the cluster, empty or full."""
 
     new_pods: list[PodStart] = field(default_factory=list)
+    # The same machine as each new pod, right after it: docker alone (the dockerd floor).
+    alone: list[PodAlone] = field(default_factory=list)
     rolling: Rolling | None = None
     mem: MachinesMem | None = None
 
@@ -234,16 +249,66 @@ def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
     return out
 
 
-def new_pods(env: Env, cluster: str, n: int, tag: str) -> list[PodStart]:
-    """`n` single-pod services, one at a time, each timed to Running, then deleted."""
-    out = []
+def pod_alone(sock: Path, name: str) -> float:
+    """One pod's containers straight on a machine's dockerd in the node agent's order (pause
+    and app created at once, pause started, then the app in its network namespace): the
+    seconds from the first call until the app's start returned. Removed afterwards."""
+    api = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock), verify=False),
+                       base_url=API_BASE, timeout=120.0)  # fmt: skip
+
+    def call(method: str, path: str, **kw: Any) -> httpx.Response:
+        r = api.request(method, path, **kw)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+        return r
+
+    ids: list[str] = []
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            t0 = time.perf_counter()
+            pause_f = pool.submit(call, "POST", "/containers/create",
+                                  params={"name": f"{name}-pause"}, json={
+                "Image": PAUSE_IMAGE, "Hostname": name, "Labels": {ALONE_LABEL: "pause"},
+                "HostConfig": {"NetworkMode": "bridge", "Dns": ["10.255.255.10"],
+                               "DnsSearch": ["default.svc.cluster.local"],
+                               "DnsOptions": ["ndots:5"]},
+                "StopSignal": "SIGKILL"})  # fmt: skip
+            app_f = pool.submit(call, "POST", "/containers/create",
+                                params={"name": f"{name}-main"}, json={
+                "Image": BUSYBOX, "Cmd": ["sleep", str(10**8)], "Labels": {ALONE_LABEL: "app"},
+                "HostConfig": {"NetworkMode": f"container:{name}-pause"}})  # fmt: skip
+            pause = pause_f.result().json()["Id"]
+            ids.append(pause)
+            call("POST", f"/containers/{pause}/start")
+            app = app_f.result().json()["Id"]
+            ids.append(app)
+            call("POST", f"/containers/{app}/start")
+            return time.perf_counter() - t0
+    finally:
+        for cid in reversed(ids):
+            api.delete(f"/containers/{cid}", params={"force": "1", "v": "1"})
+        api.close()
+
+
+def new_pods(env: Env, cluster: str, n: int, tag: str) -> tuple[list[PodStart], list[PodAlone]]:
+    """`n` single-pod services, one at a time, each timed to Running, then deleted; after
+    each, on the same machine, a pod's containers and one `docker run` straight on its
+    dockerd (what dockerd alone takes there)."""
+    out, alone = [], []
     for i in range(n):
         env.quiet(tag, 3)
         name = f"{tag}{i}"
-        out.append(start_one(env, cluster, name)[0])
+        timing, sock = start_one(env, cluster, name)
+        out.append(timing)
         ok(env.c.call("DeleteClusterService", {"clusterId": cluster, "serviceName": name}),
            "DeleteClusterService")  # fmt: skip
-    return out
+        env.quiet(tag, 3)
+        pod_s = pod_alone(sock, f"bench-alone-{tag}{i}")
+        run_s = baseline_once(sock, f"bench-run-{tag}{i}").total
+        alone.append(PodAlone(pod_s, run_s))
+        print(f"  {tag}{i} docker alone on {timing.node}: a pod's containers {pod_s:.3f} s,"
+              f" docker run {run_s:.3f} s", file=sys.stderr)  # fmt: skip
+    return out, alone
 
 
 def roll(env: Env, svc: Svc, replicas: int, text: str, tag: str) -> Rolling:
@@ -343,6 +408,37 @@ def idle(env: Env, full: Full, seconds: float, settle: float) -> None:
     full.hwm_mb = status_kb(pid, "VmHWM") / 1024
 
 
+def profile(env: Env, out: Path, seconds: float) -> None:
+    """Sample the idle server's stacks (py-spy, not blocking it) into `out` (collapsed
+    stacks, one line per stack with its count) and print where its time goes: the
+    functions seen most at the top of a stack (self) and anywhere in it (inclusive)."""
+    assert env.server.proc is not None
+    spy = Path(sys.executable).parent / "py-spy"
+    subprocess.run([str(spy) if spy.exists() else "py-spy", "record", "--nonblocking",
+                    "-r", "50", "-d", str(int(seconds)), "-f", "raw", "-o", str(out),
+                    "-p", str(env.server.proc.pid)],
+                   check=True, capture_output=True, timeout=seconds + 60)  # fmt: skip
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n, frames = int(count), stack.split(";")
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    print(f"profile of the idle server: {total} samples in {seconds:.0f} s at 50 Hz"
+          f" ({total / 50 / seconds:.3f} threads busy on average), {out}",
+          file=sys.stderr)  # fmt: skip
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        print(f"  top {title}:", file=sys.stderr)
+        for frame, n in sorted(table.items(), key=lambda kv: -kv[1])[:25]:
+            print(f"    {100 * n / max(1, total):5.1f} %  {frame}", file=sys.stderr)
+
+
 def reads(env: Env, cluster: str, full: Full, svcs: list[Svc], args: argparse.Namespace,
           base: Path) -> None:  # fmt: skip
     env.quiet("reads", 3)
@@ -380,6 +476,18 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         run = [x.running for x in p.new_pods]
         return f"{med(run):.2f} s, {max(run):.2f} s" if run else "-"
 
+    def part(p: Phase, which: str) -> str:
+        if not p.new_pods:
+            return "-"
+        got = {"pause_created": [x.pause_created for x in p.new_pods],
+               "docker": [x.app_started - x.pause_created for x in p.new_pods],
+               "after": [x.running - x.app_started for x in p.new_pods]}[which]  # fmt: skip
+        return f"{med(got):.2f} s"
+
+    def alone(p: Phase, attr: str) -> str:
+        got = [getattr(x, attr) for x in p.alone]
+        return f"{med(got):.2f} s, {max(got):.2f} s" if got else "-"
+
     def rolled(p: Phase, attr: str) -> str:
         return f"{getattr(p.rolling, attr):.1f} s" if p.rolling else "-"
 
@@ -388,6 +496,16 @@ def render(args: argparse.Namespace, empty: Phase, full: Full | None, loaded: Ph
         "| --- | ---: | ---: |",
         f"| a new single-pod service: create to Running (median, max of {args.new_pods}) |"
         f" {starts(empty)} | {starts(loaded)} |",
+        f"| its parts (medians): call -> pause container created (openccs) |"
+        f" {part(empty, 'pause_created')} | {part(loaded, 'pause_created')} |",
+        f"| pause created -> app started (dockerd: two containers) |"
+        f" {part(empty, 'docker')} | {part(loaded, 'docker')} |",
+        f"| app started -> Running seen by the 50 ms poll (openccs's write, the poll) |"
+        f" {part(empty, 'after')} | {part(loaded, 'after')} |",
+        f"| docker alone on the same machine right after: a pod's two containers, the agent's"
+        f" order (median, max) | {alone(empty, 'seconds')} | {alone(loaded, 'seconds')} |",
+        f"| docker alone on the same machine: `docker run -d` to running (median, max) |"
+        f" {alone(empty, 'docker_run')} | {alone(loaded, 'docker_run')} |",
         f"| rolling update of {args.roll} replicas: rollout done (all new Running, Normal) |"
         f" {rolled(empty, 'complete')} | {rolled(loaded, 'complete')} |",
         f"| same, until the old pods are gone (their 5 s grace period: httpd under `sh`"
@@ -587,6 +705,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--parts", default=",".join(PARTS),
                    help=f"what to run, of {','.join(PARTS)} (loaded needs empty; idle, reads and"
                    " loaded need fill)")  # fmt: skip
+    p.add_argument("--profile", metavar="FILE", default="",
+                   help="after the idle window, sample the idle server with py-spy for"
+                        " --idle-seconds into FILE (collapsed stacks) and print its top"
+                        " functions")  # fmt: skip
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -627,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             web_svc.wait_normal(args.roll, timeout=300)
         empty.mem = machines_mem(env, cluster)
         if web_svc is not None:
-            empty.new_pods = new_pods(env, cluster, args.new_pods, "empty")
+            empty.new_pods, empty.alone = new_pods(env, cluster, args.new_pods, "empty")
             empty.rolling = roll(env, web_svc, args.roll, "v2", "empty")
             cpu_other += [x.other for x in empty.new_pods]
         if "alone" in parts:
@@ -637,13 +759,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             full, svcs = fill(env, cluster, args)
             if "idle" in parts:
                 idle(env, full, args.idle_seconds, args.settle)
+                if args.profile:
+                    profile(env, Path(args.profile), args.idle_seconds)
                 if full.cpu is not None:
                     cpu_other.append(full.cpu.other)
             loaded.mem = machines_mem(env, cluster)
             if "reads" in parts:
                 reads(env, cluster, full, svcs, args, tmp)
             if "loaded" in parts and web_svc is not None:
-                loaded.new_pods = new_pods(env, cluster, args.new_pods, "full")
+                loaded.new_pods, loaded.alone = new_pods(env, cluster, args.new_pods, "full")
                 cpu_other += [x.other for x in loaded.new_pods]
                 loaded.rolling = roll(env, web_svc, args.roll, "v3", "full")
         for r in (empty.rolling, loaded.rolling):
