@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.orm import InstanceState, ORMExecuteState, Session
+from sqlalchemy.orm.attributes import get_history, instance_state
+from sqlalchemy.orm.base import PassiveFlag
 from sqlalchemy.orm.util import identity_key
 
 from openccs.store.models import Cluster, Instance, K8sNamespace, Pod, ReplicaSet, Service
@@ -142,7 +143,7 @@ def _pod(note: Changes, _s: Session, state: InstanceState[Any], new: bool, gone:
         node_id = _value(state, "node_id", gone)
         if node_id:
             note.machines.add(node_id)
-        history = state.attrs.node_id.history
+        history = get_history(state.obj(), "node_id", PassiveFlag.PASSIVE_NO_INITIALIZE)
         note.machines.update(n for n in history.deleted if n)
         if not (new or not history.added or history.deleted):
             note.shared.add(cluster_id)
@@ -159,7 +160,8 @@ def _replica_set(
     # Controllers only: a revision is the business of its service's controller.
     service_id = state.dict.get("service_id")
     svc = session.identity_map.get(identity_key(Service, service_id))
-    note.service(inspect(svc).dict.get("cluster_id") if svc is not None else None, service_id)
+    cluster_id = instance_state(svc).dict.get("cluster_id") if svc is not None else None
+    note.service(cluster_id, service_id)
 
 
 _NOTERS: dict[type, _Noter] = {
@@ -188,6 +190,14 @@ def _noter(cls: type) -> _Noter | None:
         return found
 
 
+def _written(obj: object, state: InstanceState[Any]) -> bool:
+    """Whether a dirty object's values changed (as `Session.is_modified`, which asks every
+    attribute; only those set since the object was loaded can have changed)."""
+    return any(
+        get_history(obj, key, PassiveFlag.NO_CHANGE).has_changes() for key in state.committed_state
+    )
+
+
 def note_flush(session: Session, _context: Any) -> None:
     """After each flush: note what its watched objects wrote (see the module)."""
     note: Changes | None = None
@@ -201,12 +211,13 @@ def note_flush(session: Session, _context: Any) -> None:
             noter = _BY_CLASS[cls] if cls in _BY_CLASS else _noter(cls)
             if noter is None:
                 continue
-            if not (new or deleted or session.is_modified(obj)):
+            state = instance_state(obj)
+            if not (new or deleted or _written(obj, state)):
                 continue
             if note is None:
                 note = changes_of(session)
             try:
-                noter(note, session, inspect(obj), new, deleted)
+                noter(note, session, state, new, deleted)
             except _Gone:
                 note.bulk = True
 
