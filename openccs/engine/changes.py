@@ -4,12 +4,13 @@ its consumers.
 Every transaction of the store's sessions passes through these listeners, the API's
 included (not the replay guard's nonces, written outside the ORM), so the common commit
 (one that writes no row the engine works from, or none at all) must cost next to nothing.
-After each flush one pass over the flushed objects decides by the object's class, once,
-whether anyone cares (clusters, machines, namespaces, services, replica sets, pods, load
-balancers); any other object costs a dictionary lookup and nothing more (no history, no
-`is_modified`). What the cared-for ones changed goes into one `Changes` in `Session.info`,
-created by the first of them, and on commit the one after-commit listener hands it over
-whole (`Engine` and `Controllers` take what they need):
+After each flush the classes it wrote decide, each once, whether anyone cares (clusters,
+machines, namespaces, services, replica sets, pods, load balancers): a flush of no such
+class is done with after a dictionary lookup per class; in one that has some, any other
+object costs a dictionary lookup and nothing more (no history, no `is_modified`). What
+the cared-for ones changed goes into one `Changes` in `Session.info`, created by the first
+of them, and on commit the one after-commit listener hands it over whole (`Engine` and
+`Controllers` take what they need; a commit without one costs them a dictionary pop):
 
 - the clusters whose rows the engine works from were written (their generations move),
 - the machines whose pods (where they are and where they were) or row were written, and the
@@ -184,7 +185,7 @@ _SERVICE_CLASSES = frozenset((Service, Pod, ReplicaSet))
 def _noter(cls: type) -> _Noter | None:
     try:
         return _BY_CLASS[cls]
-    except KeyError:
+    except KeyError:  # a class not met yet: a subclass of a watched one, or nobody's
         found = next((fn for base, fn in _NOTERS.items() if issubclass(cls, base)), None)
         _BY_CLASS[cls] = found
         return found
@@ -198,8 +199,13 @@ def _written(obj: object, state: InstanceState[Any]) -> bool:
     )
 
 
-def note_flush(session: Session, _context: Any) -> None:
+def note_flush(session: Session, flush_context: Any) -> None:
     """After each flush: note what its watched objects wrote (see the module)."""
+    # The classes the flush wrote, one entry each: none watched, nothing to look at (the
+    # flush context's own record; without it, every object is asked).
+    mappers = getattr(flush_context, "mappers", None)
+    if mappers is not None and not any(_noter(m.class_) for m in mappers):
+        return
     note: Changes | None = None
     for objects, new, deleted in (
         (session.new, True, False),
@@ -207,8 +213,7 @@ def note_flush(session: Session, _context: Any) -> None:
         (session.deleted, False, True),
     ):
         for obj in objects:
-            cls = type(obj)
-            noter = _BY_CLASS[cls] if cls in _BY_CLASS else _noter(cls)
+            noter = _noter(type(obj))
             if noter is None:
                 continue
             state = instance_state(obj)
