@@ -223,8 +223,8 @@ def note_flush(session: Session, flush_context: Any) -> None:
                 note = changes_of(session)
             try:
                 noter(note, session, state, new, deleted)
-            except _Gone:
-                note.bulk = True
+            except _Gone:  # which cluster, machine or service it was is not known
+                note.bulk = note.services_unknown = True
 
 
 def note_statement(state: ORMExecuteState) -> None:
