@@ -115,6 +115,8 @@ for rnd in range(rounds):
         if on:
             engine.follow_commits(False)
 store.dispose()
+import shutil
+shutil.rmtree(tmp, ignore_errors=True)
 print("RESULT " + json.dumps(out))
 """
 

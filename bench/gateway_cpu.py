@@ -37,7 +37,7 @@ from common import REPO, export_source, git_commit, machine_facts, publish
 TITLE = "## Gateway: CPU per signed request, A/B without the network"
 
 CHILD = r"""
-import asyncio, gc, json, os, sys, tempfile, time
+import asyncio, gc, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -99,6 +99,7 @@ async def main():
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await asyncio.to_thread(services.replay.stop)
     services.store.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     print("RESULT " + json.dumps({"requests": per * concurrency, "cpu": cpu, "wall": wall}))
 
 # As `openccs serve` sets them.
