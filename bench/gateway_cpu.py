@@ -6,12 +6,13 @@ change to the request path costs or saves instead: server CPU time per signed re
 
 Each measurement is a child process that imports openccs (from `git archive REF` for A, from
 the working tree for B), builds the services of `openccs serve` on a fresh SQLite data
-directory (INFO logs to a file, the nonce writer thread running, the same interpreter and GC
-settings as `serve`), and sends signed GET requests (HmacSHA256, each its own nonce) to the
-ASGI application directly, CONCURRENCY at a time on a uvloop event loop: signature, replay
-guard with the nonce durable before the action, authorization, validation and the action all
-run; uvicorn's HTTP parsing and the socket do not. It reports the process's CPU time (every
-thread) per request. Rounds alternate the order of A and B.
+directory (INFO logs to a file, the nonce writer thread running, the engine's commit
+listeners attached but not its loops, the same interpreter and GC settings as `serve`), and
+sends signed GET requests (HmacSHA256, each its own nonce) to the ASGI application directly,
+CONCURRENCY at a time on a uvloop event loop: signature, replay guard with the nonce durable
+before the action, authorization, validation and the action all run; uvicorn's HTTP
+parsing and the socket do not. It reports the process's CPU time (every thread) per
+request. Rounds alternate the order of A and B.
 
 Run: `.venv/bin/python bench/gateway_cpu.py --compare main` (see `--help`).
 """
@@ -36,7 +37,7 @@ from common import REPO, export_source, git_commit, machine_facts, publish
 TITLE = "## Gateway: CPU per signed request, A/B without the network"
 
 CHILD = r"""
-import asyncio, gc, json, os, sys, tempfile, time
+import asyncio, gc, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -56,6 +57,10 @@ settings = Settings(data_dir=tmp / "data")
 settings.enable_test_actions = True
 services = build_services(settings)
 creds = ensure_default_account(settings, services.store, services.box)
+# The engine's commit listeners, as its start attaches them (its loops are not started):
+# every commit of the request's session passes through them in a server.
+if services.subsystems.engine is not None:
+    services.subsystems.engine.follow_commits()
 app = build_app(services)
 host = "127.0.0.1:7080"
 nonce = int.from_bytes(os.urandom(4))
@@ -94,6 +99,7 @@ async def main():
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await asyncio.to_thread(services.replay.stop)
     services.store.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     print("RESULT " + json.dumps({"requests": per * concurrency, "cpu": cpu, "wall": wall}))
 
 # As `openccs serve` sets them.

@@ -827,3 +827,77 @@ def test_a_commit_moves_the_generation_of_the_machines_whose_pods_it_changes(
     with store.session() as s:
         s.execute(update(Pod).where(Pod.cluster_id == CLUSTER).values(deleting=True))
     assert moved(seen) == set(nodes)
+
+
+def pulled() -> Event:
+    return Event(
+        cluster_id=CLUSTER, namespace="default", obj_type="Pod", obj_name="web-1",
+        reason="Pulled", message="pulled",
+    )  # fmt: skip
+
+
+def test_commits_of_rows_no_pass_reads_move_no_generation(store: Store, engine: Engine) -> None:
+    with store.session() as s:
+        add_node(s, "a")
+        add_pod(s, "web-1", 100, node="ins-a")
+
+    def generations() -> tuple[Any, ...]:
+        return engine.generation(CLUSTER), engine.machine_generation(CLUSTER, "ins-a")
+
+    before = generations()
+    # A read, an event of the cluster, an account's row: no pass has anything to do.
+    with store.session() as s:
+        assert s.scalars(select(Pod)).one().node_id == "ins-a"
+    with store.session() as s:
+        s.add(pulled())
+    with store.session() as s:
+        account = s.get(Account, 1)
+        assert account is not None
+        account.name = "renamed"
+    assert generations() == before
+    # A pod loaded in the same transactions but not changed neither.
+    with store.session() as s:
+        pod = s.scalars(select(Pod)).one()
+        pod.status = dict(pod.status)  # the same value: not modified
+        s.add(pulled())
+    assert generations() == before
+
+
+def test_a_pod_deleted_after_its_columns_expired_moves_its_machine(
+    store: Store, engine: Engine
+) -> None:
+    with store.session() as s:
+        for name in ("a", "b"):
+            add_node(s, name)
+        add_pod(s, "web-1", 100, node="ins-a")
+    before = {n: engine.machine_generation(CLUSTER, n) for n in ("ins-a", "ins-b")}
+    with store.session() as s:
+        pod = s.scalars(select(Pod)).one()
+        s.expire(pod)  # the note is taken after the row is gone
+        s.delete(pod)
+    after = {n: engine.machine_generation(CLUSTER, n) for n in ("ins-a", "ins-b")}
+    assert after["ins-a"] != before["ins-a"] and after["ins-b"] == before["ins-b"]
+
+
+def test_the_engine_hands_its_controllers_the_services_a_commit_touched(
+    store: Store, engine: Engine, tmp_path: Path
+) -> None:
+    ctl = engine._controllers  # fed by the engine's listeners alone
+    with store.session() as s:
+        add_node(s, "a", cpu=16, mem=32)
+        for i in range(3):
+            add_service(s, f"svc{i}", 1)
+    engine_pass(store, ctl, full=True)
+    settle_noted(store, ctl, passes=3)
+    # svc1 scales through this engine's sessions, svc2 in another process (not noted).
+    with store.session() as s:
+        s.scalars(select(Service).where(Service.name == "svc1")).one().replicas = 2
+    other = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with other.session() as s:
+            s.scalars(select(Service).where(Service.name == "svc2")).one().replicas = 2
+    finally:
+        other.dispose()
+    settle_noted(store, ctl, passes=3)
+    assert pods_of(store, "svc1") == {1: 2}
+    assert pods_of(store, "svc2") == {1: 1}

@@ -22,7 +22,11 @@ were on and are on (a pod not yet scheduled is the scheduler's business, not an 
 one that changes a machine's row to that machine, one that changes the cluster's row to
 all its machines; an UPDATE or DELETE statement on the engine's rows, whose rows are not
 known, to every machine. Services, namespaces and load balancers are no agent's business
-(an agent reads services only for their names, which never change). An agent whose
+(an agent reads services only for their names, which never change). One set of session
+listeners (`engine/changes.py`) notes all of it, and the services changed for the
+controllers, in one pass over each flush; a commit that writes none of the engine's rows
+(a read-only request's, an API-only table's) costs a dictionary lookup per written object
+and a dictionary pop. An agent whose
 machine's generation and containers are those of its last pass stops after listing the
 containers, so a pod starting on one machine of a cluster costs the other machines one
 container list each: the cost of a pod start does not grow with the machines, and the idle
@@ -44,8 +48,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, event, func, inspect, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
 
 from openccs.cloud import naming
@@ -53,6 +57,7 @@ from openccs.cloud.host import CloudError
 from openccs.components import PassLoop
 from openccs.engine import dns, lifecycle
 from openccs.engine.agent import NodeAgent
+from openccs.engine.changes import note_flush, note_statement, take
 from openccs.engine.controllers import Controllers
 from openccs.engine.dns import ClusterDns
 from openccs.engine.proxy import Proxy, ServicePort
@@ -61,9 +66,7 @@ from openccs.store.models import (
     Cluster,
     Event,
     Instance,
-    K8sNamespace,
     Pod,
-    ReplicaSet,
     Service,
 )
 from openccs.subsystems import need
@@ -162,16 +165,13 @@ class Engine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def follow_commits(self, follow: bool = True) -> None:
-        """Keep the generations from every transaction of the store's sessions (or stop)."""
+        """Keep the generations, and the controllers' notes, from every transaction of the
+        store's sessions (or stop)."""
         change = event.listen if follow else event.remove
-        change(self.store.sessions, "before_flush", _note_changes)
-        change(self.store.sessions, "do_orm_execute", _note_statement)
+        change(self.store.sessions, "after_flush", note_flush)
+        change(self.store.sessions, "do_orm_execute", note_statement)
         change(self.store.sessions, "after_commit", self._after_commit)
-        change(self.store.sessions, "after_rollback", _forget_changes)
-        if follow:
-            self._controllers.listen(self.store.sessions)
-        else:
-            self._controllers.remove(self.store.sessions)
+        change(self.store.sessions, "after_rollback", self._after_rollback)
 
     def wake(self, cluster_id: str | None = None) -> None:
         """Run the cluster's pass at once (every cluster's, and the global one, without
@@ -188,23 +188,32 @@ class Engine:
             loop.wake()
 
     def _after_commit(self, session: Session) -> None:
-        clusters, vips = session.info.pop(_CHANGED, set()), session.info.pop(_VIPS, False)
-        machines, shared = session.info.pop(_MACHINES, set()), session.info.pop(_SHARED, set())
+        note = take(session)
+        if note is None:  # nothing the engine works from
+            return
+        # The services first, then the numbers, then the wakes: a pass woken reads them all.
+        self._controllers.committed(note)
+        if not (note.clusters or note.machines or note.shared or note.bulk or note.vips):
+            return
         number = next(self._commits)
-        # The numbers before the wakes: a pass woken reads them after this commit.
-        for node_id in machines:
+        for node_id in note.machines:
             self._machines[node_id] = number
-        for cluster_id in shared:
+        for cluster_id in note.shared:
             self._all_machines[cluster_id] = number
-        for cluster_id in clusters:
+        for cluster_id in note.clusters:
             self._generation[cluster_id] = number
-        if session.info.pop(_BULK, False):
+        if note.bulk:
             self._bulk = number
             self.wake()
-        for cluster_id in clusters:
+        for cluster_id in note.clusters:
             self.wake(cluster_id)
-        if vips:
+        if note.vips:
             self._loop.wake()
+
+    def _after_rollback(self, session: Session) -> None:
+        note = take(session)
+        if note is not None:
+            self._controllers.rolled_back(note)
 
     def generation(self, cluster_id: str) -> tuple[int, int]:
         """Changes with every committed change of the cluster's rows (the controllers')."""
@@ -560,60 +569,3 @@ def wake(services: Any, cluster_id: str | None = None) -> None:
     engine = services.subsystems.engine
     if engine is not None:
         engine.wake(cluster_id)
-
-
-# Session.info keys: the clusters whose rows a transaction changed, the machines whose pods
-# or row it changed, the clusters whose row it changed (all their agents read it), and
-# whether it changed a load balancer (the VIPs are the global pass's).
-_CHANGED, _VIPS = "engine_changed_clusters", "engine_changed_vips"
-_MACHINES, _SHARED = "engine_changed_machines", "engine_changed_for_all_machines"
-_BULK = "engine_changed_in_bulk"  # an UPDATE or DELETE statement on the rows below
-_WATCHED = (Instance, K8sNamespace, Service, Pod, LoadBalancer)
-_WATCHED_TABLES = (Cluster, ReplicaSet, *_WATCHED)
-
-
-def _note_statement(state: ORMExecuteState) -> None:
-    """An UPDATE or DELETE statement (not a flush) on the engine's rows: which clusters it
-    touches is not known, so its commit counts as a change of every cluster."""
-    if (state.is_update or state.is_delete) and any(
-        m.class_ in _WATCHED_TABLES for m in state.all_mappers
-    ):
-        state.session.info[_BULK] = True
-
-
-def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
-    """Before each flush: note the clusters whose rows the engine works from (clusters,
-    machines, namespaces, services, pods, load balancers) it writes, and the machines whose
-    agents read them. Events, samples and the like are no reason for a pass."""
-    changed: set[str] = session.info.setdefault(_CHANGED, set())
-    machines: set[str] = session.info.setdefault(_MACHINES, set())
-    shared: set[str] = session.info.setdefault(_SHARED, set())
-    dirty = [o for o in session.dirty if session.is_modified(o)]
-    for obj in (*session.new, *dirty, *session.deleted):
-        if isinstance(obj, Cluster):
-            changed.add(obj.id)
-            shared.add(obj.id)
-        elif isinstance(obj, _WATCHED) and obj.cluster_id:
-            changed.add(obj.cluster_id)
-            if isinstance(obj, Pod):
-                if not _pod_machines(obj, machines, obj in session.new):
-                    shared.add(obj.cluster_id)
-            elif isinstance(obj, LoadBalancer):
-                session.info[_VIPS] = True
-        if isinstance(obj, Instance):  # also one that left its cluster
-            machines.add(obj.id)
-
-
-def _pod_machines(pod: Pod, machines: set[str], new: bool) -> bool:
-    """Add the machines a changed pod is on and was on; False when where it was is not
-    known (its machine changed without the old value loaded)."""
-    if pod.node_id:
-        machines.add(pod.node_id)
-    history = inspect(pod).attrs.node_id.history
-    machines.update(n for n in history.deleted if n)
-    return new or not history.added or bool(history.deleted)
-
-
-def _forget_changes(session: Session) -> None:
-    for key in (_CHANGED, _VIPS, _BULK, _MACHINES, _SHARED):
-        session.info.pop(key, None)

@@ -5,9 +5,11 @@ own rows alone (the service, its revisions, its pods) and the clock (minReadySec
 pass reconciles only the services whose rows a committed transaction touched since the
 last pass, those whose own due time has come, and every service in a full pass (the
 engine's periodic resync, a cluster's first pass, an UPDATE or DELETE statement whose rows
-are not known, a pass whose transaction failed). Still level-triggered: a service's step
-is computed from the database, never from the change noted; the note only says which
-services to look at, and the full pass repairs whatever a note missed.
+are not known, a pass whose transaction failed). Which services a transaction touched
+comes from the note of `engine/changes.py` (the engine's one set of session listeners,
+shared with its generations), handed over on commit (`committed`). Still level-triggered:
+a service's step is computed from the database, never from the change noted; the note only
+says which services to look at, and the full pass repairs whatever a note missed.
 
 The scheduler reads the placed pods as columns, with their requests kept between passes
 (a pod's template never changes), and only when a pod is pending. The node lifecycle
@@ -22,18 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import event, inspect
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 from openccs.engine import deployment, scheduler
-from openccs.store.models import Pod, ReplicaSet, Service
+from openccs.engine.changes import Changes, changes_of, note_flush, note_statement, take
 
 T = TypeVar("T")
-
-# Session.info keys: the services a transaction touched (cluster -> service ids); whether
-# it touched some it cannot name; what a controllers' pass took (put back on rollback).
-_NOTED, _UNKNOWN, _TAKEN = "controllers_noted", "controllers_unknown", "controllers_taken"
 
 
 def _call(_name: str, fn: Callable[[], T]) -> T:
@@ -56,14 +53,16 @@ class Controllers:
         self._placed: dict[str, dict[str, scheduler.Requests]] = {}
 
     def listen(self, sessions: sessionmaker[Session]) -> None:
-        event.listen(sessions, "after_flush", _note_flush)
-        event.listen(sessions, "do_orm_execute", _note_statement)
+        """Follow the commits of `sessions` on their own (without an engine, whose
+        listeners hand the controllers their part of each commit's note)."""
+        event.listen(sessions, "after_flush", note_flush)
+        event.listen(sessions, "do_orm_execute", note_statement)
         event.listen(sessions, "after_commit", self._after_commit)
         event.listen(sessions, "after_rollback", self._after_rollback)
 
     def remove(self, sessions: sessionmaker[Session]) -> None:
-        event.remove(sessions, "after_flush", _note_flush)
-        event.remove(sessions, "do_orm_execute", _note_statement)
+        event.remove(sessions, "after_flush", note_flush)
+        event.remove(sessions, "do_orm_execute", note_statement)
         event.remove(sessions, "after_commit", self._after_commit)
         event.remove(sessions, "after_rollback", self._after_rollback)
 
@@ -75,22 +74,33 @@ class Controllers:
         self._due.pop(cluster_id, None)
         self._placed.pop(cluster_id, None)
 
-    def _after_commit(self, session: Session) -> None:
-        noted: dict[str, set[int]] = session.info.pop(_NOTED, {})
-        session.info.pop(_TAKEN, None)
+    def committed(self, note: Changes) -> None:
+        """A committed transaction's note: the services it touched are looked at in their
+        cluster's next pass (all of them after one it could not name)."""
+        if not note.services and not note.services_unknown:
+            return
         with self._lock:
-            if session.info.pop(_UNKNOWN, False):
+            if note.services_unknown:
                 self._unknown += 1
-            for cluster_id, ids in noted.items():
+            for cluster_id, ids in note.services.items():
                 self._noted.setdefault(cluster_id, set()).update(ids)
 
-    def _after_rollback(self, session: Session) -> None:
-        session.info.pop(_NOTED, None)
-        session.info.pop(_UNKNOWN, None)
-        taken = session.info.pop(_TAKEN, None)
-        if taken is not None:  # the pass's work is undone: its next pass does it all
+    def rolled_back(self, note: Changes) -> None:
+        """A rolled-back transaction's note: if it was a pass's, its work is undone, and
+        its cluster's next pass does it all."""
+        if note.taken is not None:
             with self._lock:
-                self._unknown_seen[taken] = -1
+                self._unknown_seen[note.taken] = -1
+
+    def _after_commit(self, session: Session) -> None:
+        note = take(session)
+        if note is not None:
+            self.committed(note)
+
+    def _after_rollback(self, session: Session) -> None:
+        note = take(session)
+        if note is not None:
+            self.rolled_back(note)
 
     def run(
         self,
@@ -109,7 +119,7 @@ class Controllers:
             noted = self._noted.pop(cluster_id, set())
             everything = full or self._unknown_seen.get(cluster_id) != self._unknown
             self._unknown_seen[cluster_id] = self._unknown
-        s.info[_TAKEN] = cluster_id
+        changes_of(s).taken = cluster_id
         try:
             due = timed("lifecycle", node_lifecycle)
             dues = self._due.setdefault(cluster_id, {})
@@ -135,41 +145,3 @@ class Controllers:
             dues.pop(service_id, None)
         dues.update((i, now + d) for i, d in got.items() if d != math.inf)
         return min(due, *(at - now for at in dues.values()), math.inf)
-
-
-def _note(session: Session, cluster_id: str | None, service_id: int | None) -> None:
-    if cluster_id is None or service_id is None:
-        session.info[_UNKNOWN] = True
-    else:
-        session.info.setdefault(_NOTED, {}).setdefault(cluster_id, set()).add(service_id)
-
-
-def _note_flush(session: Session, _context: Any) -> None:
-    """After each flush (ids given, the flushed objects' history still there): the
-    services whose rows it wrote (the service, a pod of it, a revision of it). Values are
-    read from what the objects hold, never loaded (a deleted row is gone)."""
-    dirty = [o for o in session.dirty if session.is_modified(o)]
-    for obj in (*session.new, *dirty, *session.deleted):
-        if isinstance(obj, Service):
-            have = inspect(obj).dict
-            _note(session, have.get("cluster_id"), have.get("id"))
-        elif isinstance(obj, Pod):
-            have = inspect(obj).dict
-            if "service_id" not in have:
-                session.info[_UNKNOWN] = True
-            elif have["service_id"] is not None:
-                _note(session, have.get("cluster_id"), have["service_id"])
-        elif isinstance(obj, ReplicaSet):
-            service_id = inspect(obj).dict.get("service_id")
-            svc = session.identity_map.get(identity_key(Service, service_id))
-            cluster_id = inspect(svc).dict.get("cluster_id") if svc is not None else None
-            _note(session, cluster_id, service_id)
-
-
-def _note_statement(state: ORMExecuteState) -> None:
-    """An UPDATE or DELETE statement (not a flush): the services it touches are not
-    known, so every cluster's next pass is a full one."""
-    if (state.is_update or state.is_delete) and any(
-        m.class_ in (Service, Pod, ReplicaSet) for m in state.all_mappers
-    ):
-        state.session.info[_UNKNOWN] = True
