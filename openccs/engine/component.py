@@ -23,10 +23,11 @@ one that changes a machine's row to that machine, one that changes the cluster's
 all its machines; an UPDATE or DELETE statement on the engine's rows, whose rows are not
 known, to every machine. Services, namespaces and load balancers are no agent's business
 (an agent reads services only for their names, which never change). An agent whose
-machine's generation and containers are those of its last pass stops after listing the
-containers, so a pod starting on one machine of a cluster costs the other machines one
-container list each: the cost of a pod start does not grow with the machines, and the idle
-cost does not grow with the pods.
+machine's generation is that of its last pass does not even list the containers while its
+dockerd's event stream has been up without a break and quiet since its last list (and
+stops after the list when the containers are those of its last pass), so a pod starting on
+one machine of a cluster costs the other machines nothing, and the idle cost grows neither
+with the pods nor with the machines' containers. A full pass lists and works everywhere.
 """
 
 from __future__ import annotations
@@ -263,7 +264,9 @@ class Engine:
         rows changed since they last ran, when they asked to (a grace period, a pod becoming
         available) or in a full pass; each agent works when what it reads changed (its
         machine's generation), when its machine's containers changed, when it is due or
-        poked, or in a full pass (where the agents work whatever they find)."""
+        poked, or in a full pass (where the agents list and work whatever they find; in
+        the others an agent lists its containers only when its dockerd's event stream
+        cannot vouch for them, see `NodeAgent.sync`)."""
         with self._lock:
             loops_of = self._clusters.get(cluster_id)
         now = time.monotonic()
