@@ -22,8 +22,10 @@ list them when nothing can have changed them: its machine's generation is that o
 complete pass, nothing is due or being stopped, and the event stream has been connected
 without a break since the last list with no event since (dockerd reports what happens to a
 pod's containers: started, died, removed). A stream that broke, is down or has not
-connected yet makes the pass list (and its reconnection makes the next pass work), and a
-full pass (no generation) always lists, so what no event reports (a container changed
+connected yet makes the pass list (and its reconnection makes the next pass work), a
+death or removal an event reported that the list does not show yet (dockerd sends the
+event first) makes the pass look again a moment later, and a full pass (no generation)
+always lists, so what no event reports (a container changed
 behind dockerd's back) is still caught within a full resync. So a quiet machine's resync,
 and a pod starting on another machine of the cluster, cost no Engine API call at all
 (`openccs_agent_passes_total` counts the three kinds of passes: worked, quiet, skipped).
@@ -81,6 +83,10 @@ STOP_GRACE = 5
 POD_STARTS, POD_STOPS = 4, 8
 START_BATCH = 16  # pods started by one pass of a machine; the next pass starts the rest
 RESOLVE_RETRY = 5.0  # an image whose pull address is not known yet is looked up again
+# dockerd reports a container's death before its container list shows it: a pass that
+# still finds a dead container running (or a removed one listed) looks again this soon,
+# for at most LAG_FOR seconds after the event.
+LAG_RETRY, LAG_FOR = 0.1, 10.0
 
 
 @dataclass
@@ -118,6 +124,9 @@ class NodeAgent:
     # containers. A pass skips the list only when they are the same and connected.
     stream: tuple[bool, int] = (False, 0)
     listed_with: tuple[bool, int] | None = None
+    # Containers that died or were removed, as the events said: id -> (event, when); a
+    # pass whose list does not show it yet looks again shortly (LAG_RETRY).
+    reported: dict[str, tuple[str, float]] = field(default_factory=dict)
     # Held while the pass writes (the engine's writers queue here rather than in SQLite's
     # busy handler, which lets a waiting writer starve).
     write_lock: Any = field(default_factory=threading.Lock)
@@ -130,10 +139,33 @@ class NodeAgent:
         """Follow the machine's dockerd events in a thread of its own until `close()`."""
         threading.Thread(
             target=docker.watch_events,
-            args=(self.socket, lambda _event: self.poke(), lambda: self.closed, self._stream),
+            args=(self.socket, self._event_seen, lambda: self.closed, self._stream),
             name=f"events-{self.node_id}",
             daemon=True,
         ).start()
+
+    def _event_seen(self, event: dict[str, Any]) -> None:
+        """A pod container's event: the next pass works, and runs at once."""
+        cid = str(event.get("id") or "")
+        action = str(event.get("Action") or event.get("status") or "")
+        with self._due_lock:
+            if action in ("die", "destroy") and cid:
+                self.reported[cid] = (action, time.monotonic())
+            elif action == "start":  # started again (by hand): no longer dead
+                self.reported.pop(cid, None)
+        self.poke()
+
+    def _lagging(self, listed: list[dict[str, Any]]) -> bool:
+        """Whether the list does not show yet what the events reported (a dead container
+        still running, a removed one still there)."""
+        states = {c["Id"]: c.get("State") for c in listed}
+        now = time.monotonic()
+        with self._due_lock:
+            for cid, (action, when) in list(self.reported.items()):
+                shown = cid not in states or (action == "die" and states[cid] != "running")
+                if shown or now - when > LAG_FOR:
+                    del self.reported[cid]
+            return bool(self.reported)
 
     def _stream(self, up: bool) -> None:
         """The event stream opened (`up`) or broke. One that opens after a break or for the
@@ -202,17 +234,20 @@ class NodeAgent:
             raise
         self.listed_with = stream
         seen = (generation, _fingerprint(listed))
+        lagging = self._lagging(listed)
         if unchanged and seen == self.synced:
             AGENT_PASSES.inc(self.node_id, "quiet")
-            return
-        AGENT_PASSES.inc(self.node_id, "worked")
-        self.synced = None
-        try:
-            if self._sync(store, listed):
-                self.synced = seen
-        except BaseException:
-            self.dirty = True
-            raise
+        else:
+            AGENT_PASSES.inc(self.node_id, "worked")
+            self.synced = None
+            try:
+                if self._sync(store, listed):
+                    self.synced = seen
+            except BaseException:
+                self.dirty = True
+                raise
+        if lagging:
+            self._due_in(LAG_RETRY)
 
     def _skips(self, stream: tuple[bool, int]) -> bool:
         """Whether the containers need no list, the rest being as the last pass left it:
