@@ -12,8 +12,8 @@ Volumes are resolved inside their root (the machine's disk for a hostPath) by
 link a tenant puts on the disk never leads dockerd out of it; a volume that would leave its
 root keeps the container from starting (a FailedMount event says why).
 
-The agent does not wait for the next pass to notice a change: dockerd's event stream
-(a pod container started, died, was OOM-killed or removed), a finished probe and a finished stop
+The agent does not wait for the next pass to notice a change: dockerd's event stream (a pod
+container started, died, was OOM-killed or removed), a finished probe and a finished stop
 call `notify`, which wakes the passes of the machine's cluster; each pass also says when
 the next one is due at the latest (a probe or a back-off that expires). A pass that finds
 nothing changed (the machine's generation: its pods, its row, its cluster's row; the
@@ -22,12 +22,12 @@ list them when nothing can have changed them: its machine's generation is that o
 complete pass, nothing is due or being stopped, and the event stream has been connected
 without a break since the last list with no event since (dockerd reports what happens to a
 pod's containers: started, died, removed). A stream that broke, is down or has not
-connected yet makes the pass list (and its reconnection makes the next pass work), a
-death or removal an event reported that the list does not show yet (dockerd sends the
-event first) makes the pass look again a moment later, and a full pass (no generation)
-always lists, so what no event reports (a container changed
-behind dockerd's back) is still caught within a full resync. So a quiet machine's resync,
-and a pod starting on another machine of the cluster, cost no Engine API call at all
+connected yet makes the pass list (and its reconnection makes the next pass work), a death
+or removal an event reported that the list does not show yet (dockerd sends the event
+first) makes the pass look again a moment later, and a full pass (no generation) always
+lists, so what no event reports (an event dockerd dropped for a reader that fell behind) is
+still caught within a full resync. So a quiet machine's resync, and a pod starting on
+another machine of the cluster, cost no Engine API call at all
 (`openccs_agent_passes_total` counts the three kinds of passes: worked, quiet, skipped).
 
 A pod starts in as few round trips as dockerd allows: the pause container is created and
