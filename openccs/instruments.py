@@ -127,7 +127,8 @@ PASSES = Histogram(
 AGENT_PASSES = Counter(
     "openccs_agent_passes_total",
     "Node agent passes, by machine and outcome (worked; quiet: nothing it reads changed, it"
-    " stopped after listing the containers)",
+    " stopped after listing the containers; skipped: nothing could have changed, as the"
+    " machine's generation and its unbroken event stream say, it stopped without a call)",
     ("machine", "outcome"),
 )
 REGISTRY_EVENTS = Counter(

@@ -1,28 +1,43 @@
 """The agents of a cluster's machines go by what changed on their machine: a pod starting
-or stopping on one machine makes the other machine's agent stop after listing its
-containers (`openccs_agent_passes_total`, outcome quiet), and pods still start, stop, get
-deleted and move between the machines with the periodic resync set to an hour (nothing
-but the machines' generations and dockerd's events wakes the agents)."""
+or stopping on one machine leaves the other machine's agent without even a container list
+(`openccs_agent_passes_total`, outcome skipped: its dockerd's event stream vouches for its
+containers), containers killed or removed behind openccs's back are still noticed, a
+broken event stream makes the agent list again, and pods still start, stop, get deleted
+and move between the machines with the periodic resync set to an hour (nothing but the
+machines' generations and dockerd's events wakes the agents)."""
 
 from __future__ import annotations
 
-import json
-import re
+import contextlib
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
 
 from openccs.client import Client
+from openccs.engine.agent import NodeAgent
+from openccs.engine.docker import EVENTS_IDLE_S
 
 from .conftest import Server
-from .workload_helpers import Svc, call, cluster_env, create, http_get, socket_of, until, web
+from .workload_helpers import (
+    Svc,
+    agent_passes,
+    call,
+    cluster_env,
+    create,
+    http_get,
+    metrics_token,
+    node_of,
+    socket_of,
+    until,
+    web,
+)
 
 pytestmark = pytest.mark.xdist_group("engine-machines")
-
-PASSES = re.compile(r'^openccs_agent_passes_total\{machine="([^"]+)",outcome="([^"]+)"\} (\S+)$')
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +50,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Clie
 
 @pytest.fixture(scope="module")
 def token(env: tuple[Server, Client, str]) -> Iterator[str]:
-    srv = env[0]
-    made = json.loads(srv.cli("metrics-token", "create", "--note", "agent passes").stdout)
-    yield str(made["token"])
-    srv.cli("metrics-token", "revoke", made["id"])
-
-
-def agent_passes(srv: Server, token: str) -> dict[tuple[str, str], float]:
-    """(machine, outcome) -> passes, as /metrics says."""
-    r = httpx.get(f"{srv.http_url}/metrics", headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 200, r.text[:300]
-    found = {}
-    for line in r.text.splitlines():
-        m = PASSES.match(line)
-        if m:
-            found[(m[1], m[2])] = float(m[3])
-    return found
+    with metrics_token(env[0], "agent passes") as made:
+        yield made
 
 
 def machines(c: Client, cluster: str) -> dict[str, str]:
@@ -117,9 +118,11 @@ def test_pods_on_one_machine_leave_the_other_machines_agent_quiet(
 
     after = agent_passes(srv, token)
     # Machine A's agent worked through two starts and a stop; B's was asked at each of
-    # the cluster's passes and stopped after its container list every time.
+    # the cluster's passes and stopped every time without even listing its containers
+    # (its dockerd's event stream was up and silent throughout).
     assert after.get((a, "worked"), 0) > before.get((a, "worked"), 0)
-    assert after.get((b, "quiet"), 0) > before.get((b, "quiet"), 0)
+    assert after.get((b, "skipped"), 0) > before.get((b, "skipped"), 0)
+    assert after.get((b, "quiet"), 0) == before.get((b, "quiet"), 0), (before, after)
     assert after.get((b, "worked"), 0) == b_worked, (before, after)
     assert containers_of(srv, b, svc) == []
 
@@ -170,3 +173,175 @@ def test_pods_start_stop_get_deleted_and_move_on_both_machines(
     until("both's pods gone", lambda: gone(svc))
     until("both's containers removed from B", lambda: containers_of(srv, b, svc) == [], 60)
     assert containers_of(srv, a, svc) == []
+
+
+def docker_on(srv: Server, machine: str, *args: str) -> str:
+    sock = socket_of(srv, machine)
+    return subprocess.run(["docker", "-H", f"unix://{sock}", *args], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
+def app_containers(srv: Server, machine: str, pod: str, running: bool = True) -> list[str]:
+    """The ids of a pod's app containers on a machine (running ones, or all)."""
+    filters = ["--filter", f"label=openccs.pod={pod}", "--filter", "label=openccs.role=app"]
+    every = [] if running else ["-a"]
+    return docker_on(srv, machine, "ps", "-q", "--no-trunc", *every, *filters).split()
+
+
+def test_containers_killed_or_removed_behind_openccs_back_are_noticed(
+    env: tuple[Server, Client, str], token: str
+) -> None:
+    srv, c, cluster = env
+    svc = create(c, cluster, web("behind", replicas=1))
+    try:
+        (pod,) = svc.wait_normal(1)
+        machine = node_of(c, cluster, pod["nodeIp"])
+        other = next(m for m in machines(c, cluster) if m != machine)
+        settled(srv, token, machine)
+        # A change on the other machine runs the cluster's pass: this machine's agent skips
+        # its container list, as it does in every pass while nothing happens.
+        before = agent_passes(srv, token)
+        call(c, "ModifyClusterNodeSchedulable", clusterId=cluster, instanceIds=[other],
+             unschedulable=1)  # fmt: skip
+        try:
+            until("a skipped pass", lambda: agent_passes(srv, token).get((machine, "skipped"), 0)
+                  > before.get((machine, "skipped"), 0))  # fmt: skip
+        finally:
+            call(c, "ModifyClusterNodeSchedulable", clusterId=cluster, instanceIds=[other],
+                 unschedulable=0)  # fmt: skip
+
+        # Killed: dockerd's die event wakes the agent, which restarts it after the back-off.
+        (first,) = app_containers(srv, machine, pod["name"])
+        docker_on(srv, machine, "kill", first)
+        restarted = until(
+            "the killed container restarted",
+            lambda: [p for p in svc.running() if p["restartCount"] == 1],
+            60,
+        )
+        (second,) = app_containers(srv, machine, pod["name"])
+        assert second != first
+        assert http_get(restarted[0]["ip"]) == restarted[0]["name"]
+
+        # Removed (the running one, then the exited one kept for its logs): the pod gets a
+        # running container again, and no container of the pod is left behind as removed.
+        docker_on(srv, machine, "rm", "-f", second)
+        docker_on(srv, machine, "rm", "-f", first)
+
+        def replaced() -> list[str] | None:
+            now = app_containers(srv, machine, pod["name"])
+            ok = len(svc.running()) == 1 and len(now) == 1 and now[0] not in (first, second)
+            return now if ok else None
+
+        (third,) = until("the removed container replaced", replaced, 60)
+        (now,) = svc.running()
+        assert now["name"] == pod["name"]
+        assert http_get(now["ip"]) == now["name"]
+        assert app_containers(srv, machine, pod["name"], running=False) == [third]
+    finally:
+        svc.call("DeleteClusterService")
+    until("behind's pods gone", lambda: gone(svc))
+
+
+class Cuttable:
+    """A unix socket in front of a machine's dockerd whose connections can be cut and
+    refused for a while, as a restarting daemon does to its clients."""
+
+    def __init__(self, target: Path, path: Path) -> None:
+        self.target, self.path = target, path
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        listener.listen(16)
+        listener.settimeout(0.2)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Every connection closed, and none accepted until `open()` again."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        self.path.unlink(missing_ok=True)
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(str(self.target))
+            with self._lock:
+                self.accepted += 1
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+def test_a_broken_event_stream_makes_the_agent_list_again(
+    env: tuple[Server, Client, str], tmp_path: Path
+) -> None:
+    """The agent's decision (`NodeAgent._skips`) fed by its real event watcher, following a
+    machine's dockerd through a socket that can be cut. The agent here never runs a pass:
+    it only watches, the machine's own agent stays the server's."""
+    srv, c, cluster = env
+    machine = sorted(machines(c, cluster))[0]
+    front = Cuttable(socket_of(srv, machine), tmp_path / "docker.sock")
+    front.open()
+    woken: list[int] = []
+    agent = NodeAgent(node_id="watcher", cluster_id=cluster, socket=front.path,
+                      root_dir=tmp_path, resolve_image=None, dns_ip="",
+                      notify=lambda: woken.append(1))  # fmt: skip
+    try:
+        # Not connected yet: a pass lists.
+        agent.listed_with = agent.stream
+        assert not agent._skips(agent.stream)
+        agent.watch()
+        until("the stream connected", lambda: agent.stream[0])
+        assert agent.dirty and woken  # its first connection makes the next pass work
+        agent.listed_with = agent.stream  # what a pass listing now notes
+        assert agent._skips(agent.stream)
+
+        # The routine reopen of an idle stream is no break.
+        until("the idle stream reopened", lambda: front.accepted >= 2, EVENTS_IDLE_S * 4)
+        until("connected again", lambda: agent.stream[0])
+        assert agent._skips(agent.stream)
+
+        # Cut: the stream is down, a pass lists; back: still lists (events were missed),
+        # and the reconnection pokes the agent so that pass runs at once and works.
+        agent.dirty, woken[:] = False, []
+        front.cut()
+        until("the stream seen broken", lambda: not agent.stream[0])
+        assert not agent._skips(agent.stream)
+        front.open()
+        until("the stream connected again", lambda: agent.stream[0])
+        assert not agent._skips(agent.stream)
+        assert agent.dirty and woken
+        agent.listed_with = agent.stream  # the next pass lists: then it may skip again
+        assert agent._skips(agent.stream)
+    finally:
+        agent.close()
+        front.cut()

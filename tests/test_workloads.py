@@ -22,11 +22,13 @@ from .conftest import Server
 from .workload_helpers import (
     BUSYBOX,
     Svc,
+    agent_passes,
     cluster_env,
     create,
     exec_in_pod,
     http_get,
     in_machine,
+    metrics_token,
     node_of,
     ready_while_file,
     until,
@@ -137,6 +139,46 @@ def test_scaling_and_deleted_instances_are_replaced(env: tuple[Server, Client, s
                      if p["name"] != kept["name"]])  # fmt: skip
     assert fresh["name"] not in {p["name"] for p in pods} | {kept["name"]}
     svc.call("DeleteClusterService")
+
+
+def test_a_quiet_clusters_agents_mostly_skip_their_container_lists(
+    env: tuple[Server, Client, str],
+) -> None:
+    """At the default resync (a pass a second), the agents of a cluster whose pods just run
+    list their machines' containers only in the full passes: the others are skipped (their
+    dockerd's event stream says nothing happened), and the pods stay Running."""
+    srv, c, cluster = env
+    svc = create(c, cluster, web("idle", replicas=2))
+    try:
+        pods = svc.wait_normal(2)
+        nodes = [n["instanceId"] for n in c.call("DescribeClusterInstances",
+                 {"clusterId": cluster})["data"]["nodes"]]  # fmt: skip
+        with metrics_token(srv, "idle passes") as token:
+
+            def totals() -> dict[str, float]:
+                passes = agent_passes(srv, token)
+                out: dict[str, float] = {}
+                for (machine, outcome), n in passes.items():
+                    if machine in nodes:
+                        out[outcome] = out.get(outcome, 0.0) + n
+                return out
+
+            def skipping() -> bool:  # the passes of the pods' starts are over
+                first = totals()
+                time.sleep(1.5)
+                return totals().get("skipped", 0.0) > first.get("skipped", 0.0)
+
+            until("the agents skipping", skipping, 60)
+            before = totals()
+            time.sleep(8)  # a window of about eight passes, at most one of them full
+            after = totals()
+        grew = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("worked", "quiet", "skipped")}
+        assert grew["skipped"] > grew["worked"] + grew["quiet"], grew
+        running = svc.running()
+        assert sorted(p["name"] for p in running) == sorted(p["name"] for p in pods)
+        assert all(http_get(p["ip"]) == p["name"] for p in running)
+    finally:
+        svc.call("DeleteClusterService")
 
 
 def _version(svc: Svc, version: str, **extra: Any) -> dict[str, Any]:

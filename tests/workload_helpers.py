@@ -4,6 +4,8 @@ to create services and watch their pods."""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,31 @@ def cluster_env(srv: Server, machines: int) -> Iterator[tuple[Server, Client, st
     with served(srv):
         cluster = make_cluster(srv, machines=machines)
         yield srv, srv.client(), cluster
+
+
+PASSES = re.compile(r'^openccs_agent_passes_total\{machine="([^"]+)",outcome="([^"]+)"\} (\S+)$')
+
+
+@contextlib.contextmanager
+def metrics_token(srv: Server, note: str) -> Iterator[str]:
+    """A bearer token for `/metrics`, revoked at the end."""
+    made = json.loads(srv.cli("metrics-token", "create", "--note", note).stdout)
+    try:
+        yield str(made["token"])
+    finally:
+        srv.cli("metrics-token", "revoke", made["id"])
+
+
+def agent_passes(srv: Server, token: str) -> dict[tuple[str, str], float]:
+    """(machine, outcome) -> node agent passes, as /metrics says."""
+    r = httpx.get(f"{srv.http_url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text[:300]
+    found = {}
+    for line in r.text.splitlines():
+        m = PASSES.match(line)
+        if m:
+            found[(m[1], m[2])] = float(m[3])
+    return found
 
 
 def call(c: Client, action: str, **params: Any) -> dict[str, Any]:

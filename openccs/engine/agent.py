@@ -12,14 +12,23 @@ Volumes are resolved inside their root (the machine's disk for a hostPath) by
 link a tenant puts on the disk never leads dockerd out of it; a volume that would leave its
 root keeps the container from starting (a FailedMount event says why).
 
-The agent does not wait for the next pass to notice a change: dockerd's event stream
-(a pod container started, died, was OOM-killed), a finished probe and a finished stop
+The agent does not wait for the next pass to notice a change: dockerd's event stream (a pod
+container started, died, was OOM-killed or removed), a finished probe and a finished stop
 call `notify`, which wakes the passes of the machine's cluster; each pass also says when
 the next one is due at the latest (a probe or a back-off that expires). A pass that finds
 nothing changed (the machine's generation: its pods, its row, its cluster's row; the
-machine's containers) and nothing due ends after listing the containers, so a quiet
-machine's resync costs one Engine API call, and so does a pod starting on another machine
-of the cluster (`openccs_agent_passes_total` counts both kinds of passes).
+machine's containers) and nothing due ends after listing the containers. It does not even
+list them when nothing can have changed them: its machine's generation is that of the last
+complete pass, nothing is due or being stopped, and the event stream has been connected
+without a break since the last list with no event since (dockerd reports what happens to a
+pod's containers: started, died, removed). A stream that broke, is down or has not
+connected yet makes the pass list (and its reconnection makes the next pass work), a death
+or removal an event reported that the list does not show yet (dockerd sends the event
+first) makes the pass look again a moment later, and a full pass (no generation) always
+lists, so what no event reports (an event dockerd dropped for a reader that fell behind) is
+still caught within a full resync. So a quiet machine's resync, and a pod starting on
+another machine of the cluster, cost no Engine API call at all
+(`openccs_agent_passes_total` counts the three kinds of passes: worked, quiet, skipped).
 
 A pod starts in as few round trips as dockerd allows: the pause container is created and
 started in the background while the app containers are created (they name the pause
@@ -74,6 +83,10 @@ STOP_GRACE = 5
 POD_STARTS, POD_STOPS = 4, 8
 START_BATCH = 16  # pods started by one pass of a machine; the next pass starts the rest
 RESOLVE_RETRY = 5.0  # an image whose pull address is not known yet is looked up again
+# dockerd reports a container's death before its container list shows it: a pass that
+# still finds a dead container running (or a removed one listed) looks again this soon,
+# for at most LAG_FOR seconds after the event.
+LAG_RETRY, LAG_FOR = 0.1, 10.0
 
 
 @dataclass
@@ -106,6 +119,14 @@ class NodeAgent:
     # of what a pass reads) and the containers (id, state, address); a pass that finds both
     # unchanged, nothing due and nothing pending ends after listing the containers.
     synced: tuple[Any, ...] | None = None
+    # The event stream: (connected, breaks so far), one tuple so that a pass reads both at
+    # once (the stream's thread sets it); and what it was when the pass last listed the
+    # containers. A pass skips the list only when they are the same and connected.
+    stream: tuple[bool, int] = (False, 0)
+    listed_with: tuple[bool, int] | None = None
+    # Containers that died or were removed, as the events said: id -> (event, when); a
+    # pass whose list does not show it yet looks again shortly (LAG_RETRY).
+    reported: dict[str, tuple[str, float]] = field(default_factory=dict)
     # Held while the pass writes (the engine's writers queue here rather than in SQLite's
     # busy handler, which lets a waiting writer starve).
     write_lock: Any = field(default_factory=threading.Lock)
@@ -118,10 +139,44 @@ class NodeAgent:
         """Follow the machine's dockerd events in a thread of its own until `close()`."""
         threading.Thread(
             target=docker.watch_events,
-            args=(self.socket, lambda _event: self.poke(), lambda: self.closed),
+            args=(self.socket, self._event_seen, lambda: self.closed, self._stream),
             name=f"events-{self.node_id}",
             daemon=True,
         ).start()
+
+    def _event_seen(self, event: dict[str, Any]) -> None:
+        """A pod container's event: the next pass works, and runs at once."""
+        cid = str(event.get("id") or "")
+        action = str(event.get("Action") or event.get("status") or "")
+        with self._due_lock:
+            if action in ("die", "destroy") and cid:
+                self.reported[cid] = (action, time.monotonic())
+            elif action == "start":  # started again (by hand): no longer dead
+                self.reported.pop(cid, None)
+        self.poke()
+
+    def _lagging(self, listed: list[dict[str, Any]]) -> bool:
+        """Whether the list does not show yet what the events reported (a dead container
+        still running, a removed one still there)."""
+        states = {c["Id"]: c.get("State") for c in listed}
+        now = time.monotonic()
+        with self._due_lock:
+            for cid, (action, when) in list(self.reported.items()):
+                shown = cid not in states or (action == "die" and states[cid] != "running")
+                if shown or now - when > LAG_FOR:
+                    del self.reported[cid]
+            return bool(self.reported)
+
+    def _stream(self, up: bool) -> None:
+        """The event stream opened (`up`) or broke. One that opens after a break or for the
+        first time may have missed events: the next pass works, and runs at once."""
+        was_up, breaks = self.stream
+        if up:
+            self.stream = (True, breaks)
+            if not was_up:
+                self.poke()
+        else:
+            self.stream = (False, breaks + 1)
 
     def poke(self) -> None:
         """Something of this machine changed: its next pass works, and it runs at once."""
@@ -154,31 +209,51 @@ class NodeAgent:
 
         `generation` names the state of what a pass reads in the database (the machine's
         generation, `Engine.machine_generation`; None in a full pass): a pass that finds it
-        and the containers as the last complete pass left them, with nothing due, nothing
-        poked and no stop under way, ends after the container list (the resync of a quiet
-        machine costs one Engine API call)."""
+        as the last complete pass left it, with nothing due, nothing poked and no stop under
+        way, ends without a call when the event stream says the containers cannot have
+        changed (`_skips`), else after the container list when it finds them unchanged too."""
         if not self.images_ready:
             self._ensure_builtin_images()
         poked, self.dirty = self.dirty, False
-        listed = docker.pod_containers(self.socket)
-        seen = (generation, _fingerprint(listed))
-        if (
+        stream = self.stream  # before the list: a break during it makes the next pass list
+        unchanged = (
             not poked
             and generation is not None
-            and seen == self.synced
+            and self.synced is not None
+            and generation == self.synced[0]
             and not self.killing
             and time.monotonic() < self.next_due
-        ):
-            AGENT_PASSES.inc(self.node_id, "quiet")
+        )
+        if unchanged and self._skips(stream):
+            AGENT_PASSES.inc(self.node_id, "skipped")
             return
-        AGENT_PASSES.inc(self.node_id, "worked")
-        self.synced = None
         try:
-            if self._sync(store, listed):
-                self.synced = seen
+            listed = docker.pod_containers(self.socket)
         except BaseException:
             self.dirty = True
             raise
+        self.listed_with = stream
+        seen = (generation, _fingerprint(listed))
+        lagging = self._lagging(listed)
+        if unchanged and seen == self.synced:
+            AGENT_PASSES.inc(self.node_id, "quiet")
+        else:
+            AGENT_PASSES.inc(self.node_id, "worked")
+            self.synced = None
+            try:
+                if self._sync(store, listed):
+                    self.synced = seen
+            except BaseException:
+                self.dirty = True
+                raise
+        if lagging:
+            self._due_in(LAG_RETRY)
+
+    def _skips(self, stream: tuple[bool, int]) -> bool:
+        """Whether the containers need no list, the rest being as the last pass left it:
+        the event stream connected, and without a break since the last list (every
+        change of a pod container since then came as an event, which pokes the agent)."""
+        return stream[0] and stream == self.listed_with
 
     def _sync(self, store: Any, listed: list[dict[str, Any]]) -> bool:
         """The pass proper; False when pods were left for the next one."""

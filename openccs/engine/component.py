@@ -27,10 +27,11 @@ listeners (`engine/changes.py`) notes all of it, and the services changed for th
 controllers, in one pass over each flush; a commit that writes none of the engine's rows
 (a read-only request's, an API-only table's) costs a dictionary lookup per written object
 and a dictionary pop. An agent whose
-machine's generation and containers are those of its last pass stops after listing the
-containers, so a pod starting on one machine of a cluster costs the other machines one
-container list each: the cost of a pod start does not grow with the machines, and the idle
-cost does not grow with the pods.
+machine's generation is that of its last pass does not even list the containers while its
+dockerd's event stream has been up without a break and quiet since its last list (and
+stops after the list when the containers are those of its last pass), so a pod starting on
+one machine of a cluster costs the other machines nothing, and the idle cost grows neither
+with the pods nor with the machines' containers. A full pass lists and works everywhere.
 """
 
 from __future__ import annotations
@@ -272,7 +273,9 @@ class Engine:
         rows changed since they last ran, when they asked to (a grace period, a pod becoming
         available) or in a full pass; each agent works when what it reads changed (its
         machine's generation), when its machine's containers changed, when it is due or
-        poked, or in a full pass (where the agents work whatever they find)."""
+        poked, or in a full pass (where the agents list and work whatever they find; in
+        the others an agent lists its containers only when its dockerd's event stream
+        cannot vouch for them, see `NodeAgent.sync`)."""
         with self._lock:
             loops_of = self._clusters.get(cluster_id)
         now = time.monotonic()

@@ -179,18 +179,26 @@ def exec_run(sock: Path, cid: str, cmd: list[str], timeout: float) -> int:
 
 
 # What a node agent reacts to at once: a container of a pod started, died (exited, killed,
-# OOM) or changed health. Everything else waits for the periodic pass.
-WATCHED_EVENTS = ("start", "die", "oom", "health_status")
+# OOM), changed health or was removed. Everything else waits for the periodic pass.
+WATCHED_EVENTS = ("start", "die", "oom", "health_status", "destroy")
 EVENTS_IDLE_S = 5.0  # an idle event stream is reopened after this long
 
 
 def watch_events(
-    sock: Path, on_event: Callable[[dict[str, Any]], None], stopping: Callable[[], bool]
+    sock: Path,
+    on_event: Callable[[dict[str, Any]], None],
+    stopping: Callable[[], bool],
+    on_stream: Callable[[bool], None] = lambda _up: None,
 ) -> None:
     """Follow dockerd's event stream (pod containers only) until `stopping()`, calling
     `on_event` for each event. A broken stream is opened again (events missed meanwhile
     are replayed from the last one seen); a daemon that is down is retried every second.
-    An idle stream is reopened every few seconds, so `stopping` is seen in time."""
+    An idle stream is reopened every few seconds, so `stopping` is seen in time.
+
+    `on_stream(True)` is called each time a stream is open, `on_stream(False)` each time
+    one breaks: an error, a daemon that does not answer, a stream dockerd ended itself (a
+    daemon that restarts has forgotten its events, so the replay cannot be trusted). The
+    routine reopen of an idle stream is no break: the replay covers the moment between."""
     since = f"{time.time():.9f}"
     filters = json.dumps(
         {"type": ["container"], "event": list(WATCHED_EVENTS), "label": [POD_LABEL]}
@@ -199,10 +207,13 @@ def watch_events(
         while not stopping():
             params = {"filters": filters, "since": since}
             timeout = httpx.Timeout(5.0, read=EVENTS_IDLE_S)
+            opened = False
             try:
                 with c.stream("GET", "/events", params=params, timeout=timeout) as resp:
                     if resp.status_code != 200:
                         raise httpx.TransportError(f"/events answered {resp.status_code}")
+                    opened = True
+                    on_stream(True)
                     for line in resp.iter_lines():
                         if stopping():
                             return
@@ -214,9 +225,13 @@ def watch_events(
                         if nano > 1:  # the next stream starts just after this event
                             since = f"{nano // 1_000_000_000}.{nano % 1_000_000_000:09d}"
                         on_event(event)
+                on_stream(False)  # dockerd ended the stream: it is stopping
             except httpx.ReadTimeout:
+                if not opened:  # no answer at all: a daemon that hangs
+                    on_stream(False)
                 continue
             except httpx.HTTPError:
+                on_stream(False)
                 if stopping():
                     return
                 time.sleep(1.0)
