@@ -8,8 +8,9 @@ On one `openccs serve` (SQLite) a cluster of `--machines` (10) machines (2 CPUs,
    part before the first container, dockerd's two containers, and the status write and
    poll; and followed, on the same machine, by the same pod's two containers straight on its
    dockerd in the node agent's order, and a `docker run -d`: dockerd's floor there); a
-   `web` service of `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 / maxUnavailable 0) rolled
-   to a new text and timed as bench/workloads.py does; the machines' memory.
+   `web` service of `--roll` (10) replicas (busybox httpd, RollingUpdate maxSurge 1 /
+   maxUnavailable 0) rolled to a new text and timed as bench/workloads.py does; the
+   machines' memory.
    Docker alone (the baseline of the fill): as many pods' containers as the fill makes (a
    pause container, then the app container in its network namespace), created and started
    straight on the machines' dockerds through the Engine API, `--alone-per-machine` pods
