@@ -58,6 +58,13 @@ class Counter:
         with self._lock:
             return self._values.get(values, 0.0)
 
+    def forget(self, *values: str) -> None:
+        """Drop the series whose first labels are `values` (what they count is gone: a
+        machine's agent closed), so /metrics does not keep them for the process's life."""
+        with self._lock:
+            for key in [k for k in self._values if k[: len(values)] == values]:
+                del self._values[key]
+
     def render(self) -> list[str]:
         with self._lock:
             items = sorted(self._values.items())

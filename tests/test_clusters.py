@@ -22,6 +22,7 @@ from QcloudApi.qcloudapi import QcloudApi
 from openccs.cloud.images import import_busybox_image
 
 from .conftest import Account, Server, unique_cluster_cidr
+from .workload_helpers import agent_passes, metrics_token
 
 RUN = Path("/run/openccs")
 
@@ -252,11 +253,18 @@ def test_cluster_lifecycle_with_real_machines(
     assert node_c["isNormal"] == 0 and "dockerd" in node_c["abnormalReason"]
     assert api.cluster(cluster_id)["nodeStatus"] == "PartialAbnormal"
 
-    # Delete the cluster: nothing of its machines is left on the host.
-    deleting = api.ok("DeleteCluster", {"clusterId": cluster_id})
-    assert api.wait(deleting["requestId"])["status"] == "succ"
-    assert api.ok("DescribeCluster", {"clusterIds": [cluster_id]})["totalCount"] == 0
-    assert host_leftovers(server, [a, b, c]) == []
+    # Delete the cluster: nothing of its machines is left on the host, nor in /metrics
+    # (the series of their node agents' passes go with the agents).
+    with metrics_token(server, "cluster lifecycle") as token:
+        assert {m for m, _ in agent_passes(server, token)} >= {a, b}
+        deleting = api.ok("DeleteCluster", {"clusterId": cluster_id})
+        assert api.wait(deleting["requestId"])["status"] == "succ"
+        assert api.ok("DescribeCluster", {"clusterIds": [cluster_id]})["totalCount"] == 0
+        assert host_leftovers(server, [a, b, c]) == []
+        deadline = time.monotonic() + 30
+        while {m for m, _ in agent_passes(server, token)} & {a, b, c}:
+            assert time.monotonic() < deadline, agent_passes(server, token)
+            time.sleep(0.5)
     routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
     assert not any(p.split("/")[0] in routes for p in pods)
 

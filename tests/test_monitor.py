@@ -19,6 +19,7 @@ import pytest
 from QcloudApi.modules.monitor import Monitor
 from QcloudApi.qcloudapi import QcloudApi
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from openccs.cli.serve import parse_retention
 from openccs.client import Client
@@ -26,7 +27,7 @@ from openccs.domain.accounts import create_account
 from openccs.monitor import collect, rollup
 from openccs.monitor.metrics import DIMENSIONS, METRICS, PERIODS
 from openccs.monitor.models import MonitorRollup, MonitorSample
-from openccs.monitor.sampler import Sampler, _upsert_rollups
+from openccs.monitor.sampler import Sampler, _upsert_rollups, write_pass
 from openccs.store.db import Store
 from openccs.store.models import Cluster, Vpc
 
@@ -134,6 +135,40 @@ def test_rollups_are_upserted_recovered_and_pruned(store: Store) -> None:
     with store.session() as s:
         assert s.scalars(select(MonitorRollup)).all() == []
         assert s.scalars(select(MonitorSample)).all() == []
+
+
+def test_a_pass_is_written_in_chunks_counters_first(store: Store) -> None:
+    """A large cluster's buckets go a few per transaction (no writer held long): all of
+    them are stored, and a chunk that fails leaves the counters and the chunks before it."""
+    now = time.time()
+    with store.session() as s:
+        account = create_account(s, name="chunks")
+        vpc = Vpc(id="vpc-chunks01", num_id=99002, account_id=account.id, cidr="10.9.0.0/16")
+        s.add(vpc)
+        s.flush()
+        s.add(Cluster(id="cls-chunks01", account_id=account.id, name="c", vpc_id=vpc.id,
+                      cidr="172.30.0.0/16", service_cidr="172.30.255.0/24"))  # fmt: skip
+    bucket = rollup.bucket_start(now, 60)
+    rows: list[dict[str, Any]] = [{"cluster_id": "cls-chunks01", "obj": f"default/p{i}",
+             "period": 60, "bucket": bucket, "level": "pod",
+             "data": {"pod_cpu_used": [float(i), 1]}} for i in range(10)]  # fmt: skip
+    ts = int(now * 1000)
+    sample = {"cluster_id": "cls-chunks01", "ts": ts, "counters": {}}
+    write_pass(store, [sample], rows, chunk=3)
+    with store.session() as s:
+        stored = {r.obj: r.data for r in s.scalars(select(MonitorRollup))}
+        assert len(s.scalars(select(MonitorSample)).all()) == 1
+    assert stored == {f"default/p{i}": {"pod_cpu_used": [float(i), 1]} for i in range(10)}
+    # A row no database takes (no cluster) in the third chunk: the pass stops there.
+    bad = [{**r, "bucket": bucket + 60} for r in rows]
+    bad[7] = {**bad[7], "cluster_id": None}
+    later = {**sample, "ts": ts + 60_000}
+    with pytest.raises(IntegrityError):
+        write_pass(store, [later], bad, chunk=3)
+    with store.session() as s:
+        assert len(s.scalars(select(MonitorSample)).all()) == 2
+        newer = s.scalars(select(MonitorRollup).where(MonitorRollup.bucket > bucket))
+        assert sorted(r.obj for r in newer) == [f"default/p{i}" for i in range(6)]
 
 
 # -- against a server with a real cluster --------------------------------------------------

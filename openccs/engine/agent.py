@@ -185,6 +185,7 @@ class NodeAgent:
 
     def close(self) -> None:
         self.closed = True
+        AGENT_PASSES.forget(self.node_id)
         for pool in (self._starts, self._stops):
             if pool is not None:
                 pool.shutdown(wait=False)
@@ -203,21 +204,25 @@ class NodeAgent:
             self.next_due = min(self.next_due, time.monotonic() + max(0.0, seconds))
 
     # -- the whole node ----------------------------------------------------------------
-    def sync(self, store: Any, generation: Any = None) -> None:
+    def sync(self, store: Any, generation: Any = None, full: bool = False) -> None:
         """One pass. The database is read, then the machine is worked on with no transaction
         open (docker calls can take seconds), then what changed is written in one go.
 
         `generation` names the state of what a pass reads in the database (the machine's
-        generation, `Engine.machine_generation`; None in a full pass): a pass that finds it
-        as the last complete pass left it, with nothing due, nothing poked and no stop under
-        way, ends without a call when the event stream says the containers cannot have
-        changed (`_skips`), else after the container list when it finds them unchanged too."""
+        generation, `Engine.machine_generation`, read before the pass; None when unknown). A
+        `full` pass lists and works whatever it says, and leaves it as the one it worked
+        from, so the pass after a full one skips again when nothing changed. A pass that
+        finds it as the last complete pass left it, with nothing due, nothing poked and no
+        stop under way, ends without a call when the event stream says the containers cannot
+        have changed (`_skips`), else after the container list when it finds them unchanged
+        too."""
         if not self.images_ready:
             self._ensure_builtin_images()
         poked, self.dirty = self.dirty, False
         stream = self.stream  # before the list: a break during it makes the next pass list
         unchanged = (
-            not poked
+            not full
+            and not poked
             and generation is not None
             and self.synced is not None
             and generation == self.synced[0]

@@ -463,9 +463,9 @@ class Engine:
             agent.watch()
         # Read before the agent reads the database: a change committed meanwhile makes the
         # next pass work.
-        generation = None if full else self.machine_generation(cluster_id, node_id)
+        generation = self.machine_generation(cluster_id, node_id)
         try:
-            agent.sync(self.store, generation)
+            agent.sync(self.store, generation, full)
         except Exception as exc:
             log_event(log, "node agent pass failed", node=node_id, error=str(exc)[:300])
         return agent
