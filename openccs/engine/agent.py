@@ -216,6 +216,8 @@ class NodeAgent:
         stop under way, ends without a call when the event stream says the containers cannot
         have changed (`_skips`), else after the container list when it finds them unchanged
         too."""
+        if self.closed:  # its machine left the engine while this pass was on its way
+            return
         if not self.images_ready:
             self._ensure_builtin_images()
         poked, self.dirty = self.dirty, False

@@ -261,8 +261,10 @@ class Engine:
             for cluster_id in ended:
                 self._clusters.pop(cluster_id).cancel()
                 self._controllers.forget(cluster_id)
+            # Agents of clusters without a loop go, also one that a pass still under way
+            # when its cluster ended made after this loop last looked.
             for node_id, agent in list(self._agents.items()):
-                if agent.cluster_id in ended:
+                if agent.cluster_id not in self._clusters:
                     del self._agents[node_id]
                     agent.close()
 
