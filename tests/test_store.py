@@ -189,3 +189,50 @@ def test_replay_guards_of_two_processes_share_nonces_through_the_database(store:
     asyncio.run(request(second, "4"))
     with store.session() as s:
         assert s.get(Nonce, ("SHARED", "4")).ts == now  # type: ignore[union-attr]
+
+
+def test_replay_batch_waits_out_another_writer_on_sqlite(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that finds SQLite locked by another connection (another process's writer)
+    is written as soon as that writer is done; one locked out past the guard's patience
+    fails (its requests answer 6000) and writes nothing."""
+    if not store.is_sqlite:
+        pytest.skip("SQLite's lock")
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from openccs.api import replay as replay_mod
+    from openccs.store.models import Nonce
+
+    now = int(time.time())
+    guard = ReplayGuard(store, window=100, per_key=1000)
+    holder = store.engine.connect()
+    holder.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, as another process holds it
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(0.3)
+        released.set()
+        holder.exec_driver_sql("COMMIT")
+
+    threading.Thread(target=release).start()
+    guard.check("LOCKED", "1", now)
+    guard.flush()  # retried until the holder commits
+    assert released.is_set()
+    with store.session() as s:
+        assert s.get(Nonce, ("LOCKED", "1")) is not None
+
+    monkeypatch.setattr(replay_mod, "WRITE_PATIENCE", 0.2)
+    holder.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        guard.check("LOCKED", "2", now)
+        with pytest.raises(OperationalError, match="locked"):
+            guard.flush()
+    finally:
+        holder.exec_driver_sql("ROLLBACK")
+        holder.close()
+        guard.stop()
+    with store.session() as s:
+        assert s.get(Nonce, ("LOCKED", "2")) is None

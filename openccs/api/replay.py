@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -29,14 +30,18 @@ from typing import Any
 
 from sqlalchemy import delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from openccs.errors import replay
 from openccs.log import get_logger, log_event
-from openccs.store.db import Store
+from openccs.store.db import Store, is_locked, make_engine
 from openccs.store.models import Nonce
 
 log = get_logger("openccs.replay")
 PRUNE_EVERY = 60.0
+# A batch that finds SQLite locked is tried again after RETRY_FIRST s, doubling up to
+# RETRY_MAX (with jitter), for WRITE_PATIENCE s in all.
+RETRY_FIRST, RETRY_MAX, WRITE_PATIENCE = 0.0002, 0.002, 10.0
 
 
 @dataclass
@@ -66,6 +71,11 @@ class ReplayGuard:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._dialect: Any = sqlite if store.is_sqlite else postgresql
+        # On SQLite the batches go through a connection of their own that is told at once
+        # when the database is locked (`_insert_sqlite`).
+        self._writer: Any = (
+            make_engine(store.url, pool_size=1, busy_timeout_ms=0) if store.is_sqlite else None
+        )
         # Only the process that owns the background work prunes the table.
         self.prunes_database = True
 
@@ -211,9 +221,34 @@ class ReplayGuard:
         ).returning(table.c.secret_id, table.c.nonce)
         # (No nonce is twice in one batch: `check` refuses what memory holds.)
         params = [{"secret_id": a, "nonce": b, "ts": c} for a, b, c in rows]
-        with self.store.engine.begin() as conn:
-            taken = {(a, b) for a, b in conn.execute(stmt, params)}
+        if self._writer is None:
+            taken = self._insert(self.store.engine, stmt, params)
+        else:
+            taken = self._insert_sqlite(stmt, params)
         return {(a, b) for a, b, _ in rows} - taken
+
+    @staticmethod
+    def _insert(engine: Any, stmt: Any, params: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        with engine.begin() as conn:
+            return {(a, b) for a, b in conn.execute(stmt, params)}
+
+    def _insert_sqlite(self, stmt: Any, params: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """The batch on SQLite, where another process's writer (an API worker's nonces, the
+        main process's engine) may hold the database: tried again after a fraction of a
+        millisecond, not in SQLite's busy handler, whose sleeps grow to 25-100 ms and let
+        the other process take the lock again meanwhile (a p99 of 200 ms with two workers
+        under load); given up after `WRITE_PATIENCE` s as the busy handler would."""
+        assert self._writer is not None
+        deadline = time.monotonic() + WRITE_PATIENCE
+        pause = RETRY_FIRST
+        while True:
+            try:
+                return self._insert(self._writer, stmt, params)
+            except OperationalError as exc:
+                if not is_locked(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, RETRY_MAX)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="nonce-writer", daemon=True)
@@ -227,6 +262,8 @@ class ReplayGuard:
             self._thread.join(10)
             self._thread = None
         self.flush()
+        if self._writer is not None:
+            self._writer.dispose()  # its connection closed (the engine opens one again if used)
 
     def _run(self) -> None:
         last_prune = time.monotonic()

@@ -10,28 +10,46 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a killed process; only a power loss may lose the last commit.
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+BUSY_TIMEOUT_MS = 10_000
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only a power loss may lose the last
+        # commit.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    return on_connect
+
+
+def make_engine(url: str, pool_size: int = 16, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """An engine for `url`. On SQLite, a writer that finds the database locked waits in
+    SQLite's busy handler up to `busy_timeout_ms` (0: it is told at once, and retries as it
+    sees fit: `is_locked`)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=False)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=False)  # fmt: skip
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
     else:
-        engine = create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=True)  # fmt: skip
     return engine
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (another connection writes)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 def migrate(engine: Engine) -> None:
