@@ -184,8 +184,9 @@ class NodeAgent:
         self.notify()
 
     def close(self) -> None:
-        self.closed = True
-        AGENT_PASSES.forget(self.node_id)
+        with self._due_lock:  # no pass under way counts after its series are gone
+            self.closed = True
+            AGENT_PASSES.forget(self.node_id)
         for pool in (self._starts, self._stops):
             if pool is not None:
                 pool.shutdown(wait=False)
@@ -198,6 +199,11 @@ class NodeAgent:
         if self._stops is None:
             self._stops = ThreadPoolExecutor(POD_STOPS, f"stops-{self.node_id}")
         return self._stops
+
+    def _count(self, outcome: str) -> None:
+        with self._due_lock:
+            if not self.closed:
+                AGENT_PASSES.inc(self.node_id, outcome)
 
     def _due_in(self, seconds: float) -> None:
         with self._due_lock:  # pods of a pass run in several threads
@@ -232,7 +238,7 @@ class NodeAgent:
             and time.monotonic() < self.next_due
         )
         if unchanged and self._skips(stream):
-            AGENT_PASSES.inc(self.node_id, "skipped")
+            self._count("skipped")
             return
         try:
             listed = docker.pod_containers(self.socket)
@@ -243,9 +249,9 @@ class NodeAgent:
         seen = (generation, _fingerprint(listed))
         lagging = self._lagging(listed)
         if unchanged and seen == self.synced:
-            AGENT_PASSES.inc(self.node_id, "quiet")
+            self._count("quiet")
         else:
-            AGENT_PASSES.inc(self.node_id, "worked")
+            self._count("worked")
             self.synced = None
             try:
                 if self._sync(store, listed):
