@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, export_source, git_commit, machine_facts, publish
+from common import REPO, export_source, git_commit, machine_facts, publish, run_child, short_rev
 
 TITLE = "## Engine commit listeners: CPU per commit, A/B"
 KINDS = ("read", "api write", "pod status")
@@ -124,21 +121,9 @@ print("RESULT " + json.dumps(out))
 def measure(source: Path, commits: int, rounds: int) -> dict[str, list[float]]:
     """CPU microseconds per commit, per kind with (`KIND on`) and without (`KIND off`) the
     listeners, one figure per round, of one child process importing openccs from SOURCE."""
-    env = dict(os.environ, PYTHONPATH=str(source))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(commits), str(rounds)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=900,
-        check=False,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            got: dict[str, list[float]] = json.loads(line.removeprefix("RESULT "))
-            return got
-    raise RuntimeError(f"measurement failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    got = run_child(source, CHILD, str(commits), str(rounds))
+    assert isinstance(got, dict)
+    return got
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,12 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
-    commit_a = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", a.compare],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit_a = short_rev(a.compare)
     m = machine_facts()
     med = statistics.median
     command = shlex.join([".venv/bin/python", "bench/commit_listeners.py", *sys.argv[1:]])

@@ -119,6 +119,33 @@ def export_source(ref: str, dest: Path) -> Path:
     return dest
 
 
+def run_child(source: Path, code: str, *args: str) -> object:
+    """Run CODE in a child Python importing openccs from SOURCE (an A/B side exported by
+    `export_source`, or the working tree) and return what it printed after `RESULT ` (JSON)."""
+    import json
+    import tempfile
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(source)),
+        cwd=tempfile.gettempdir(),
+        timeout=900,
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line.removeprefix("RESULT "))
+    raise RuntimeError(f"measurement failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+
+
+def short_rev(ref: str) -> str:
+    """REF's abbreviated commit id ('' when git does not know it)."""
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref],
+                          capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+
+
 def leftovers(site: str) -> list[str]:
     """The site's network namespaces and machine dockerds still on the host."""
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, export_source, git_commit, machine_facts, publish
+from common import REPO, export_source, git_commit, machine_facts, publish, run_child, short_rev
 
 TITLE = "## Gateway: CPU per signed request, A/B without the network"
 
@@ -113,21 +110,9 @@ uvloop.run(main())
 
 def measure(source: Path, action: str, total: int, concurrency: int) -> float:
     """CPU microseconds per request of one child process importing openccs from SOURCE."""
-    env = dict(os.environ, PYTHONPATH=str(source))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, action, str(total), str(concurrency)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=900,
-        check=False,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line.removeprefix("RESULT "))
-            return float(result["cpu"]) / int(result["requests"]) * 1e6
-    raise RuntimeError(f"measurement failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    result = run_child(source, CHILD, action, str(total), str(concurrency))
+    assert isinstance(result, dict)
+    return float(result["cpu"]) / int(result["requests"]) * 1e6
 
 
 def _median(values: Sequence[float]) -> float:
@@ -166,12 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
-    commit_a = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", a.compare],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit_a = short_rev(a.compare)
     m = machine_facts()
     lines = [
         TITLE,
