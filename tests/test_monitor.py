@@ -159,9 +159,9 @@ def test_a_pass_is_written_in_chunks_counters_first(store: Store) -> None:
         stored = {r.obj: r.data for r in s.scalars(select(MonitorRollup))}
         assert len(s.scalars(select(MonitorSample)).all()) == 1
     assert stored == {f"default/p{i}": {"pod_cpu_used": [float(i), 1]} for i in range(10)}
-    # A row no database takes (no cluster) in the third chunk: the pass stops there.
+    # A row no database takes (no level) in the third chunk: the pass stops there.
     bad = [{**r, "bucket": bucket + 60} for r in rows]
-    bad[7] = {**bad[7], "cluster_id": None}
+    bad[7] = {**bad[7], "level": None}
     later = {**sample, "ts": ts + 60_000}
     with pytest.raises(IntegrityError):
         write_pass(store, [later], bad, chunk=3)
