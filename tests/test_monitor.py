@@ -89,17 +89,22 @@ def test_counter_files_parse() -> None:
     assert collect.parse_blkio(blk) == (4097, 8192)
 
 
+def a_cluster(store: Store, suffix: str, vpc_num: int) -> None:
+    """Rows for cluster `cls-SUFFIX` (its account and VPC), no machines."""
+    with store.session() as s:
+        account = create_account(s, name=suffix)
+        vpc = Vpc(id=f"vpc-{suffix}", num_id=vpc_num, account_id=account.id, cidr="10.9.0.0/16")
+        s.add(vpc)
+        s.flush()
+        s.add(Cluster(id=f"cls-{suffix}", account_id=account.id, name=suffix, vpc_id=vpc.id,
+                      cidr="172.31.0.0/16", service_cidr="172.31.255.0/24"))  # fmt: skip
+
+
 def test_rollups_are_upserted_recovered_and_pruned(store: Store) -> None:
     """The sampler's storage on each backend: open buckets written whole on every pass,
     loaded again by a new sampler with the last raw counters, dropped with their cluster."""
     now = time.time()
-    with store.session() as s:
-        account = create_account(s, name="mon")
-        vpc = Vpc(id="vpc-monitor1", num_id=99001, account_id=account.id, cidr="10.9.0.0/16")
-        s.add(vpc)
-        s.flush()
-        s.add(Cluster(id="cls-monitor1", account_id=account.id, name="m", vpc_id=vpc.id,
-                      cidr="172.31.0.0/16", service_cidr="172.31.255.0/24"))  # fmt: skip
+    a_cluster(store, "monitor1", 99001)
 
     def rows(value: float, n: int) -> list[dict[str, Any]]:
         return [{"cluster_id": "cls-monitor1", "obj": "default/web", "period": p,
@@ -141,13 +146,7 @@ def test_a_pass_is_written_in_chunks_counters_first(store: Store) -> None:
     """A large cluster's buckets go a few per transaction (no writer held long): all of
     them are stored, and a chunk that fails leaves the counters and the chunks before it."""
     now = time.time()
-    with store.session() as s:
-        account = create_account(s, name="chunks")
-        vpc = Vpc(id="vpc-chunks01", num_id=99002, account_id=account.id, cidr="10.9.0.0/16")
-        s.add(vpc)
-        s.flush()
-        s.add(Cluster(id="cls-chunks01", account_id=account.id, name="c", vpc_id=vpc.id,
-                      cidr="172.30.0.0/16", service_cidr="172.30.255.0/24"))  # fmt: skip
+    a_cluster(store, "chunks01", 99002)
     bucket = rollup.bucket_start(now, 60)
     rows: list[dict[str, Any]] = [{"cluster_id": "cls-chunks01", "obj": f"default/p{i}",
              "period": 60, "bucket": bucket, "level": "pod",
