@@ -6,6 +6,7 @@ the clean-up at the end with its check that nothing was left on the host."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import re
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,9 +124,6 @@ def export_source(ref: str, dest: Path) -> Path:
 def run_child(source: Path, code: str, *args: str) -> object:
     """Run CODE in a child Python importing openccs from SOURCE (an A/B side exported by
     `export_source`, or the working tree) and return what it printed after `RESULT ` (JSON)."""
-    import json
-    import tempfile
-
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

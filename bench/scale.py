@@ -46,6 +46,7 @@ import argparse
 import base64
 import contextlib
 import datetime
+import functools
 import json
 import os
 import subprocess
@@ -177,7 +178,34 @@ class Alone:
     cpu: Cpu | None = None
 
 
+def engine_api(sock: Path) -> httpx.Client:
+    """A client of a machine's dockerd (Engine API over its socket), as the agent has."""
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(sock), verify=False),
+                        base_url=API_BASE, timeout=120.0)  # fmt: skip
+
+
+def engine_call(api: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+    r = api.request(method, path, **kw)
+    if r.status_code >= 400:
+        raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+    return r
+
+
 ALONE_LABEL = "openccs.bench.alone"  # not the pods' label: the node agents leave them be
+
+
+def pause_body(name: str) -> dict[str, Any]:
+    """A pod's pause container as the node agent creates it (its network and DNS)."""
+    return {"Image": PAUSE_IMAGE, "Hostname": name, "Labels": {ALONE_LABEL: "pause"},
+            "HostConfig": {"NetworkMode": "bridge", "Dns": ["10.255.255.10"],
+                           "DnsSearch": ["default.svc.cluster.local"], "DnsOptions": ["ndots:5"]},
+            "StopSignal": "SIGKILL"}  # fmt: skip
+
+
+def app_body(pause: str) -> dict[str, Any]:
+    """A pod's app container (busybox `sleep`) in the network namespace of `pause`."""
+    return {"Image": BUSYBOX, "Cmd": ["sleep", str(10**8)], "Labels": {ALONE_LABEL: "app"},
+            "HostConfig": {"NetworkMode": f"container:{pause}"}}  # fmt: skip
 
 
 def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
@@ -192,32 +220,18 @@ def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
         plan[k % len(socks)].append(k)
     done: list[int] = []
 
-    def client(sock: Path) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(sock), verify=False),
-                            base_url=API_BASE, timeout=120.0)  # fmt: skip
-
-    def call(api: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
-        r = api.request(method, path, **kw)
-        if r.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
-        return r
-
     def one(api: httpx.Client, i: int, k: int) -> None:
         name = f"alone-{k}"
-        pause = call(api, "POST", "/containers/create", params={"name": f"{name}-pause"}, json={
-            "Image": PAUSE_IMAGE, "Hostname": name, "Labels": {ALONE_LABEL: "pause"},
-            "HostConfig": {"NetworkMode": "bridge", "Dns": ["10.255.255.10"],
-                           "DnsSearch": ["default.svc.cluster.local"], "DnsOptions": ["ndots:5"]},
-            "StopSignal": "SIGKILL"}).json()["Id"]  # fmt: skip
-        call(api, "POST", f"/containers/{pause}/start")
-        app = call(api, "POST", "/containers/create", params={"name": f"{name}-main"}, json={
-            "Image": BUSYBOX, "Cmd": ["sleep", str(10**8)], "Labels": {ALONE_LABEL: "app"},
-            "HostConfig": {"NetworkMode": f"container:{pause}"}}).json()["Id"]  # fmt: skip
-        call(api, "POST", f"/containers/{app}/start")
+        pause = engine_call(api, "POST", "/containers/create", params={"name": f"{name}-pause"},
+                            json=pause_body(name)).json()["Id"]  # fmt: skip
+        engine_call(api, "POST", f"/containers/{pause}/start")
+        app = engine_call(api, "POST", "/containers/create", params={"name": f"{name}-main"},
+                          json=app_body(pause)).json()["Id"]  # fmt: skip
+        engine_call(api, "POST", f"/containers/{app}/start")
         done.append(k)
 
     def machine(i: int) -> None:
-        with client(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
+        with engine_api(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
             for f in [pool.submit(one, api, i, k) for k in plan[i]]:
                 try:
                     f.result()
@@ -225,8 +239,8 @@ def docker_alone(env: Env, cluster: str, pods: int, per_machine: int) -> Alone:
                     out.errors.append(str(exc)[:300])
 
     def clean(i: int) -> None:
-        with client(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
-            listed = call(api, "GET", "/containers/json", params={
+        with engine_api(socks[i]) as api, ThreadPoolExecutor(per_machine) as pool:
+            listed = engine_call(api, "GET", "/containers/json", params={
                 "all": "1", "filters": json.dumps({"label": [ALONE_LABEL]})}).json()  # fmt: skip
             list(pool.map(lambda c: api.delete(f"/containers/{c['Id']}",
                                                params={"force": "1", "v": "1"}),
@@ -254,30 +268,16 @@ def pod_alone(sock: Path, name: str) -> float:
     """One pod's containers straight on a machine's dockerd in the node agent's order (pause
     and app created at once, pause started, then the app in its network namespace): the
     seconds from the first call until the app's start returned. Removed afterwards."""
-    api = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock), verify=False),
-                       base_url=API_BASE, timeout=120.0)  # fmt: skip
-
-    def call(method: str, path: str, **kw: Any) -> httpx.Response:
-        r = api.request(method, path, **kw)
-        if r.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
-        return r
-
+    api = engine_api(sock)
+    call = functools.partial(engine_call, api)
+    create = functools.partial(call, "POST", "/containers/create")
     ids: list[str] = []
     try:
         with ThreadPoolExecutor(2) as pool:
             t0 = time.perf_counter()
-            pause_f = pool.submit(call, "POST", "/containers/create",
-                                  params={"name": f"{name}-pause"}, json={
-                "Image": PAUSE_IMAGE, "Hostname": name, "Labels": {ALONE_LABEL: "pause"},
-                "HostConfig": {"NetworkMode": "bridge", "Dns": ["10.255.255.10"],
-                               "DnsSearch": ["default.svc.cluster.local"],
-                               "DnsOptions": ["ndots:5"]},
-                "StopSignal": "SIGKILL"})  # fmt: skip
-            app_f = pool.submit(call, "POST", "/containers/create",
-                                params={"name": f"{name}-main"}, json={
-                "Image": BUSYBOX, "Cmd": ["sleep", str(10**8)], "Labels": {ALONE_LABEL: "app"},
-                "HostConfig": {"NetworkMode": f"container:{name}-pause"}})  # fmt: skip
+            pause_f = pool.submit(create, params={"name": f"{name}-pause"}, json=pause_body(name))
+            app_f = pool.submit(create, params={"name": f"{name}-main"},
+                                json=app_body(f"{name}-pause"))  # fmt: skip
             pause = pause_f.result().json()["Id"]
             ids.append(pause)
             call("POST", f"/containers/{pause}/start")
